@@ -1,0 +1,3 @@
+from tlsgate.cli import main
+
+raise SystemExit(main())

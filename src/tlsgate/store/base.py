@@ -1,0 +1,130 @@
+"""What the rest of tlsgate may ask of persistent state: records and one Protocol, no engine.
+
+Callers (the CA, later ACME and renewal) depend on this module only, so SQLite (the embedded
+default) and PostgreSQL (for clusters) are interchangeable without touching them. Every method is
+one transaction: it either happens completely or not at all, and a concurrent process sees the
+state before or after, never between.
+
+Private keys pass through here as opaque PEM bytes, already encrypted by the caller when a
+passphrase is set; a store never parses or logs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+__all__ = [
+    "AuthorityRecord",
+    "CertStatus",
+    "CertificateRecord",
+    "NewAuthority",
+    "Store",
+]
+
+
+class CertStatus(StrEnum):
+    VALID = "valid"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class NewAuthority:
+    """A CA about to be stored: certificates, encrypted-or-not key PEMs and settings."""
+
+    name: str
+    root_pem: bytes
+    intermediate_pem: bytes
+    #: key id -> PEM; ids are the keys' SubjectKeyIdentifier in hex, so they never clash.
+    keys: Mapping[str, bytes]
+    root_key_id: str
+    intermediate_key_id: str
+    crl_url: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuthorityRecord:
+    id: int
+    name: str
+    root_pem: bytes
+    intermediate_pem: bytes
+    root_key_id: str
+    intermediate_key_id: str
+    crl_url: str | None
+    created_at: datetime
+    active: bool
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    """One certificate the CA signed; the audit trail a CA must keep."""
+
+    serial: int
+    authority_id: int
+    names: tuple[str, ...]
+    usages: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+    issued_at: datetime
+    pem: bytes
+    status: CertStatus = CertStatus.VALID
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    #: who asked: "cli", later "acme:<account>"; kept for the audit trail.
+    requester: str = "cli"
+
+
+class Store(Protocol):
+    """Persistence for the CA and, later, ACME and renewal state."""
+
+    @property
+    def location(self) -> str:
+        """Where the state lives, for messages (a path or a redacted URL)."""
+        ...
+
+    def close(self) -> None: ...
+
+    # -- certificate authority --------------------------------------------------------------
+    def active_authority(self) -> AuthorityRecord | None: ...
+
+    def create_authority(self, new: NewAuthority, *, replace: bool = False) -> AuthorityRecord:
+        """Store a CA and make it the active one.
+
+        Raises :class:`~tlsgate.errors.AlreadyExists` if one is active and ``replace`` is false;
+        with ``replace`` the old CA is kept (inactive) with its certificate records.
+        """
+        ...
+
+    def load_key(self, key_id: str) -> bytes:
+        """The stored PEM for ``key_id``; :class:`~tlsgate.errors.NotFound` if missing."""
+        ...
+
+    # -- issued certificates -----------------------------------------------------------------
+    def add_certificate(self, record: CertificateRecord) -> None:
+        """Record an issued certificate; AlreadyExists if the serial is taken."""
+        ...
+
+    def get_certificate(self, serial: int) -> CertificateRecord: ...
+
+    def list_certificates(
+        self,
+        *,
+        authority_id: int | None = None,
+        status: CertStatus | None = None,
+        not_after_before: datetime | None = None,
+        not_after_after: datetime | None = None,
+    ) -> Sequence[CertificateRecord]:
+        """Records ordered by ``not_after``, filtered as asked."""
+        ...
+
+    def revoke_certificate(self, serial: int, *, at: datetime, reason: str) -> CertificateRecord:
+        """Mark revoked (once); AlreadyExists if it already is, NotFound if unknown."""
+        ...
+
+    def next_crl_number(self, authority_id: int) -> int:
+        """A CRL number greater than any handed out before for this CA (RFC 5280 5.2.3)."""
+        ...

@@ -1,0 +1,335 @@
+"""The embedded default store: one SQLite file plus 0600 key files in a private directory.
+
+Why this shape:
+- SQLite in WAL mode with ``synchronous=FULL`` gives crash-safe transactions and lets readers run
+  while one process writes; every write transaction starts with ``BEGIN IMMEDIATE`` so two
+  processes serialise on the database lock instead of failing half-way (``busy_timeout`` waits).
+- Private keys live in files (``keys/<id>.pem``, 0600, written atomically) rather than in the
+  database, so a copy of the database for debugging never carries them.
+- The schema version is ``PRAGMA user_version``; migrations run inside the same write lock, so
+  several processes starting at once migrate exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tlsgate.errors import AlreadyExists, NotFound, StorageError
+from tlsgate.store.base import (
+    AuthorityRecord,
+    CertificateRecord,
+    CertStatus,
+    NewAuthority,
+)
+from tlsgate.store.files import PRIVATE, atomic_write, ensure_private_dir
+
+__all__ = ["SQLiteStore"]
+
+DB_NAME = "tlsgate.db"
+_BUSY_TIMEOUT_MS = 30_000
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: certificate authority and issued certificates
+    """
+    CREATE TABLE authority (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        root_pem BLOB NOT NULL,
+        intermediate_pem BLOB NOT NULL,
+        root_key_id TEXT NOT NULL,
+        intermediate_key_id TEXT NOT NULL,
+        crl_url TEXT,
+        created_at TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        crl_number INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX authority_one_active ON authority(active) WHERE active = 1;
+    CREATE TABLE certificate (
+        serial TEXT PRIMARY KEY,           -- upper-case hex, even length
+        authority_id INTEGER NOT NULL REFERENCES authority(id),
+        names TEXT NOT NULL,               -- JSON list of identity strings
+        usages TEXT NOT NULL,              -- JSON list
+        not_before TEXT NOT NULL,
+        not_after TEXT NOT NULL,           -- ISO 8601 UTC, sortable
+        issued_at TEXT NOT NULL,
+        pem BLOB NOT NULL,
+        status TEXT NOT NULL DEFAULT 'valid',
+        revoked_at TEXT,
+        revocation_reason TEXT,
+        requester TEXT NOT NULL DEFAULT 'cli'
+    );
+    CREATE INDEX certificate_not_after ON certificate(not_after);
+    CREATE INDEX certificate_authority ON certificate(authority_id, status);
+    """,
+)
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _serial_key(serial: int) -> str:
+    text = f"{serial:X}"
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+class SQLiteStore:
+    """State in ``<dir>/tlsgate.db`` and ``<dir>/keys/``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = ensure_private_dir(directory)
+        self._keys = ensure_private_dir(directory / "keys")
+        path = directory / DB_NAME
+        if not path.exists():
+            # Create it 0600 before SQLite does, since SQLite would honour the umask (often 0644).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot open state database {path}: {exc}") from None
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding SQLite's write lock from the start."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"state database is busy or unwritable: {exc}") from None
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                self._db.execute("ROLLBACK")
+                raise StorageError(f"cannot commit to the state database: {exc}") from None
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version == len(_MIGRATIONS):
+            return
+        with self._write() as db:
+            (version,) = db.execute("PRAGMA user_version").fetchone()  # re-read under the lock
+            if version > len(_MIGRATIONS):
+                raise StorageError(
+                    f"state in {self.directory} was written by a newer tlsgate (schema {version})"
+                )
+            for number in range(version, len(_MIGRATIONS)):
+                for statement in _MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {len(_MIGRATIONS)}")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            cursor = self._db.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot read the state database: {exc}") from None
+
+    # -- certificate authority --------------------------------------------------------------
+    @staticmethod
+    def _authority(row: sqlite3.Row) -> AuthorityRecord:
+        return AuthorityRecord(
+            id=row["id"],
+            name=row["name"],
+            root_pem=bytes(row["root_pem"]),
+            intermediate_pem=bytes(row["intermediate_pem"]),
+            root_key_id=row["root_key_id"],
+            intermediate_key_id=row["intermediate_key_id"],
+            crl_url=row["crl_url"],
+            created_at=_dt(row["created_at"]),
+            active=bool(row["active"]),
+        )
+
+    def active_authority(self) -> AuthorityRecord | None:
+        rows = self._query("SELECT * FROM authority WHERE active = 1")
+        return self._authority(rows[0]) if rows else None
+
+    def _key_path(self, key_id: str) -> Path:
+        if not key_id or not all(c in "0123456789abcdef" for c in key_id):
+            raise StorageError(f"invalid key id {key_id!r}")
+        return self._keys / f"{key_id}.pem"
+
+    def create_authority(self, new: NewAuthority, *, replace: bool = False) -> AuthorityRecord:
+        written: list[Path] = []
+        try:
+            with self._write() as db:
+                active = db.execute("SELECT id FROM authority WHERE active = 1").fetchone()
+                if active is not None and not replace:
+                    raise AlreadyExists(
+                        f"a certificate authority already exists in {self.directory} "
+                        "(use --force to replace it)"
+                    )
+                for key_id, pem in new.keys.items():
+                    path = self._key_path(key_id)
+                    atomic_write(path, pem, mode=PRIVATE, overwrite=False)
+                    written.append(path)
+                db.execute("UPDATE authority SET active = 0 WHERE active = 1")
+                cursor = db.execute(
+                    "INSERT INTO authority (name, root_pem, intermediate_pem, root_key_id,"
+                    " intermediate_key_id, crl_url, created_at, active) VALUES (?,?,?,?,?,?,?,1)",
+                    (
+                        new.name,
+                        new.root_pem,
+                        new.intermediate_pem,
+                        new.root_key_id,
+                        new.intermediate_key_id,
+                        new.crl_url,
+                        _ts(new.created_at),
+                    ),
+                )
+                authority_id = cursor.lastrowid
+        except BaseException:
+            for path in written:  # the transaction rolled back: leave no orphan key behind
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        rows = self._query("SELECT * FROM authority WHERE id = ?", (authority_id,))
+        return self._authority(rows[0])
+
+    def load_key(self, key_id: str) -> bytes:
+        path = self._key_path(key_id)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"private key {path} is missing") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read private key {path}: {exc.strerror}") from None
+
+    # -- issued certificates -----------------------------------------------------------------
+    @staticmethod
+    def _certificate(row: sqlite3.Row) -> CertificateRecord:
+        return CertificateRecord(
+            serial=int(row["serial"], 16),
+            authority_id=row["authority_id"],
+            names=tuple(json.loads(row["names"])),
+            usages=tuple(json.loads(row["usages"])),
+            not_before=_dt(row["not_before"]),
+            not_after=_dt(row["not_after"]),
+            issued_at=_dt(row["issued_at"]),
+            pem=bytes(row["pem"]),
+            status=CertStatus(row["status"]),
+            revoked_at=_dt(row["revoked_at"]) if row["revoked_at"] else None,
+            revocation_reason=row["revocation_reason"],
+            requester=row["requester"],
+        )
+
+    def add_certificate(self, record: CertificateRecord) -> None:
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO certificate (serial, authority_id, names, usages, not_before,"
+                    " not_after, issued_at, pem, status, revoked_at, revocation_reason, requester)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        _serial_key(record.serial),
+                        record.authority_id,
+                        json.dumps(list(record.names)),
+                        json.dumps(list(record.usages)),
+                        _ts(record.not_before),
+                        _ts(record.not_after),
+                        _ts(record.issued_at),
+                        record.pem,
+                        record.status.value,
+                        _ts(record.revoked_at) if record.revoked_at else None,
+                        record.revocation_reason,
+                        record.requester,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise AlreadyExists(
+                    f"serial {_serial_key(record.serial)} is already used"
+                ) from None
+            raise StorageError(f"cannot record certificate: {exc}") from None
+
+    def get_certificate(self, serial: int) -> CertificateRecord:
+        rows = self._query("SELECT * FROM certificate WHERE serial = ?", (_serial_key(serial),))
+        if not rows:
+            raise NotFound(f"no certificate with serial {_serial_key(serial)}")
+        return self._certificate(rows[0])
+
+    def list_certificates(
+        self,
+        *,
+        authority_id: int | None = None,
+        status: CertStatus | None = None,
+        not_after_before: datetime | None = None,
+        not_after_after: datetime | None = None,
+    ) -> Sequence[CertificateRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if authority_id is not None:
+            clauses.append("authority_id = ?")
+            params.append(authority_id)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        if not_after_before is not None:
+            clauses.append("not_after < ?")
+            params.append(_ts(not_after_before))
+        if not_after_after is not None:
+            clauses.append("not_after > ?")
+            params.append(_ts(not_after_after))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(f"SELECT * FROM certificate{where} ORDER BY not_after, serial", params)
+        return [self._certificate(r) for r in rows]
+
+    def revoke_certificate(self, serial: int, *, at: datetime, reason: str) -> CertificateRecord:
+        key = _serial_key(serial)
+        with self._write() as db:
+            row = db.execute("SELECT status FROM certificate WHERE serial = ?", (key,)).fetchone()
+            if row is None:
+                raise NotFound(f"no certificate with serial {key}")
+            if row[0] == CertStatus.REVOKED.value:
+                raise AlreadyExists(f"certificate {key} is already revoked")
+            db.execute(
+                "UPDATE certificate SET status = ?, revoked_at = ?, revocation_reason = ?"
+                " WHERE serial = ?",
+                (CertStatus.REVOKED.value, _ts(at), reason, key),
+            )
+        return self.get_certificate(serial)
+
+    def next_crl_number(self, authority_id: int) -> int:
+        with self._write() as db:
+            db.execute(
+                "UPDATE authority SET crl_number = crl_number + 1 WHERE id = ?", (authority_id,)
+            )
+            row = db.execute(
+                "SELECT crl_number FROM authority WHERE id = ?", (authority_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no certificate authority with id {authority_id}")
+        return int(row[0])
