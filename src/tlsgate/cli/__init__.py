@@ -17,7 +17,7 @@ from typing import NoReturn
 from tlsgate import __version__
 from tlsgate.errors import TlsgateError
 
-__all__ = ["Parser", "main"]
+__all__ = ["Parser", "build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install tlsgate into ./.venv on a fresh Debian machine, with the system tools it drives.
+# Usage: scripts/install.sh [--test]   (--test adds what the test suite needs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+tools=(openssl curl)
+if [ "${1:-}" = "--test" ]; then
+  extras="[test]"
+fi
+
+missing=()
+for tool in "${tools[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: please install with apt-get: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install.sh: installing ${missing[*]} from Debian" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" ca-certificates >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \
+  | grep -v "is ignored: it is neither a file nor a directory" || true
+.venv/bin/tlsgate --version >/dev/null
+echo "install.sh: tlsgate installed in $(pwd)/.venv (run .venv/bin/tlsgate)" >&2

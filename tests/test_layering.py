@@ -1,0 +1,58 @@
+"""The dependency direction is a rule, so it is a test: pki <- store <- ca <- cli.
+
+Each check imports a package in a fresh interpreter and looks at what came along, which catches
+imports hidden inside functions of other modules only once they run, and module-level ones always.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FORBIDDEN = {
+    # pki is pure: no I/O engines, no persistence, nothing above it.
+    "tlsgate.pki": ["sqlite3", "asyncio", "ssl", "tlsgate.store", "tlsgate.ca", "tlsgate.cli"],
+    "tlsgate.store": ["asyncio", "tlsgate.ca", "tlsgate.cli"],
+    "tlsgate.ca": ["asyncio", "tlsgate.cli"],
+}
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependency_direction(package: str) -> None:
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"pkg = importlib.import_module({package!r})\n"
+        "for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.split()
+    )
+    offenders = [m for m in FORBIDDEN[package] if m in loaded]
+    assert not offenders, f"{package} pulls in {offenders}"
+
+
+#: Modules the pure layer must not import itself (``socket`` does arrive through
+#: ``cryptography`` -> ``email.utils``, which does no I/O, so the sys.modules check cannot ban it).
+PURE_BANNED = {"socket", "ssl", "asyncio", "sqlite3", "subprocess", "threading", "time"}
+
+
+def test_pki_source_imports_no_io() -> None:
+    root = Path(__file__).resolve().parents[1] / "src" / "tlsgate" / "pki"
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in PURE_BANNED, f"{path.name} imports {name}"
