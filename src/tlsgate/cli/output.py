@@ -81,7 +81,7 @@ def records_table(records: Sequence[CertificateRecord], now: datetime) -> Table:
 
 def cert_table(info: CertInfo, now: datetime, extra: Sequence[tuple[str, str]] = ()) -> Table:
     """A two-column view of one certificate, in the order a person checks them."""
-    table = Table(show_header=False, show_edge=False, box=None, pad_edge=False)
+    table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     left = info.remaining(now)
