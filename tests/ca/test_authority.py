@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from tlsgate.ca import CertificateAuthority
-from tlsgate.errors import AlreadyExists, InvalidKey, NotInitialized, PolicyDenied
+from tlsgate.errors import AlreadyExists, ConfigError, InvalidKey, NotInitialized, PolicyDenied
 from tlsgate.pki.chain import Reason, VerificationFailed, verify_chain
 from tlsgate.pki.csr import build_csr, check_csr
 from tlsgate.pki.keys import KeyType, generate_key
@@ -163,3 +163,10 @@ def test_racing_inits_one_wins(state_dir: Path) -> None:
     assert len(list((state_dir / "keys").iterdir())) == 2
     ca.issue(parse_identities(["a.example"]), now=datetime.now(UTC))
     store.close()
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 60])
+def test_ca_name_must_fit(store: SQLiteStore, now: datetime, name: str) -> None:
+    with pytest.raises(ConfigError, match="CA name"):
+        CertificateAuthority.init(store, now=now, name=name)
+    assert store.active_authority() is None

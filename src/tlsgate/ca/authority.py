@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
-from tlsgate.errors import AlreadyExists, NotInitialized, PolicyDenied
+from tlsgate.errors import AlreadyExists, ConfigError, NotInitialized, PolicyDenied
 from tlsgate.pki.csr import CheckedCSR
 from tlsgate.pki.info import CertInfo
 from tlsgate.pki.keys import (
@@ -130,6 +130,10 @@ class CertificateAuthority:
             raise AlreadyExists(
                 f"a certificate authority already exists in {store.location} "
                 "(use --force to replace it)"
+            )
+        if not name.strip() or len(f"{name} Intermediate CA") > 64:
+            raise ConfigError(
+                "the CA name must be 1 to 48 characters (it goes into 64-character fields)"
             )
         if intermediate_lifetime > root_lifetime:
             raise PolicyDenied("the intermediate cannot outlive the root; shorten --int-days")

@@ -34,16 +34,29 @@ __all__ = [
     "parse_spiffe_id",
 ]
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_SPIFFE_TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+$")
-_SPIFFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
-_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+# \Z, not $: "$" also matches before a trailing newline, which let "example\n.com" through.
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_SPIFFE_TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+\Z")
+_SPIFFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+\Z")
+# RFC 5321 Dot-string: atoms joined by single dots (no leading, trailing or doubled dot).
+_EMAIL_LOCAL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z"
+)
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _to_ascii_label(label: str, original: str) -> str:
     if label.isascii():
-        return label.lower()
+        lower = label.lower()
+        if lower.startswith("xn--"):
+            # An A-label must decode to a valid U-label (CA/Browser Forum BR 7.1.4.2).
+            try:
+                idna.decode(lower)
+            except (idna.IDNAError, UnicodeError):
+                raise InvalidIdentity(
+                    f"{original!r}: {label!r} is not a valid IDNA A-label"
+                ) from None
+        return lower
     try:
         return idna.encode(label, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
@@ -95,14 +108,24 @@ def parse_dns_name(text: str, *, allow_wildcard: bool = True) -> str:
 
 def parse_spiffe_id(text: str) -> str:
     """Validate a SPIFFE ID exactly as the SPIFFE X.509-SVID specification states it."""
-    parts = urlsplit(text)
+    # urlsplit silently drops tabs and newlines and strips leading blanks: refuse them first.
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise InvalidIdentity(f"{text!r}: a SPIFFE ID has no spaces or control characters")
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise InvalidIdentity(f"{text!r}: not a valid URI ({exc})") from None
     if parts.scheme != "spiffe":
         raise InvalidIdentity(f"{text!r}: a SPIFFE ID starts with spiffe://")
     if parts.query or parts.fragment or "?" in text or "#" in text:
         raise InvalidIdentity(f"{text!r}: a SPIFFE ID has no query or fragment")
     if parts.username is not None or parts.password is not None or ":" in parts.netloc:
         raise InvalidIdentity(f"{text!r}: a SPIFFE trust domain has no user, password or port")
+    if len(text) > 2048:
+        raise InvalidIdentity("a SPIFFE ID is at most 2048 bytes long")
     domain = parts.netloc
+    if len(domain) > 255:
+        raise InvalidIdentity(f"{text!r}: a SPIFFE trust domain is at most 255 characters")
     if not domain or not _SPIFFE_TRUST_DOMAIN.match(domain):
         raise InvalidIdentity(
             f"{text!r}: the trust domain must be lower-case letters, digits, '.', '_' or '-'"
@@ -124,11 +147,14 @@ def parse_spiffe_id(text: str) -> str:
 def _parse_uri(text: str) -> str:
     if text.lower().startswith("spiffe://"):
         return parse_spiffe_id(text)
-    parts = urlsplit(text)
+    if any(c.isspace() or not c.isprintable() for c in text) or not text.isascii():
+        raise InvalidIdentity(f"{text!r}: a URI must be ASCII without spaces")
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unbalanced or invalid [IPv6] host
+        raise InvalidIdentity(f"{text!r}: not a valid URI ({exc})") from None
     if not parts.netloc and not parts.path:
         raise InvalidIdentity(f"{text!r}: incomplete URI")
-    if any(c.isspace() for c in text) or not text.isascii():
-        raise InvalidIdentity(f"{text!r}: a URI must be ASCII without spaces")
     return text
 
 
@@ -146,9 +172,16 @@ def parse_identity(text: str) -> x509.GeneralName:
         raise InvalidIdentity("empty name")
     candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
     try:
-        return x509.IPAddress(ipaddress.ip_address(candidate))
+        address = ipaddress.ip_address(candidate)
     except ValueError:
         pass
+    else:
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            # The encoded SAN would silently drop the zone ("fe80::1%eth0" -> fe80::1).
+            raise InvalidIdentity(
+                f"{text!r}: a certificate cannot carry an IPv6 zone ID (the %... part)"
+            )
+        return x509.IPAddress(address)
     if _URI_SCHEME.match(value):
         return x509.UniformResourceIdentifier(_parse_uri(value))
     if "@" in value:
@@ -197,8 +230,13 @@ def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def dns_matches(name: str, suffix: str) -> bool:
-    """RFC 5280 dNSName constraint: ``example.com`` covers itself and every name below it."""
-    name = name.removeprefix("*.") if name.startswith("*.") else name
+    """RFC 5280 dNSName constraint: ``example.com`` covers itself and every name below it.
+
+    A leading dot (``.example.com``, seen in other CAs' certificates) covers only names below.
+    """
+    if suffix.startswith("."):
+        return (name[1:] if name.startswith("*.") else name).endswith(suffix)
+    name = name.removeprefix("*.")
     return name == suffix or name.endswith("." + suffix)
 
 
@@ -271,6 +309,15 @@ class NameConstraints:
         return out
 
 
+def _wildcard_covers(name: str, excluded: str) -> bool:
+    """``*.example.com`` also stands for ``foo.example.com``: an exclusion of that name hits it.
+
+    This is how Chrome/BoringSSL apply excluded subtrees to wildcards, so issuing it would make a
+    certificate they reject.
+    """
+    return name.startswith("*.") and excluded.partition(".")[2] == name[2:]
+
+
 def check_constraints(names: Iterable[x509.GeneralName], constraints: NameConstraints) -> None:
     """Raise :class:`PolicyDenied` for the first name outside the CA's name constraints."""
     if not constraints:
@@ -278,7 +325,10 @@ def check_constraints(names: Iterable[x509.GeneralName], constraints: NameConstr
     for name in names:
         if isinstance(name, x509.DNSName):
             value = name.value
-            if any(dns_matches(value, s) for s in constraints.excluded_dns):
+            if any(
+                dns_matches(value, s) or _wildcard_covers(value, s)
+                for s in constraints.excluded_dns
+            ):
                 raise PolicyDenied(f"{value} is excluded by the CA's name constraints")
             if constraints.permitted_dns and not any(
                 dns_matches(value, s) for s in constraints.permitted_dns

@@ -24,7 +24,8 @@ __all__ = [
     "pem_block_types",
 ]
 
-_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+# A BEGIN line, or one cut short at the very end of the data (a bundle truncated mid-line).
+_BEGIN = re.compile(rb"-----BEGIN(?: ([A-Z0-9 ]+)-----|[A-Z0-9 ]*-{0,4}\s*\Z)")
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
 
 
@@ -32,7 +33,9 @@ def pem_block_types(data: bytes) -> list[str]:
     """Names of the complete PEM blocks in ``data``; raises if a block is opened but not closed."""
     begins = _BEGIN.findall(data)
     blocks = _BLOCK.findall(data)
-    if len(begins) != len(blocks):
+    last_line = data.rstrip().rpartition(b"\n")[2]
+    cut_in_begin = bool(last_line) and b"-----BEGIN".startswith(last_line)  # cut at "-----BE"
+    if len(begins) != len(blocks) or cut_in_begin:
         raise InvalidPEM("truncated PEM: a BEGIN line has no matching END line")
     return [name.decode() for name, _ in blocks]
 

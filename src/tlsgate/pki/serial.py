@@ -7,6 +7,7 @@ enforces uniqueness and the authority retries on the astronomically unlikely cla
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from tlsgate.errors import ConfigError
@@ -14,6 +15,8 @@ from tlsgate.errors import ConfigError
 __all__ = ["format_serial", "parse_serial", "random_serial"]
 
 SERIAL_BITS = 128
+# ASCII only: int(x, 16) would also take "_", "+" and non-ASCII digits such as "١٢".
+_HEX = re.compile(r"-?[0-9A-Fa-f]+")
 
 
 def random_serial() -> int:
@@ -37,7 +40,7 @@ def parse_serial(text: str) -> int:
     if value.lower().startswith("0x"):
         value = value[2:]
     value = value.replace(":", "").replace(" ", "")
-    if not value or len(value) > 42:
+    if not value or len(value) > 42 or not _HEX.fullmatch(value):
         raise ConfigError(f"invalid serial {text!r}: expected hex digits like 0A:1B:2C")
     try:
         serial = int(value, 16)
@@ -45,4 +48,6 @@ def parse_serial(text: str) -> int:
         raise ConfigError(f"invalid serial {text!r}: expected hex digits like 0A:1B:2C") from None
     if serial <= 0:
         raise ConfigError(f"invalid serial {text!r}: serials are positive")
+    if serial >= 1 << 160:
+        raise ConfigError(f"invalid serial {text!r}: longer than the 20 bytes X.509 allows")
     return serial
