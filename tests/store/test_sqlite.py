@@ -184,3 +184,19 @@ def test_concurrent_processes_do_not_corrupt(state_dir: Path) -> None:
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
     store.close()
+
+
+def test_managed_certificates(store: SQLiteStore, state_dir: Path) -> None:
+    from tlsgate.store.base import ManagedCertificate
+
+    assert store.load_managed("a.example") is None
+    first = ManagedCertificate("a.example", b"chain1", b"key1", NOW, "internal", NOW)
+    store.save_managed(first)
+    assert store.load_managed("a.example") == first
+    second = ManagedCertificate("a.example", b"chain2", b"key2", NOW, "internal", NOW)
+    store.save_managed(second)
+    assert store.load_managed("a.example") == second
+    keys = list((state_dir / "keys").iterdir())
+    assert len(keys) == 1 and stat.S_IMODE(keys[0].stat().st_mode) == 0o600  # old key removed
+    keys[0].unlink()
+    assert store.load_managed("a.example") is None  # a lost key means: issue again

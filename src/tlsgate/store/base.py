@@ -21,6 +21,7 @@ __all__ = [
     "AuthorityRecord",
     "CertStatus",
     "CertificateRecord",
+    "ManagedCertificate",
     "NewAuthority",
     "Store",
 ]
@@ -78,6 +79,18 @@ class CertificateRecord:
     requester: str = "cli"
 
 
+@dataclass(frozen=True)
+class ManagedCertificate:
+    """A certificate the edge serves and renews itself, with its key (PEM, possibly encrypted)."""
+
+    name: str  # the site's first host name
+    fullchain_pem: bytes
+    key_pem: bytes
+    not_after: datetime
+    issuer: str  # "internal" now; "acme:<directory>" later
+    updated_at: datetime
+
+
 class Store(Protocol):
     """Persistence for the CA and, later, ACME and renewal state."""
 
@@ -128,3 +141,10 @@ class Store(Protocol):
     def next_crl_number(self, authority_id: int) -> int:
         """A CRL number greater than any handed out before for this CA (RFC 5280 5.2.3)."""
         ...
+
+    # -- certificates the edge serves ------------------------------------------------------
+    def save_managed(self, cert: ManagedCertificate) -> None:
+        """Replace the certificate and key served for ``cert.name`` (atomically)."""
+        ...
+
+    def load_managed(self, name: str) -> ManagedCertificate | None: ...

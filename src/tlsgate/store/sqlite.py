@@ -13,6 +13,7 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -26,6 +27,7 @@ from tlsgate.store.base import (
     AuthorityRecord,
     CertificateRecord,
     CertStatus,
+    ManagedCertificate,
     NewAuthority,
 )
 from tlsgate.store.files import PRIVATE, atomic_write, ensure_private_dir
@@ -67,6 +69,17 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX certificate_not_after ON certificate(not_after);
     CREATE INDEX certificate_authority ON certificate(authority_id, status);
+    """,
+    # 2: certificates the edge serves (key in keys/, like the CA's)
+    """
+    CREATE TABLE managed (
+        name TEXT PRIMARY KEY,
+        fullchain_pem BLOB NOT NULL,
+        key_id TEXT NOT NULL,
+        not_after TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
     """,
 )
 
@@ -333,3 +346,53 @@ class SQLiteStore:
         if row is None:
             raise NotFound(f"no certificate authority with id {authority_id}")
         return int(row[0])
+
+    # -- certificates the edge serves ------------------------------------------------------
+    def save_managed(self, cert: ManagedCertificate) -> None:
+        key_id = hashlib.sha256(cert.key_pem).hexdigest()[:40]
+        path = self._key_path(key_id)
+        atomic_write(path, cert.key_pem, mode=PRIVATE)
+        old: str | None = None
+        try:
+            with self._write() as db:
+                row = db.execute(
+                    "SELECT key_id FROM managed WHERE name = ?", (cert.name,)
+                ).fetchone()
+                old = row[0] if row else None
+                db.execute(
+                    "INSERT OR REPLACE INTO managed (name, fullchain_pem, key_id, not_after,"
+                    " issuer, updated_at) VALUES (?,?,?,?,?,?)",
+                    (
+                        cert.name,
+                        cert.fullchain_pem,
+                        key_id,
+                        _ts(cert.not_after),
+                        cert.issuer,
+                        _ts(cert.updated_at),
+                    ),
+                )
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        if old and old != key_id:  # the replaced key is no longer referenced
+            with contextlib.suppress(OSError):
+                self._key_path(old).unlink()
+
+    def load_managed(self, name: str) -> ManagedCertificate | None:
+        rows = self._query("SELECT * FROM managed WHERE name = ?", (name,))
+        if not rows:
+            return None
+        row = rows[0]
+        try:
+            key_pem = self.load_key(row["key_id"])
+        except NotFound:
+            return None  # a lost key means the certificate must be issued again
+        return ManagedCertificate(
+            name=row["name"],
+            fullchain_pem=bytes(row["fullchain_pem"]),
+            key_pem=key_pem,
+            not_after=_dt(row["not_after"]),
+            issuer=row["issuer"],
+            updated_at=_dt(row["updated_at"]),
+        )

@@ -1,0 +1,233 @@
+"""``tlsgate serve`` and ``tlsgate demo``: the edge in front of plain-HTTP services."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import ssl
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.panel import Panel
+
+from tlsgate.cli.output import console
+from tlsgate.config import Config, TlsFiles, from_flags, load
+from tlsgate.errors import ConfigError
+from tlsgate.pki.pem import certificate_pem
+from tlsgate.proxy.server import EdgeServer
+from tlsgate.store import open_store, resolve_state_dir
+from tlsgate.store.files import PUBLIC, atomic_write
+
+__all__ = ["register"]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="tlsgate: %(message)s",
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    if args.config:
+        if args.hosts or args.to:
+            raise ConfigError("use either -c FILE or --host/--to, not both")
+        config = load(Path(args.config))
+        if args.state:
+            config = replace(config, server=replace(config.server, state=Path(args.state)))
+        return config
+    if not args.hosts or not args.to:
+        raise ConfigError("give -c tlsgate.toml, or --host NAME and --to http://HOST:PORT")
+    config = from_flags(
+        args.hosts,
+        args.to,
+        listen=args.listen or None,
+        http_listen=[] if args.no_http else (args.http_listen or None),
+        workers=args.workers,
+        state=args.state,
+    )
+    if bool(args.cert) != bool(args.key):
+        raise ConfigError("--cert and --key go together")
+    if args.cert:
+        site = replace(config.sites[0], tls=TlsFiles(Path(args.cert), Path(args.key)))
+        config = replace(config, sites=(site,))
+    if args.access_log:
+        config = replace(config, server=replace(config.server, access_log=args.access_log))
+    return config
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _logging(not args.quiet)
+    config = _config(args)
+    store = open_store(str(config.server.state) if config.server.state else None)
+    return EdgeServer(config, store).run()
+
+
+# -- demo ----------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_echo_thread() -> int:
+    from tlsgate.demo.echo import start_echo
+
+    ready = threading.Event()
+    port_box: list[int] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(start_echo())
+        assert isinstance(server, asyncio.Server)
+        port_box.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=run, name="echo-upstream", daemon=True).start()
+    ready.wait(10)
+    return port_box[0]
+
+
+def _self_check(root: Path, port: int) -> dict[str, Any]:
+    """Fetch a page the way a user would: verifying the certificate against our root only."""
+    context = ssl.create_default_context(cafile=str(root))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(
+                b"GET /hello?from=demo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+            version, cipher = tls.version(), tls.cipher()
+    head, _, body = data.partition(b"\r\n\r\n")
+    result: dict[str, Any] = json.loads(body)
+    result["_tls"] = f"{version}, {cipher[0] if cipher else '?'}"
+    result["_hsts"] = b"strict-transport-security" in head.lower()
+    return result
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    _logging(False)
+    state = resolve_state_dir(args.state)
+    port = args.port or 8443
+    http_port = args.http_port or 8080
+    upstream_port = _start_echo_thread()
+    config = from_flags(
+        ["localhost"],
+        [f"http://127.0.0.1:{upstream_port}"],
+        listen=[f"127.0.0.1:{port}"],
+        http_listen=[f"127.0.0.1:{http_port}"],
+        workers=1,
+        state=str(state),
+    )
+    config = replace(config, server=replace(config.server, access_log="off"))
+    server = EdgeServer(config, open_store(state))
+    root = state / "root.pem"
+
+    def ready() -> None:
+        ca = server.manager.ca(datetime.now(UTC))
+        atomic_write(root, certificate_pem(ca.root), mode=PUBLIC)
+        threading.Thread(target=explain, daemon=True).start()
+
+    def explain() -> None:
+        try:
+            seen = _self_check(root, port)
+        except Exception as exc:  # the demo must say what went wrong, not hang
+            console.print(f"[red]self-check failed:[/] {exc}")
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        headers = seen["headers"]
+        text = (
+            f"[bold]You[/] ──https (TLS {seen['_tls']})──▶ [bold]tlsgate[/] 127.0.0.1:{port}"
+            f" ──plain http──▶ [bold]your app[/] 127.0.0.1:{upstream_port}\n\n"
+            "The certificate for localhost comes from tlsgate's own CA; the client trusted only\n"
+            f"its root: [cyan]{root}[/]\n\n"
+            f"What the app saw (it never touches TLS):\n"
+            f"  scheme on its socket:   [yellow]{seen['scheme_seen_by_app']}[/]   "
+            f"(TLS ended at the edge: this is TLS termination)\n"
+            f"  peer on its socket:     {seen['peer_seen_by_app']}   (that is tlsgate, not you)\n"
+            f"  X-Forwarded-Proto:      [green]{headers.get('x-forwarded-proto')}[/]   "
+            f"(how the app learns you came over https)\n"
+            f"  X-Forwarded-For:        {headers.get('x-forwarded-for')}   (your address)\n"
+            f"  X-Forwarded-Host/Port:  {headers.get('x-forwarded-host')}:"
+            f"{headers.get('x-forwarded-port')}\n"
+            f"  Forwarded (RFC 7239):   {headers.get('forwarded')}\n\n"
+            f"Try it yourself:\n"
+            f"  [cyan]curl --cacert {root} https://localhost:{port}/hello[/]\n"
+            f"  [cyan]curl -i http://localhost:{http_port}/hello[/]   (308 redirect to https)\n"
+        )
+        console.print(Panel(text, title="tlsgate demo", expand=False))
+        if args.once:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            console.print("Serving until Ctrl-C.")
+
+    server.on_ready = ready
+    return server.run()
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser("serve", help="terminate TLS in front of plain-HTTP services")
+    p.add_argument("-c", "--config", metavar="FILE", help="tlsgate.toml")
+    p.add_argument(
+        "--host",
+        dest="hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="host name to serve (repeatable; wildcards like *.example.com)",
+    )
+    p.add_argument(
+        "--to",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="upstream http://HOST:PORT (repeatable: balanced)",
+    )
+    p.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="ADDR:PORT",
+        help="HTTPS listener (default 0.0.0.0:443)",
+    )
+    p.add_argument(
+        "--http-listen",
+        action="append",
+        default=[],
+        metavar="ADDR:PORT",
+        help="plain-HTTP listener that redirects to HTTPS (default 0.0.0.0:80)",
+    )
+    p.add_argument("--no-http", action="store_true", help="no plain-HTTP listener")
+    p.add_argument("--workers", type=int, default=0, metavar="N", help="processes (default: cores)")
+    p.add_argument(
+        "--cert", metavar="FILE", help="serve this fullchain PEM instead of the internal CA"
+    )
+    p.add_argument("--key", metavar="FILE", help="the private key for --cert")
+    p.add_argument(
+        "--access-log", metavar="stdout|off|FILE", help="JSON access log (default stdout)"
+    )
+    p.add_argument(
+        "--state", metavar="DIR", help="state directory (default: $TLSGATE_STATE or XDG)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    p.set_defaults(handler=cmd_serve)
+
+    p = commands.add_parser("demo", help="run the edge in front of a tiny echo app and explain it")
+    p.add_argument("--port", type=int, default=0, metavar="N", help="HTTPS port (default 8443)")
+    p.add_argument("--http-port", type=int, default=0, metavar="N", help="HTTP port (default 8080)")
+    p.add_argument(
+        "--state", metavar="DIR", help="state directory (default: $TLSGATE_STATE or XDG)"
+    )
+    p.add_argument("--once", action="store_true", help="exit after the self-check")
+    p.set_defaults(handler=cmd_demo)

@@ -1,0 +1,1 @@
+"""``tlsgate demo``: the seed's TLS termination, running, in one screen."""

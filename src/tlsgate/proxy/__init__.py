@@ -1,0 +1,5 @@
+"""The edge: TLS termination and HTTP/1.1 reverse proxying in front of plain-HTTP services.
+
+Pure parts (``http``, ``headers``, ``routing``) take bytes and values and return decisions; the
+asyncio layer (``protocol``, ``upstream``, ``server``) only moves bytes between sockets.
+"""

@@ -1,0 +1,118 @@
+"""Which site answers a host name, and which upstream gets the next request.
+
+Pure and clock-free (``now`` is passed in) so balancing and passive health are tested without
+sleeping. Passive health: an upstream that refused a connection or timed out is skipped for a
+cool-down that doubles on each consecutive failure (capped), then tried again by real traffic; if
+every upstream is cooling down, the one that recovers first is tried anyway, since refusing all
+traffic is worse than one more attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tlsgate.config import SiteConfig, Upstream
+
+__all__ = ["Balancer", "Router", "UpstreamState", "normalize_host"]
+
+BASE_COOLDOWN = 2.0
+MAX_COOLDOWN = 30.0
+
+
+def normalize_host(value: bytes | str) -> str:
+    """``Example.COM:8443`` -> ``example.com``; ``[::1]:443`` -> ``::1``."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip().lower()
+    if text.startswith("["):
+        end = text.find("]")
+        return text[1:end] if end > 0 else text
+    if text.count(":") == 1:
+        text = text.partition(":")[0]
+    return text.rstrip(".")
+
+
+@dataclass(slots=True)
+class UpstreamState:
+    upstream: Upstream
+    active: int = 0
+    failures: int = 0
+    down_until: float = 0.0
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.down_until
+
+
+@dataclass
+class Balancer:
+    """Chooses among one site's upstreams: round robin or least connections, healthy first."""
+
+    states: list[UpstreamState]
+    least_conn: bool = False
+    _next: int = field(default=0, repr=False)
+
+    @classmethod
+    def of(cls, upstreams: Sequence[Upstream], balance: str = "round_robin") -> Balancer:
+        return cls([UpstreamState(u) for u in upstreams], least_conn=balance == "least_conn")
+
+    def pick(self, now: float, *, exclude: UpstreamState | None = None) -> UpstreamState:
+        states = self.states
+        candidates = [s for s in states if s.healthy(now) and s is not exclude]
+        if not candidates:
+            others = [s for s in states if s is not exclude] or states
+            return min(others, key=lambda s: s.down_until)
+        if self.least_conn:
+            return min(candidates, key=lambda s: s.active)
+        if len(candidates) == 1:
+            return candidates[0]
+        for _ in range(len(states)):
+            state = states[self._next % len(states)]
+            self._next += 1
+            if state in candidates:
+                return state
+        return candidates[0]  # pragma: no cover - the loop always finds one
+
+    @staticmethod
+    def failed(state: UpstreamState, now: float) -> None:
+        state.failures += 1
+        state.down_until = now + min(BASE_COOLDOWN * 2 ** (state.failures - 1), MAX_COOLDOWN)
+
+    @staticmethod
+    def succeeded(state: UpstreamState) -> None:
+        if state.failures:
+            state.failures = 0
+            state.down_until = 0.0
+
+
+@dataclass
+class Route:
+    site: SiteConfig
+    balancer: Balancer
+
+
+class Router:
+    """Exact names first, then a wildcard one label up (``*.example.com`` covers ``a.example.com``
+    but not ``a.b.example.com``, as certificates do)."""
+
+    def __init__(self, sites: Sequence[SiteConfig]) -> None:
+        self.routes = [Route(site, Balancer.of(site.upstreams, site.balance)) for site in sites]
+        self._exact: dict[str, Route] = {}
+        self._wildcard: dict[str, Route] = {}
+        for route in self.routes:
+            for host in route.site.hosts:
+                if host.startswith("*."):
+                    self._wildcard[host[2:]] = route
+                else:
+                    self._exact[host] = route
+
+    def match(self, host: str) -> Route | None:
+        route = self._exact.get(host)
+        if route is not None:
+            return route
+        _, _, parent = host.partition(".")
+        return self._wildcard.get(parent) if parent else None
+
+    @property
+    def default(self) -> Route | None:
+        """The route for clients that send no SNI (IP literals): the only site, if only one."""
+        return self.routes[0] if len(self.routes) == 1 else None

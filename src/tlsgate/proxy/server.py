@@ -1,0 +1,340 @@
+"""Processes, listeners and lifecycle of ``tlsgate serve``.
+
+Shape: the master loads configuration and certificates and builds the TLS contexts, then forks
+``workers`` processes that each bind the listening ports with ``SO_REUSEPORT`` (the kernel spreads
+connections across them) and run a uvloop event loop. With one worker, the master is the worker.
+
+Signals: SIGTERM/SIGINT stop accepting, let in-flight exchanges finish (up to ``drain``
+seconds), then exit. SIGHUP re-reads certificate files and the store and swaps certificates into
+the live contexts. The master renews internal certificates when due and tells workers (SIGHUP)
+to pick them up; a renewal failure keeps the current certificate serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from tlsgate.config import Config, ListenAddress, SiteConfig
+from tlsgate.proxy.certificates import CertificateManager, SiteCertificate
+from tlsgate.proxy.protocol import AccessRecord, ClientProtocol, Edge
+from tlsgate.proxy.redirect import RedirectProtocol
+from tlsgate.proxy.routing import Router
+from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
+from tlsgate.proxy.upstream import UpstreamPool
+from tlsgate.store.base import Store
+
+__all__ = ["AccessLog", "EdgeServer"]
+
+log = logging.getLogger("tlsgate.serve")
+
+
+class AccessLog:
+    """JSON lines, written in whole-line batches so several workers never interleave a line."""
+
+    def __init__(self, target: str) -> None:
+        self.fd: int | None
+        if target == "off":
+            self.fd = None
+        elif target == "stdout":
+            self.fd = sys.stdout.fileno()
+        else:
+            self.fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def __call__(self, record: AccessRecord) -> None:
+        if self.fd is None:
+            return
+        line = (
+            json.dumps(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "client": record.client,
+                    "method": record.method,
+                    "target": record.target[:2048],
+                    "host": record.host,
+                    "status": record.status,
+                    "upstream": record.upstream,
+                    "duration_ms": round(record.duration * 1000, 3),
+                    **({"error": record.error} if record.error else {}),
+                },
+                separators=(",", ":"),
+            ).encode()
+            + b"\n"
+        )
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size > 3072:
+            self.flush()
+        elif self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(0.5, self.flush)
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.fd is None or not self._lines:
+            return
+        batch: list[bytes] = []
+        size = 0
+        for line in self._lines:
+            if size + len(line) > 4096 and batch:
+                self._write(b"".join(batch))
+                batch = []
+                size = 0
+            batch.append(line)
+            size += len(line)
+        if batch:
+            self._write(b"".join(batch))
+        self._lines.clear()
+        self._size = 0
+
+    def _write(self, data: bytes) -> None:
+        assert self.fd is not None
+        try:
+            os.write(self.fd, data)
+        except OSError:
+            pass  # a closed stdout must not stop the proxy
+
+
+class EdgeServer:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.manager = CertificateManager(store, config.sites)
+        self.contexts = SiteContexts()
+        self.site_context: dict[str, ssl.SSLContext] = {}
+        self.children: list[int] = []
+        self.on_ready: Callable[[], None] | None = None
+
+    # -- certificates --------------------------------------------------------------------------
+    def _build_contexts(self, certs: dict[str, SiteCertificate]) -> None:
+        for site in self.config.sites:
+            cert = certs[site.hosts[0]]
+            ctx = new_server_context()
+            load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
+            self.site_context[site.hosts[0]] = ctx
+            self.contexts.add(site.hosts, ctx)
+
+    def _swap(self, certs: list[SiteCertificate]) -> None:
+        for cert in certs:
+            ctx = self.site_context[cert.name]
+            load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
+            log.info("now serving certificate %X for %s", cert.leaf.serial_number, cert.name)
+
+    def _reload_from_sources(self) -> None:
+        """Worker side of SIGHUP: take whatever the store and files hold now."""
+        changed: list[SiteCertificate] = []
+        now = datetime.now(UTC)
+        for site in self.config.sites:
+            try:
+                fresh = (
+                    self.manager._from_files(site)
+                    if site.tls is not None
+                    else self.manager._from_store(site, now)
+                )
+            except Exception as exc:  # a broken file must not kill the worker
+                log.error(
+                    "site %s: reload failed, keeping the current certificate: %s",
+                    site.hosts[0],
+                    exc,
+                )
+                continue
+            current = self.manager.current.get(site.hosts[0])
+            if fresh is not None and (
+                current is None or fresh.fullchain_pem != current.fullchain_pem
+            ):
+                self.manager.current[site.hosts[0]] = fresh
+                changed.append(fresh)
+        self._swap(changed)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self) -> int:
+        now = datetime.now(UTC)
+        certs = self.manager.load_all(now)
+        self._build_contexts(certs)
+        workers = self.config.server.workers or os.cpu_count() or 1
+        if workers == 1:
+            return self._run_loop(master=True)
+        for _ in range(workers):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    code = self._run_loop(master=False)
+                finally:
+                    os._exit(code)
+            self.children.append(pid)
+        return self._run_loop(master=True, listen=False)
+
+    def _run_loop(self, *, master: bool, listen: bool = True) -> int:
+        try:
+            import uvloop
+
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without
+            loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            return loop.run_until_complete(self._main(master=master, listen=listen))
+        finally:
+            loop.close()
+
+    async def _main(self, *, master: bool, listen: bool) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        server_cfg = self.config.server
+        access_log = AccessLog(server_cfg.access_log) if listen else None
+        router = Router(self.config.sites)
+        pool = UpstreamPool(loop)
+        edges: list[Edge] = []
+        servers: list[asyncio.AbstractServer] = []
+
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._on_hup(master))
+
+        if listen:
+            front = self.contexts.default
+            assert front is not None
+            https_port = server_cfg.listen[0].port if server_cfg.listen else 443
+            for address in server_cfg.listen:
+                edge = Edge(
+                    router=router,
+                    pool=pool,
+                    timeouts=server_cfg.timeouts,
+                    limits=server_cfg.limits,
+                    port=address.port,
+                    trusted_proxies=server_cfg.trusted_proxies,
+                    log=access_log,
+                )
+                edges.append(edge)
+                servers.append(
+                    await loop.create_server(
+                        lambda edge=edge: ClientProtocol(edge),  # type: ignore[misc]
+                        address.host,
+                        address.port,
+                        ssl=front,
+                        reuse_port=True,
+                        backlog=4096,
+                        ssl_handshake_timeout=server_cfg.timeouts.handshake,
+                    )
+                )
+            for address in server_cfg.http_listen:
+                servers.append(
+                    await loop.create_server(
+                        lambda: RedirectProtocol(https_port, idle=server_cfg.timeouts.idle),
+                        address.host,
+                        address.port,
+                        reuse_port=True,
+                        backlog=1024,
+                    )
+                )
+        if master:
+            self._announce()
+            renew = loop.create_task(self._renewal_loop())
+        await stop.wait()
+        if master:
+            renew.cancel()
+            for pid in self.children:
+                _signal(pid, signal.SIGTERM)
+        # Graceful drain: stop accepting, finish what is in flight, close idle keep-alives.
+        for server in servers:
+            server.close()
+        deadline = time.monotonic() + server_cfg.timeouts.drain
+        for edge in edges:
+            edge.draining = True
+        while time.monotonic() < deadline:
+            busy = False
+            for edge in edges:
+                for conn in list(edge.connections):
+                    if conn.busy:
+                        busy = True
+                    elif conn.tunnel is None:
+                        conn.close()
+            if not busy:
+                break
+            await asyncio.sleep(0.05)
+        for edge in edges:
+            for conn in list(edge.connections):
+                conn.close()
+        pool.close()
+        if access_log is not None:
+            access_log.flush()
+        if master:
+            for pid in self.children:
+                _reap(pid, server_cfg.timeouts.drain + 5)
+        return 0
+
+    def _announce(self) -> None:
+        cfg = self.config.server
+        parts = [f"https on {', '.join(str(a) for a in cfg.listen)}"]
+        if cfg.http_listen:
+            parts.append(f"http (redirect) on {', '.join(str(a) for a in cfg.http_listen)}")
+        sites = "; ".join(
+            f"{', '.join(s.hosts)} -> {', '.join(str(u) for u in s.upstreams)}"
+            for s in self.config.sites
+        )
+        log.warning("tlsgate serve: %s; sites: %s", "; ".join(parts), sites)
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def _on_hup(self, master: bool) -> None:
+        if master:
+            now = datetime.now(UTC)
+            changed = self.manager.refresh(now)
+            self._swap(changed)
+            for pid in self.children:
+                _signal(pid, signal.SIGHUP)
+        else:
+            self._reload_from_sources()
+
+    async def _renewal_loop(self) -> None:
+        while True:
+            now = datetime.now(UTC)
+            # Sleep in short steps against the wall clock: a machine that slept past a renewal
+            # time (suspended laptop, paused VM) renews on wake, not a full interval later.
+            due = self.manager.next_check(now)
+            while datetime.now(UTC) < due:
+                await asyncio.sleep(min(30.0, max(0.05, (due - datetime.now(UTC)).total_seconds())))
+            changed = self.manager.refresh(datetime.now(UTC))
+            if changed:
+                self._swap(changed)
+                for pid in self.children:
+                    _signal(pid, signal.SIGHUP)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.05)
+    _signal(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def listen_summary(addresses: tuple[ListenAddress, ...]) -> str:
+    return ", ".join(str(a) for a in addresses)
+
+
+def sites_summary(sites: tuple[SiteConfig, ...]) -> str:
+    return "; ".join(", ".join(s.hosts) for s in sites)

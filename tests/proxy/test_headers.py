@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import ipaddress
+
+from tlsgate.proxy.headers import (
+    ClientInfo,
+    forwarded_request_headers,
+    is_trusted,
+    response_headers,
+)
+
+CLIENT = ClientInfo("203.0.113.7", 443)
+
+
+def names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    return [n for n, _ in headers]
+
+
+def test_spoofed_forwarding_headers_are_replaced() -> None:
+    incoming = [
+        (b"host", b"example.com"),
+        (b"x-forwarded-for", b"1.2.3.4"),
+        (b"x-forwarded-proto", b"http"),
+        (b"forwarded", b"for=1.2.3.4"),
+        (b"connection", b"keep-alive, x-drop"),
+        (b"x-drop", b"1"),
+        (b"te", b"trailers"),
+        (b"accept", b"*/*"),
+    ]
+    out = dict(forwarded_request_headers(incoming, CLIENT, host=b"example.com", trusted=False))
+    assert out[b"x-forwarded-for"] == b"203.0.113.7"
+    assert out[b"x-forwarded-proto"] == b"https"
+    assert out[b"x-forwarded-host"] == b"example.com"
+    assert out[b"x-forwarded-port"] == b"443"
+    assert out[b"forwarded"] == b'for=203.0.113.7;proto=https;host="example.com"'
+    assert b"x-drop" not in out and b"connection" not in out and b"te" not in out
+    assert out[b"accept"] == b"*/*"
+
+
+def test_trusted_proxy_chain_is_appended() -> None:
+    incoming = [
+        (b"x-forwarded-for", b"198.51.100.1"),
+        (b"x-forwarded-proto", b"https"),
+        (b"forwarded", b"for=198.51.100.1"),
+    ]
+    out = dict(
+        forwarded_request_headers(incoming, ClientInfo("::1", 8443), host=b"h", trusted=True)
+    )
+    assert out[b"x-forwarded-for"] == b"198.51.100.1, ::1"
+    assert out[b"forwarded"] == b'for=198.51.100.1, for="[::1]";proto=https;host="h"'
+
+
+def test_upgrade_is_the_one_hop_by_hop_passed() -> None:
+    incoming = [(b"connection", b"Upgrade"), (b"upgrade", b"websocket")]
+    out = forwarded_request_headers(
+        incoming, CLIENT, host=b"h", trusted=False, upgrade=b"websocket"
+    )
+    assert (b"connection", b"upgrade") in out and (b"upgrade", b"websocket") in out
+
+
+def test_is_trusted() -> None:
+    nets = (ipaddress.ip_network("10.0.0.0/8"),)
+    assert is_trusted("10.1.2.3", nets)
+    assert not is_trusted("11.1.2.3", nets)
+    assert not is_trusted("garbage", nets)
+    assert not is_trusted("10.1.2.3", ())
+
+
+def test_response_headers_hsts_and_hop_by_hop() -> None:
+    upstream = [(b"keep-alive", b"timeout=5"), (b"content-type", b"text/html")]
+    out = response_headers(upstream, hsts=b"max-age=63072000", via=True)
+    assert names(out) == [b"content-type", b"strict-transport-security", b"via"]
+    own = response_headers([(b"strict-transport-security", b"max-age=1")], hsts=b"max-age=2")
+    assert own == [(b"strict-transport-security", b"max-age=1")]

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from tlsgate.config import SiteConfig, Upstream
+from tlsgate.proxy.routing import Balancer, Router, normalize_host
+
+A, B, C = Upstream("127.0.0.1", 1), Upstream("127.0.0.1", 2), Upstream("127.0.0.1", 3)
+
+
+def test_normalize_host() -> None:
+    assert normalize_host(b"Example.COM:8443") == "example.com"
+    assert normalize_host("[::1]:443") == "::1"
+    assert normalize_host("::1") == "::1"
+    assert normalize_host("a.example.") == "a.example"
+
+
+def test_router_exact_then_one_label_wildcard() -> None:
+    exact = SiteConfig(hosts=("api.example.com",), upstreams=(A,))
+    wild = SiteConfig(hosts=("*.example.com",), upstreams=(B,))
+    router = Router([exact, wild])
+    assert router.match("api.example.com") is router.routes[0]
+    assert router.match("www.example.com") is router.routes[1]
+    assert router.match("a.b.example.com") is None
+    assert router.match("example.com") is None
+    assert router.default is None
+    assert Router([exact]).default is not None
+
+
+def test_round_robin_skips_failed_until_cooldown() -> None:
+    balancer = Balancer.of([A, B, C])
+    picks = [balancer.pick(0.0).upstream for _ in range(6)]
+    assert picks == [A, B, C, A, B, C]
+    b = balancer.states[1]
+    Balancer.failed(b, now=10.0)
+    assert all(balancer.pick(10.5).upstream != B for _ in range(6))
+    assert any(balancer.pick(13.0).upstream == B for _ in range(3))  # 2 s cool-down is over
+    Balancer.failed(b, now=20.0)
+    assert b.down_until == 24.0  # doubled
+    Balancer.succeeded(b)
+    assert b.failures == 0 and b.healthy(0.0)
+
+
+def test_all_down_still_tries_the_first_to_recover() -> None:
+    balancer = Balancer.of([A, B])
+    Balancer.failed(balancer.states[0], now=0.0)
+    Balancer.failed(balancer.states[1], now=1.0)
+    assert balancer.pick(1.5).upstream == A
+
+
+def test_least_conn_and_exclude() -> None:
+    balancer = Balancer.of([A, B], "least_conn")
+    balancer.states[0].active = 3
+    assert balancer.pick(0.0).upstream == B
+    assert balancer.pick(0.0, exclude=balancer.states[1]).upstream == A

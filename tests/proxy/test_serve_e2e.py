@@ -1,0 +1,376 @@
+"""``tlsgate serve`` end to end: a real process, a real upstream, real clients."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from tests.conftest import require_tool
+
+from .conftest import Serve, export_root, free_port
+
+pytestmark = pytest.mark.interop
+
+
+_OPEN: list[http.client.HTTPSConnection] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def client(serve: Serve, host: str = "localhost") -> http.client.HTTPSConnection:
+    conn = http.client.HTTPSConnection("127.0.0.1", serve.port, context=serve.context(), timeout=20)
+    conn._tunnel_host = None  # type: ignore[attr-defined]
+    # SNI and certificate check use this name; the TCP connection goes to 127.0.0.1.
+    conn.host = host
+    conn._create_connection = lambda *a, **k: socket.create_connection(  # type: ignore[attr-defined]
+        ("127.0.0.1", serve.port), timeout=20
+    )
+    _OPEN.append(conn)
+    return conn
+
+
+def get_json(serve: Serve, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    conn = client(serve)
+    conn.request("GET", path, headers=headers or {})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    data: dict[str, Any] = json.loads(resp.read())
+    conn.close()
+    return data
+
+
+def header(data: dict[str, Any], name: str) -> list[str]:
+    return [v for n, v in data["headers"] if n == name]
+
+
+def raw_exchange(serve: Serve, payload: bytes, host: str = "localhost") -> bytes:
+    with serve.connect(host) as tls:
+        tls.sendall(payload)
+        out = b""
+        tls.settimeout(10)
+        try:
+            while chunk := tls.recv(65536):
+                out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return out
+
+
+def test_curl_through_the_edge(serve: Serve) -> None:
+    curl = require_tool("curl")
+    proc = subprocess.run(
+        [curl, "-sS", "--max-time", "20", "--cacert", str(serve.root), "-D", "-",
+         "--resolve", f"localhost:{serve.port}:127.0.0.1", f"https://localhost:{serve.port}/hi?x=1"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "hello /hi x=1" in proc.stdout
+    assert proc.stdout.startswith("HTTP/1.1 200")
+    # localhost is not a public name: no HSTS by default.
+    assert "strict-transport-security" not in proc.stdout.lower()
+
+
+def test_forwarded_headers_and_anti_spoofing(serve: Serve) -> None:
+    data = get_json(
+        serve,
+        "/echo",
+        {
+            "X-Forwarded-For": "6.6.6.6",
+            "X-Forwarded-Proto": "http",
+            "X-Forwarded-Host": "evil.example",
+            "Forwarded": "for=6.6.6.6;proto=http",
+            "Connection": "keep-alive, X-Secret",
+            "X-Secret": "hop-by-hop by Connection",
+        },
+    )
+    assert header(data, "x-forwarded-for") == ["127.0.0.1"]
+    assert header(data, "x-forwarded-proto") == ["https"]
+    # The Host the client sent, port included, as the app needs it to build absolute URLs.
+    assert header(data, "x-forwarded-host") == [f"localhost:{serve.port}"]
+    assert header(data, "x-forwarded-port") == [str(serve.port)]
+    assert header(data, "forwarded") == [f'for=127.0.0.1;proto=https;host="localhost:{serve.port}"']
+    assert header(data, "x-secret") == []
+    assert header(data, "connection") == []
+
+
+def test_keep_alive_and_pooling(serve: Serve) -> None:
+    conn = client(serve)
+    for i in range(20):
+        conn.request("GET", f"/n{i}")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read() == f"hello /n{i} \n".encode()
+    conn.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 5 * 1024 * 1024 + 7])
+def test_upload_content_length(serve: Serve, size: int) -> None:
+    body = os.urandom(size)
+    conn = client(serve)
+    conn.request("POST", "/echo", body=body, headers={"Content-Type": "application/octet-stream"})
+    data = json.loads(conn.getresponse().read())
+    assert data["body_size"] == size
+    assert data["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_upload_chunked_with_trailers(serve: Serve) -> None:
+    payload = (
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n"
+    )
+    out = raw_exchange(serve, payload)
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    data = json.loads(body)
+    assert data["body_size"] == 11
+    assert data["body_sha256"] == hashlib.sha256(b"hello world").hexdigest()
+    assert data["trailers"] == [["x-sum", "42"]]
+
+
+def test_large_download_streams(serve: Serve) -> None:
+    size = 64 * 1024 * 1024
+    conn = client(serve)
+    conn.request("GET", f"/bytes/{size}")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("content-length") == str(size)
+    total = 0
+    while block := resp.read(1 << 20):
+        total += len(block)
+    assert total == size
+
+
+def test_chunked_response_and_trailers_kept(serve: Serve) -> None:
+    out = raw_exchange(
+        serve, b"GET /chunked/3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    assert b"transfer-encoding: chunked" in out.lower()
+    assert out.endswith(b"0\r\nx-checksum: abc\r\n\r\n")
+    assert out.count(b"0123456789") == 3
+
+
+def test_close_delimited_response_is_rechunked(serve: Serve) -> None:
+    conn = client(serve)
+    conn.request("GET", "/close")
+    resp = conn.getresponse()
+    assert resp.read() == b"until-close body"
+    assert resp.getheader("transfer-encoding") == "chunked"
+
+
+def test_websocket_tunnel(serve: Serve) -> None:
+    with serve.connect() as tls:
+        tls.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += tls.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101")
+        assert b"upgrade: websocket" in head.lower()
+        for message in (b"ping", b"x" * 100_000):
+            tls.sendall(message)
+            expected = b"echo:" + message
+            got = b""
+            deadline = time.monotonic() + 10
+            while len(got) < len(expected) and time.monotonic() < deadline:
+                got += tls.recv(65536)
+            # The echo upstream prefixes each read, so compare content, not segmentation.
+            assert got.replace(b"echo:", b"") == message
+
+
+def test_redirect_to_https(serve: Serve) -> None:
+    with socket.create_connection(("127.0.0.1", serve.http_port), timeout=10) as s:
+        s.sendall(
+            b"POST /a/b?c=d HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        out = s.recv(4096)
+    assert out.startswith(b"HTTP/1.1 308")
+    assert f"location: https://localhost:{serve.port}/a/b?c=d".encode() in out.lower()
+
+
+def test_hsts_for_public_names(serve_factory: Any) -> None:
+    config = """
+[server]
+listen = "127.0.0.1:{port}"
+http_listen = "127.0.0.1:{http_port}"
+workers = 1
+
+[[site]]
+hosts = ["www.example.com"]
+upstream = "http://127.0.0.1:{upstream_port}"
+"""
+    serve: Serve = serve_factory(config=config)
+    conn = client(serve, "www.example.com")
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.getheader("strict-transport-security") == "max-age=63072000"
+    conn.request("GET", "/hsts")
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.getheader("strict-transport-security") == "max-age=1"  # the app's own wins
+
+
+def test_sni_selects_the_site(serve_factory: Any) -> None:
+    config = """
+[server]
+listen = "127.0.0.1:{port}"
+http_listen = "127.0.0.1:{http_port}"
+workers = 1
+
+[[site]]
+hosts = ["a.test"]
+upstream = "http://127.0.0.1:{upstream_port}"
+
+[[site]]
+hosts = ["*.b.test"]
+upstream = "http://127.0.0.1:{upstream_port}"
+"""
+    serve: Serve = serve_factory(config=config)
+    for name, san in (("a.test", "a.test"), ("x.b.test", "*.b.test")):
+        with serve.connect(name) as tls:
+            der = tls.getpeercert(binary_form=True)
+            assert der is not None
+            cert = x509.load_der_x509_certificate(der)
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert sans.get_values_for_type(x509.DNSName) == [san]
+    # The Host header must name the site the handshake was for.
+    out = raw_exchange(
+        serve, b"GET / HTTP/1.1\r\nHost: x.b.test\r\nConnection: close\r\n\r\n", host="a.test"
+    )
+    assert out.startswith(b"HTTP/1.1 421")
+    out = raw_exchange(
+        serve, b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", host="a.test"
+    )
+    assert out.startswith(b"HTTP/1.1 200")
+
+
+def test_dead_upstream_is_skipped(serve_factory: Any) -> None:
+    dead = free_port()
+    serve: Serve = serve_factory("--to", f"http://127.0.0.1:{dead}")
+    # Both upstreams: the live one and a dead one; requests keep working (passive health).
+    for _ in range(6):
+        conn = client(serve)
+        conn.request("GET", "/x")
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_only_upstream_down_is_502(tmp_path: Path, serve_factory: Any) -> None:
+    config = """
+[server]
+listen = "127.0.0.1:{port}"
+http_listen = "127.0.0.1:{http_port}"
+workers = 1
+
+[[site]]
+hosts = ["localhost"]
+upstream = "http://127.0.0.1:DEAD"
+""".replace("DEAD", str(free_port()))
+    serve: Serve = serve_factory(config=config)
+    out = raw_exchange(serve, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 502")
+    assert b"127.0.0.1" not in out.partition(b"\r\n\r\n")[2]  # no internals leak
+
+
+def test_slow_upstream_is_504(serve_factory: Any) -> None:
+    config = """
+[server]
+listen = "127.0.0.1:{port}"
+http_listen = "127.0.0.1:{http_port}"
+workers = 1
+
+[server.timeouts]
+upstream_response = 1
+
+[[site]]
+hosts = ["localhost"]
+upstream = "http://127.0.0.1:{upstream_port}"
+"""
+    serve: Serve = serve_factory(config=config)
+    out = raw_exchange(serve, b"GET /slow/3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 504")
+
+
+def test_graceful_drain(serve: Serve) -> None:
+    result: dict[str, Any] = {}
+
+    def slow_request() -> None:
+        conn = client(serve)
+        conn.request("GET", "/slow/1.5")
+        resp = conn.getresponse()
+        result["status"] = resp.status
+        result["body"] = resp.read()
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    time.sleep(0.5)
+    code = serve.stop(signal.SIGTERM)
+    thread.join(10)
+    assert result == {"status": 200, "body": b"slow\n"}
+    assert code == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", serve.port), timeout=2).close()
+
+
+def test_hot_certificate_swap_keeps_connections(serve_factory: Any, tmp_path: Path) -> None:
+    state = tmp_path / "files-ca"
+    cert_dir = tmp_path / "served"
+    tlsgate = [sys.executable, "-m", "tlsgate"]
+
+    def cli(*args: str) -> None:
+        subprocess.run([*tlsgate, *args, "--state", str(state)], check=True, capture_output=True)
+
+    cli("ca", "init")
+    cli("ca", "issue", "localhost", "--out", str(cert_dir))
+    serve: Serve = serve_factory(
+        "--cert", str(cert_dir / "fullchain.pem"), "--key", str(cert_dir / "key.pem")
+    )
+    export_root(state, serve.root)
+
+    def serial_of(tls: Any) -> int:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+    old = client(serve)
+    old.request("GET", "/before")
+    assert old.getresponse().read() == b"hello /before \n"
+    assert old.sock is not None
+    first_serial = serial_of(old.sock)
+    cli("ca", "issue", "localhost", "--out", str(cert_dir), "--force")
+    serve.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    new_serial = first_serial
+    while new_serial == first_serial and time.monotonic() < deadline:
+        with serve.connect() as tls:
+            new_serial = serial_of(tls)
+        time.sleep(0.1)
+    assert new_serial != first_serial
+    # The keep-alive connection opened before the swap still works.
+    old.request("GET", "/after")
+    assert old.getresponse().read() == b"hello /after \n"
+
+
+def test_two_workers(serve_factory: Any) -> None:
+    serve: Serve = serve_factory(workers=2)
+    for _ in range(10):
+        assert get_json(serve, "/echo")["method"] == "GET"
+    assert serve.stop() == 0
