@@ -51,6 +51,7 @@ def _config(args: argparse.Namespace) -> Config:
         args.to,
         listen=args.listen or None,
         http_listen=[] if args.no_http else (args.http_listen or None),
+        admin_listen=args.admin_listen,
         workers=args.workers,
         state=args.state,
     )
@@ -214,6 +215,11 @@ def register(commands: Any) -> None:
         "--cert", metavar="FILE", help="serve this fullchain PEM instead of the internal CA"
     )
     p.add_argument("--key", metavar="FILE", help="the private key for --cert")
+    p.add_argument(
+        "--admin-listen",
+        metavar="ADDR:PORT",
+        help="serve Prometheus /metrics and /healthz here (default: off)",
+    )
     p.add_argument(
         "--access-log", metavar="stdout|off|FILE", help="JSON access log (default stdout)"
     )

@@ -44,6 +44,7 @@ from tlsgate.proxy.http import (
     serialize_request_head,
     serialize_response_head,
 )
+from tlsgate.proxy.metrics import Metrics
 from tlsgate.proxy.routing import Route, Router, UpstreamState, normalize_host
 from tlsgate.proxy.upstream import UpstreamConnection, UpstreamPool
 
@@ -84,6 +85,7 @@ class AccessRecord:
     upstream: str
     duration: float
     error: str = ""
+    site: str = ""
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Edge:
     port: int
     trusted_proxies: tuple[object, ...] = ()
     log: Callable[[AccessRecord], None] | None = None
+    metrics: Metrics | None = None
     draining: bool = False
     connections: set[ClientProtocol] = field(default_factory=set)
     parser_limits: Limits = field(init=False)
@@ -156,6 +159,8 @@ class ClientProtocol(asyncio.Protocol):
         if ssl_object is not None:
             self.sni_route = self._route_for_context(ssl_object)
         self.edge.connections.add(self)
+        if self.edge.metrics is not None:
+            self.edge.metrics.connections.inc()
         self.task = self.loop.create_task(self.run())
 
     def _route_for_context(self, ssl_object: ssl.SSLObject) -> Route | None:
@@ -272,6 +277,7 @@ class ClientProtocol(asyncio.Protocol):
             self._write(error_response(status, close=False))
             self._log(record, status, started)
             return True
+        record.site = route.site.hosts[0]
         keep_alive = request.keep_alive
         try:
             status = await self._forward(request, route, host_value, record)
@@ -280,6 +286,9 @@ class ClientProtocol(asyncio.Protocol):
             self._log(record, exc.status, started, "bad request body")
             return False
         except _UpstreamFailure as exc:
+            if self.edge.metrics is not None:
+                kind = {502: "unavailable", 504: "timeout"}.get(exc.status, "error")
+                self.edge.metrics.upstream_errors.labels(record.upstream or "-", kind).inc()
             if not exc.head_sent:
                 self._write(error_response(exc.status))
             self._log(record, exc.status, started, exc.reason)
@@ -294,10 +303,12 @@ class ClientProtocol(asyncio.Protocol):
                 return
 
     def _log(self, record: AccessRecord, status: int, started: float, error: str = "") -> None:
+        record.status = status
+        record.duration = time.monotonic() - started
+        record.error = error
+        if self.edge.metrics is not None:
+            self.edge.metrics.observe(record.site or "-", status, record.duration)
         if self.edge.log is not None:
-            record.status = status
-            record.duration = time.monotonic() - started
-            record.error = error
             self.edge.log(record)
 
     async def _connect(

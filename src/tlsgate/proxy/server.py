@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import ssl
 import sys
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 
 from tlsgate.config import Config, ListenAddress, SiteConfig
 from tlsgate.proxy.certificates import CertificateManager, SiteCertificate
+from tlsgate.proxy.metrics import AdminProtocol, Metrics, prepare_multiprocess
 from tlsgate.proxy.protocol import AccessRecord, ClientProtocol, Edge
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router
@@ -116,6 +118,7 @@ class EdgeServer:
         self.site_context: dict[str, ssl.SSLContext] = {}
         self.children: list[int] = []
         self.on_ready: Callable[[], None] | None = None
+        self.metrics: Metrics | None = None
 
     # -- certificates --------------------------------------------------------------------------
     def _build_contexts(self, certs: dict[str, SiteCertificate]) -> None:
@@ -131,6 +134,8 @@ class EdgeServer:
             ctx = self.site_context[cert.name]
             load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
             log.info("now serving certificate %X for %s", cert.leaf.serial_number, cert.name)
+        if certs:
+            self._publish_certificates()
 
     def _reload_from_sources(self) -> None:
         """Worker side of SIGHUP: take whatever the store and files hold now."""
@@ -164,6 +169,26 @@ class EdgeServer:
         certs = self.manager.load_all(now)
         self._build_contexts(certs)
         workers = self.config.server.workers or os.cpu_count() or 1
+        metrics_dir = None
+        if self.config.server.admin_listen is not None:
+            if workers > 1:
+                metrics_dir = prepare_multiprocess()
+            self.metrics = Metrics()
+            self._publish_certificates()
+        try:
+            return self._run(workers)
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _publish_certificates(self) -> None:
+        if self.metrics is not None:
+            self.metrics.certificates(
+                (c.name, c.leaf.serial_number, c.source, c.leaf.not_valid_after_utc.timestamp())
+                for c in self.manager.current.values()
+            )
+
+    def _run(self, workers: int) -> int:
         if workers == 1:
             return self._run_loop(master=True)
         for _ in range(workers):
@@ -171,6 +196,8 @@ class EdgeServer:
             if pid == 0:
                 code = 1
                 try:
+                    if self.metrics is not None:
+                        self.metrics = Metrics()  # this worker's own counters
                     code = self._run_loop(master=False)
                 finally:
                     os._exit(code)
@@ -217,6 +244,7 @@ class EdgeServer:
                     port=address.port,
                     trusted_proxies=server_cfg.trusted_proxies,
                     log=access_log,
+                    metrics=self.metrics,
                 )
                 edges.append(edge)
                 servers.append(
@@ -240,6 +268,12 @@ class EdgeServer:
                         backlog=1024,
                     )
                 )
+        if master and server_cfg.admin_listen is not None and self.metrics is not None:
+            metrics = self.metrics
+            admin = server_cfg.admin_listen
+            servers.append(
+                await loop.create_server(lambda: AdminProtocol(metrics), admin.host, admin.port)
+            )
         if master:
             self._announce()
             renew = loop.create_task(self._renewal_loop())
