@@ -141,6 +141,8 @@ class ClientProtocol(asyncio.Protocol):
         self.must_close = False  # the exchange left the connection unusable for another
         self._head_timer: asyncio.TimerHandle | None = None
         self._awaiting_head = True
+        self._out: list[bytes] = []
+        self._out_size = 0
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,6 +213,22 @@ class ClientProtocol(asyncio.Protocol):
 
     # -- the exchange loop ---------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
+        """Queue bytes for the client; :meth:`_flush` sends them as one TLS write.
+
+        A small response is head + body + terminator; one ``write`` makes one TLS record and
+        one syscall instead of three, which is most of the per-request cost of the data plane.
+        """
+        self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size >= 65536:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
@@ -233,6 +251,7 @@ class ClientProtocol(asyncio.Protocol):
                     break
                 self.busy = True
                 keep_alive = await self.exchange(event)
+                self._flush()
                 self.busy = False
                 if not keep_alive or self.edge.draining or self.tunnel is not None:
                     break
@@ -242,6 +261,7 @@ class ClientProtocol(asyncio.Protocol):
         except (Closed, TimeoutError, ConnectionError):
             pass
         finally:
+            self._flush()
             self.busy = False
             if self.tunnel is None:
                 self.close()
@@ -390,6 +410,8 @@ class ClientProtocol(asyncio.Protocol):
         close_after = not request.keep_alive or edge.draining
         try:
             while True:
+                if not conn.events.pending:
+                    self._flush()
                 try:
                     event = await conn.events.get(timeouts.upstream_response)
                 except TimeoutError:
@@ -423,6 +445,7 @@ class ClientProtocol(asyncio.Protocol):
                 elif isinstance(event, Data):
                     self._write(chunk(event.data) if chunked_out else event.data)
                     if self.gate.paused:
+                        self._flush()
                         await self.gate.drain(timeouts.idle)
                 elif isinstance(event, EndOfMessage):
                     if chunked_out:
@@ -430,6 +453,7 @@ class ClientProtocol(asyncio.Protocol):
                     if status != 101:
                         break
                 elif isinstance(event, Upgraded):
+                    self._flush()
                     await self._tunnel(conn, event.leftover)
                     return status
         except BaseException:
@@ -501,6 +525,7 @@ class ClientProtocol(asyncio.Protocol):
             event = None
         if upstream_leftover:
             self._write(upstream_leftover)
+            self._flush()
         if isinstance(event, Upgraded) and event.leftover:
             conn.write(event.leftover)
         self.tunnel = conn
