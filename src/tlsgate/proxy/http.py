@@ -34,6 +34,26 @@ never hand llhttp more than one message at a time:
 After each piece we check that llhttp and we agree (headers complete at the head's end, no body
 where we decided none); a disagreement is refused, never patched over.
 
+What llhttp (as httptools drives it) does that we correct:
+
+* it accepts ``RTSP/1.0`` and ``ICE/1.0`` start lines and reports them as HTTP/1.0, and it takes
+  ``HTTP/0.9`` and ``HTTP/2.0`` heads: the protocol and version are read from the start line here
+  (which also spares httptools' str formatting of the version on every message);
+* it skips any mix of CR and LF between messages (``\n\nGET`` parses): only CRLF pairs are;
+* it keeps trailing whitespace in header values, and accepts status codes below 100;
+* it pauses after every head it reads as an upgrade, whatever the method, having skipped the body
+  (httptools makes ``on_headers_complete`` say "no body" for upgrades), and a ``101`` without
+  ``Connection: upgrade`` surfaces as a plain error, not as ``HttpParserUpgrade``;
+* it gives a 1xx other than 100/102/103 a body by Content-Length, and refuses the final
+  response after an interim one that said ``Connection: close``: every response that ends at its
+  head gets a fresh llhttp for the next one;
+* it ignores ``Transfer-Encoding`` on HTTP/1.0 messages, and reads a response whose last coding
+  is not chunked until EOF: both are refused here;
+* it waits for the whole HTTP/2 preface (``PRI * HTTP/2.0`` then ``SM``) before complaining;
+* httptools has no end-of-input call, turns our callbacks' exceptions into its own (so refusals
+  are stashed and re-raised; a bug in a callback is re-raised as itself), and gathers a header
+  value across feeds by concatenation (bounded here by the head and trailer limits).
+
 Choices worth knowing
 ---------------------
 * ``CONNECT`` is answered with **501**: tlsgate is a reverse proxy and tunnels to no authority,
@@ -51,6 +71,12 @@ Choices worth knowing
 * Every response error carries status 502 (the answer owed to the client), whatever its cause.
 * An error anywhere in a :meth:`feed` raises, and that call's earlier events are not delivered;
   the peer sent something we refuse, and the connection is answered and closed.
+* The trailer section gets the head's limits, checked when it ends. While it streams, more than
+  twice ``max_header_bytes`` of consecutive non-body bytes are refused, to bound what httptools
+  gathers; only padding no client sends (tens of KiB of chunk extensions or blank space) can
+  meet that guard before the exact check, and then only when it arrives in several reads.
+* :meth:`ResponseParser.feed_eof` before any byte of the response returns no event rather than
+  raising: a pooled connection the upstream closed is told apart from a broken exchange by that.
 """
 
 from __future__ import annotations
@@ -177,11 +203,6 @@ _BLANK = re.compile(rb"[\r\n]+")  # only on the rare path: blank lines before a 
 _FRAMING = frozenset(
     {b"content-length", b"transfer-encoding", b"host", b"connection", b"upgrade", b"expect"}
 )
-# Raw header name -> lower-cased, for the names seen most: a dict hit is cheaper than lower(),
-# and the cached object's hash is kept, which makes the _FRAMING test below cheap too. Bounded,
-# so that a client inventing names cannot grow it.
-_LOWER: dict[bytes, bytes] = {name: name for name in _FRAMING}
-_LOWER_MAX = 1024
 _NONE = BodyKind.NONE
 _LENGTH_KIND = BodyKind.LENGTH
 _CHUNKED_KIND = BodyKind.CHUNKED
@@ -267,7 +288,8 @@ def _keep_alive(version: bytes, connection: bytes | None) -> bool:
     """RFC 9112 9.3: HTTP/1.1 persists unless ``close``; HTTP/1.0 only with ``keep-alive``."""
     if connection is None:
         return version == b"1.1"
-    tokens = [connection.lower()] if b"," not in connection else _tokens(connection)
+    # (bytes.find, not "in": bytes.__contains__ first tries the operand as an int, and raises)
+    tokens = [connection.lower()] if connection.find(b",") < 0 else _tokens(connection)
     if b"close" in tokens:
         return False
     return version == b"1.1" or b"keep-alive" in tokens
@@ -358,7 +380,7 @@ class _Framer(Generic[_P]):
         raise NotImplementedError
 
     def _check_line(self, data: bytes, start: int, stop: int) -> None:
-        """Look at the start line's protocol name, which httptools does not report."""
+        """Read the protocol name and version off the start line (see the module doc)."""
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------------
@@ -510,10 +532,13 @@ class _Framer(Generic[_P]):
         if self._state == _CHUNKED:
             size = end - pos
             self._tail = data[end - 3 : end] if size >= 3 else (tail + data[pos:end])[-3:]
-            # httptools gathers a trailer in memory until it is complete: bound what is not body.
+            # httptools gathers a trailer in memory until it is complete, so what is not body is
+            # bounded as it streams. The trailer limit proper is checked when the message ends
+            # (split-independent); this guard is twice as loose, so that only padding no real
+            # client sends (tens of KiB of chunk extensions or whitespace) meets it first.
             if self._body_seen == seen:
                 self._overhead += size
-                if self._overhead > self._max_head:
+                if self._overhead > 2 * self._max_head:
                     raise self._refuse("chunked framing or trailers too large", 431)
             else:
                 self._overhead = 0
@@ -525,6 +550,9 @@ class _Framer(Generic[_P]):
             take = self._remaining
         self._remaining -= take
         self._exec(_view(data, pos, pos + take))
+        if not self._remaining and self._state == _LENGTH:
+            # llhttp did not end the message where its Content-Length says (and we would loop)
+            raise self._refuse(f"ambiguous {self._what} framing", 400)
         return pos + take
 
     def _feed_idle(self, data: bytes, pos: int, n: int) -> int:
@@ -577,16 +605,10 @@ class _Framer(Generic[_P]):
     def _on_header(self, name: bytes, value: bytes) -> None:
         # The count is checked once, when the head or trailers end: the byte limit bounds it
         # meanwhile. llhttp drops leading whitespace but keeps trailing.
-        lower = _LOWER.get(name)
-        if lower is None:
-            lower = name.lower()
-            if len(_LOWER) < _LOWER_MAX:
-                _LOWER[name] = lower = _LOWER.get(lower, lower)
-        if value[-1:] in b" \t":  # also true for b"", which rstrip() leaves alone
-            value = value.rstrip(b" \t")
-        self._headers.append((lower, value))
-        if lower in _FRAMING:
-            self._framing.append((lower, value))
+        pair = (name.lower(), value.rstrip(b" \t"))
+        self._headers.append(pair)
+        if pair[0] in _FRAMING:
+            self._framing.append(pair)
 
     def _on_body(self, body: bytes) -> None:
         seen = self._body_seen + len(body)
@@ -597,9 +619,16 @@ class _Framer(Generic[_P]):
 
     def _end_message(self) -> EndOfMessage:
         trailers = self._headers
+        if trailers:
+            self._check_trailers(trailers)
+        return EndOfMessage(trailers)
+
+    def _check_trailers(self, trailers: Headers) -> None:
+        """The head's limits, applied to the trailer section once it is complete."""
         if len(trailers) > self._max_headers:
             self._fail("too many trailer fields", 431)
-        return EndOfMessage(trailers)
+        if sum(len(name) + len(value) + 4 for name, value in trailers) > self._max_head:
+            self._fail("trailer section too large", 431)
 
 
 class RequestParser(_Framer[HttpRequestParser]):
@@ -701,9 +730,12 @@ class RequestParser(_Framer[HttpRequestParser]):
             body = _LENGTH_KIND
         else:
             body = _NONE
-        keep = self._keep = _keep_alive(version, connection)
+        if connection is None:
+            keep = self._keep = version == b"1.1"
+        else:
+            keep = self._keep = _keep_alive(version, connection)
         switch: bytes | None = None
-        if hp.should_upgrade():
+        if upgrade is not None and hp.should_upgrade():  # llhttp's test needs an Upgrade header
             # llhttp will stop right after this head whatever we do, skipping any body.
             if length or body is _CHUNKED_KIND:
                 self._fail("upgrade request with a body")
@@ -737,8 +769,8 @@ class RequestParser(_Framer[HttpRequestParser]):
             # llhttp ended a message we decided has a body: refuse rather than pick a side
             self._fail("ambiguous request framing")
         trailers = self._headers
-        if len(trailers) > self._max_headers:
-            self._fail("too many trailer fields", 431)
+        if trailers:
+            self._check_trailers(trailers)
         self._events.append(EndOfMessage(trailers))
         if state != _UPGRADED:
             self._state = _HEAD if self._keep else _CLOSED
@@ -915,9 +947,9 @@ def _header_block(headers: Headers) -> bytes:
         return b""
     block = b"".join([b"%s: %s\r\n" % header for header in headers])
     lines = len(headers)
-    if block.count(b"\n") != lines or block.count(b"\r") != lines or b"\x00" in block:
+    if block.count(b"\n") != lines or block.count(b"\r") != lines or block.find(b"\0") >= 0:
         raise LocalProtocolError("cr, lf or nul in a header (header injection)")
-    if block[:1] == b":" or b"\n:" in block:
+    if block[:1] == b":" or block.find(b"\n:") >= 0:
         raise LocalProtocolError("empty header name")
     if b"".join([name for name, _ in headers]).translate(None, _TCHARS):
         raise LocalProtocolError("invalid header name")
@@ -941,7 +973,7 @@ def serialize_response_head(
         raise LocalProtocolError("invalid http version")
     if not reason:
         reason = _PHRASES.get(status, b"")
-    elif b"\r" in reason or b"\n" in reason or b"\x00" in reason:
+    elif reason.find(b"\r") >= 0 or reason.find(b"\n") >= 0 or reason.find(b"\0") >= 0:
         raise LocalProtocolError("cr, lf or nul in the reason phrase (header injection)")
     return b"HTTP/%s %d %s\r\n%s\r\n" % (version, status, reason, _header_block(headers))
 

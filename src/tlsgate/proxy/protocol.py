@@ -433,6 +433,10 @@ class ClientProtocol(asyncio.Protocol):
                             serialize_response_head(event.status, event.reason, event.headers)
                         )
                         continue
+                    if event.status == 101 and request.upgrade is None:
+                        # A protocol switch nobody asked for would turn the client's
+                        # connection into a raw tunnel to the upstream: refuse it.
+                        raise _UpstreamFailure(502, "upstream switched protocols unasked")
                     status = event.status
                     chunked_out = self._write_response_head(event, request, route, close_after)
                     head_sent = True
