@@ -18,6 +18,26 @@ import pytest
 from .upstream_app import Seen, run_upstream
 
 
+def config_text(*sites: str, timeouts: str = "") -> str:
+    """A tlsgate.toml template for ``serve_factory(config=...)``: loopback listeners, one worker.
+
+    Each site is ``'HOSTS_TOML_LIST'`` or ``'HOSTS_TOML_LIST -> UPSTREAM_URL'``; by default the
+    upstream is the test upstream. ``{port}``, ``{http_port}``, ``{upstream_port}`` are filled in
+    later.
+    """
+    text = (
+        '[server]\nlisten = "127.0.0.1:{port}"\nhttp_listen = "127.0.0.1:{http_port}"\n'
+        "workers = 1\n"
+    )
+    if timeouts:
+        text += f"\n[server.timeouts]\n{timeouts}\n"
+    for site in sites:
+        hosts, _, upstream = site.partition(" -> ")
+        upstream = upstream or "http://127.0.0.1:{upstream_port}"
+        text += f'\n[[site]]\nhosts = {hosts}\nupstream = "{upstream}"\n'
+    return text
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

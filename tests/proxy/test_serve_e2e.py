@@ -21,7 +21,7 @@ from cryptography import x509
 
 from tests.conftest import require_tool
 
-from .conftest import Serve, export_root, free_port
+from .conftest import Serve, config_text, export_root, free_port
 
 pytestmark = pytest.mark.interop
 
@@ -208,16 +208,7 @@ def test_redirect_to_https(serve: Serve) -> None:
 
 
 def test_hsts_for_public_names(serve_factory: Any) -> None:
-    config = """
-[server]
-listen = "127.0.0.1:{port}"
-http_listen = "127.0.0.1:{http_port}"
-workers = 1
-
-[[site]]
-hosts = ["www.example.com"]
-upstream = "http://127.0.0.1:{upstream_port}"
-"""
+    config = config_text('["www.example.com"]')
     serve: Serve = serve_factory(config=config)
     conn = client(serve, "www.example.com")
     conn.request("GET", "/")
@@ -231,20 +222,7 @@ upstream = "http://127.0.0.1:{upstream_port}"
 
 
 def test_sni_selects_the_site(serve_factory: Any) -> None:
-    config = """
-[server]
-listen = "127.0.0.1:{port}"
-http_listen = "127.0.0.1:{http_port}"
-workers = 1
-
-[[site]]
-hosts = ["a.test"]
-upstream = "http://127.0.0.1:{upstream_port}"
-
-[[site]]
-hosts = ["*.b.test"]
-upstream = "http://127.0.0.1:{upstream_port}"
-"""
+    config = config_text('["a.test"]', '["*.b.test"]')
     serve: Serve = serve_factory(config=config)
     for name, san in (("a.test", "a.test"), ("x.b.test", "*.b.test")):
         with serve.connect(name) as tls:
@@ -276,16 +254,7 @@ def test_dead_upstream_is_skipped(serve_factory: Any) -> None:
 
 
 def test_only_upstream_down_is_502(tmp_path: Path, serve_factory: Any) -> None:
-    config = """
-[server]
-listen = "127.0.0.1:{port}"
-http_listen = "127.0.0.1:{http_port}"
-workers = 1
-
-[[site]]
-hosts = ["localhost"]
-upstream = "http://127.0.0.1:DEAD"
-""".replace("DEAD", str(free_port()))
+    config = config_text(f'["localhost"] -> http://127.0.0.1:{free_port()}')
     serve: Serve = serve_factory(config=config)
     out = raw_exchange(serve, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 502")
@@ -293,19 +262,7 @@ upstream = "http://127.0.0.1:DEAD"
 
 
 def test_slow_upstream_is_504(serve_factory: Any) -> None:
-    config = """
-[server]
-listen = "127.0.0.1:{port}"
-http_listen = "127.0.0.1:{http_port}"
-workers = 1
-
-[server.timeouts]
-upstream_response = 1
-
-[[site]]
-hosts = ["localhost"]
-upstream = "http://127.0.0.1:{upstream_port}"
-"""
+    config = config_text('["localhost"]', timeouts="upstream_response = 1")
     serve: Serve = serve_factory(config=config)
     out = raw_exchange(serve, b"GET /slow/3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 504")

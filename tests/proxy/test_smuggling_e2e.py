@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import Serve
+from .conftest import Serve, config_text
 
 pytestmark = pytest.mark.interop
 
@@ -65,19 +65,7 @@ def test_refused_and_never_forwarded(serve: Serve) -> None:
 
 
 def test_slowloris_is_cut_off(serve_factory: object) -> None:
-    config = """
-[server]
-listen = "127.0.0.1:{port}"
-http_listen = "127.0.0.1:{http_port}"
-workers = 1
-
-[server.timeouts]
-header = 1
-
-[[site]]
-hosts = ["localhost"]
-upstream = "http://127.0.0.1:{upstream_port}"
-"""
+    config = config_text('["localhost"]', timeouts="header = 1")
     serve: Serve = serve_factory(config=config)  # type: ignore[operator]
     with serve.connect() as tls:
         tls.sendall(b"GET / HTTP/1.1\r\n")
