@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -558,6 +559,10 @@ def start_upstream(tmp: Path, start_timeout: float) -> Service:
     return service
 
 
+#: Numbers every proxy start, so each gets fresh directories.
+_STARTS = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class ProxySpec:
     """How to start one proxy: nginx (built in) or a command template."""
@@ -578,7 +583,7 @@ def start_proxy(
     tls: ssl.SSLContext,
 ) -> Service:
     slug = re.sub(r"[^a-z0-9]+", "-", spec.label.lower()).strip("-")
-    name = f"{slug}-w{workers}"
+    name = f"{slug}-w{workers}-{next(_STARTS)}"
     port = free_port()
     if spec.template is None:
         prefix = nginx_prefix(tmp, name)
@@ -1213,18 +1218,24 @@ class Context:
 
 
 def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
+    """Every round starts fresh proxy processes and runs every test on each, alternating order.
+
+    Fresh processes each round: on this VM one process can be 10 % faster or slower than
+    another with the same configuration for its whole life (where the host put its memory);
+    restarting keeps that from landing in every sample of one side.
+    """
     args = ctx.args
-    services = [ctx.start(spec) for spec in specs]
     tests = [t for t in make_tests(args.conns, args.bulk_conns) if t.key in args.test_keys]
     shim = None
-    if any(t.close for t in tests):
-        shim = ctx.tools.check_shim(services[0].port)
-        progress(shim.describe())
-        for problem in shim.problems():
-            loud(problem)
     rows: dict[tuple[str, str], Row] = {}
     for number in range(args.repeat):
         progress(f"round {number + 1} of {args.repeat}")
+        services = [ctx.start(spec) for spec in specs]
+        if shim is None and any(t.close for t in tests):
+            shim = ctx.tools.check_shim(services[0].port)
+            progress(shim.describe())
+            for problem in shim.problems():
+                loud(problem)
         for index, test in enumerate(tests):
             # Alternate which proxy goes first, so drift does not always favour the same one.
             order = list(range(len(specs)))
@@ -1235,6 +1246,8 @@ def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
                     ctx.tools, services[i], ctx.upstream, test, args, label=specs[i].label
                 )
                 rows.setdefault((test.key, specs[i].label), Row()).samples.append(sample)
+        for service in services:
+            service.stop()
     comparisons = [
         Comparison(
             test,
@@ -1253,16 +1266,16 @@ def run_scaling(ctx: Context, specs: Sequence[ProxySpec]) -> ScalingResult:
         if spec.template is not None and "{workers}" not in spec.template:
             raise BenchError("--workers-scaling needs a {workers} placeholder in --proxy-cmd")
     rows: dict[tuple[str, int], Row] = {}
-    for spec in specs:
-        for workers in (1, 2):
-            service = ctx.start(spec, workers=workers, cpus=ALL_CPUS)
-            for number in range(args.repeat):
-                progress(f"{spec.label}, {workers} worker(s), round {number + 1} of {args.repeat}")
+    for number in range(args.repeat):
+        progress(f"round {number + 1} of {args.repeat}")
+        for spec in specs:
+            for workers in (1, 2):  # a fresh process for every run, as in run_compare
+                service = ctx.start(spec, workers=workers, cpus=ALL_CPUS)
                 sample = measure_clean(
                     ctx.tools, service, ctx.upstream, test, args, label=f"{spec.label} w{workers}"
                 )
                 rows.setdefault((spec.label, workers), Row()).samples.append(sample)
-            service.stop()
+                service.stop()
     return ScalingResult([s.label for s in specs], rows)
 
 
