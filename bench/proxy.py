@@ -16,7 +16,7 @@ connections and reports the proxy's resident memory per connection.
 
     .venv/bin/python bench/proxy.py                               # nginx alone
     .venv/bin/python bench/proxy.py --proxy-cmd nginx             # nginx vs nginx: ratio ~1.0
-    .venv/bin/python bench/proxy.py --proxy-cmd '{root}/.venv/bin/tlsgate serve \
+    .venv/bin/python bench/proxy.py --proxy-cmd '{root}/.venv/bin/tlsgate serve --host localhost \
         --listen 127.0.0.1:{port} --to http://127.0.0.1:{upstream_port} --cert {cert} \
         --key {key} --workers {workers} --no-http --access-log off --state {state}'
 
