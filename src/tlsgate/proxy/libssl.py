@@ -1,0 +1,113 @@
+"""The few OpenSSL server features Python's ``ssl`` does not expose, reached through ctypes.
+
+Python's ``ssl`` has no API for session-ticket key callbacks (needed to rotate TLS 1.3 ticket keys
+on a schedule and share them across workers) or for OCSP stapling on the server side. Both are
+plain OpenSSL calls on the ``SSL_CTX`` that an ``ssl.SSLContext`` wraps, so this module finds that
+pointer and the very ``libssl``/``libcrypto`` the interpreter's ``_ssl`` module is linked against
+(``dlopen`` of the same soname returns the already-loaded copy, never a second OpenSSL).
+
+Finding the pointer relies on CPython's layout of ``PySSLContext`` (``PyObject_HEAD`` then
+``SSL_CTX *ctx``), stable since Python 3.x began. It is checked before use: the options and
+verify mode OpenSSL reports for the candidate pointer must equal what ``ssl`` reports for the
+context. When anything does not match (another interpreter, another OpenSSL, a debug build),
+:func:`available` is false and callers fall back to what plain ``ssl`` does; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ssl
+import sys
+from functools import cache
+
+__all__ = ["LibSSL", "available", "libssl", "ssl_ctx_pointer"]
+
+
+class LibSSL:
+    """Handles on the interpreter's libssl and libcrypto, with the prototypes used here."""
+
+    def __init__(self, ssl_lib: ctypes.CDLL, crypto_lib: ctypes.CDLL) -> None:
+        self.ssl = ssl_lib
+        self.crypto = crypto_lib
+        self.ssl.SSL_CTX_get_options.restype = ctypes.c_uint64
+        self.ssl.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
+        self.ssl.SSL_CTX_get_verify_mode.restype = ctypes.c_int
+        self.ssl.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+        self.ssl.SSL_CTX_ctrl.restype = ctypes.c_long
+        self.ssl.SSL_CTX_ctrl.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_long,
+            ctypes.c_void_p,
+        ]
+        self.ssl.SSL_CTX_callback_ctrl.restype = ctypes.c_long
+        self.ssl.SSL_CTX_callback_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        self.ssl.SSL_ctrl.restype = ctypes.c_long
+        self.ssl.SSL_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+
+
+def _load() -> LibSSL | None:
+    if sys.implementation.name != "cpython" or hasattr(sys, "getobjects"):
+        return None  # PyPy, or a Py_TRACE_REFS build whose object header is larger
+    version = ssl.OPENSSL_VERSION_INFO
+    if version < (3, 0):
+        return None
+    soname = f"{version[0]}"
+    try:
+        ssl_lib = ctypes.CDLL(f"libssl.so.{soname}")
+        crypto_lib = ctypes.CDLL(f"libcrypto.so.{soname}")
+    except OSError:
+        return None
+    try:
+        crypto_lib.OpenSSL_version_num.restype = ctypes.c_ulong
+        loaded = crypto_lib.OpenSSL_version_num()
+    except AttributeError:
+        return None
+    if loaded != ssl.OPENSSL_VERSION_NUMBER:
+        return None  # some other OpenSSL than the one _ssl uses
+    try:
+        return LibSSL(ssl_lib, crypto_lib)
+    except AttributeError:
+        return None
+
+
+@cache
+def libssl() -> LibSSL | None:
+    """The interpreter's OpenSSL, or None when it cannot be reached safely."""
+    lib = _load()
+    if lib is None:
+        return None
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    probe.options |= ssl.OP_NO_TICKET  # an option pattern unlikely to be read by accident
+    if _checked_pointer(lib, probe) is None:
+        return None
+    return lib
+
+
+def available() -> bool:
+    return libssl() is not None
+
+
+def _checked_pointer(lib: LibSSL, ctx: ssl.SSLContext) -> int | None:
+    candidate = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    if not candidate:
+        return None
+    if lib.ssl.SSL_CTX_get_options(candidate) != int(ctx.options):
+        return None
+    if lib.ssl.SSL_CTX_get_verify_mode(candidate) != int(ctx.verify_mode):
+        return None
+    return candidate
+
+
+def ssl_ctx_pointer(ctx: ssl.SSLContext) -> int:
+    """The ``SSL_CTX *`` inside ``ctx``; raises ``RuntimeError`` when it cannot be found safely.
+
+    The caller must keep ``ctx`` alive for as long as it uses the pointer.
+    """
+    lib = libssl()
+    if lib is None:
+        raise RuntimeError("OpenSSL is not reachable through ctypes in this interpreter")
+    pointer = _checked_pointer(lib, ctx)
+    if pointer is None:
+        raise RuntimeError("could not locate the SSL_CTX of this SSLContext")
+    return pointer
