@@ -200,3 +200,44 @@ def test_managed_certificates(store: SQLiteStore, state_dir: Path) -> None:
     assert len(keys) == 1 and stat.S_IMODE(keys[0].stat().st_mode) == 0o600  # old key removed
     keys[0].unlink()
     assert store.load_managed("a.example") is None  # a lost key means: issue again
+
+
+def _ticket_secret(directory: str, out: multiprocessing.Queue[bytes]) -> None:  # spawn target
+    store = SQLiteStore(Path(directory))
+    out.put(store.ticket_secret())
+    store.close()
+
+
+def test_ticket_secret_is_made_once_and_kept(store: SQLiteStore, state_dir: Path) -> None:
+    secret = store.ticket_secret()
+    assert len(secret) == 32
+    assert store.ticket_secret() == secret
+    path = state_dir / "keys" / "session-tickets.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    reopened = SQLiteStore(state_dir)
+    assert reopened.ticket_secret() == secret  # a restart keeps the same ticket keys
+    reopened.close()
+    other = SQLiteStore(state_dir.parent / "other")
+    assert other.ticket_secret() != secret
+    other.close()
+
+
+def test_ticket_secret_race_has_one_winner(state_dir: Path) -> None:
+    SQLiteStore(state_dir).close()  # schema in place; the secret does not exist yet
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[bytes] = ctx.Queue()
+    procs = [ctx.Process(target=_ticket_secret, args=(str(state_dir), out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    secrets = {out.get(timeout=60) for _ in procs}
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(secrets) == 1
+    assert not [p for p in (state_dir / "keys").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_damaged_ticket_secret_is_a_clear_error(store: SQLiteStore, state_dir: Path) -> None:
+    (state_dir / "keys" / "session-tickets.key").write_bytes(b"short")
+    with pytest.raises(StorageError, match=r"damaged .*delete it"):
+        store.ticket_secret()

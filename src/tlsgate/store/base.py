@@ -148,3 +148,12 @@ class Store(Protocol):
         ...
 
     def load_managed(self, name: str) -> ManagedCertificate | None: ...
+
+    # -- TLS session tickets ---------------------------------------------------------------
+    def ticket_secret(self) -> bytes:
+        """The 32 random bytes every worker (and node) derives session-ticket keys from.
+
+        Created on first use; concurrent first callers all get the same value. It is key
+        material: kept like private keys and never logged.
+        """
+        ...

@@ -35,6 +35,8 @@ from tlsgate.store.files import PRIVATE, atomic_write, ensure_private_dir
 __all__ = ["SQLiteStore"]
 
 DB_NAME = "tlsgate.db"
+TICKET_SECRET_NAME = "session-tickets.key"
+TICKET_SECRET_SIZE = 32
 _BUSY_TIMEOUT_MS = 30_000
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -396,3 +398,24 @@ class SQLiteStore:
             issuer=row["issuer"],
             updated_at=_dt(row["updated_at"]),
         )
+
+    # -- TLS session tickets ---------------------------------------------------------------
+    def ticket_secret(self) -> bytes:
+        """``keys/session-tickets.key``: created once (0600, atomically, never replaced) by
+        whichever process gets there first; everyone else reads that one."""
+        path = self._keys / TICKET_SECRET_NAME
+        if not path.exists():
+            try:
+                atomic_write(path, os.urandom(TICKET_SECRET_SIZE), mode=PRIVATE, overwrite=False)
+            except AlreadyExists:
+                pass  # another process won the race: its secret is the one
+        try:
+            secret = path.read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read ticket secret {path}: {exc.strerror}") from None
+        if len(secret) != TICKET_SECRET_SIZE:
+            raise StorageError(
+                f"ticket secret {path} is damaged ({len(secret)} bytes, expected "
+                f"{TICKET_SECRET_SIZE}); delete it to make a new one"
+            )
+        return secret
