@@ -27,9 +27,11 @@ from datetime import UTC, datetime
 from tlsgate.config import Config, ListenAddress, SiteConfig
 from tlsgate.proxy.certificates import CertificateManager, SiteCertificate
 from tlsgate.proxy.metrics import AdminProtocol, Metrics, prepare_multiprocess
+from tlsgate.proxy.ocsp import OcspCache, cache_directory
 from tlsgate.proxy.protocol import AccessRecord, ClientProtocol, Edge
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router
+from tlsgate.proxy.stapling import SiteStapling
 from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.store.base import Store
@@ -119,6 +121,7 @@ class EdgeServer:
         self.children: list[int] = []
         self.on_ready: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
+        self.stapling = SiteStapling(OcspCache(cache_directory(store.location)))
 
     # -- certificates --------------------------------------------------------------------------
     def _build_contexts(self, certs: dict[str, SiteCertificate]) -> None:
@@ -128,11 +131,17 @@ class EdgeServer:
             load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
             self.site_context[site.hosts[0]] = ctx
             self.contexts.add(site.hosts, ctx)
+            self._follow_ocsp(cert)
+
+    def _follow_ocsp(self, cert: SiteCertificate) -> None:
+        ctx = self.site_context[cert.name]
+        self.stapling.site(cert.name, ctx, cert.fullchain_pem, enabled=True)
 
     def _swap(self, certs: list[SiteCertificate]) -> None:
         for cert in certs:
             ctx = self.site_context[cert.name]
             load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
+            self._follow_ocsp(cert)
             log.info("now serving certificate %X for %s", cert.leaf.serial_number, cert.name)
         if certs:
             self._publish_certificates()
@@ -162,12 +171,14 @@ class EdgeServer:
                 self.manager.current[site.hosts[0]] = fresh
                 changed.append(fresh)
         self._swap(changed)
+        self.stapling.reload(now)  # the OCSP responses the master wrote
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> int:
         now = datetime.now(UTC)
         certs = self.manager.load_all(now)
         self._build_contexts(certs)
+        self.stapling.start(now)  # before fork: every worker starts with the responses
         workers = self.config.server.workers or os.cpu_count() or 1
         metrics_dir = None
         if self.config.server.admin_listen is not None:
@@ -277,9 +288,11 @@ class EdgeServer:
         if master:
             self._announce()
             renew = loop.create_task(self._renewal_loop())
+            staple = loop.create_task(self.stapling.run(self._tell_workers))
         await stop.wait()
         if master:
             renew.cancel()
+            staple.cancel()
             for pid in self.children:
                 _signal(pid, signal.SIGTERM)
         # Graceful drain: stop accepting, finish what is in flight, close idle keep-alives.
@@ -328,10 +341,15 @@ class EdgeServer:
             now = datetime.now(UTC)
             changed = self.manager.refresh(now)
             self._swap(changed)
+            self.stapling.retry_now()
             for pid in self.children:
                 _signal(pid, signal.SIGHUP)
         else:
             self._reload_from_sources()
+
+    def _tell_workers(self) -> None:
+        for pid in self.children:
+            _signal(pid, signal.SIGHUP)
 
     async def _renewal_loop(self) -> None:
         while True:
