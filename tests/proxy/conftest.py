@@ -112,13 +112,18 @@ def serve_factory(tmp_path: Path) -> Iterator[object]:
     stack: list[object] = []
 
     def start(
-        *extra: str, config: str | None = None, workers: int = 1, env: dict[str, str] | None = None
+        *extra: str,
+        config: str | None = None,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        state: Path | None = None,
     ) -> Serve:
+        """``state``: reuse an earlier instance's state directory (a restart)."""
         cm = run_upstream()
         upstream_port, seen = cm.__enter__()
         stack.append(cm)
         port, http_port = free_port(), free_port()
-        state = tmp_path / f"state{len(started)}"
+        state = state or tmp_path / f"state{len(started)}"
         log = tmp_path / f"serve{len(started)}.log"
         cmd: Sequence[str]
         if config is not None:

@@ -32,6 +32,7 @@ from tlsgate.proxy.protocol import AccessRecord, ClientProtocol, Edge
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.stapling import SiteStapling
+from tlsgate.proxy.tickets import DEFAULT_ROTATION, TicketKeys, install_all
 from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.store.base import Store
@@ -123,11 +124,19 @@ class EdgeServer:
         self.metrics: Metrics | None = None
         self.stapling = SiteStapling(OcspCache(cache_directory(store.location)))
 
+    def _ticket_keys(self) -> TicketKeys | None:
+        """Session-ticket keys from the store's secret: the same in every worker (they fork
+        after this) and after a restart. None when tickets are off."""
+        rotation: float | None = DEFAULT_ROTATION
+        return None if rotation is None else TicketKeys(self.store.ticket_secret(), rotation)
+
     # -- certificates --------------------------------------------------------------------------
     def _build_contexts(self, certs: dict[str, SiteCertificate]) -> None:
+        tickets = self._ticket_keys()
         for site in self.config.sites:
             cert = certs[site.hosts[0]]
             ctx = new_server_context()
+            install_all([ctx], tickets)
             load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
             self.site_context[site.hosts[0]] = ctx
             self.contexts.add(site.hosts, ctx)

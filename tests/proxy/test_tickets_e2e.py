@@ -1,0 +1,75 @@
+"""Session resumption through a real ``tlsgate serve``, driven by ``openssl s_client``.
+
+``-sess_out`` saves the session (with its ticket) of a first connection; every ``-sess_in``
+reconnect must report ``Reused``. With two workers the kernel spreads the reconnects over both,
+so this holds only because both derive the same ticket keys.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_tool
+
+from .conftest import Serve
+
+pytestmark = pytest.mark.interop
+
+VERSIONS = [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")]
+REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+
+def s_client(serve: Serve, version: str, *session: str) -> str:
+    """One connection and one request (so a TLS 1.3 client reads the tickets sent after the
+    handshake before ``-sess_out`` is written); returns what s_client printed."""
+    openssl = require_tool("openssl")
+    cmd = [
+        openssl, "s_client",
+        "-connect", f"127.0.0.1:{serve.port}",
+        "-servername", "localhost",
+        "-CAfile", str(serve.root),
+        "-verify_return_error",
+        "-ign_eof",
+        version,
+        *session,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, input=REQUEST, capture_output=True, timeout=30)
+    out = proc.stdout.decode(errors="replace")
+    assert proc.returncode == 0, out + proc.stderr.decode(errors="replace")
+    assert "HTTP/1.1 200" in out, out
+    return out
+
+
+def status(out: str) -> str:
+    """s_client's 'New, TLSv1.3, Cipher is ...' / 'Reused, TLSv1.3, ...' line, first word."""
+    match = re.search(r"^(New|Reused), (TLSv1\.[23])", out, re.MULTILINE)
+    assert match, out
+    return f"{match[1]} {match[2]}"
+
+
+def test_resumption_across_two_workers(serve_factory: Callable[..., Serve], tmp_path: Path) -> None:
+    serve = serve_factory(workers=2)
+    for flag, name in VERSIONS:
+        session = tmp_path / f"session{flag}.pem"
+        assert status(s_client(serve, flag, "-sess_out", str(session))) == f"New {name}"
+        for _ in range(8):  # 2^-7 odds that every reconnect lands on the same worker
+            reconnect = s_client(serve, flag, "-sess_in", str(session))
+            assert status(reconnect) == f"Reused {name}"
+
+
+def test_resumption_across_a_restart(serve_factory: Callable[..., Serve], tmp_path: Path) -> None:
+    first = serve_factory()
+    for flag, name in VERSIONS:
+        out = s_client(first, flag, "-sess_out", str(tmp_path / f"session{flag}.pem"))
+        assert status(out) == f"New {name}"
+    assert first.stop() == 0
+    # Same state directory: same ticket secret, so tickets from before the restart resume.
+    second = serve_factory(state=first.state)
+    for flag, name in VERSIONS:
+        out = s_client(second, flag, "-sess_in", str(tmp_path / f"session{flag}.pem"))
+        assert status(out) == f"Reused {name}"
