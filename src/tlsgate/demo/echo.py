@@ -9,16 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import cast
 
-from tlsgate.proxy.http import (
-    Data,
-    EndOfMessage,
-    RemoteProtocolError,
-    Request,
-    RequestParser,
-    serialize_response_head,
-)
+from tlsgate.proxy.http import Request
+from tlsgate.proxy.responder import Responder
 
 __all__ = ["EchoProtocol", "describe_request", "start_echo"]
 
@@ -48,50 +41,19 @@ def describe_request(request: Request, peer: str, body_bytes: int) -> dict[str, 
     }
 
 
-class EchoProtocol(asyncio.Protocol):
+class EchoProtocol(Responder):
     def __init__(self) -> None:
-        self.parser = RequestParser()
-        self.transport: asyncio.Transport | None = None
-        self.request: Request | None = None
-        self.body = 0
+        super().__init__()
         self.peer = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's SSL transport is not an asyncio.Transport subclass, but has its interface.
-        self.transport = cast(asyncio.Transport, transport)
+        super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
 
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        try:
-            events = self.parser.feed(data)
-        except RemoteProtocolError:
-            self.transport.close()
-            return
-        for event in events:
-            if isinstance(event, Request):
-                self.request, self.body = event, 0
-            elif isinstance(event, Data):
-                self.body += len(event.data)
-            elif isinstance(event, EndOfMessage) and self.request is not None:
-                payload = (
-                    json.dumps(
-                        describe_request(self.request, self.peer, self.body), indent=2
-                    ).encode()
-                    + b"\n"
-                )
-                headers = [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ]
-                if not self.request.keep_alive:
-                    headers.append((b"connection", b"close"))
-                head = serialize_response_head(200, b"OK", headers)
-                self.transport.write(head + (payload if self.request.method != b"HEAD" else b""))
-                if not self.request.keep_alive:
-                    self.transport.close()
-                self.request = None
+    def respond(self, request: Request, body_bytes: int) -> tuple[int, bytes, bytes]:
+        payload = json.dumps(describe_request(request, self.peer, body_bytes), indent=2)
+        return 200, b"application/json", payload.encode() + b"\n"
 
 
 async def start_echo(host: str = "127.0.0.1", port: int = 0) -> asyncio.AbstractServer:

@@ -12,19 +12,13 @@ must be chosen before ``prometheus_client`` is imported, hence :func:`prepare_mu
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
-from tlsgate.proxy.http import (
-    EndOfMessage,
-    RemoteProtocolError,
-    Request,
-    RequestParser,
-    serialize_response_head,
-)
+from tlsgate.proxy.http import Request
+from tlsgate.proxy.responder import Responder
 
 __all__ = ["AdminProtocol", "Metrics", "prepare_multiprocess"]
 
@@ -103,43 +97,17 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class AdminProtocol(asyncio.Protocol):
+class AdminProtocol(Responder):
     """``GET /metrics`` and ``GET /healthz`` on the admin listener; nothing else."""
 
     def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
         self.metrics = metrics
-        self.parser = RequestParser()
-        self.transport: asyncio.Transport | None = None
-        self.request: Request | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        try:
-            events = self.parser.feed(data)
-        except RemoteProtocolError:
-            self.transport.close()
-            return
-        for event in events:
-            if isinstance(event, Request):
-                self.request = event
-            elif isinstance(event, EndOfMessage) and self.request is not None:
-                path = self.request.target.partition(b"?")[0]
-                if path == b"/metrics":
-                    status, body = 200, self.metrics.render()
-                    ctype = b"text/plain; version=0.0.4; charset=utf-8"
-                elif path == b"/healthz":
-                    status, body, ctype = 200, b"ok\n", b"text/plain"
-                else:
-                    status, body, ctype = 404, b"not found\n", b"text/plain"
-                headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
-                keep = self.request.keep_alive
-                if not keep:
-                    headers.append((b"connection", b"close"))
-                self.transport.write(serialize_response_head(status, b"", headers) + body)
-                self.request = None
-                if not keep:
-                    self.transport.close()
-                    return
+    def respond(self, request: Request, body_bytes: int) -> tuple[int, bytes, bytes]:
+        path = request.target.partition(b"?")[0]
+        if path == b"/metrics":
+            return 200, b"text/plain; version=0.0.4; charset=utf-8", self.metrics.render()
+        if path == b"/healthz":
+            return 200, b"text/plain", b"ok\n"
+        return 404, b"text/plain", b"not found\n"
