@@ -29,6 +29,8 @@ from tlsgate.proxy.http import (
     serialize_response_head,
 )
 
+from .http_helpers import bytewise, feed_pieces, make_parser
+
 HOST = b"Host: example.com\r\n"
 
 
@@ -58,22 +60,6 @@ def merge(events: list[Event]) -> list[Event]:
     return out
 
 
-def feed_pieces(parser: RequestParser | ResponseParser, pieces: list[bytes]) -> list[Event]:
-    """Feed until an upgrade; what follows it is appended to the leftover, like a tunnel would."""
-    events: list[Event] = []
-    for index, piece in enumerate(pieces):
-        events += parser.feed(piece)
-        if events and isinstance(events[-1], Upgraded):
-            rest = b"".join(pieces[index + 1 :])
-            events[-1] = Upgraded(events[-1].leftover + rest)
-            return events
-    return events
-
-
-def bytewise(data: bytes) -> list[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
-
-
 def parse(data: bytes, limits: Limits | None = None) -> list[Event]:
     """Parse whole and byte by byte; both must agree (merged), and the whole result is returned."""
     whole = RequestParser(limits or Limits()).feed(data)
@@ -86,12 +72,7 @@ def respond(data: bytes, method: bytes = b"GET", eof: bool = False) -> list[Even
     """A response, whole and byte by byte (with feed_eof if asked); both must agree."""
     results = []
     for pieces in ([data], bytewise(data)):
-        parser = ResponseParser()
-        parser.expect(method)
-        events = feed_pieces(parser, pieces)
-        if eof and not (events and isinstance(events[-1], Upgraded)):
-            events += parser.feed_eof()
-        results.append(merge(events))
+        results.append(merge(feed_pieces(make_parser(method), pieces, eof)))
     assert results[0] == results[1]
     return results[0]
 
@@ -105,12 +86,7 @@ def refused(
     """The input is refused with ``status``, whole and byte by byte, and the parser stays so."""
     errors = []
     for pieces in ([data], bytewise(data)):
-        parser: RequestParser | ResponseParser
-        if response is None:
-            parser = RequestParser(limits or Limits())
-        else:
-            parser = ResponseParser(limits or Limits())
-            parser.expect(response)
+        parser = make_parser(response, limits)
         with pytest.raises(RemoteProtocolError) as info:
             for piece in pieces:
                 parser.feed(piece)

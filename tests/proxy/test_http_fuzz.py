@@ -31,15 +31,14 @@ from tlsgate.proxy.http import (
     Headers,
     RemoteProtocolError,
     Request,
-    RequestParser,
     Response,
-    ResponseParser,
-    Upgraded,
     chunk,
     last_chunk,
     serialize_request_head,
     serialize_response_head,
 )
+
+from .http_helpers import bytewise, feed_pieces, make_parser
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -74,22 +73,9 @@ def collect(outcome: Outcome, events: list[Event]) -> None:
 
 def run(pieces: list[bytes], method: bytes | None = None) -> Outcome:
     """Feed ``pieces`` to a request parser (or a response parser expecting ``method``)."""
-    parser: RequestParser | ResponseParser
-    if method is None:
-        parser = RequestParser()
-    else:
-        parser = ResponseParser()
-        parser.expect(method)
     outcome = Outcome()
     try:
-        for index, piece in enumerate(pieces):
-            events = parser.feed(piece)
-            collect(outcome, events)
-            if events and isinstance(events[-1], Upgraded):
-                assert outcome.tunnel is not None
-                outcome.tunnel += b"".join(pieces[index + 1 :])
-                return outcome
-        collect(outcome, parser.feed_eof())
+        collect(outcome, feed_pieces(make_parser(method), pieces, eof=True))
     except RemoteProtocolError as exc:
         outcome.status = exc.status
     return outcome
@@ -108,11 +94,11 @@ def check_splits(data: bytes, splits: list[list[int]], method: bytes | None = No
             assert split == whole, (data, points)
         else:
             assert split.status == whole.status, (data, points, whole.status, split.status)
-    bytewise = run([data[i : i + 1] for i in range(len(data))], method)
+    by_byte = run(bytewise(data), method)
     if whole.status is None:
-        assert bytewise == whole, data
+        assert by_byte == whole, data
     else:
-        assert bytewise.status == whole.status, (data, whole.status, bytewise.status)
+        assert by_byte.status == whole.status, (data, whole.status, by_byte.status)
 
 
 # -- strategies ----------------------------------------------------------------------------------
