@@ -1,11 +1,18 @@
-"""One client connection: TLS already terminated by the loop, HTTP/1.1 exchanges proxied upstream.
+"""One client connection: TLS terminated by the loop, HTTP/1.1 exchanges proxied upstream.
 
-The asyncio ``Protocol`` only feeds bytes to the sans-IO parser and hands events to a handler
-coroutine; the coroutine decides. Bodies stream in both directions with back-pressure (see
-``flow.py``), so a 10 GiB upload or download costs the same memory as a 100-byte one.
+The connection is a small state machine driven by callbacks, not a coroutine: bytes from the
+client go through the sans-IO request parser, bytes from the upstream through the response
+parser, and each event is acted on in the callback that produced it. A keep-alive request whose
+upstream connection is pooled therefore costs no task, no future and no queue hop; that is what
+the data plane spends its time on otherwise. Only opening a new upstream connection runs as a
+task.
 
-What the client is told when things go wrong is short and generic (400/413/421/431/502/504 with a
-one-line body): internals, upstream addresses and stack traces stay in our log.
+Bodies stream in both directions with back-pressure: when one side's transport stops accepting
+writes (``pause_writing``), the other side's reading is paused until it drains, so a 10 GiB upload
+or download costs the same memory as a 100-byte one.
+
+Timeouts use one lazily re-armed timer per connection: moving a deadline later only stores a
+number, and the timer, when it fires early, re-arms itself for the remaining time.
 """
 
 from __future__ import annotations
@@ -14,14 +21,10 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http import HTTPStatus
+from collections import deque
 from typing import cast
 
-from tlsgate.config import Limits as LimitsConfig
-from tlsgate.config import SiteConfig, Timeouts
-from tlsgate.proxy.flow import Closed, EventChannel, WriteGate
+from tlsgate.proxy.edge import AccessRecord, Edge, error_response, is_local_host
 from tlsgate.proxy.headers import (
     ClientInfo,
     forwarded_request_headers,
@@ -32,8 +35,7 @@ from tlsgate.proxy.http import (
     BodyKind,
     Data,
     EndOfMessage,
-    Headers,
-    Limits,
+    Event,
     RemoteProtocolError,
     Request,
     RequestParser,
@@ -44,111 +46,124 @@ from tlsgate.proxy.http import (
     serialize_request_head,
     serialize_response_head,
 )
-from tlsgate.proxy.metrics import Metrics
-from tlsgate.proxy.routing import Route, Router, UpstreamState, normalize_host
-from tlsgate.proxy.upstream import UpstreamConnection, UpstreamPool
+from tlsgate.proxy.routing import Route, UpstreamState, normalize_host
+from tlsgate.proxy.upstream import UpstreamConnection
 
-__all__ = ["AccessRecord", "ClientProtocol", "Edge", "error_response", "is_local_host"]
+__all__ = ["ClientProtocol"]
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".test", ".home.arpa", ".lan")
+
+#: Decrypted bytes are read into one buffer per worker (see :meth:`ClientProtocol.get_buffer`).
+READ_BUFFER_SIZE = 64 * 1024
+#: Queued client events (pipelined requests, body parts waiting for an upstream connection)
+#: above which the client's reading pauses, and below which it resumes.
+HIGH_WATER = 32
+LOW_WATER = 8
+#: Output is gathered and sent as one TLS write per burst, or once it reaches this size.
+FLUSH_SIZE = 64 * 1024
+
+# What the connection's one deadline is for.
+_NONE = 0
+_IDLE = 1  # between requests: close quietly
+_HEAD = 2  # a request head has started but not ended: 408
+_BODY = 3  # the client's request body is late: 408
+_UPSTREAM = 4  # the upstream's response is late: 504
+
+# Why the client's reading is paused (a bit set: each reason is lifted on its own).
+_PAUSE_QUEUE = 1
+_PAUSE_UPSTREAM = 2
+_PAUSE_TUNNEL = 4
+
+_NO_BODY = BodyKind.NONE
+_CHUNKED = BodyKind.CHUNKED
+_UNTIL_CLOSE = BodyKind.UNTIL_CLOSE
 
 
-def is_local_host(host: str) -> bool:
-    """Names a browser never reaches on the public internet: no HSTS by default for them."""
-    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES) or "." not in host:
-        return True
-    return host.replace(".", "").isdigit() or ":" in host
+class _Exchange:
+    """One request/response in flight; discarded when it ends."""
+
+    __slots__ = (
+        "attempts",
+        "chunked_in",
+        "chunked_out",
+        "close_after",
+        "conn",
+        "connecting",
+        "exclude",
+        "head",
+        "head_sent",
+        "local_status",
+        "record",
+        "request",
+        "request_done",
+        "retry_ok",
+        "route",
+        "started",
+        "state",
+        "status",
+        "tunnel_leftover",
+    )
+
+    def __init__(self, request: Request, record: AccessRecord, started: float) -> None:
+        self.request = request
+        self.record = record
+        self.started = started
+        self.route: Route | None = None
+        self.head = b""
+        self.conn: UpstreamConnection | None = None
+        self.state: UpstreamState | None = None
+        self.connecting = False
+        self.exclude: UpstreamState | None = None
+        self.attempts = 1
+        self.retry_ok = False
+        self.request_done = False
+        self.head_sent = False
+        self.status = 0
+        self.chunked_in = request.body is _CHUNKED
+        self.chunked_out = False
+        self.close_after = not request.keep_alive
+        self.local_status = 0  # answered by the edge itself (404/421) once the body is read
+        self.tunnel_leftover = b""  # client bytes after an upgrade request's head
 
 
-def error_response(status: int, *, close: bool = True) -> bytes:
-    phrase = HTTPStatus(status).phrase
-    body = f"{status} {phrase}\n".encode()
-    headers: Headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    if close:
-        headers.append((b"connection", b"close"))
-    return serialize_response_head(status, phrase.encode(), headers) + body
+class ClientProtocol(asyncio.BufferedProtocol):
+    """A client connection.
 
+    A ``BufferedProtocol`` so that uvloop's TLS layer decrypts straight into one reusable buffer:
+    with a plain ``Protocol`` it asks OpenSSL for up to 256 KiB per read into a fresh ``bytes``,
+    which glibc serves with mmap/mremap/munmap, three system calls and a page fault per request.
+    """
 
-@dataclass(slots=True)
-class AccessRecord:
-    client: str
-    method: str
-    target: str
-    host: str
-    status: int
-    bytes_sent: int
-    upstream: str
-    duration: float
-    error: str = ""
-    site: str = ""
+    _read_buffer = bytearray(READ_BUFFER_SIZE)
+    _read_view = memoryview(_read_buffer)
 
-
-@dataclass
-class Edge:
-    """Everything a connection needs, shared by all connections of one worker."""
-
-    router: Router
-    pool: UpstreamPool
-    timeouts: Timeouts
-    limits: LimitsConfig
-    port: int
-    trusted_proxies: tuple[object, ...] = ()
-    log: Callable[[AccessRecord], None] | None = None
-    metrics: Metrics | None = None
-    draining: bool = False
-    connections: set[ClientProtocol] = field(default_factory=set)
-    parser_limits: Limits = field(init=False)
-    hsts: dict[int, bytes | None] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.parser_limits = Limits(
-            max_header_bytes=self.limits.max_header_bytes,
-            max_headers=self.limits.max_headers,
-            max_body_bytes=self.limits.max_body_bytes,
-        )
-
-    def hsts_for(self, site: SiteConfig) -> bytes | None:
-        key = id(site)
-        if key not in self.hsts:
-            policy = site.hsts
-            if policy is None and not site.hsts_explicit:
-                from tlsgate.config import HstsPolicy
-
-                public = [h for h in site.hosts if not is_local_host(h.removeprefix("*."))]
-                policy = HstsPolicy() if public else None
-            self.hsts[key] = policy.header_value() if policy is not None else None
-        return self.hsts[key]
-
-
-class ClientProtocol(asyncio.Protocol):
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
         self.loop = asyncio.get_running_loop()
         self.parser = RequestParser(edge.parser_limits)
-        self.events = EventChannel(self.loop)
-        self.gate = WriteGate(self.loop)
         self.transport: asyncio.Transport | None = None
         self.client = ClientInfo("", edge.port)
         self.sni_route: Route | None = None
         self.tunnel: UpstreamConnection | None = None
-        self.task: asyncio.Task[None] | None = None
         self.busy = False  # inside an exchange (draining waits for it)
-        self.must_close = False  # the exchange left the connection unusable for another
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._awaiting_head = True
+        self.closed = False
+        self._x: _Exchange | None = None
+        self._queue: deque[Event] = deque()
+        self._client_error: RemoteProtocolError | None = None
+        self._client_eof = False
+        self._paused = 0
+        self._write_paused = False
         self._out: list[bytes] = []
         self._out_size = 0
+        self._deadline = 0.0
+        self._deadline_kind = _NONE
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
-    # -- asyncio callbacks -------------------------------------------------------------------
+    # -- asyncio callbacks: the client side ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's SSL transport is not an asyncio.Transport subclass, but has its interface.
         self.transport = cast(asyncio.Transport, transport)
-        self.events.attach(self.transport)
         peer = transport.get_extra_info("peername")
         self.client = ClientInfo(peer[0] if peer else "", self.edge.port)
         sock = transport.get_extra_info("socket")
@@ -159,59 +174,85 @@ class ClientProtocol(asyncio.Protocol):
                 pass
         ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
-            self.sni_route = self._route_for_context(ssl_object)
+            name = getattr(ssl_object, "tlsgate_sni", None)
+            if name:
+                self.sni_route = self.edge.router.match(normalize_host(name))
         self.edge.connections.add(self)
         if self.edge.metrics is not None:
             self.edge.metrics.connections.inc()
-        self.task = self.loop.create_task(self.run())
+        # The first request gets the (shorter) header timeout, later ones the idle timeout.
+        self._set_deadline(self.edge.timeouts.header, _IDLE)
 
-    def _route_for_context(self, ssl_object: ssl.SSLObject) -> Route | None:
-        name = getattr(ssl_object, "tlsgate_sni", None)
-        return self.edge.router.match(normalize_host(name)) if name else None
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # Shared by every connection of the worker: the loop fills it and calls buffer_updated
+        # before reading anything else, and buffer_updated copies the bytes out.
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._read_view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
-        if self._awaiting_head and self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.edge.timeouts.header, self._head_timeout)
+        x = self._x
+        if x is not None and x.request.upgrade is not None and x.request_done:
+            # Bytes after an upgrade request, before the upstream answered: tunnel bytes if it
+            # switches, never parsed as HTTP.
+            x.tunnel_leftover += data
+            self._pause(_PAUSE_TUNNEL)
+            return
+        if x is None and self._deadline_kind != _HEAD:
+            self._set_deadline(self.edge.timeouts.header, _HEAD)
         try:
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
-            self.events.fail(exc)
+            self._client_error = exc
+            self._pump()
             return
-        self.events.push(events)
-
-    def _head_timeout(self) -> None:
-        # A client that started a request but has not finished its head in time (slowloris).
-        if self._awaiting_head and self.transport is not None:
-            self.transport.write(error_response(408))
-            self.transport.close()
+        self._queue.extend(events)
+        self._pump()
 
     def eof_received(self) -> bool | None:
+        self._client_eof = True
         try:
-            self.events.push(self.parser.feed_eof())
+            self._queue.extend(self.parser.feed_eof())
         except RemoteProtocolError as exc:
-            self.events.fail(exc)
-        self.events.close()
+            self._client_error = exc
+        self._pump()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.events.close()
-        self.gate.close()
+        self.closed = True
         self.edge.connections.discard(self)
-        if self._head_timer is not None:
-            self._head_timer.cancel()
+        self._deadline_kind = _NONE
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.tunnel is not None:
             self.tunnel.close()
+        x = self._x
+        if x is not None:
+            self._x = None
+            self.busy = False
+            conn = self._detach(x)
+            if conn is not None:
+                conn.close()
+            self._log(x, x.status or 499, "client closed the connection")
 
     def pause_writing(self) -> None:
-        self.gate.pause()
+        self._write_paused = True
+        x = self._x
+        if x is not None and x.conn is not None:
+            x.conn.pause_reading()
 
     def resume_writing(self) -> None:
-        self.gate.resume()
+        self._write_paused = False
+        x = self._x
+        if x is not None and x.conn is not None:
+            x.conn.resume_reading()
 
-    # -- the exchange loop ---------------------------------------------------------------------
+    # -- output ------------------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
         """Queue bytes for the client; :meth:`_flush` sends them as one TLS write.
 
@@ -220,66 +261,129 @@ class ClientProtocol(asyncio.Protocol):
         """
         self._out.append(data)
         self._out_size += len(data)
-        if self._out_size >= 65536:
+        if self._out_size >= FLUSH_SIZE:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._out:
+        out = self._out
+        if not out:
             return
-        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out.clear()
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         self._out_size = 0
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(data)
 
     def close(self) -> None:
+        self._flush()
         if self.transport is not None:
             self.transport.close()
 
-    async def run(self) -> None:
-        timeouts = self.edge.timeouts
-        timeout = timeouts.header
-        try:
-            while True:
-                self._awaiting_head = True
-                event = await self.events.get(timeout)
-                self._awaiting_head = False
-                if self._head_timer is not None:
-                    self._head_timer.cancel()
-                    self._head_timer = None
-                if not isinstance(event, Request):  # pragma: no cover - parser guarantees order
-                    break
-                self.busy = True
-                keep_alive = await self.exchange(event)
-                self._flush()
-                self.busy = False
-                if not keep_alive or self.edge.draining or self.tunnel is not None:
-                    break
-                timeout = timeouts.idle
-        except RemoteProtocolError as exc:
-            self._write(error_response(exc.status))
-        except (Closed, TimeoutError, ConnectionError):
-            pass
-        finally:
-            self._flush()
-            self.busy = False
-            if self.tunnel is None:
-                self.close()
+    # -- flow control and deadlines ---------------------------------------------------------------
+    def _pause(self, reason: int) -> None:
+        if not self._paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self._paused |= reason
 
-    async def exchange(self, request: Request) -> bool:
-        """Proxy one request; returns whether the client connection may carry another."""
-        started = time.monotonic()
+    def _resume(self, reason: int) -> None:
+        if not self._paused & reason:
+            return
+        self._paused &= ~reason
+        if not self._paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def _set_deadline(self, seconds: float, kind: int) -> None:
+        at = self.loop.time() + seconds
+        self._deadline = at
+        self._deadline_kind = kind
+        if self._timer is None or at < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(at, self._on_timer)
+            self._timer_at = at
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        kind = self._deadline_kind
+        if kind == _NONE or self.closed:
+            return
+        if self.loop.time() < self._deadline:  # moved later since the timer was armed
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            self._timer_at = self._deadline
+            return
+        self._deadline_kind = _NONE
+        x = self._x
+        if kind == _IDLE:
+            self.close()
+        elif kind == _HEAD:
+            # A client that started a request but has not finished its head in time (slowloris).
+            self._write(error_response(408))
+            self.close()
+        elif x is None:  # pragma: no cover - exchange deadlines are cleared with the exchange
+            self.close()
+        elif kind == _BODY:
+            self._abort(x, 408, "request body timeout")
+        else:
+            self._abort(x, 504, "upstream response timeout")
+
+    # -- client events ------------------------------------------------------------------------
+    def _pump(self) -> None:
+        """Act on queued client events as far as the exchange in flight allows."""
+        queue = self._queue
+        while queue:
+            x = self._x
+            if x is None:
+                event = queue.popleft()
+                if type(event) is Request:
+                    self._begin(event)
+                continue  # (events of a request the edge stopped caring about)
+            if x.request_done:
+                break  # a pipelined request: it waits until this exchange ends
+            if x.conn is None and not x.local_status:
+                break  # the upstream connection is being opened: keep the body queued
+            event = queue.popleft()
+            kind = type(event)
+            if kind is Data:
+                if not x.local_status:
+                    data = cast(Data, event).data
+                    x.conn.write(chunk(data) if x.chunked_in else data)  # type: ignore[union-attr]
+                    self._set_deadline(self.edge.timeouts.idle, _BODY)
+            elif kind is EndOfMessage:
+                x.request_done = True
+                if x.local_status:
+                    self._answer_locally(x)
+                    continue
+                if x.chunked_in:
+                    x.conn.write(last_chunk(cast(EndOfMessage, event).trailers))  # type: ignore[union-attr]
+                if not x.head_sent or x.status == 101:
+                    self._set_deadline(self.edge.timeouts.upstream_response, _UPSTREAM)
+            elif kind is Upgraded:
+                x.tunnel_leftover = cast(Upgraded, event).leftover + x.tunnel_leftover
+        if len(queue) > HIGH_WATER:
+            self._pause(_PAUSE_QUEUE)
+        elif len(queue) <= LOW_WATER:
+            self._resume(_PAUSE_QUEUE)
+        if self._x is None and not queue:
+            if self._client_error is not None:
+                self._write(error_response(self._client_error.status))
+                self.close()
+            elif self._client_eof:
+                self.close()
+        elif self._client_error is not None and self._x is not None:
+            x = self._x
+            if not x.request_done:  # the client's body was malformed mid-stream
+                self._abort(x, self._client_error.status, "bad request body")
+
+    def _begin(self, request: Request) -> None:
+        edge = self.edge
+        self.busy = True
         host_value = b""
         for name, value in request.headers:
             if name == b"host":
                 host_value = value
                 break
         host = normalize_host(host_value) if host_value else ""
-        route = self.edge.router.match(host) if host else None
-        if route is None and (not host or is_local_host(host)) and self.sni_route is None:
-            route = self.edge.router.default
-        if route is None and not host:
-            route = self.sni_route
         record = AccessRecord(
             self.client.address,
             request.method.decode("latin-1"),
@@ -290,260 +394,267 @@ class ClientProtocol(asyncio.Protocol):
             "",
             0.0,
         )
+        x = self._x = _Exchange(request, record, time.monotonic())
+        router = edge.router
+        route = router.match(host) if host else None
+        if route is None and (not host or is_local_host(host)) and self.sni_route is None:
+            route = router.default
+        if route is None and not host:
+            route = self.sni_route
         if route is None or (self.sni_route is not None and route is not self.sni_route):
             # Unknown host, or a Host header naming another site than the TLS handshake did.
-            status = 421 if route is not None else 404
-            await self._discard_body()
-            self._write(error_response(status, close=False))
-            self._log(record, status, started)
-            return True
+            x.local_status = 421 if route is not None else 404
+            self._set_deadline(edge.timeouts.idle, _BODY)
+            return
+        x.route = route
         record.site = route.site.hosts[0]
-        keep_alive = request.keep_alive
-        try:
-            status = await self._forward(request, route, host_value, record)
-        except RemoteProtocolError as exc:  # the client's body was malformed mid-stream
-            self._write(error_response(exc.status))
-            self._log(record, exc.status, started, "bad request body")
-            return False
-        except _UpstreamFailure as exc:
-            if self.edge.metrics is not None:
-                kind = {502: "unavailable", 504: "timeout"}.get(exc.status, "error")
-                self.edge.metrics.upstream_errors.labels(record.upstream or "-", kind).inc()
-            if not exc.head_sent:
-                self._write(error_response(exc.status))
-            self._log(record, exc.status, started, exc.reason)
-            return False
-        self._log(record, status, started)
-        return keep_alive and not self.must_close
-
-    async def _discard_body(self) -> None:
-        while True:
-            event = await self.events.get(self.edge.timeouts.idle)
-            if isinstance(event, EndOfMessage):
-                return
-
-    def _log(self, record: AccessRecord, status: int, started: float, error: str = "") -> None:
-        record.status = status
-        record.duration = time.monotonic() - started
-        record.error = error
-        if self.edge.metrics is not None:
-            self.edge.metrics.observe(record.site or "-", status, record.duration)
-        if self.edge.log is not None:
-            self.edge.log(record)
-
-    async def _connect(
-        self, route: Route, exclude: UpstreamState | None
-    ) -> tuple[UpstreamConnection, UpstreamState]:
-        state = route.balancer.pick(time.monotonic(), exclude=exclude)
-        try:
-            conn = await self.edge.pool.acquire(state.upstream, self.edge.timeouts.upstream_connect)
-        except (OSError, TimeoutError) as exc:
-            route.balancer.failed(state, time.monotonic())
-            failure = _UpstreamFailure(502, f"connect {state.upstream}: {exc or 'timeout'}")
-            failure.state = state
-            raise failure from None
-        return conn, state
-
-    async def _forward(
-        self, request: Request, route: Route, host: bytes, record: AccessRecord
-    ) -> int:
-        edge = self.edge
-        site = route.site
-        upgrade = request.upgrade
         headers = forwarded_request_headers(
             request.headers,
             self.client,
-            host=host,
+            host=host_value,
             trusted=is_trusted(self.client.address, edge.trusted_proxies),  # type: ignore[arg-type]
-            upgrade=upgrade,
-            via=site.via,
+            upgrade=request.upgrade,
+            via=route.site.via,
         )
-        if request.body is BodyKind.CHUNKED:
+        if x.chunked_in:
             headers.append((b"transfer-encoding", b"chunked"))
-        head = serialize_request_head(request.method, request.target, headers)
-        retry_ok = request.method in IDEMPOTENT and request.body is BodyKind.NONE
-        exclude: UpstreamState | None = None
-        attempts = 2 if (retry_ok or len(route.balancer.states) > 1) else 1
-        for attempt in range(attempts):
-            try:
-                conn, state = await self._connect(route, exclude)
-            except _UpstreamFailure as failure:
-                # Nothing was sent yet, so another upstream may take even a non-idempotent request.
-                if attempt + 1 < attempts:
-                    exclude = failure.state
-                    continue
-                raise
-            record.upstream = str(state.upstream)
-            state.active += 1
-            try:
-                return await self._exchange_with(conn, state, route, request, head)
-            except _StaleConnection:
-                # A pooled connection the upstream had closed: safe to retry idempotent requests.
-                exclude = None
-                if attempt + 1 < attempts and retry_ok:
-                    continue
-                raise _UpstreamFailure(502, "upstream closed the connection") from None
-            finally:
-                state.active -= 1
-        raise _UpstreamFailure(502, "no upstream reachable")  # pragma: no cover
+        x.head = serialize_request_head(request.method, request.target, headers)
+        x.retry_ok = request.method in IDEMPOTENT and request.body is _NO_BODY
+        x.attempts = 2 if (x.retry_ok or len(route.balancer.states) > 1) else 1
+        self._set_deadline(edge.timeouts.upstream_response, _UPSTREAM)
+        self._connect(x)
 
-    async def _exchange_with(
-        self,
-        conn: UpstreamConnection,
-        state: UpstreamState,
-        route: Route,
-        request: Request,
-        head: bytes,
-    ) -> int:
-        edge = self.edge
-        timeouts = edge.timeouts
-        conn.parser.expect(request.method)
-        conn.write(head)
-        upload: asyncio.Task[None] | None = None
-        if request.body is not BodyKind.NONE:
-            upload = self.loop.create_task(self._upload(conn, request.body is BodyKind.CHUNKED))
+    def _answer_locally(self, x: _Exchange) -> None:
+        self._write(error_response(x.local_status, close=False))
+        self._end(x, x.local_status, keep_alive=x.request.keep_alive)
+
+    # -- the upstream side ------------------------------------------------------------------------
+    def _connect(self, x: _Exchange) -> None:
+        route = x.route
+        assert route is not None
+        state = route.balancer.pick(self.loop.time(), exclude=x.exclude)
+        x.state = state
+        conn = self.edge.pool.take(state.upstream)
+        if conn is not None:
+            self._attach(x, conn)
+            return
+        x.connecting = True
+        task = self.loop.create_task(
+            self.edge.pool.connect(state.upstream, self.edge.timeouts.upstream_connect)
+        )
+        task.add_done_callback(lambda t: self._connected(x, state, t))
+
+    def _connected(
+        self, x: _Exchange, state: UpstreamState, task: asyncio.Task[UpstreamConnection]
+    ) -> None:
+        x.connecting = False
+        exc = task.exception()
+        if x is not self._x:  # the client went away meanwhile
+            if exc is None:
+                self.edge.pool.release(task.result())
+            return
+        if exc is not None:
+            assert x.route is not None
+            x.route.balancer.failed(state, self.loop.time())
+            x.attempts -= 1
+            if x.attempts > 0:
+                # Nothing was sent yet, so another upstream may take even a non-idempotent one.
+                x.exclude = state
+                self._connect(x)
+                return
+            self._abort(x, 502, f"connect {state.upstream}: {exc or 'timeout'}")
+            return
+        self._attach(x, task.result())
+
+    def _attach(self, x: _Exchange, conn: UpstreamConnection) -> None:
+        state = x.state
+        assert state is not None
+        x.conn = conn
+        conn.owner = self
+        state.active += 1
+        x.record.upstream = str(state.upstream)
+        conn.parser.expect(x.request.method)
+        conn.write(x.head)
+        if self._write_paused:
+            conn.pause_reading()
+        self._pump()
+
+    def upstream_flow(self, conn: UpstreamConnection, paused: bool) -> None:
+        if paused:
+            self._pause(_PAUSE_UPSTREAM)
         else:
-            await self.events.get(timeouts.idle)  # the request's EndOfMessage
-        head_sent = False
-        status = 0
-        chunked_out = False
-        close_after = not request.keep_alive or edge.draining
-        try:
-            while True:
-                if not conn.events.pending:
-                    self._flush()
-                try:
-                    event = await conn.events.get(timeouts.upstream_response)
-                except TimeoutError:
-                    raise _UpstreamFailure(504, "upstream response timeout", head_sent) from None
-                except Closed:
-                    if not head_sent and conn.reused and upload is None:
-                        conn.close()
-                        raise _StaleConnection() from None
-                    route.balancer.failed(state, time.monotonic())
-                    raise _UpstreamFailure(502, "upstream closed early", head_sent) from None
-                except RemoteProtocolError as exc:
-                    raise _UpstreamFailure(
-                        502, f"bad upstream response: {exc}", head_sent
-                    ) from None
-                if isinstance(event, Response):
-                    route.balancer.succeeded(state)
-                    if 100 <= event.status < 200 and event.status != 101:
-                        self._write(
-                            serialize_response_head(event.status, event.reason, event.headers)
-                        )
-                        continue
-                    if event.status == 101 and request.upgrade is None:
-                        # A protocol switch nobody asked for would turn the client's
-                        # connection into a raw tunnel to the upstream: refuse it.
-                        raise _UpstreamFailure(502, "upstream switched protocols unasked")
-                    status = event.status
-                    chunked_out = self._write_response_head(event, request, route, close_after)
-                    head_sent = True
-                    if event.status == 101:
-                        close_after = True
-                    if not request.keep_alive or (
-                        event.body is BodyKind.UNTIL_CLOSE and request.version != b"1.1"
-                    ):
-                        close_after = True
-                elif isinstance(event, Data):
-                    self._write(chunk(event.data) if chunked_out else event.data)
-                    if self.gate.paused:
-                        self._flush()
-                        await self.gate.drain(timeouts.idle)
-                elif isinstance(event, EndOfMessage):
-                    if chunked_out:
-                        self._write(last_chunk(event.trailers))
-                    if status != 101:
-                        break
-                elif isinstance(event, Upgraded):
-                    self._flush()
-                    await self._tunnel(conn, event.leftover)
-                    return status
-        except BaseException:
-            if upload is not None:
-                upload.cancel()
-            conn.close()
-            raise
-        if upload is not None:
-            if not upload.done():
-                # The upstream answered before reading the whole body (e.g. 413): the rest of
-                # the request cannot be skipped reliably, so this connection ends here.
-                upload.cancel()
-                conn.close()
-                self.must_close = True
-                return status
-            upload.result()
-        if close_after or self.edge.draining:
-            conn.close()
-            self.must_close = True
-            return status
-        edge.pool.release(conn)
-        return status
+            self._resume(_PAUSE_UPSTREAM)
 
-    def _write_response_head(
-        self, response: Response, request: Request, route: Route, close: bool
-    ) -> bool:
-        """Send the response head; returns whether the body is re-framed as chunked."""
+    def upstream_events(self, conn: UpstreamConnection, events: list[Event]) -> None:
+        x = self._x
+        if x is None or x.conn is not conn:  # pragma: no cover - owners are cleared on exit
+            conn.close()
+            return
+        for event in events:
+            kind = type(event)
+            if kind is Data:
+                data = cast(Data, event).data
+                self._write(chunk(data) if x.chunked_out else data)
+            elif kind is Response:
+                if not self._on_response(x, cast(Response, event)):
+                    return
+            elif kind is EndOfMessage:
+                if x.chunked_out:
+                    self._write(last_chunk(cast(EndOfMessage, event).trailers))
+                if x.status != 101:
+                    self._finish(x)
+                    return
+            elif kind is Upgraded:
+                self._start_tunnel(x, conn, cast(Upgraded, event).leftover)
+                return
+        self._flush()
+        if self._deadline_kind == _UPSTREAM:
+            self._set_deadline(self.edge.timeouts.upstream_response, _UPSTREAM)
+
+    def _on_response(self, x: _Exchange, response: Response) -> bool:
+        assert x.route is not None and x.state is not None
+        x.route.balancer.succeeded(x.state)
+        status = response.status
+        if status < 200 and status != 101:
+            self._write(serialize_response_head(status, response.reason, response.headers))
+            return True
+        request = x.request
+        if status == 101 and request.upgrade is None:
+            # A protocol switch nobody asked for would turn the client's connection into a
+            # raw tunnel to the upstream: refuse it.
+            self._abort(x, 502, "upstream switched protocols unasked")
+            return False
+        x.status = status
         upgrade = None
-        if response.status == 101:
+        if status == 101:
             for name, value in response.headers:
                 if name == b"upgrade":
                     upgrade = value
+        site = x.route.site
         headers = response_headers(
-            response.headers,
-            hsts=self.edge.hsts_for(route.site),
-            via=route.site.via,
-            upgrade=upgrade,
+            response.headers, hsts=self.edge.hsts_for(site), via=site.via, upgrade=upgrade
         )
-        chunked = False
-        if response.body is BodyKind.CHUNKED or (
-            response.body is BodyKind.UNTIL_CLOSE and request.version == b"1.1"
+        if response.body is _CHUNKED or (
+            response.body is _UNTIL_CLOSE and request.version == b"1.1"
         ):
             headers.append((b"transfer-encoding", b"chunked"))
-            chunked = True
-        if close and response.status != 101:
+            x.chunked_out = True
+        if (
+            not request.keep_alive
+            or self.edge.draining
+            or (request.upgrade is not None and status != 101)
+            or (response.body is _UNTIL_CLOSE and request.version != b"1.1")
+        ):
+            # (after an upgrade request that was not switched the request parser cannot go on)
+            x.close_after = True
+        if x.close_after and status != 101:
             headers.append((b"connection", b"close"))
-        self._write(serialize_response_head(response.status, response.reason, headers))
-        return chunked
+        self._write(serialize_response_head(status, response.reason, headers))
+        x.head_sent = True
+        return True
 
-    async def _upload(self, conn: UpstreamConnection, chunked: bool) -> None:
-        timeout = self.edge.timeouts.idle
-        while True:
-            event = await self.events.get(timeout)
-            if isinstance(event, Data):
-                conn.write(chunk(event.data) if chunked else event.data)
-                if conn.gate.paused:
-                    await conn.gate.drain(timeout)
-            elif isinstance(event, EndOfMessage):
-                if chunked:
-                    conn.write(last_chunk(event.trailers))
-                return
-
-    async def _tunnel(self, conn: UpstreamConnection, upstream_leftover: bytes) -> None:
+    def _start_tunnel(self, x: _Exchange, conn: UpstreamConnection, leftover: bytes) -> None:
         """After ``101 Switching Protocols``: bytes flow untouched until either side closes."""
-        assert self.transport is not None and conn.transport is not None
-        try:
-            event = await self.events.get(1.0)  # the client parser's Upgraded, already queued
-        except (TimeoutError, Closed):
-            event = None
-        if upstream_leftover:
-            self._write(upstream_leftover)
-            self._flush()
-        if isinstance(event, Upgraded) and event.leftover:
-            conn.write(event.leftover)
+        assert self.transport is not None
+        if leftover:
+            self._write(leftover)
+        self._flush()
+        self._x = None
+        self.busy = False
+        self._deadline_kind = _NONE
+        self._detach(x)
+        self._log(x, 101)
+        conn.owner = None
         self.tunnel = conn
         conn.tunnel = self.transport
+        if x.tunnel_leftover:
+            conn.write(x.tunnel_leftover)
+        self._resume(_PAUSE_TUNNEL | _PAUSE_QUEUE | _PAUSE_UPSTREAM)
 
+    def upstream_failed(self, conn: UpstreamConnection, error: RemoteProtocolError) -> None:
+        x = self._x
+        if x is not None and x.conn is conn:
+            self._abort(x, 502, f"bad upstream response: {error}")
+        else:  # pragma: no cover - owners are cleared on exit
+            conn.close()
 
-class _UpstreamFailure(Exception):
-    def __init__(self, status: int, reason: str, head_sent: bool = False) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.head_sent = head_sent
-        self.state: UpstreamState | None = None
+    def upstream_closed(self, conn: UpstreamConnection) -> None:
+        x = self._x
+        if x is None or x.conn is not conn:  # pragma: no cover - owners are cleared on exit
+            return
+        self._detach(x)
+        if not x.head_sent and conn.reused and x.request.body is _NO_BODY:
+            # A pooled connection the upstream had closed while idle: safe to retry idempotent
+            # requests on a fresh one.
+            x.attempts -= 1
+            if x.attempts > 0 and x.retry_ok:
+                x.exclude = None
+                self._connect(x)
+                return
+            self._abort(x, 502, "upstream closed the connection")
+            return
+        assert x.route is not None and x.state is not None
+        x.route.balancer.failed(x.state, self.loop.time())
+        self._abort(x, 502, "upstream closed early")
 
+    # -- ending an exchange -------------------------------------------------------------------
+    def _detach(self, x: _Exchange) -> UpstreamConnection | None:
+        """Take the upstream connection off the exchange (it no longer counts as active)."""
+        conn = x.conn
+        if conn is not None:
+            x.conn = None
+            if x.state is not None:
+                x.state.active -= 1
+        return conn
 
-class _StaleConnection(Exception):
-    pass
+    def _finish(self, x: _Exchange) -> None:
+        """The upstream's response is complete."""
+        conn = self._detach(x)
+        assert conn is not None
+        if not x.request_done:
+            # The upstream answered before reading the whole body (e.g. 413): the rest of the
+            # request cannot be skipped reliably, so this connection ends here.
+            x.close_after = True
+            conn.close()
+        elif x.close_after or self.edge.draining:
+            conn.close()
+        else:
+            self.edge.pool.release(conn)
+        self._end(x, x.status, keep_alive=not x.close_after)
+
+    def _end(self, x: _Exchange, status: int, *, keep_alive: bool, error: str = "") -> None:
+        self._x = None
+        self.busy = False
+        self._log(x, status, error)
+        if not keep_alive or self.edge.draining or self.closed:
+            self.close()
+            return
+        self._flush()
+        self._resume(_PAUSE_UPSTREAM)
+        self._set_deadline(self.edge.timeouts.idle, _IDLE)
+        if self._queue or self._client_error is not None or self._client_eof:
+            self._pump()
+
+    def _abort(self, x: _Exchange, status: int, reason: str) -> None:
+        """End an exchange that failed; the client connection does not survive it."""
+        metrics = self.edge.metrics
+        if metrics is not None and status in (502, 504):
+            kind = "unavailable" if status == 502 else "timeout"
+            metrics.upstream_errors.labels(x.record.upstream or "-", kind).inc()
+        conn = self._detach(x)
+        if conn is not None:
+            conn.close()
+        if not x.head_sent:
+            self._write(error_response(status))
+        self._end(x, status, keep_alive=False, error=reason)
+
+    def _log(self, x: _Exchange, status: int, error: str = "") -> None:
+        record = x.record
+        record.status = status
+        record.duration = time.monotonic() - x.started
+        record.error = error
+        edge = self.edge
+        if edge.metrics is not None:
+            edge.metrics.observe(record.site or "-", status, record.duration)
+        if edge.log is not None:
+            edge.log(record)

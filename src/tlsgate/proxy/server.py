@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 
 from tlsgate.config import Config, ListenAddress, SiteConfig
 from tlsgate.proxy.certificates import CertificateManager, SiteCertificate
+from tlsgate.proxy.edge import AccessRecord, Edge
 from tlsgate.proxy.metrics import AdminProtocol, Metrics, prepare_multiprocess
 from tlsgate.proxy.ocsp import OcspCache, cache_directory
-from tlsgate.proxy.protocol import AccessRecord, ClientProtocol, Edge
+from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.stapling import SiteStapling

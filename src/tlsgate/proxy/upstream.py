@@ -5,6 +5,11 @@ ephemeral ports under load, so finished connections go back to a per-upstream po
 request takes the most recently used one (warmest, least likely to have been closed by the
 upstream's own idle timeout). A pooled connection that the upstream closed while idle is noticed
 by ``connection_lost`` and never handed out.
+
+A connection does not decide anything: it parses what the upstream sends (sans-IO
+:class:`~tlsgate.proxy.http.ResponseParser`) and hands the events to its current *owner*, the
+client connection whose exchange it carries, in the same callback. No queue and no task sit in
+between, because on the hot path each of them costs more than parsing the response.
 """
 
 from __future__ import annotations
@@ -12,35 +17,59 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import defaultdict
-from typing import cast
+from typing import Protocol, cast
 
 from tlsgate.config import Upstream
-from tlsgate.proxy.flow import EventChannel, WriteGate
-from tlsgate.proxy.http import Limits, RemoteProtocolError, ResponseParser
+from tlsgate.proxy.http import Event, Limits, RemoteProtocolError, ResponseParser
 
-__all__ = ["UpstreamConnection", "UpstreamPool"]
+__all__ = ["UpstreamConnection", "UpstreamOwner", "UpstreamPool"]
 
 MAX_IDLE_PER_UPSTREAM = 128
 IDLE_TIMEOUT = 30.0
+_RESPONSE_LIMITS = Limits(max_header_bytes=64 * 1024, max_headers=200)
+
+
+class UpstreamOwner(Protocol):
+    """The exchange a connection is carrying: it gets every event as the bytes arrive."""
+
+    def upstream_events(self, conn: UpstreamConnection, events: list[Event]) -> None: ...
+
+    def upstream_failed(self, conn: UpstreamConnection, error: RemoteProtocolError) -> None: ...
+
+    def upstream_closed(self, conn: UpstreamConnection) -> None: ...
+
+    def upstream_flow(self, conn: UpstreamConnection, paused: bool) -> None: ...
 
 
 class UpstreamConnection(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop, upstream: Upstream) -> None:
-        self.loop = loop
+    __slots__ = (
+        "_idle_handle",
+        "closed",
+        "owner",
+        "parser",
+        "read_paused",
+        "reused",
+        "transport",
+        "tunnel",
+        "upstream",
+        "write_paused",
+    )
+
+    def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self.parser = ResponseParser(Limits(max_header_bytes=64 * 1024, max_headers=200))
-        self.events = EventChannel(loop)
-        self.gate = WriteGate(loop)
+        self.parser = ResponseParser(_RESPONSE_LIMITS)
         self.transport: asyncio.Transport | None = None
+        self.owner: UpstreamOwner | None = None
         self.tunnel: asyncio.Transport | None = None  # set after 101: raw bytes go to the client
         self.reused = False
+        self.closed = False
+        self.write_paused = False
+        self.read_paused = False
         self._idle_handle: asyncio.TimerHandle | None = None
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's SSL transport is not an asyncio.Transport subclass, but has its interface.
         self.transport = cast(asyncio.Transport, transport)
-        self.events.attach(self.transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -49,45 +78,69 @@ class UpstreamConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
+        owner = self.owner
         try:
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
-            self.events.fail(exc)
+            if owner is not None:
+                owner.upstream_failed(self, exc)
+            else:
+                self.close()
             return
-        self.events.push(events)
+        if owner is not None:
+            owner.upstream_events(self, events)
 
     def eof_received(self) -> bool | None:
-        if self.tunnel is None:
+        owner = self.owner
+        if self.tunnel is None and owner is not None:
             try:
-                self.events.push(self.parser.feed_eof())
+                events = self.parser.feed_eof()
             except RemoteProtocolError as exc:
-                self.events.fail(exc)
+                owner.upstream_failed(self, exc)
+                return None
+            if events:
+                owner.upstream_events(self, events)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.events.close()
-        self.gate.close()
+        self.closed = True
         if self.tunnel is not None:
             self.tunnel.close()
         if self._idle_handle is not None:
             self._idle_handle.cancel()
+            self._idle_handle = None
+        owner = self.owner
+        if owner is not None:
+            self.owner = None
+            owner.upstream_closed(self)
 
     def pause_writing(self) -> None:
-        self.gate.pause()
+        self.write_paused = True
+        if self.owner is not None:
+            self.owner.upstream_flow(self, True)
 
     def resume_writing(self) -> None:
-        self.gate.resume()
+        self.write_paused = False
+        if self.owner is not None:
+            self.owner.upstream_flow(self, False)
 
     # -- use -----------------------------------------------------------------------------------
-    @property
-    def closed(self) -> bool:
-        return self.events.closed
-
     def write(self, data: bytes) -> None:
         if self.transport is not None and data:
             self.transport.write(data)
 
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed and self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
     def close(self) -> None:
+        self.owner = None
         if self.transport is not None:
             self.transport.close()
 
@@ -97,31 +150,33 @@ class UpstreamPool:
         self.loop = loop
         self._idle: defaultdict[Upstream, list[UpstreamConnection]] = defaultdict(list)
 
-    async def acquire(self, upstream: Upstream, timeout: float) -> UpstreamConnection:
-        """A ready connection: a pooled one if any is still open, else a new one.
-
-        Raises OSError or TimeoutError when the upstream cannot be reached.
-        """
+    def take(self, upstream: Upstream) -> UpstreamConnection | None:
+        """A pooled connection that is still open, or None (then :meth:`connect`)."""
         idle = self._idle.get(upstream)
         while idle:
             conn = idle.pop()
             if conn._idle_handle is not None:
                 conn._idle_handle.cancel()
                 conn._idle_handle = None
-            if not conn.closed and not conn.events.pending:
+            if not conn.closed:
                 conn.reused = True
                 return conn
-            conn.close()
+        return None
+
+    async def connect(self, upstream: Upstream, timeout: float) -> UpstreamConnection:
+        """A new connection; raises OSError or TimeoutError when the upstream is unreachable."""
         async with asyncio.timeout(timeout):
             _, protocol = await self.loop.create_connection(
-                lambda: UpstreamConnection(self.loop, upstream), upstream.host, upstream.port
+                lambda: UpstreamConnection(upstream), upstream.host, upstream.port
             )
         return protocol
 
     def release(self, conn: UpstreamConnection) -> None:
         """Return a connection whose exchange completed cleanly; anything else is closed."""
+        conn.owner = None
+        conn.resume_reading()
         idle = self._idle[conn.upstream]
-        if conn.closed or conn.events.pending or len(idle) >= MAX_IDLE_PER_UPSTREAM:
+        if conn.closed or conn.write_paused or len(idle) >= MAX_IDLE_PER_UPSTREAM:
             conn.close()
             return
         conn._idle_handle = self.loop.call_later(IDLE_TIMEOUT, self._expire, conn)

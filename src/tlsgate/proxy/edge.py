@@ -1,0 +1,95 @@
+"""What every client connection of one listener shares: routing, upstream pool, limits, logging.
+
+Also the short, generic answers the edge gives itself (404/421/400/502/504...): the client learns
+the status and nothing else; internals, upstream addresses and stack traces stay in our log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from tlsgate.config import HstsPolicy, SiteConfig, Timeouts
+from tlsgate.config import Limits as LimitsConfig
+from tlsgate.proxy.http import Headers, Limits, serialize_response_head
+from tlsgate.proxy.metrics import Metrics
+from tlsgate.proxy.routing import Router
+from tlsgate.proxy.upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from tlsgate.proxy.protocol import ClientProtocol
+
+__all__ = ["AccessRecord", "Edge", "error_response", "is_local_host"]
+
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".test", ".home.arpa", ".lan")
+
+
+def is_local_host(host: str) -> bool:
+    """Names a browser never reaches on the public internet: no HSTS by default for them."""
+    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES) or "." not in host:
+        return True
+    return host.replace(".", "").isdigit() or ":" in host
+
+
+def error_response(status: int, *, close: bool = True) -> bytes:
+    phrase = HTTPStatus(status).phrase
+    body = f"{status} {phrase}\n".encode()
+    headers: Headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    return serialize_response_head(status, phrase.encode(), headers) + body
+
+
+@dataclass(slots=True)
+class AccessRecord:
+    client: str
+    method: str
+    target: str
+    host: str
+    status: int
+    bytes_sent: int
+    upstream: str
+    duration: float
+    error: str = ""
+    site: str = ""
+
+
+@dataclass
+class Edge:
+    """Everything a connection needs, shared by all connections of one worker's listener."""
+
+    router: Router
+    pool: UpstreamPool
+    timeouts: Timeouts
+    limits: LimitsConfig
+    port: int
+    trusted_proxies: tuple[object, ...] = ()
+    log: Callable[[AccessRecord], None] | None = None
+    metrics: Metrics | None = None
+    draining: bool = False
+    connections: set[ClientProtocol] = field(default_factory=set)
+    parser_limits: Limits = field(init=False)
+    hsts: dict[int, bytes | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.parser_limits = Limits(
+            max_header_bytes=self.limits.max_header_bytes,
+            max_headers=self.limits.max_headers,
+            max_body_bytes=self.limits.max_body_bytes,
+        )
+
+    def hsts_for(self, site: SiteConfig) -> bytes | None:
+        key = id(site)
+        if key not in self.hsts:
+            policy = site.hsts
+            if policy is None and not site.hsts_explicit:
+                public = [h for h in site.hosts if not is_local_host(h.removeprefix("*."))]
+                policy = HstsPolicy() if public else None
+            self.hsts[key] = policy.header_value() if policy is not None else None
+        return self.hsts[key]
