@@ -47,7 +47,10 @@ PURE_BANNED = {"socket", "ssl", "asyncio", "sqlite3", "subprocess", "threading",
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
 #: Sans-IO modules outside pki: parsing and decisions only, the asyncio layer moves the bytes.
-SANS_IO = [SRC / "proxy" / name for name in ("http.py", "headers.py", "routing.py")]
+SANS_IO = [
+    *sorted((SRC / "proxy" / "http").glob("*.py")),
+    *(SRC / "proxy" / name for name in ("headers.py", "routing.py")),
+]
 
 
 @pytest.mark.parametrize("path", [*sorted((SRC / "pki").glob("*.py")), *SANS_IO], ids=str)
