@@ -1,0 +1,54 @@
+"""The zero-config form: ``serve --host NAME --to URL`` as a :class:`Config`.
+
+It goes through the very checks the file uses, with positions that name the flag, so the two
+ways of starting the edge cannot disagree about what is valid.
+"""
+
+from __future__ import annotations
+
+from tlsgate.config.addresses import _hosts, _listen, _listeners, _listens, _upstreams
+from tlsgate.config.messages import _At
+from tlsgate.config.model import Config, ServerConfig, SiteConfig
+from tlsgate.config.values import _path, _workers
+
+
+def from_flags(
+    hosts: list[str],
+    to: list[str],
+    *,
+    listen: list[str] | None = None,
+    http_listen: list[str] | None = None,
+    admin_listen: str | None = None,
+    workers: int = 0,
+    state: str | None = None,
+) -> Config:
+    """The zero-config form: ``serve --host NAME... --to URL... [--listen ...]``.
+
+    Every value goes through the same checks as the file, so the two forms cannot disagree about
+    what is valid; messages name the flag instead of a file position.
+    """
+    host_at = _At("--host")
+    names = _hosts([(h, host_at) for h in hosts], host_at)
+    to_at = _At("--to")
+    upstreams = _upstreams([(u, to_at) for u in to], to_at)
+    listen_at, http_at, admin_at = _At("--listen"), _At("--http-listen"), _At("--admin-listen")
+    listen_given = None
+    if listen is not None:
+        listen_given = _listens([(a, listen_at) for a in listen], listen_at, required=True)
+    # An empty --http-listen list is how a caller says "no plain HTTP port".
+    http_given = None
+    if http_listen is not None:
+        http_given = _listens([(a, http_at) for a in http_listen], http_at, required=False)
+    admin = None if admin_listen is None else _listen(admin_listen, admin_at)
+    listens, http_listens = _listeners(
+        listen_given, listen_at, http_given, http_at, (admin, admin_at) if admin else None
+    )
+    server = ServerConfig(
+        listen=listens,
+        http_listen=http_listens,
+        admin_listen=admin,
+        workers=_workers(workers, _At("--workers")),
+        state=None if state is None else _path(state, _At("--state"), base=None),
+    )
+    site = SiteConfig(hosts=tuple(name for name, _, _ in names), upstreams=upstreams)
+    return Config(server=server, sites=(site,))

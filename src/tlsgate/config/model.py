@@ -1,0 +1,105 @@
+"""What a loaded config is: frozen dataclasses that every later stage can trust.
+
+Nothing here validates; the parsers in :mod:`tlsgate.config.parse` and
+:mod:`tlsgate.config.flags` build these only from values that passed the checks, and the
+defaults written here are the documented ones (the package docstring's example is tested
+against them).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Mozilla recommends two years.
+DEFAULT_HSTS_MAX_AGE = 63072000
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str  # "0.0.0.0", "::", "127.0.0.1"
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str  # a name or an IP address; IPv6 without brackets, ready for connect()
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    handshake: float = 10.0
+    header: float = 15.0
+    idle: float = 75.0
+    upstream_connect: float = 5.0
+    upstream_response: float = 60.0
+    drain: float = 30.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    max_body_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class HstsPolicy:
+    max_age: int = DEFAULT_HSTS_MAX_AGE
+    include_subdomains: bool = False
+    preload: bool = False
+
+    def header_value(self) -> bytes:
+        value = f"max-age={self.max_age}"
+        if self.include_subdomains:
+            value += "; includeSubDomains"
+        if self.preload:
+            value += "; preload"
+        return value.encode()
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    hosts: tuple[str, ...]  # canonical (lower-case A-label) names, wildcards allowed
+    upstreams: tuple[Upstream, ...]
+    balance: str = "round_robin"  # "round_robin" | "least_conn"
+    #: None = the default (on for public names, off for localhost/IPs/.local/.internal/.test)
+    hsts: HstsPolicy | None = None
+    hsts_explicit: bool = False  # True when the config said hsts = ... (even false)
+    via: bool = False
+    tls: TlsFiles | None = None  # None = certificates from the internal CA
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: tuple[ListenAddress, ...] = (ListenAddress("0.0.0.0", 443),)
+    http_listen: tuple[ListenAddress, ...] = (ListenAddress("0.0.0.0", 80),)
+    admin_listen: ListenAddress | None = None
+    workers: int = 0
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    access_log: str = "stdout"
+    state: Path | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    sites: tuple[SiteConfig, ...]
+    source: str = "<flags>"  # file name for messages

@@ -1,0 +1,329 @@
+"""The schema and the table parsers: TOML text -> a validated :class:`Config`.
+
+This is where the document's shape lives (which keys go in which table, and where a misplaced
+key belongs instead); the values inside are checked by :mod:`tlsgate.config.values` and
+:mod:`tlsgate.config.addresses`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+from tlsgate.config.addresses import (
+    _hosts,
+    _listen,
+    _listen_option,
+    _listeners,
+    _network,
+    _upstreams,
+)
+from tlsgate.config.locate import _locate
+from tlsgate.config.messages import _At, _show, _syntax_error
+from tlsgate.config.model import (
+    DEFAULT_HSTS_MAX_AGE,
+    Config,
+    HstsPolicy,
+    Limits,
+    ListenAddress,
+    ServerConfig,
+    SiteConfig,
+    Timeouts,
+    TlsFiles,
+)
+from tlsgate.config.values import (
+    _access_log,
+    _bool,
+    _count,
+    _is_int,
+    _items,
+    _path,
+    _seconds,
+    _table,
+    _workers,
+)
+from tlsgate.errors import ConfigError
+
+
+def loads(text: str, *, source: str = "tlsgate.toml") -> Config:
+    """Parse and validate TOML text; raises ConfigError("FILE:LINE: what is wrong").
+
+    Without a file there is no directory to anchor relative paths to, so they stay relative (to
+    the working directory); :func:`load` anchors them to the file's directory.
+    """
+    return _parse(text, source=source, base=None)
+
+
+def load(path: Path) -> Config:
+    """Read and validate a config file, with relative paths taken from the file's directory.
+
+    The directory is made absolute (without resolving symlinks, like nginx does) so the result
+    means the same thing whatever the working directory is later.
+    """
+    path = Path(path)
+    try:
+        # utf-8-sig: a BOM from a Windows editor is not worth a syntax error at line 1.
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return _parse(text, source=str(path), base=path.absolute().parent)
+
+
+# --- the schema -------------------------------------------------------------------------------
+
+_TOP_KEYS = ("server", "site")
+_SERVER_KEYS = (
+    "listen",
+    "http_listen",
+    "admin_listen",
+    "workers",
+    "trusted_proxies",
+    "access_log",
+    "state",
+    "timeouts",
+    "limits",
+)
+_TIMEOUT_KEYS = tuple(Timeouts.__dataclass_fields__)
+_LIMIT_KEYS = tuple(Limits.__dataclass_fields__)
+_SITE_KEYS = ("hosts", "upstream", "balance", "hsts", "via", "tls")
+_TLS_KEYS = ("cert", "key")
+_HSTS_KEYS = ("max_age", "include_subdomains", "preload")
+_BALANCE = ("round_robin", "least_conn")
+
+#: Where each key belongs, to answer "unknown key" with "it goes over there" when it does.
+_HOME: dict[str, str] = {
+    **{key: "[server]" for key in _SERVER_KEYS},
+    **{key: "[server.timeouts]" for key in _TIMEOUT_KEYS},
+    **{key: "[server.limits]" for key in _LIMIT_KEYS},
+    **{key: "[[site]]" for key in _SITE_KEYS},
+    **{key: "[site.tls]" for key in _TLS_KEYS},
+    **{key: "a site's hsts table" for key in _HSTS_KEYS},
+}
+
+#: hstspreload.org refuses shorter policies; sending "preload" with them only misleads.
+_PRELOAD_MIN_AGE = 31536000
+
+
+def _check_keys(table: dict[str, object], known: Sequence[str], at: _At) -> None:
+    for key in table:
+        if key in known:
+            continue
+        home = _HOME.get(key)
+        if home is not None:
+            hint = f"{key} belongs in {home}"
+        elif close := difflib.get_close_matches(key, known, n=1):
+            hint = f"did you mean {close[0]!r}?"
+        else:
+            hint = "known keys: " + ", ".join(known)
+        raise at.child(key).error(f"unknown key ({hint})")
+
+
+# --- sub-tables -------------------------------------------------------------------------------
+
+
+def _hsts(value: object, at: _At) -> HstsPolicy | None:
+    if value is True:
+        return HstsPolicy()
+    if value is False:
+        return None
+    if _is_int(value):
+        return HstsPolicy(max_age=_count(value, at, "seconds", zero=True))
+    if not isinstance(value, dict):
+        raise at.error(
+            "expected true, false, a max-age in seconds or a table "
+            f"{{max_age, include_subdomains, preload}}, got {_show(value)}"
+        )
+    _check_keys(value, _HSTS_KEYS, at)
+    max_age = DEFAULT_HSTS_MAX_AGE
+    if "max_age" in value:
+        max_age = _count(value["max_age"], at.child("max_age"), "seconds", zero=True)
+    policy = HstsPolicy(
+        max_age=max_age,
+        include_subdomains=_bool(
+            value.get("include_subdomains", False), at.child("include_subdomains")
+        ),
+        preload=_bool(value.get("preload", False), at.child("preload")),
+    )
+    if policy.preload and (not policy.include_subdomains or policy.max_age < _PRELOAD_MIN_AGE):
+        raise at.child("preload").error(
+            f"preload needs include_subdomains = true and max_age >= {_PRELOAD_MIN_AGE} "
+            "(the browsers' preload list accepts nothing less)"
+        )
+    return policy
+
+
+def _tls(value: object, at: _At, base: Path | None) -> TlsFiles:
+    table = _table(value, at, "a table with cert and key")
+    _check_keys(table, _TLS_KEYS, at)
+    missing = [key for key in _TLS_KEYS if key not in table]
+    if len(missing) == 2:
+        raise at.error("cert and key are required (or leave out [site.tls] for the internal CA)")
+    if missing:
+        raise at.error(f"{missing[0]} is missing (cert and key go together)")
+    return TlsFiles(
+        cert=_path(table["cert"], at.child("cert"), base),
+        key=_path(table["key"], at.child("key"), base),
+    )
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
+    table = _table(value, at, "a [server] table")
+    _check_keys(table, _SERVER_KEYS, at)
+    defaults = ServerConfig()
+
+    listen_at, http_at = at.child("listen"), at.child("http_listen")
+    listen_given = None
+    if "listen" in table:
+        listen_given = _listen_option(table["listen"], listen_at, can_disable=False)
+    http_given = None
+    if "http_listen" in table:
+        http_given = _listen_option(table["http_listen"], http_at, can_disable=True)
+    admin: tuple[ListenAddress, _At] | None = None
+    if "admin_listen" in table and table["admin_listen"] is not False:
+        admin_at = at.child("admin_listen")
+        if not isinstance(table["admin_listen"], str):
+            raise admin_at.error(
+                f'expected "HOST:PORT" or false, got {_show(table["admin_listen"])}'
+            )
+        admin = (_listen(table["admin_listen"], admin_at), admin_at)
+    listen, http_listen = _listeners(listen_given, listen_at, http_given, http_at, admin)
+
+    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    if "trusted_proxies" in table:
+        expected = "a list of strings (addresses or CIDR ranges)"
+        for item, item_at in _items(
+            table["trusted_proxies"], at.child("trusted_proxies"), expected
+        ):
+            trusted.append(_network(item, item_at))
+
+    timeouts = Timeouts()
+    if "timeouts" in table:
+        t = _table(table["timeouts"], at.child("timeouts"), "a [server.timeouts] table")
+        _check_keys(t, _TIMEOUT_KEYS, at.child("timeouts"))
+        timeouts = Timeouts(**{k: _seconds(v, at.child("timeouts").child(k)) for k, v in t.items()})
+
+    limits = Limits()
+    if "limits" in table:
+        t = _table(table["limits"], at.child("limits"), "a [server.limits] table")
+        limits_at = at.child("limits")
+        _check_keys(t, _LIMIT_KEYS, limits_at)
+        limits = Limits(
+            max_header_bytes=_count(
+                t.get("max_header_bytes", limits.max_header_bytes),
+                limits_at.child("max_header_bytes"),
+                "bytes",
+            ),
+            max_headers=_count(
+                t.get("max_headers", limits.max_headers), limits_at.child("max_headers"), "headers"
+            ),
+            # 0 = unlimited
+            max_body_bytes=_count(
+                t.get("max_body_bytes", 0), limits_at.child("max_body_bytes"), "bytes", zero=True
+            )
+            or None,
+        )
+
+    return ServerConfig(
+        listen=listen,
+        http_listen=http_listen,
+        admin_listen=admin[0] if admin else None,
+        workers=_workers(table["workers"], at.child("workers")) if "workers" in table else 0,
+        trusted_proxies=tuple(trusted),
+        access_log=_access_log(table["access_log"], at.child("access_log"), base)
+        if "access_log" in table
+        else defaults.access_log,
+        state=_path(table["state"], at.child("state"), base) if "state" in table else None,
+        timeouts=timeouts,
+        limits=limits,
+    )
+
+
+def _site(
+    table: dict[str, object], at: _At, base: Path | None
+) -> tuple[SiteConfig, list[tuple[str, str, _At]]]:
+    _check_keys(table, _SITE_KEYS, at)
+    if "hosts" not in table:
+        raise at.error(
+            'hosts is missing (the names this site answers to, like hosts = ["example.com"])'
+        )
+    hosts_at = at.child("hosts")
+    hosts = _hosts(_items(table["hosts"], hosts_at, "a host name or a list of them"), hosts_at)
+    if "upstream" not in table:
+        raise at.error(
+            'upstream is missing (where requests go, like upstream = "http://127.0.0.1:8000")'
+        )
+    up_at = at.child("upstream")
+    upstreams = _upstreams(
+        _items(table["upstream"], up_at, '"http://HOST:PORT" or a list of them'), up_at
+    )
+    balance = table.get("balance", "round_robin")
+    if balance not in _BALANCE:
+        close = (
+            difflib.get_close_matches(balance, _BALANCE, n=1) if isinstance(balance, str) else []
+        )
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise at.child("balance").error(
+            f'expected "round_robin" or "least_conn", got {_show(balance)}{hint}'
+        )
+    assert isinstance(balance, str)
+    site = SiteConfig(
+        hosts=tuple(name for name, _, _ in hosts),
+        upstreams=upstreams,
+        balance=balance,
+        hsts=_hsts(table["hsts"], at.child("hsts")) if "hsts" in table else None,
+        hsts_explicit="hsts" in table,
+        via=_bool(table["via"], at.child("via")) if "via" in table else False,
+        tls=_tls(table["tls"], at.child("tls"), base) if "tls" in table else None,
+    )
+    return site, hosts
+
+
+def _sites(value: object, root: _At, base: Path | None) -> tuple[SiteConfig, ...]:
+    at = root.child("site")
+    if value is None:
+        raise root.error("at least one [[site]] is required (with hosts and upstream)")
+    if isinstance(value, dict):
+        raise at.error("expected [[site]] tables, got a single table ([site] instead of [[site]]?)")
+    if not isinstance(value, list):
+        raise at.error(f"expected [[site]] tables, got {_show(value)}")
+    if not value:
+        raise at.error("at least one [[site]] is required (with hosts and upstream)")
+    sites: list[SiteConfig] = []
+    owners: dict[str, tuple[int, _At]] = {}
+    for index, item in enumerate(value):
+        site_at = at.child(index)
+        site, hosts = _site(_table(item, site_at), site_at, base)
+        for name, written, host_at in hosts:
+            owner = owners.setdefault(name, (index, host_at))
+            if owner[0] != index:
+                first = owner[1]
+                where = f" (line {first.line})" if first.line is not None else ""
+                raise host_at.error(
+                    f"{_show(written)} is already served by site[{owner[0]}]{where}"
+                )
+        sites.append(site)
+    return tuple(sites)
+
+
+def _parse(text: str, *, source: str, base: Path | None) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(text, source, exc) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: values are nested too deeply") from None
+    root = _At("", source, (), _locate(text))
+    _check_keys(data, _TOP_KEYS, root)
+    server = _server(data.get("server", {}), root.child("server"), base)
+    sites = _sites(data.get("site"), root, base)
+    return Config(server=server, sites=sites, source=source)

@@ -1,0 +1,88 @@
+"""Value checks for the scalars and shapes of the schema: numbers, booleans, paths, lists.
+
+Each takes a raw TOML (or flag) value and where it came from, and returns the validated value or
+raises the positioned :class:`~tlsgate.errors.ConfigError`. Addresses live in
+:mod:`tlsgate.config.addresses`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tlsgate.config.messages import _At, _show
+
+
+def _table(value: object, at: _At, expected: str = "a table") -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise at.error(f"expected {expected}, got {_show(value)}")
+    return value
+
+
+def _items(value: object, at: _At, expected: str) -> list[tuple[object, _At]]:
+    """A string or a list of them, each with its own position (list elements are indexed)."""
+    if isinstance(value, str):
+        return [(value, at)]
+    if isinstance(value, list):
+        return [(item, at.child(index)) for index, item in enumerate(value)]
+    raise at.error(f"expected {expected}, got {_show(value)}")
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass: "workers = true" must not quietly mean one worker.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bool(value: object, at: _At) -> bool:
+    if not isinstance(value, bool):
+        raise at.error(f"expected true or false, got {_show(value)}")
+    return value
+
+
+def _workers(value: object, at: _At) -> int:
+    if not _is_int(value):
+        raise at.error(f"expected a whole number of worker processes, got {_show(value)}")
+    assert isinstance(value, int)
+    if value < 0:
+        raise at.error(f"{value} is negative; 0 means one worker per core")
+    return value
+
+
+def _path(value: object, at: _At, base: Path | None) -> Path:
+    if not isinstance(value, str):
+        raise at.error(f"expected a path as a string, got {_show(value)}")
+    if not value:
+        raise at.error("expected a path, got an empty string")
+    if "\0" in value:
+        raise at.error(f"{_show(value)}: a path cannot contain a NUL character")
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError as exc:  # "~nosuchuser", or no home directory at all
+        raise at.error(f"{_show(value)}: cannot expand ~ ({exc})") from None
+    return path if base is None or path.is_absolute() else base / path
+
+
+def _access_log(value: object, at: _At, base: Path | None) -> str:
+    if value in ("stdout", "off"):
+        assert isinstance(value, str)
+        return value
+    if not isinstance(value, str) or not value:
+        raise at.error(f'expected "stdout", "off" or a file path, got {_show(value)}')
+    return str(_path(value, at, base))
+
+
+def _seconds(value: object, at: _At) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise at.error(f"expected a number of seconds, got {_show(value)}")
+    if not math.isfinite(value) or value <= 0:
+        raise at.error(f"{_show(value)}: a timeout must be a positive number of seconds")
+    return float(value)
+
+
+def _count(value: object, at: _At, what: str, *, zero: bool = False) -> int:
+    if not _is_int(value):
+        raise at.error(f"expected a whole number of {what}, got {_show(value)}")
+    assert isinstance(value, int)
+    if value < 0 or (value == 0 and not zero):
+        raise at.error(f"{value}: must be {'0 or more' if zero else 'at least 1'}")
+    return value
