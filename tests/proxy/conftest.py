@@ -109,6 +109,7 @@ def export_root(state: Path, out: Path) -> None:
 @pytest.fixture
 def serve_factory(tmp_path: Path) -> Iterator[object]:
     started: list[Serve] = []
+    procs: list[subprocess.Popen[bytes]] = []
     stack: list[object] = []
 
     def start(
@@ -151,6 +152,7 @@ def serve_factory(tmp_path: Path) -> Iterator[object]:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
             )
+        procs.append(proc)  # killed at teardown even if it never becomes ready
         wait_ready(port, proc, log)
         root = tmp_path / f"root{len(started)}.pem"
         if "--cert" not in extra:  # with a file pair, serve has no CA: the test brings its root
@@ -160,10 +162,10 @@ def serve_factory(tmp_path: Path) -> Iterator[object]:
         return serve
 
     yield start
-    for serve in started:
-        if serve.proc.poll() is None:
-            serve.proc.kill()
-            serve.proc.wait()
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     for cm in reversed(stack):
         cm.__exit__(None, None, None)  # type: ignore[attr-defined]
 

@@ -112,6 +112,32 @@ def test_forwarded_headers_and_anti_spoofing(serve: Serve) -> None:
     assert header(data, "connection") == []
 
 
+def test_access_log_has_one_json_line_per_exchange(serve_factory: Any, tmp_path: Path) -> None:
+    access = tmp_path / "access.jsonl"
+    serve = serve_factory("--access-log", str(access))
+    conn = client(serve)
+    conn.request("GET", "/bytes/1000?q=1")
+    resp = conn.getresponse()
+    assert resp.status == 200 and len(resp.read()) == 1000
+    conn.request("GET", "/x", headers={"Host": "unknown.example"})
+    resp = conn.getresponse()
+    assert resp.status == 404
+    resp.read()
+    conn.close()
+    assert serve.stop() == 0  # the log is flushed on the way out
+    lines = [json.loads(line) for line in access.read_text().splitlines()]
+    assert [(r["method"], r["target"], r["status"]) for r in lines] == [
+        ("GET", "/bytes/1000?q=1", 200),
+        ("GET", "/x", 404),
+    ]
+    ok, missing = lines
+    assert ok["client"] == "127.0.0.1" and ok["host"] == "localhost"
+    assert ok["upstream"] == f"http://127.0.0.1:{serve.upstream_port}"
+    assert ok["bytes"] > 1000 and ok["duration_ms"] >= 0 and "error" not in ok
+    assert missing["host"] == "unknown.example" and missing["upstream"] == ""
+    assert 0 < missing["bytes"] < 1000
+
+
 def test_keep_alive_and_pooling(serve: Serve) -> None:
     conn = client(serve)
     for i in range(20):

@@ -70,15 +70,19 @@ class Metrics:
             registry=self.registry,
             **gauge_mode,
         )
-        self._children: dict[tuple[str, str], Any] = {}
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(self, site: str, status: int, seconds: float) -> None:
-        key = (site, f"{status // 100}xx")
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.requests.labels(*key)
-        child.inc()
-        self.duration.labels(site).observe(seconds)
+        # Once per request: the label lookups (a lock and a dict each) are done once per series.
+        key = (site, status // 100)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(site, f"{status // 100}xx"),
+                self.duration.labels(site),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def certificates(self, certs: Iterable[tuple[str, int, str, float]]) -> None:
         """(site, serial, issuer, not_after epoch) for every certificate now served."""

@@ -70,6 +70,7 @@ class AccessLog:
                     "target": record.target[:2048],
                     "host": record.host,
                     "status": record.status,
+                    "bytes": record.bytes_sent,
                     "upstream": record.upstream,
                     "duration_ms": round(record.duration * 1000, 3),
                     **({"error": record.error} if record.error else {}),

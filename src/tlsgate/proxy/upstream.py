@@ -43,8 +43,8 @@ class UpstreamOwner(Protocol):
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
-        "_idle_handle",
         "closed",
+        "idle_since",
         "owner",
         "parser",
         "read_paused",
@@ -65,7 +65,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.write_paused = False
         self.read_paused = False
-        self._idle_handle: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -106,9 +106,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = True
         if self.tunnel is not None:
             self.tunnel.close()
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-            self._idle_handle = None
         owner = self.owner
         if owner is not None:
             self.owner = None
@@ -146,18 +143,23 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class UpstreamPool:
+    """Idle connections per upstream, most recently used last.
+
+    Expiry is one sweep every half ``IDLE_TIMEOUT`` rather than a timer per pooled connection:
+    a connection goes in and out of the pool on every request, and a timer each time would cost
+    more than the rest of the bookkeeping.
+    """
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._idle: defaultdict[Upstream, list[UpstreamConnection]] = defaultdict(list)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def take(self, upstream: Upstream) -> UpstreamConnection | None:
         """A pooled connection that is still open, or None (then :meth:`connect`)."""
         idle = self._idle.get(upstream)
         while idle:
             conn = idle.pop()
-            if conn._idle_handle is not None:
-                conn._idle_handle.cancel()
-                conn._idle_handle = None
             if not conn.closed:
                 conn.reused = True
                 return conn
@@ -179,16 +181,30 @@ class UpstreamPool:
         if conn.closed or conn.write_paused or len(idle) >= MAX_IDLE_PER_UPSTREAM:
             conn.close()
             return
-        conn._idle_handle = self.loop.call_later(IDLE_TIMEOUT, self._expire, conn)
+        conn.idle_since = self.loop.time()
         idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(IDLE_TIMEOUT / 2, self._sweep)
 
-    def _expire(self, conn: UpstreamConnection) -> None:
-        idle = self._idle.get(conn.upstream)
-        if idle and conn in idle:
-            idle.remove(conn)
-        conn.close()
+    def _sweep(self) -> None:
+        self._sweeper = None
+        oldest = self.loop.time() - IDLE_TIMEOUT
+        left = False
+        for idle in self._idle.values():
+            stale = 0
+            while stale < len(idle) and (idle[stale].idle_since < oldest or idle[stale].closed):
+                stale += 1
+            for conn in idle[:stale]:
+                conn.close()
+            del idle[:stale]
+            left = left or bool(idle)
+        if left:
+            self._sweeper = self.loop.call_later(IDLE_TIMEOUT / 2, self._sweep)
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
