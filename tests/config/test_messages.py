@@ -85,7 +85,7 @@ ERRORS: list[tuple[str, str]] = [
     (
         "[server]\nbind = 1\n" + SITE,
         "tlsgate.toml:2: server.bind: unknown key (known keys: listen, http_listen, admin_listen, "
-        "workers, trusted_proxies, access_log, state, timeouts, limits)",
+        "workers, trusted_proxies, access_log, state, ticket_rotation, timeouts, limits)",
     ),
     (
         "[server]\nhosts = []\n" + SITE,
@@ -460,7 +460,7 @@ ERRORS: list[tuple[str, str]] = [
     ),
     (
         SITE + '[site.tls]\ncert = "c"\nkey = "k"\nchain = "x"\n',
-        "tlsgate.toml:7: site[0].tls.chain: unknown key (known keys: cert, key)",
+        "tlsgate.toml:7: site[0].tls.chain: unknown key (known keys: cert, key, ocsp_stapling)",
     ),
     (
         SITE + '[site.tls]\ncert = 1\nkey = "k"\n',
@@ -469,6 +469,29 @@ ERRORS: list[tuple[str, str]] = [
     (
         SITE + 'tls.cert = "c.pem"\n',
         "tlsgate.toml:4: site[0].tls: key is missing (cert and key go together)",
+    ),
+    (
+        SITE + '[site.tls]\ncert = "c"\nkey = "k"\nocsp_stapling = "no"\n',
+        "tlsgate.toml:7: site[0].tls.ocsp_stapling: expected true or false, got 'no'",
+    ),
+    (
+        '[server]\nticket_rotation = "12 hours"\n' + SITE,
+        "tlsgate.toml:2: server.ticket_rotation: '12 hours': expected \"off\" or a duration "
+        'like "12h", "30m", "1d"',
+    ),
+    (
+        "[server]\nticket_rotation = 0.5\n" + SITE,
+        "tlsgate.toml:2: server.ticket_rotation: 0.5: the ticket rotation must be at least "
+        "1 second",
+    ),
+    (
+        '[server]\nticket_rotation = "8d"\n' + SITE,
+        "tlsgate.toml:2: server.ticket_rotation: '8d': the ticket rotation must be at most 7 days",
+    ),
+    (
+        "[server]\nticket_rotation = false\n" + SITE,
+        'tlsgate.toml:2: server.ticket_rotation: expected "off", a duration like "12h" or '
+        "seconds, got false",
     ),
 ]
 

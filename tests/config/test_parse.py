@@ -191,6 +191,7 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "server.workers": ("[server]\nworkers = VALUE\n" + SITE, (int,)),
     "server.trusted_proxies": ("[server]\ntrusted_proxies = VALUE\n" + SITE, (str, list)),
     "server.access_log": ("[server]\naccess_log = VALUE\n" + SITE, (str,)),
+    "server.ticket_rotation": ("[server]\nticket_rotation = VALUE\n" + SITE, (str, int, float)),
     "server.state": ("[server]\nstate = VALUE\n" + SITE, (str,)),
     "server.timeouts": ("[server]\ntimeouts = VALUE\n" + SITE, (dict,)),
     "server.limits": ("[server]\nlimits = VALUE\n" + SITE, (dict,)),
@@ -216,6 +217,10 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "site.tls": (SITE + "tls = VALUE\n", (dict,)),
     "site.tls.cert": (SITE + '[site.tls]\ncert = VALUE\nkey = "k.pem"\n', (str,)),
     "site.tls.key": (SITE + '[site.tls]\ncert = "c.pem"\nkey = VALUE\n', (str,)),
+    "site.tls.ocsp_stapling": (
+        SITE + '[site.tls]\ncert = "c.pem"\nkey = "k.pem"\nocsp_stapling = VALUE\n',
+        (bool,),
+    ),
 }
 
 

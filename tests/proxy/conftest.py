@@ -18,17 +18,19 @@ import pytest
 from .upstream_app import Seen, run_upstream
 
 
-def config_text(*sites: str, timeouts: str = "") -> str:
+def config_text(*sites: str, timeouts: str = "", server: str = "") -> str:
     """A tlsgate.toml template for ``serve_factory(config=...)``: loopback listeners, one worker.
 
     Each site is ``'HOSTS_TOML_LIST'`` or ``'HOSTS_TOML_LIST -> UPSTREAM_URL'``; by default the
     upstream is the test upstream. ``{port}``, ``{http_port}``, ``{upstream_port}`` are filled in
-    later.
+    later. ``server`` adds lines to the ``[server]`` table.
     """
     text = (
         '[server]\nlisten = "127.0.0.1:{port}"\nhttp_listen = "127.0.0.1:{http_port}"\n'
         "workers = 1\n"
     )
+    if server:
+        text += server.rstrip("\n") + "\n"
     if timeouts:
         text += f"\n[server.timeouts]\n{timeouts}\n"
     for site in sites:

@@ -170,3 +170,20 @@ def test_responder_down_then_cache_staples_after_restart(
     serve = serve_factory(*pair)
     assert_stapled_good(s_client(serve, responder.files["root"]))
     assert serve.stop() == 0
+
+
+def test_stapling_can_be_turned_off(
+    serve_factory: Callable[..., Serve], responder: Responder
+) -> None:
+    responder.start()
+    files = responder.files
+    # (an internal-CA site too, so that the state has a root for the test to export)
+    config = config_text('["other.test"]', '["localhost"]') + (
+        f'[site.tls]\ncert = "{files["fullchain"]}"\nkey = "{files["key"]}"\n'
+        "ocsp_stapling = false\n"
+    )
+    serve = serve_factory(config=config)
+    assert NO_STAPLE in s_client(serve, files["root"])
+    assert serve.stop() == 0
+    # The responder was never asked: nothing cached.
+    assert not list((serve.state / "ocsp").glob("*.der"))

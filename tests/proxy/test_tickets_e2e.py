@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from tests.conftest import require_tool
 
-from .conftest import Serve
+from .conftest import Serve, config_text
 
 pytestmark = pytest.mark.interop
 
@@ -73,3 +74,22 @@ def test_resumption_across_a_restart(serve_factory: Callable[..., Serve], tmp_pa
     for flag, name in VERSIONS:
         out = s_client(second, flag, "-sess_in", str(tmp_path / f"session{flag}.pem"))
         assert status(out) == f"Reused {name}"
+
+
+def test_tickets_off(serve_factory: Callable[..., Serve], tmp_path: Path) -> None:
+    serve = serve_factory(config=config_text('["localhost"]', server='ticket_rotation = "off"'))
+    session = tmp_path / "session.pem"
+    assert status(s_client(serve, "-tls1_3", "-sess_out", str(session))) == "New TLSv1.3"
+    # No ticket was issued: a TLS 1.3 client has no session to save, let alone resume.
+    assert not session.exists()
+
+
+def test_a_ticket_expires_after_two_rotations(
+    serve_factory: Callable[..., Serve], tmp_path: Path
+) -> None:
+    serve = serve_factory(config=config_text('["localhost"]', server='ticket_rotation = "1s"'))
+    session = tmp_path / "session.pem"
+    assert status(s_client(serve, "-tls1_3", "-sess_out", str(session))) == "New TLSv1.3"
+    # Keys of the current and the previous period are accepted; after two periods neither is.
+    time.sleep(2.5)
+    assert status(s_client(serve, "-tls1_3", "-sess_in", str(session))) == "New TLSv1.3"

@@ -14,6 +14,7 @@ Example::
     trusted_proxies = ["10.0.0.0/8"]  # peers whose X-Forwarded-* / Forwarded we keep
     access_log = "stdout"             # "stdout", "off" or a file path (JSON lines)
     state = "/var/lib/tlsgate"        # the CA and certificate store
+    ticket_rotation = "12h"           # session-ticket key period ("30m", "1d", seconds); "off"
 
     [server.timeouts]                 # seconds
     handshake = 10
@@ -38,6 +39,7 @@ Example::
     [site.tls]                        # optional: a file pair instead of the internal CA
     cert = "/etc/ssl/example/fullchain.pem"
     key = "/etc/ssl/example/key.pem"
+    ocsp_stapling = true              # staple when the certificate names a responder
 
     [[site]]
     hosts = "api.example.net"

@@ -71,6 +71,7 @@ class HstsPolicy:
 class TlsFiles:
     cert: Path
     key: Path
+    ocsp_stapling: bool = True  # when the certificate names an OCSP responder
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class ServerConfig:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     access_log: str = "stdout"
     state: Path | None = None
+    #: Seconds per session-ticket key; None = no tickets ("off").
+    ticket_rotation: float | None = 12 * 3600.0
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
 

@@ -41,6 +41,7 @@ from tlsgate.config.values import (
     _is_int,
     _items,
     _path,
+    _rotation,
     _seconds,
     _table,
     _workers,
@@ -87,6 +88,7 @@ _SERVER_KEYS = (
     "trusted_proxies",
     "access_log",
     "state",
+    "ticket_rotation",
     "timeouts",
     "limits",
 )
@@ -94,6 +96,7 @@ _TIMEOUT_KEYS = tuple(Timeouts.__dataclass_fields__)
 _LIMIT_KEYS = tuple(Limits.__dataclass_fields__)
 _SITE_KEYS = ("hosts", "upstream", "balance", "hsts", "via", "tls")
 _TLS_KEYS = ("cert", "key")
+_TLS_OPTIONS = ("ocsp_stapling",)
 _HSTS_KEYS = ("max_age", "include_subdomains", "preload")
 _BALANCE = ("round_robin", "least_conn")
 
@@ -103,7 +106,7 @@ _HOME: dict[str, str] = {
     **{key: "[server.timeouts]" for key in _TIMEOUT_KEYS},
     **{key: "[server.limits]" for key in _LIMIT_KEYS},
     **{key: "[[site]]" for key in _SITE_KEYS},
-    **{key: "[site.tls]" for key in _TLS_KEYS},
+    **{key: "[site.tls]" for key in (*_TLS_KEYS, *_TLS_OPTIONS)},
     **{key: "a site's hsts table" for key in _HSTS_KEYS},
 }
 
@@ -161,7 +164,7 @@ def _hsts(value: object, at: _At) -> HstsPolicy | None:
 
 def _tls(value: object, at: _At, base: Path | None) -> TlsFiles:
     table = _table(value, at, "a table with cert and key")
-    _check_keys(table, _TLS_KEYS, at)
+    _check_keys(table, (*_TLS_KEYS, *_TLS_OPTIONS), at)
     missing = [key for key in _TLS_KEYS if key not in table]
     if len(missing) == 2:
         raise at.error("cert and key are required (or leave out [site.tls] for the internal CA)")
@@ -170,6 +173,11 @@ def _tls(value: object, at: _At, base: Path | None) -> TlsFiles:
     return TlsFiles(
         cert=_path(table["cert"], at.child("cert"), base),
         key=_path(table["key"], at.child("key"), base),
+        ocsp_stapling=(
+            _bool(table["ocsp_stapling"], at.child("ocsp_stapling"))
+            if "ocsp_stapling" in table
+            else True
+        ),
     )
 
 
@@ -243,6 +251,9 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
         if "access_log" in table
         else defaults.access_log,
         state=_path(table["state"], at.child("state"), base) if "state" in table else None,
+        ticket_rotation=_rotation(table["ticket_rotation"], at.child("ticket_rotation"))
+        if "ticket_rotation" in table
+        else defaults.ticket_rotation,
         timeouts=timeouts,
         limits=limits,
     )

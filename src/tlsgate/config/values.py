@@ -8,6 +8,7 @@ raises the positioned :class:`~tlsgate.errors.ConfigError`. Addresses live in
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from tlsgate.config.messages import _At, _show
@@ -86,3 +87,29 @@ def _count(value: object, at: _At, what: str, *, zero: bool = False) -> int:
     if value < 0 or (value == 0 and not zero):
         raise at.error(f"{value}: must be {'0 or more' if zero else 'at least 1'}")
     return value
+
+
+_DURATION_PART = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Tickets stay valid for up to two periods; longer would defeat rotating at all.
+_MAX_ROTATION = 7 * 86400
+
+
+def _rotation(value: object, at: _At) -> float | None:
+    """``ticket_rotation``: "off", a duration ("12h", "1h30m", "2s") or a number of seconds."""
+    if value == "off":
+        return None
+    if isinstance(value, str):
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise at.error(f'{_show(value)}: expected "off" or a duration like "12h", "30m", "1d"')
+        seconds = float(sum(int(n) * _UNIT_SECONDS[u] for n, u in parts))
+    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        seconds = float(value)
+    else:
+        raise at.error(f'expected "off", a duration like "12h" or seconds, got {_show(value)}')
+    if seconds < 1:
+        raise at.error(f"{_show(value)}: the ticket rotation must be at least 1 second")
+    if seconds > _MAX_ROTATION:
+        raise at.error(f"{_show(value)}: the ticket rotation must be at most 7 days")
+    return seconds

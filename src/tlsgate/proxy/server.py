@@ -33,7 +33,7 @@ from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.stapling import SiteStapling
-from tlsgate.proxy.tickets import DEFAULT_ROTATION, TicketKeys, install_all
+from tlsgate.proxy.tickets import TicketKeys, install_all
 from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.store.base import Store
@@ -129,7 +129,7 @@ class EdgeServer:
     def _ticket_keys(self) -> TicketKeys | None:
         """Session-ticket keys from the store's secret: the same in every worker (they fork
         after this) and after a restart. None when tickets are off."""
-        rotation: float | None = DEFAULT_ROTATION
+        rotation = self.config.server.ticket_rotation
         return None if rotation is None else TicketKeys(self.store.ticket_secret(), rotation)
 
     # -- certificates --------------------------------------------------------------------------
@@ -146,7 +146,9 @@ class EdgeServer:
 
     def _follow_ocsp(self, cert: SiteCertificate) -> None:
         ctx = self.site_context[cert.name]
-        self.stapling.site(cert.name, ctx, cert.fullchain_pem, enabled=True)
+        tls = cert.site.tls
+        enabled = tls is None or tls.ocsp_stapling
+        self.stapling.site(cert.name, ctx, cert.fullchain_pem, enabled=enabled)
 
     def _swap(self, certs: list[SiteCertificate]) -> None:
         for cert in certs:
