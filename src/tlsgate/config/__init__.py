@@ -58,8 +58,6 @@ would trust nobody's ``X-Forwarded-For`` (or, misspelt the other way, everybody'
 from __future__ import annotations
 
 from tlsgate.config.flags import from_flags
-from tlsgate.config.locate import _locate as _locate
-from tlsgate.config.locate import _Locator as _Locator
 from tlsgate.config.model import (
     DEFAULT_HSTS_MAX_AGE,
     Config,
