@@ -172,9 +172,7 @@ def test_bad_arguments() -> None:
 
 # -- real handshakes ---------------------------------------------------------------------------
 @pytest.mark.parametrize("version", [TLS13, TLS12], ids=["tls1.3", "tls1.2"])
-def test_resumes_within_the_epoch_without_a_new_ticket(
-    cert_files: tuple[Path, Path], version: ssl.TLSVersion
-) -> None:
+def test_resumes_within_the_epoch(cert_files: tuple[Path, Path], version: ssl.TLSVersion) -> None:
     keys = TicketKeys(os.urandom(32), ROTATION, clock=Clock())
     srv, cli = server(cert_files, keys), client(cert_files, version)
     first = connect(srv, cli)
@@ -184,7 +182,14 @@ def test_resumes_within_the_epoch_without_a_new_ticket(
     issued = keys.issued
     again = connect(srv, cli, first.session)
     assert again.session_reused
-    assert (keys.resumed, keys.issued) == (1, issued)  # current key: no renewal
+    if version is TLS12:  # current key: the client keeps its ticket
+        assert (keys.resumed, keys.renewed, keys.issued) == (1, 0, issued)
+    else:  # TLS 1.3 tickets are single-use: a fresh one with every resumption...
+        assert (keys.resumed, keys.renewed, keys.issued) == (0, 1, issued + 1)
+        # ...so a client that chains them resumes every time, not every other time.
+        assert again.session is not None and again.session.id != first.session.id
+        third = connect(srv, cli, again.session)
+        assert third.session_reused and keys.issued == issued + 2
 
 
 @pytest.mark.parametrize("version", [TLS13, TLS12], ids=["tls1.3", "tls1.2"])

@@ -93,3 +93,17 @@ def test_a_ticket_expires_after_two_rotations(
     # Keys of the current and the previous period are accepted; after two periods neither is.
     time.sleep(2.5)
     assert status(s_client(serve, "-tls1_3", "-sess_in", str(session))) == "New TLSv1.3"
+
+
+def test_tls13_tickets_chain(serve_factory: Callable[..., Serve], tmp_path: Path) -> None:
+    """Each resumption hands out the ticket for the next one, as clients that use a TLS 1.3
+    ticket once (wrk, browsers) need: every reconnect resumes, not every other one."""
+    serve = serve_factory()
+    session = tmp_path / "session0.pem"
+    assert status(s_client(serve, "-tls1_3", "-sess_out", str(session))) == "New TLSv1.3"
+    for i in range(1, 4):
+        following = tmp_path / f"session{i}.pem"
+        out = s_client(serve, "-tls1_3", "-sess_in", str(session), "-sess_out", str(following))
+        assert status(out) == "Reused TLSv1.3"
+        assert following.exists()
+        session = following

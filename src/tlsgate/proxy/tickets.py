@@ -12,9 +12,10 @@ callback registered with ``SSL_CTX_set_tlsext_ticket_key_evp_cb`` only picks key
 
 - issuing: the current epoch's key and a fresh random IV;
 - resuming: the key whose name the ticket carries, among epochs *e-1*, *e*, *e+1* (the previous
-  epoch so a ticket survives a rotation; the next one for clock skew between nodes). A key that is
-  not the current one resumes and asks OpenSSL for a fresh ticket; an unknown name (too old,
-  another secret, garbage) means a full handshake, never an error.
+  epoch so a ticket survives a rotation; the next one for clock skew between nodes). A TLS 1.3
+  resumption, or any under a key that is not the current one, asks OpenSSL for a fresh ticket
+  (TLS 1.3 clients use each ticket once); an unknown name (too old, another secret, garbage)
+  means a full handshake, never an error.
 
 So a ticket is accepted for at least one and at most two rotation periods (OpenSSL's own session
 timeout, 2 hours by default, still applies on top).
@@ -57,6 +58,7 @@ DEFAULT_ROTATION = 12 * 3600
 SECRET_SIZE = 32
 NAME_SIZE = 16
 _IV_SIZE = 16  # AES-256-CBC
+_TLS1_3_VERSION = 0x0304
 _INFO = b"tlsgate session-ticket keys v1 epoch "
 
 _OSSL_PARAM_OCTET_STRING = 5
@@ -116,6 +118,9 @@ class _Native:
         self.set_evp_cb = lib.ssl.SSL_CTX_set_tlsext_ticket_key_evp_cb
         self.set_evp_cb.restype = ctypes.c_int
         self.set_evp_cb.argtypes = [ctypes.c_void_p, _TicketCallback]
+        self.ssl_version = lib.ssl.SSL_version
+        self.ssl_version.restype = ctypes.c_int
+        self.ssl_version.argtypes = [ctypes.c_void_p]
         self.rand_bytes = crypto.RAND_bytes
         self.rand_bytes.restype = ctypes.c_int
         self.rand_bytes.argtypes = [ctypes.c_void_p, ctypes.c_int]
@@ -292,11 +297,14 @@ class TicketKeys:
                 return 0
             if native.mac_set_params(mac_ctx, k.params) != 1:
                 return 0
-            if current:
+            if current and native.ssl_version(ssl_ptr) != _TLS1_3_VERSION:
                 self.resumed += 1
-                return 1
+                return 1  # a TLS 1.2 client keeps using this ticket
+            # TLS 1.3 tickets are single-use (RFC 8446 C.4): without a fresh one after each
+            # resumption, a client that chains them falls back to a full handshake every other
+            # connection. OpenSSL only sends one when told to renew.
             self.renewed += 1
-            return 2  # valid, but issue a ticket under the current key
+            return 2
         except BaseException:  # nothing may propagate into OpenSSL
             if not self._failed:
                 self._failed = True
