@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from tlsgate.proxy.headers import (
     ClientInfo,
     forwarded_request_headers,
     is_trusted,
+    response_head,
     response_headers,
 )
+from tlsgate.proxy.http import BodyKind, Request, Response
 
 CLIENT = ClientInfo("203.0.113.7", 443)
 
@@ -72,3 +75,45 @@ def test_response_headers_hsts_and_hop_by_hop() -> None:
     assert names(out) == [b"content-type", b"strict-transport-security", b"via"]
     own = response_headers([(b"strict-transport-security", b"max-age=1")], hsts=b"max-age=2")
     assert own == [(b"strict-transport-security", b"max-age=1")]
+
+
+def _request(version: bytes = b"1.1", keep_alive: bool = True, upgrade: bytes | None = None) -> Any:
+    return Request(
+        b"GET", b"/", version, [(b"host", b"h")], BodyKind.NONE, None, keep_alive, upgrade
+    )
+
+
+def _response(status: int = 200, body: BodyKind = BodyKind.LENGTH, headers: Any = ()) -> Any:
+    return Response(status, b"", b"1.1", list(headers), body, None, True)
+
+
+def test_response_head_framing_and_close() -> None:
+    head, rechunk, close = response_head(
+        _response(headers=[(b"content-length", b"2"), (b"connection", b"keep-alive")]),
+        _request(),
+        hsts=b"max-age=1",
+    )
+    assert head == (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nstrict-transport-security: max-age=1\r\n\r\n"
+    )
+    assert (rechunk, close) == (False, False)
+    # A body that ends at the upstream's close is re-chunked for an HTTP/1.1 client...
+    head, rechunk, close = response_head(
+        _response(body=BodyKind.UNTIL_CLOSE), _request(), hsts=None
+    )
+    assert b"transfer-encoding: chunked" in head and (rechunk, close) == (True, False)
+    # ...and ends the connection of an HTTP/1.0 one.
+    head, rechunk, close = response_head(
+        _response(body=BodyKind.UNTIL_CLOSE), _request(b"1.0", keep_alive=False), hsts=None
+    )
+    assert b"connection: close" in head and (rechunk, close) == (False, True)
+    # Draining, or an upgrade request answered without switching: the connection ends.
+    assert response_head(_response(), _request(), hsts=None, close=True)[2]
+    head, _, close = response_head(_response(), _request(upgrade=b"websocket"), hsts=None)
+    assert close and b"connection: close" in head
+    # 101 keeps the upgrade headers and never says close.
+    switched = _response(
+        101, BodyKind.NONE, [(b"upgrade", b"websocket"), (b"connection", b"upgrade")]
+    )
+    head, _, close = response_head(switched, _request(upgrade=b"websocket"), hsts=None)
+    assert b"upgrade: websocket" in head and b"connection: upgrade" in head and not close

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from tlsgate.config import SiteConfig, Upstream
-from tlsgate.proxy.routing import Balancer, Router, normalize_host
+from tlsgate.proxy.routing import Balancer, Router, is_local_host, normalize_host
 
 A, B, C = Upstream("127.0.0.1", 1), Upstream("127.0.0.1", 2), Upstream("127.0.0.1", 3)
 
@@ -23,6 +23,35 @@ def test_router_exact_then_one_label_wildcard() -> None:
     assert router.match("example.com") is None
     assert router.default is None
     assert Router([exact]).default is not None
+
+
+def test_route_for_a_request() -> None:
+    api = SiteConfig(hosts=("api.example.com",), upstreams=(A,))
+    web = SiteConfig(hosts=("*.example.com",), upstreams=(B,))
+    router = Router([api, web])
+    api_route, web_route = router.routes
+    # The Host header picks the site when the handshake named it, or named nothing we serve.
+    assert router.route_for("api.example.com", api_route) == (api_route, 0)
+    assert router.route_for("www.example.com", None) == (web_route, 0)
+    # A Host naming another site than the handshake: 421 (the certificate did not cover it).
+    assert router.route_for("www.example.com", api_route) == (None, 421)
+    # No Host (HTTP/1.0): the handshake's site; nothing known at all: 404.
+    assert router.route_for("", api_route) == (api_route, 0)
+    assert router.route_for("", None) == (None, 404)
+    assert router.route_for("other.org", None) == (None, 404)
+    # One site: it answers local names and bare IPs that match nothing, as nginx's default does.
+    only = Router([api])
+    assert only.route_for("127.0.0.1", None) == (only.routes[0], 0)
+    assert only.route_for("localhost", None) == (only.routes[0], 0)
+    assert only.route_for("other.org", None) == (None, 404)
+
+
+def test_is_local_host() -> None:
+    local = ("localhost", "app.localhost", "db.internal", "x.test", "printer", "10.0.0.1", "::1")
+    for name in local:
+        assert is_local_host(name), name
+    for name in ("example.com", "api.example.co.uk"):
+        assert not is_local_host(name), name
 
 
 def test_round_robin_skips_failed_until_cooldown() -> None:

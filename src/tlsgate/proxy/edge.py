@@ -15,22 +15,13 @@ from tlsgate.config import HstsPolicy, SiteConfig, Timeouts
 from tlsgate.config import Limits as LimitsConfig
 from tlsgate.proxy.http import Headers, Limits, serialize_response_head
 from tlsgate.proxy.metrics import Metrics
-from tlsgate.proxy.routing import Router
+from tlsgate.proxy.routing import Router, is_local_host
 from tlsgate.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
     from tlsgate.proxy.protocol import ClientProtocol
 
-__all__ = ["AccessRecord", "Edge", "error_response", "is_local_host"]
-
-_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".test", ".home.arpa", ".lan")
-
-
-def is_local_host(host: str) -> bool:
-    """Names a browser never reaches on the public internet: no HSTS by default for them."""
-    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES) or "." not in host:
-        return True
-    return host.replace(".", "").isdigit() or ":" in host
+__all__ = ["AccessRecord", "Edge", "error_response"]
 
 
 def error_response(status: int, *, close: bool = True) -> bytes:

@@ -13,13 +13,14 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tlsgate.proxy.http import Headers
+from tlsgate.proxy.http import BodyKind, Headers, Request, Response, serialize_response_head
 
 __all__ = [
     "HOP_BY_HOP",
     "ClientInfo",
     "forwarded_request_headers",
     "is_trusted",
+    "response_head",
     "response_headers",
 ]
 
@@ -150,3 +151,42 @@ def response_headers(
     if via:
         out.append((b"via", b"1.1 tlsgate"))
     return out
+
+
+def response_head(
+    response: Response,
+    request: Request,
+    *,
+    hsts: bytes | None,
+    via: bool = False,
+    close: bool = False,
+) -> tuple[bytes, bool, bool]:
+    """The final response's head for the client: ``(head, rechunk, close)``.
+
+    ``rechunk``: the body is re-framed as chunked (an HTTP/1.1 client of a body that ends when the
+    upstream closes keeps its connection that way). ``close``: the client connection ends after
+    this response; ``close`` passed in asks for it (draining), and the request or the framing can
+    force it.
+    """
+    status = response.status
+    upgrade = None
+    if status == 101:
+        for name, value in response.headers:
+            if name == b"upgrade":
+                upgrade = value
+    headers = response_headers(response.headers, hsts=hsts, via=via, upgrade=upgrade)
+    until_close = response.body is BodyKind.UNTIL_CLOSE
+    rechunk = response.body is BodyKind.CHUNKED or (until_close and request.version == b"1.1")
+    if rechunk:
+        headers.append((b"transfer-encoding", b"chunked"))
+    if (
+        close
+        or not request.keep_alive
+        # after an upgrade request that was not switched, the request parser cannot go on
+        or (request.upgrade is not None and status != 101)
+        or (until_close and request.version != b"1.1")
+    ):
+        close = True
+        if status != 101:
+            headers.append((b"connection", b"close"))
+    return serialize_response_head(status, response.reason, headers), rechunk, close

@@ -24,12 +24,14 @@ import time
 from collections import deque
 from typing import cast
 
-from tlsgate.proxy.edge import AccessRecord, Edge, error_response, is_local_host
+from tlsgate.proxy.deadline import Deadline
+from tlsgate.proxy.edge import AccessRecord, Edge, error_response
+from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.headers import (
     ClientInfo,
     forwarded_request_headers,
     is_trusted,
-    response_headers,
+    response_head,
 )
 from tlsgate.proxy.http import (
     BodyKind,
@@ -62,8 +64,7 @@ LOW_WATER = 8
 #: Output is gathered and sent as one TLS write per burst, or once it reaches this size.
 FLUSH_SIZE = 64 * 1024
 
-# What the connection's one deadline is for.
-_NONE = 0
+# What the connection's one deadline is for (0: nothing).
 _IDLE = 1  # between requests: close quietly
 _HEAD = 2  # a request head has started but not ended: 408
 _BODY = 3  # the client's request body is late: 408
@@ -75,57 +76,6 @@ _PAUSE_UPSTREAM = 2
 _PAUSE_TUNNEL = 4
 
 _NO_BODY = BodyKind.NONE
-_CHUNKED = BodyKind.CHUNKED
-_UNTIL_CLOSE = BodyKind.UNTIL_CLOSE
-
-
-class _Exchange:
-    """One request/response in flight; discarded when it ends."""
-
-    __slots__ = (
-        "attempts",
-        "chunked_in",
-        "chunked_out",
-        "close_after",
-        "conn",
-        "connecting",
-        "exclude",
-        "head",
-        "head_sent",
-        "host",
-        "local_status",
-        "request",
-        "request_done",
-        "retry_ok",
-        "route",
-        "sent_before",
-        "started",
-        "state",
-        "status",
-        "tunnel_leftover",
-    )
-
-    def __init__(self, request: Request, host: str, started: float) -> None:
-        self.request = request
-        self.host = host
-        self.sent_before = 0  # the connection's byte count when the exchange began
-        self.started = started
-        self.route: Route | None = None
-        self.head = b""
-        self.conn: UpstreamConnection | None = None
-        self.state: UpstreamState | None = None
-        self.connecting = False
-        self.exclude: UpstreamState | None = None
-        self.attempts = 1
-        self.retry_ok = False
-        self.request_done = False
-        self.head_sent = False
-        self.status = 0
-        self.chunked_in = request.body is _CHUNKED
-        self.chunked_out = False
-        self.close_after = not request.keep_alive
-        self.local_status = 0  # answered by the edge itself (404/421) once the body is read
-        self.tunnel_leftover = b""  # client bytes after an upgrade request's head
 
 
 class ClientProtocol(asyncio.BufferedProtocol):
@@ -149,7 +99,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self.tunnel: UpstreamConnection | None = None
         self.busy = False  # inside an exchange (draining waits for it)
         self.closed = False
-        self._x: _Exchange | None = None
+        self._x: Exchange | None = None
         self._queue: deque[Event] = deque()
         self._client_error: RemoteProtocolError | None = None
         self._client_eof = False
@@ -158,10 +108,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self._out: list[bytes] = []
         self._out_size = 0
         self._sent = 0  # bytes queued for the client over the connection's life
-        self._deadline = 0.0
-        self._deadline_kind = _NONE
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._deadline = Deadline(self.loop, self._on_deadline)
 
     # -- asyncio callbacks: the client side ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -184,7 +131,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if self.edge.metrics is not None:
             self.edge.metrics.connections.inc()
         # The first request gets the (shorter) header timeout, later ones the idle timeout.
-        self._set_deadline(self.edge.timeouts.header, _IDLE)
+        self._deadline.set(self.edge.timeouts.header, _IDLE)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # Shared by every connection of the worker: the loop fills it and calls buffer_updated
@@ -205,8 +152,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
             x.tunnel_leftover += data
             self._pause(_PAUSE_TUNNEL)
             return
-        if x is None and self._deadline_kind != _HEAD:
-            self._set_deadline(self.edge.timeouts.header, _HEAD)
+        if x is None and self._deadline.kind != _HEAD:
+            self._deadline.set(self.edge.timeouts.header, _HEAD)
         try:
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
@@ -228,10 +175,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.edge.connections.discard(self)
-        self._deadline_kind = _NONE
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline.cancel()
         if self.tunnel is not None:
             self.tunnel.close()
         x = self._x
@@ -298,26 +242,9 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if not self._paused and self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
-    def _set_deadline(self, seconds: float, kind: int) -> None:
-        at = self.loop.time() + seconds
-        self._deadline = at
-        self._deadline_kind = kind
-        if self._timer is None or at < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_at(at, self._on_timer)
-            self._timer_at = at
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        kind = self._deadline_kind
-        if kind == _NONE or self.closed:
+    def _on_deadline(self, kind: int) -> None:
+        if self.closed:
             return
-        if self.loop.time() < self._deadline:  # moved later since the timer was armed
-            self._timer = self.loop.call_at(self._deadline, self._on_timer)
-            self._timer_at = self._deadline
-            return
-        self._deadline_kind = _NONE
         x = self._x
         if kind == _IDLE:
             self.close()
@@ -353,7 +280,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
                 if not x.local_status:
                     data = cast(Data, event).data
                     x.conn.write(chunk(data) if x.chunked_in else data)  # type: ignore[union-attr]
-                    self._set_deadline(self.edge.timeouts.idle, _BODY)
+                    self._deadline.set(self.edge.timeouts.idle, _BODY)
             elif kind is EndOfMessage:
                 x.request_done = True
                 if x.local_status:
@@ -361,8 +288,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
                     continue
                 if x.chunked_in:
                     x.conn.write(last_chunk(cast(EndOfMessage, event).trailers))  # type: ignore[union-attr]
-                if self._deadline_kind == _BODY:  # now waiting for the upstream only
-                    self._set_deadline(self.edge.timeouts.upstream_response, _UPSTREAM)
+                if self._deadline.kind == _BODY:  # now waiting for the upstream only
+                    self._deadline.set(self.edge.timeouts.upstream_response, _UPSTREAM)
             elif kind is Upgraded:
                 x.tunnel_leftover = cast(Upgraded, event).leftover + x.tunnel_leftover
         if len(queue) > HIGH_WATER:
@@ -389,18 +316,12 @@ class ClientProtocol(asyncio.BufferedProtocol):
                 host_value = value
                 break
         host = normalize_host(host_value) if host_value else ""
-        x = self._x = _Exchange(request, host, time.monotonic())
+        x = self._x = Exchange(request, host, time.monotonic())
         x.sent_before = self._sent
-        router = edge.router
-        route = router.match(host) if host else None
-        if route is None and (not host or is_local_host(host)) and self.sni_route is None:
-            route = router.default
-        if route is None and not host:
-            route = self.sni_route
-        if route is None or (self.sni_route is not None and route is not self.sni_route):
-            # Unknown host, or a Host header naming another site than the TLS handshake did.
-            x.local_status = 421 if route is not None else 404
-            self._set_deadline(edge.timeouts.idle, _BODY)
+        route, status = edge.router.route_for(host, self.sni_route)
+        if route is None:  # answered here once the request's body (if any) has been read
+            x.local_status = status
+            self._deadline.set(edge.timeouts.idle, _BODY)
             return
         x.route = route
         headers = forwarded_request_headers(
@@ -416,15 +337,15 @@ class ClientProtocol(asyncio.BufferedProtocol):
         x.head = serialize_request_head(request.method, request.target, headers)
         x.retry_ok = request.method in IDEMPOTENT and request.body is _NO_BODY
         x.attempts = 2 if (x.retry_ok or len(route.balancer.states) > 1) else 1
-        self._set_deadline(edge.timeouts.upstream_response, _UPSTREAM)
+        self._deadline.set(edge.timeouts.upstream_response, _UPSTREAM)
         self._connect(x)
 
-    def _answer_locally(self, x: _Exchange) -> None:
+    def _answer_locally(self, x: Exchange) -> None:
         self._write(error_response(x.local_status, close=False))
         self._end(x, x.local_status, keep_alive=x.request.keep_alive)
 
     # -- the upstream side ------------------------------------------------------------------------
-    def _connect(self, x: _Exchange) -> None:
+    def _connect(self, x: Exchange) -> None:
         route = x.route
         assert route is not None
         state = route.balancer.pick(self.loop.time(), exclude=x.exclude)
@@ -440,7 +361,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         task.add_done_callback(lambda t: self._connected(x, state, t))
 
     def _connected(
-        self, x: _Exchange, state: UpstreamState, task: asyncio.Task[UpstreamConnection]
+        self, x: Exchange, state: UpstreamState, task: asyncio.Task[UpstreamConnection]
     ) -> None:
         x.connecting = False
         exc = task.exception()
@@ -461,7 +382,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             return
         self._attach(x, task.result())
 
-    def _attach(self, x: _Exchange, conn: UpstreamConnection) -> None:
+    def _attach(self, x: Exchange, conn: UpstreamConnection) -> None:
         state = x.state
         assert state is not None
         x.conn = conn
@@ -502,10 +423,10 @@ class ClientProtocol(asyncio.BufferedProtocol):
                 self._start_tunnel(x, conn, cast(Upgraded, event).leftover)
                 return
         self._flush()
-        if self._deadline_kind == _UPSTREAM:
-            self._set_deadline(self.edge.timeouts.upstream_response, _UPSTREAM)
+        if self._deadline.kind == _UPSTREAM:
+            self._deadline.set(self.edge.timeouts.upstream_response, _UPSTREAM)
 
-    def _on_response(self, x: _Exchange, response: Response) -> bool:
+    def _on_response(self, x: Exchange, response: Response) -> bool:
         assert x.route is not None and x.state is not None
         x.route.balancer.succeeded(x.state)
         status = response.status
@@ -519,35 +440,19 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self._abort(x, 502, "upstream switched protocols unasked")
             return False
         x.status = status
-        upgrade = None
-        if status == 101:
-            for name, value in response.headers:
-                if name == b"upgrade":
-                    upgrade = value
         site = x.route.site
-        headers = response_headers(
-            response.headers, hsts=self.edge.hsts_for(site), via=site.via, upgrade=upgrade
+        head, x.chunked_out, x.close_after = response_head(
+            response,
+            request,
+            hsts=self.edge.hsts_for(site),
+            via=site.via,
+            close=x.close_after or self.edge.draining,
         )
-        if response.body is _CHUNKED or (
-            response.body is _UNTIL_CLOSE and request.version == b"1.1"
-        ):
-            headers.append((b"transfer-encoding", b"chunked"))
-            x.chunked_out = True
-        if (
-            not request.keep_alive
-            or self.edge.draining
-            or (request.upgrade is not None and status != 101)
-            or (response.body is _UNTIL_CLOSE and request.version != b"1.1")
-        ):
-            # (after an upgrade request that was not switched the request parser cannot go on)
-            x.close_after = True
-        if x.close_after and status != 101:
-            headers.append((b"connection", b"close"))
-        self._write(serialize_response_head(status, response.reason, headers))
+        self._write(head)
         x.head_sent = True
         return True
 
-    def _start_tunnel(self, x: _Exchange, conn: UpstreamConnection, leftover: bytes) -> None:
+    def _start_tunnel(self, x: Exchange, conn: UpstreamConnection, leftover: bytes) -> None:
         """After ``101 Switching Protocols``: bytes flow untouched until either side closes."""
         assert self.transport is not None
         if leftover:
@@ -555,7 +460,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self._flush()
         self._x = None
         self.busy = False
-        self._deadline_kind = _NONE
+        self._deadline.clear()
         self._detach(x)
         self._log(x, 101)
         conn.owner = None
@@ -592,7 +497,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self._abort(x, 502, "upstream closed early")
 
     # -- ending an exchange -------------------------------------------------------------------
-    def _detach(self, x: _Exchange) -> UpstreamConnection | None:
+    def _detach(self, x: Exchange) -> UpstreamConnection | None:
         """Take the upstream connection off the exchange (it no longer counts as active)."""
         conn = x.conn
         if conn is not None:
@@ -601,7 +506,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
                 x.state.active -= 1
         return conn
 
-    def _finish(self, x: _Exchange) -> None:
+    def _finish(self, x: Exchange) -> None:
         """The upstream's response is complete."""
         conn = self._detach(x)
         assert conn is not None
@@ -616,7 +521,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self.edge.pool.release(conn)
         self._end(x, x.status, keep_alive=not x.close_after)
 
-    def _end(self, x: _Exchange, status: int, *, keep_alive: bool, error: str = "") -> None:
+    def _end(self, x: Exchange, status: int, *, keep_alive: bool, error: str = "") -> None:
         self._x = None
         self.busy = False
         self._log(x, status, error)
@@ -625,11 +530,11 @@ class ClientProtocol(asyncio.BufferedProtocol):
             return
         self._flush()
         self._resume(_PAUSE_UPSTREAM)
-        self._set_deadline(self.edge.timeouts.idle, _IDLE)
+        self._deadline.set(self.edge.timeouts.idle, _IDLE)
         if self._queue or self._client_error is not None or self._client_eof:
             self._pump()
 
-    def _abort(self, x: _Exchange, status: int, reason: str) -> None:
+    def _abort(self, x: Exchange, status: int, reason: str) -> None:
         """End an exchange that failed; the client connection does not survive it."""
         metrics = self.edge.metrics
         if metrics is not None and status in (502, 504):
@@ -643,7 +548,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self._write(error_response(status))
         self._end(x, status, keep_alive=False, error=reason)
 
-    def _log(self, x: _Exchange, status: int, error: str = "") -> None:
+    def _log(self, x: Exchange, status: int, error: str = "") -> None:
         edge = self.edge
         if edge.metrics is None and edge.log is None:
             return

@@ -14,10 +14,19 @@ from dataclasses import dataclass, field
 
 from tlsgate.config import SiteConfig, Upstream
 
-__all__ = ["Balancer", "Router", "UpstreamState", "normalize_host"]
+__all__ = ["Balancer", "Router", "UpstreamState", "is_local_host", "normalize_host"]
 
 BASE_COOLDOWN = 2.0
 MAX_COOLDOWN = 30.0
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".test", ".home.arpa", ".lan")
+
+
+def is_local_host(host: str) -> bool:
+    """Names a browser never reaches on the public internet (no HSTS by default for them, and
+    the one site answers them when nothing else matches)."""
+    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES) or "." not in host:
+        return True
+    return host.replace(".", "").isdigit() or ":" in host
 
 
 def normalize_host(value: bytes | str) -> str:
@@ -111,6 +120,24 @@ class Router:
             return route
         _, _, parent = host.partition(".")
         return self._wildcard.get(parent) if parent else None
+
+    def route_for(self, host: str, sni: Route | None) -> tuple[Route | None, int]:
+        """The route for a request whose Host is ``host`` (normalized; "" when absent) on a
+        connection whose handshake chose ``sni`` (None: no SNI or an unknown name).
+
+        Returns ``(route, 0)``, or ``(None, status)`` for the edge to answer itself: 404 for a
+        host no site serves, 421 for a Host naming another site than the handshake did.
+        """
+        route = self.match(host) if host else None
+        if route is None and (not host or is_local_host(host)) and sni is None:
+            route = self.default
+        if route is None and not host:
+            route = sni
+        if route is None:
+            return None, 404
+        if sni is not None and route is not sni:
+            return None, 421
+        return route, 0
 
     @property
     def default(self) -> Route | None:

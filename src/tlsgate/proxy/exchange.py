@@ -1,0 +1,62 @@
+"""The state of one proxied request/response, from its head to the end of the response."""
+
+from __future__ import annotations
+
+from tlsgate.proxy.http import BodyKind, Request
+from tlsgate.proxy.routing import Route, UpstreamState
+from tlsgate.proxy.upstream import UpstreamConnection
+
+__all__ = ["Exchange"]
+
+
+class Exchange:
+    """One request/response in flight on a client connection; discarded when it ends.
+
+    Plain state, no behaviour: ``protocol.py`` drives it. Kept apart so that what an exchange
+    carries (its upstream connection, retries left, framing decisions) reads in one place.
+    """
+
+    __slots__ = (
+        "attempts",
+        "chunked_in",
+        "chunked_out",
+        "close_after",
+        "conn",
+        "connecting",
+        "exclude",
+        "head",
+        "head_sent",
+        "host",
+        "local_status",
+        "request",
+        "request_done",
+        "retry_ok",
+        "route",
+        "sent_before",
+        "started",
+        "state",
+        "status",
+        "tunnel_leftover",
+    )
+
+    def __init__(self, request: Request, host: str, started: float) -> None:
+        self.request = request
+        self.host = host
+        self.sent_before = 0  # the connection's byte count when the exchange began
+        self.started = started
+        self.route: Route | None = None
+        self.head = b""
+        self.conn: UpstreamConnection | None = None
+        self.state: UpstreamState | None = None
+        self.connecting = False
+        self.exclude: UpstreamState | None = None
+        self.attempts = 1
+        self.retry_ok = False
+        self.request_done = False
+        self.head_sent = False
+        self.status = 0
+        self.chunked_in = request.body is BodyKind.CHUNKED
+        self.chunked_out = False
+        self.close_after = not request.keep_alive
+        self.local_status = 0  # answered by the edge itself (404/421) once the body is read
+        self.tunnel_leftover = b""  # client bytes after an upgrade request's head
