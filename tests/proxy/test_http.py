@@ -576,6 +576,25 @@ def test_response_parser_is_reused_one_response_per_expect() -> None:
     ]
 
 
+def test_reusable_only_between_clean_responses() -> None:
+    parser = ResponseParser()
+    assert parser.reusable  # a fresh connection
+    parser.expect(b"GET")
+    assert not parser.reusable
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\na")
+    assert not parser.reusable  # mid-body
+    parser.feed(b"b")
+    assert parser.reusable
+    parser.expect(b"GET")
+    parser.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    assert not parser.reusable  # the upstream said close
+    broken = ResponseParser()
+    broken.expect(b"GET")
+    with pytest.raises(RemoteProtocolError):
+        broken.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    assert not broken.reusable
+
+
 def test_expect_is_required_and_not_twice() -> None:
     parser = ResponseParser()
     with pytest.raises(RemoteProtocolError) as info:

@@ -145,6 +145,15 @@ def test_keep_alive_and_pooling(serve: Serve) -> None:
         resp = conn.getresponse()
         assert resp.status == 200 and resp.read() == f"hello /n{i} \n".encode()
     conn.close()
+    # Clients that close after each request still share one pooled upstream connection.
+    for i in range(5):
+        conn = client(serve)
+        conn.request("GET", f"/c{i}", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("connection") == "close"
+        resp.read()
+        conn.close()
+    assert serve.seen.connections == 1
 
 
 @pytest.mark.parametrize("size", [0, 1, 65535, 5 * 1024 * 1024 + 7])
@@ -357,3 +366,26 @@ def test_two_workers(serve_factory: Any) -> None:
     for _ in range(10):
         assert get_json(serve, "/echo")["method"] == "GET"
     assert serve.stop() == 0
+
+
+def test_workers_exit_when_the_master_is_killed(serve_factory: Any) -> None:
+    serve: Serve = serve_factory(workers=2)
+    master = serve.proc.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    workers = [int(pid) for pid in children]
+    assert len(workers) == 2
+    serve.proc.kill()  # SIGKILL: no chance to stop the workers itself
+    serve.proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.05)
+    # (they are our grandchildren, re-parented to init, which reaps them)
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status

@@ -33,6 +33,8 @@ class Seen:
     """Every request head the upstream received, for anti-spoofing and framing assertions."""
 
     requests: list[Request] = field(default_factory=list)
+    connections: int = 0  # TCP connections the edge opened to us (pooling shows here)
+    open: set[asyncio.BaseTransport] = field(default_factory=set)  # closed at shutdown
 
 
 class UpstreamProtocol(asyncio.Protocol):
@@ -48,6 +50,12 @@ class UpstreamProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's SSL transport is not an asyncio.Transport subclass, but has its interface.
         self.transport = cast(asyncio.Transport, transport)
+        self.seen.connections += 1
+        self.seen.open.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.seen.open.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
@@ -158,6 +166,8 @@ def run_upstream() -> Iterator[tuple[int, Seen]]:
         loop.run_until_complete(start())
         loop.run_forever()
         box[0].close()
+        for transport in list(seen.open):  # the edge's pooled connections, still open
+            transport.close()
         loop.run_until_complete(box[0].wait_closed())
         for task in asyncio.all_tasks(loop):
             task.cancel()

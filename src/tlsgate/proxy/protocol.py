@@ -515,9 +515,11 @@ class ClientProtocol(asyncio.BufferedProtocol):
             # request cannot be skipped reliably, so this connection ends here.
             x.close_after = True
             conn.close()
-        elif x.close_after or self.edge.draining:
+        elif self.edge.draining:
             conn.close()
         else:
+            # Whether the client stays is its own business: the upstream connection is reused
+            # whenever its response allows (release checks).
             self.edge.pool.release(conn)
         self._end(x, x.status, keep_alive=not x.close_after)
 

@@ -13,6 +13,7 @@ to pick them up; a renewal failure keeps the current certificate serving.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
 import os
@@ -41,6 +42,8 @@ from tlsgate.store.base import Store
 __all__ = ["AccessLog", "EdgeServer"]
 
 log = logging.getLogger("tlsgate.serve")
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class AccessLog:
@@ -215,11 +218,13 @@ class EdgeServer:
     def _run(self, workers: int) -> int:
         if workers == 1:
             return self._run_loop(master=True)
+        master = os.getpid()
         for _ in range(workers):
             pid = os.fork()
             if pid == 0:
                 code = 1
                 try:
+                    _die_with(master)
                     if self.metrics is not None:
                         self.metrics = Metrics()  # this worker's own counters
                     code = self._run_loop(master=False)
@@ -377,6 +382,21 @@ class EdgeServer:
                 self._swap(changed)
                 for pid in self.children:
                     _signal(pid, signal.SIGHUP)
+
+
+def _die_with(master: int) -> None:
+    """Have the kernel stop this worker when the master dies, even by SIGKILL or OOM-kill.
+
+    Without it, workers whose master vanished keep the port (SO_REUSEPORT) and serve on with
+    stale certificates that nothing renews any more. Linux only (prctl); elsewhere a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    if os.getppid() != master:  # the master died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _signal(pid: int, sig: int) -> None:

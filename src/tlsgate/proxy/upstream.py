@@ -178,7 +178,12 @@ class UpstreamPool:
         conn.owner = None
         conn.resume_reading()
         idle = self._idle[conn.upstream]
-        if conn.closed or conn.write_paused or len(idle) >= MAX_IDLE_PER_UPSTREAM:
+        if (
+            conn.closed
+            or conn.write_paused
+            or not conn.parser.reusable
+            or len(idle) >= MAX_IDLE_PER_UPSTREAM
+        ):
             conn.close()
             return
         conn.idle_since = self.loop.time()

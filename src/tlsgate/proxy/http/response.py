@@ -69,6 +69,11 @@ class ResponseParser(_Framer[HttpResponseParser]):
             self._proto = data.startswith(b"HTTP/", start)
             self._version = data[start + 5 : start + 8]
 
+    @property
+    def reusable(self) -> bool:
+        """A response ended cleanly and the connection may carry another request."""
+        return self._state == _IDLE and self._error is None
+
     def expect(self, method: bytes) -> None:
         """Tell the parser which request the next response answers (HEAD has no body)."""
         if self._error is not None:
