@@ -6,13 +6,16 @@ cd "$(dirname "$0")/.."
 
 extras=""
 tools=(openssl curl)
+# Debian package for each tool the tests drive (command -> package).
+declare -A packages=([openssl]=openssl [curl]=curl [certbot]=certbot [lego]=lego [pebble]=pebble)
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
+  tools+=(certbot lego pebble)  # real ACME clients and a reference ACME server
 fi
 
 missing=()
 for tool in "${tools[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${packages[$tool]}")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
