@@ -1,0 +1,120 @@
+"""The life of an order, its authorizations and challenges (RFC 8555 7.1.6), and finalize's CSR.
+
+Statuses are derived, never guessed: an order is ``ready`` exactly when every authorization is
+``valid``, ``invalid`` as soon as one cannot become valid, and expiry is checked against ``now``
+on every read rather than by a background sweep (a stopped server must not hand out an expired
+``valid``). Pure functions over status strings, so the front end and the store agree by
+construction.
+
+Finalize accepts a CSR only for exactly the identifiers of the order (RFC 8555 7.4): the names in
+its subjectAltName together with its common name, as a set, nothing more and nothing less.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from tlsgate.errors import CSRError
+from tlsgate.pki.csr import CheckedCSR, check_csr
+
+__all__ = [
+    "authorization_status",
+    "check_finalize_csr",
+    "csr_identifiers",
+    "order_status",
+]
+
+_DEAD_AUTHZ = frozenset({"invalid", "deactivated", "expired", "revoked"})
+
+
+def authorization_status(
+    status: str, challenge_statuses: Iterable[str], *, expires: datetime, now: datetime
+) -> str:
+    """An authorization's status now: a valid challenge makes it valid, an invalid one invalid
+    (RFC 8555 7.1.6: one failed attempt ends the authorization), and a pending one expires."""
+    if status != "pending":
+        if status == "valid" and now >= expires:
+            return "expired"
+        return status
+    if now >= expires:
+        return "expired"
+    statuses = list(challenge_statuses)
+    if "valid" in statuses:
+        return "valid"
+    if "invalid" in statuses:
+        return "invalid"
+    return "pending"
+
+
+def order_status(
+    status: str,
+    authorization_statuses: Sequence[str],
+    *,
+    expires: datetime,
+    now: datetime,
+) -> str:
+    """An order's status now, from its stored status and its authorizations' current ones."""
+    if status in ("valid", "invalid"):
+        return status
+    if status == "pending":
+        if now >= expires or any(s in _DEAD_AUTHZ for s in authorization_statuses):
+            return "invalid"
+        if authorization_statuses and all(s == "valid" for s in authorization_statuses):
+            return "ready"
+        return "pending"
+    if status == "ready" and now >= expires:
+        return "invalid"
+    return status  # ready, processing
+
+
+def csr_identifiers(csr: x509.CertificateSigningRequest) -> set[tuple[str, str]]:
+    """The identifiers a CSR asks for: subjectAltName DNS names and IPs, plus the common name."""
+    found: set[tuple[str, str]] = set()
+    try:
+        san = csr.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        san = None
+    if isinstance(san, x509.SubjectAlternativeName):
+        for name in san:
+            if isinstance(name, x509.DNSName):
+                found.add(("dns", name.value.lower()))
+            elif isinstance(name, x509.IPAddress):
+                found.add(("ip", str(name.value)))
+            else:
+                found.add((type(name).__name__, str(name.value)))
+    for attr in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+        value = attr.value if isinstance(attr.value, str) else attr.value.decode()
+        try:
+            found.add(("ip", str(ipaddress.ip_address(value))))
+        except ValueError:
+            found.add(("dns", value.lower()))
+    return found
+
+
+def check_finalize_csr(der: bytes, identifiers: Iterable[tuple[str, str]]) -> CheckedCSR:
+    """The CSR of a finalize request, if it is sound and names exactly ``identifiers``.
+
+    Raises :class:`~tlsgate.errors.CSRError` (the front end answers ``badCSR``) otherwise.
+    """
+    try:
+        csr = x509.load_der_x509_csr(der)
+    except ValueError:
+        raise CSRError("the csr field is not a DER certification request") from None
+    checked = check_csr(csr)
+    wanted = set(identifiers)
+    asked = csr_identifiers(csr)
+    if asked != wanted:
+        extra = sorted(f"{t}:{v}" for t, v in asked - wanted)
+        missing = sorted(f"{t}:{v}" for t, v in wanted - asked)
+        parts = []
+        if extra:
+            parts.append("names not in the order: " + ", ".join(extra))
+        if missing:
+            parts.append("order identifiers missing: " + ", ".join(missing))
+        raise CSRError("the CSR does not match the order (" + "; ".join(parts) + ")")
+    return checked
