@@ -18,6 +18,7 @@ from tlsgate.pki.keys import KeyType, generate_key
 from tlsgate.pki.names import NameConstraints, parse_identities
 from tlsgate.pki.profiles import LeafProfile
 from tlsgate.pki.revocation import parse_reason
+from tlsgate.store.acme import AccountStatus, AcmeAccount, AcmeOrder, OrderStatus
 from tlsgate.store.base import CertStatus
 from tlsgate.store.sqlite import SQLiteStore
 
@@ -170,3 +171,19 @@ def test_ca_name_must_fit(store: SQLiteStore, now: datetime, name: str) -> None:
     with pytest.raises(ConfigError, match="CA name"):
         CertificateAuthority.init(store, now=now, name=name)
     assert store.active_authority() is None
+
+
+def test_acme_issuance_and_revocation_are_audited(
+    ca: CertificateAuthority, store: SQLiteStore, now: datetime
+) -> None:
+    account = AcmeAccount("acct", "{}", "tp", (), AccountStatus.VALID, now)
+    store.add_account(account)
+    order = AcmeOrder("ord", account.id, (), OrderStatus.PROCESSING, now, (), now)
+    store.add_order(order, [], [])
+    issued = ca.issue(
+        parse_identities(["a.example"]), now=now, requester="acme:acct", order_id="ord"
+    )
+    serial = issued.certificate.serial_number
+    assert store.get_certificate(serial).order_id == "ord"
+    revoked = ca.revoke(serial, now=now, reason=parse_reason("superseded"), revoked_by="acme:acct")
+    assert (revoked.requester, revoked.revoked_by) == ("acme:acct", "acme:acct")

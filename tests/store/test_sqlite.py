@@ -101,6 +101,7 @@ def test_revoke(store: SQLiteStore) -> None:
         status=CertStatus.REVOKED,
         revoked_at=NOW,
         revocation_reason="superseded",
+        revoked_by="cli",
     )
     with pytest.raises(AlreadyExists, match="already revoked"):
         store.revoke_certificate(7, at=NOW, reason="superseded")

@@ -194,8 +194,12 @@ class CertificateAuthority:
         key_type: KeyType = DEFAULT_KEY_TYPE,
         csr: CheckedCSR | None = None,
         requester: str = "cli",
+        order_id: str | None = None,
     ) -> IssuedCertificate:
-        """Sign a leaf for ``names``: for the CSR's key if given, else for a new key we generate."""
+        """Sign a leaf for ``names``: for the CSR's key if given, else for a new key we generate.
+
+        ``requester`` and ``order_id`` (the ACME order, if any) go into the audit record.
+        """
         profile = profile or LeafProfile()
         private_key = None if csr is not None else generate_key(key_type)
         public_key = csr.public_key if csr is not None else private_key.public_key()  # type: ignore[union-attr]
@@ -222,6 +226,7 @@ class CertificateAuthority:
                 issued_at=now,
                 pem=certificate_pem(cert),
                 requester=requester,
+                order_id=order_id,
             )
             try:
                 self.store.add_certificate(record)
@@ -231,9 +236,19 @@ class CertificateAuthority:
         raise AlreadyExists("could not allocate a unique serial number")  # pragma: no cover
 
     # -- revocation ----------------------------------------------------------------------------
-    def revoke(self, serial: int, *, now: datetime, reason: x509.ReasonFlags) -> CertificateRecord:
+    def revoke(
+        self,
+        serial: int,
+        *,
+        now: datetime,
+        reason: x509.ReasonFlags,
+        revoked_by: str = "cli",
+    ) -> CertificateRecord:
+        """Revoke ``serial``, recording who asked (``revoked_by``) for the audit trail."""
         reason_name = next(k for k, v in REASONS.items() if v is reason)
-        return self.store.revoke_certificate(serial, at=now, reason=reason_name)
+        return self.store.revoke_certificate(
+            serial, at=now, reason=reason_name, revoked_by=revoked_by
+        )
 
     def crl(self, *, now: datetime) -> x509.CertificateRevocationList:
         """The intermediate's CRL: every revoked certificate it issued that has not expired yet.

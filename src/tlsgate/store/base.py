@@ -1,9 +1,9 @@
 """What the rest of tlsgate may ask of persistent state: records and one Protocol, no engine.
 
-Callers (the CA, later ACME and renewal) depend on this module only, so SQLite (the embedded
-default) and PostgreSQL (for clusters) are interchangeable without touching them. Every method is
-one transaction: it either happens completely or not at all, and a concurrent process sees the
-state before or after, never between.
+Callers (the CA, the ACME server, later renewal) depend on this module (and the ACME records in
+``store.acme``) only, so SQLite (the embedded default) and PostgreSQL (for clusters) are
+interchangeable without touching them. Every method is one transaction: it either happens
+completely or not at all, and a concurrent process sees the state before or after, never between.
 
 Private keys pass through here as opaque PEM bytes, already encrypted by the caller when a
 passphrase is set; a store never parses or logs them.
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
+
+from tlsgate.store.acme import AcmeStore
 
 __all__ = [
     "AuthorityRecord",
@@ -77,6 +79,10 @@ class CertificateRecord:
     revocation_reason: str | None = None
     #: who asked: "cli", later "acme:<account>"; kept for the audit trail.
     requester: str = "cli"
+    #: the ACME order it was issued for (its account is the order's), ``None`` outside ACME.
+    order_id: str | None = None
+    #: who revoked it ("cli", "acme:<account>", ...), for the audit trail like ``requester``.
+    revoked_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,8 @@ class ManagedCertificate:
     updated_at: datetime
 
 
-class Store(Protocol):
-    """Persistence for the CA and, later, ACME and renewal state."""
+class Store(AcmeStore, Protocol):
+    """Persistence for the CA, the ACME server (:class:`AcmeStore`) and, later, renewal state."""
 
     @property
     def location(self) -> str:
@@ -134,8 +140,11 @@ class Store(Protocol):
         """Records ordered by ``not_after``, filtered as asked."""
         ...
 
-    def revoke_certificate(self, serial: int, *, at: datetime, reason: str) -> CertificateRecord:
-        """Mark revoked (once); AlreadyExists if it already is, NotFound if unknown."""
+    def revoke_certificate(
+        self, serial: int, *, at: datetime, reason: str, revoked_by: str = "cli"
+    ) -> CertificateRecord:
+        """Mark revoked (once) by ``revoked_by``; AlreadyExists if it already is, NotFound if
+        unknown."""
         ...
 
     def next_crl_number(self, authority_id: int) -> int:

@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,11 @@ from tlsgate.store.base import (
     NewAuthority,
 )
 from tlsgate.store.files import PRIVATE, atomic_write, ensure_private_dir
+from tlsgate.store.sqlite_acme import MIGRATION as ACME_MIGRATION
+from tlsgate.store.sqlite_acme import SQLiteAcmeMixin
+from tlsgate.store.sqlite_columns import dt as _dt
+from tlsgate.store.sqlite_columns import serial_key as _serial_key
+from tlsgate.store.sqlite_columns import ts as _ts
 
 __all__ = ["SQLiteStore"]
 
@@ -83,24 +88,14 @@ _MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 3: the ACME server's accounts, orders, authorizations, challenges; certificate audit
+    # columns order_id and revoked_by
+    ACME_MIGRATION,
 )
 
 
-def _ts(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dt(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def _serial_key(serial: int) -> str:
-    text = f"{serial:X}"
-    return text if len(text) % 2 == 0 else "0" + text
-
-
-class SQLiteStore:
-    """State in ``<dir>/tlsgate.db`` and ``<dir>/keys/``."""
+class SQLiteStore(SQLiteAcmeMixin):
+    """State in ``<dir>/tlsgate.db`` and ``<dir>/keys/``; ACME state via the mixin."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = ensure_private_dir(directory)
@@ -259,6 +254,8 @@ class SQLiteStore:
             revoked_at=_dt(row["revoked_at"]) if row["revoked_at"] else None,
             revocation_reason=row["revocation_reason"],
             requester=row["requester"],
+            order_id=row["order_id"],
+            revoked_by=row["revoked_by"],
         )
 
     def add_certificate(self, record: CertificateRecord) -> None:
@@ -266,8 +263,8 @@ class SQLiteStore:
             with self._write() as db:
                 db.execute(
                     "INSERT INTO certificate (serial, authority_id, names, usages, not_before,"
-                    " not_after, issued_at, pem, status, revoked_at, revocation_reason, requester)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " not_after, issued_at, pem, status, revoked_at, revocation_reason, requester,"
+                    " order_id, revoked_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         _serial_key(record.serial),
                         record.authority_id,
@@ -281,6 +278,8 @@ class SQLiteStore:
                         _ts(record.revoked_at) if record.revoked_at else None,
                         record.revocation_reason,
                         record.requester,
+                        record.order_id,
+                        record.revoked_by,
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -288,6 +287,8 @@ class SQLiteStore:
                 raise AlreadyExists(
                     f"serial {_serial_key(record.serial)} is already used"
                 ) from None
+            if record.order_id is not None and "FOREIGN KEY" in str(exc):
+                raise NotFound(f"no ACME order {record.order_id!r}") from None
             raise StorageError(f"cannot record certificate: {exc}") from None
 
     def get_certificate(self, serial: int) -> CertificateRecord:
@@ -322,7 +323,9 @@ class SQLiteStore:
         rows = self._query(f"SELECT * FROM certificate{where} ORDER BY not_after, serial", params)
         return [self._certificate(r) for r in rows]
 
-    def revoke_certificate(self, serial: int, *, at: datetime, reason: str) -> CertificateRecord:
+    def revoke_certificate(
+        self, serial: int, *, at: datetime, reason: str, revoked_by: str = "cli"
+    ) -> CertificateRecord:
         key = _serial_key(serial)
         with self._write() as db:
             row = db.execute("SELECT status FROM certificate WHERE serial = ?", (key,)).fetchone()
@@ -331,9 +334,9 @@ class SQLiteStore:
             if row[0] == CertStatus.REVOKED.value:
                 raise AlreadyExists(f"certificate {key} is already revoked")
             db.execute(
-                "UPDATE certificate SET status = ?, revoked_at = ?, revocation_reason = ?"
-                " WHERE serial = ?",
-                (CertStatus.REVOKED.value, _ts(at), reason, key),
+                "UPDATE certificate SET status = ?, revoked_at = ?, revocation_reason = ?,"
+                " revoked_by = ? WHERE serial = ?",
+                (CertStatus.REVOKED.value, _ts(at), reason, revoked_by, key),
             )
         return self.get_certificate(serial)
 
