@@ -50,6 +50,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
 SANS_IO = [
     *sorted((SRC / "proxy" / "http").glob("*.py")),
     *(SRC / "proxy" / name for name in ("headers.py", "routing.py")),
+    *(SRC / "acme" / name for name in ("problems.py", "nonces.py", "jws.py")),
 ]
 
 
