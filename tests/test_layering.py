@@ -19,6 +19,7 @@ FORBIDDEN = {
     "tlsgate.store": ["asyncio", "tlsgate.ca", "tlsgate.cli"],
     "tlsgate.ca": ["asyncio", "tlsgate.cli"],
     "tlsgate.proxy": ["tlsgate.cli"],
+    "tlsgate.acme": ["tlsgate.cli"],
 }
 
 

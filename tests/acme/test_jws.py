@@ -9,6 +9,8 @@ from functools import cache
 from typing import Any
 
 import pytest
+from acme import jws as acme_jws
+from acme import messages
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,8 +18,6 @@ from josepy import b64, jwa
 from josepy.json_util import decode_b64jose
 from josepy.jwk import JWK, JWKEC, JWKRSA
 
-from acme import jws as acme_jws
-from acme import messages
 from tlsgate.acme.jws import (
     CONTENT_TYPE,
     JWKOKP,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from acme import messages
+
 from tlsgate.acme.problems import CONTENT_TYPE, AcmeProblem
 from tlsgate.errors import TlsgateError
 

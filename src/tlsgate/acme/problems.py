@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from acme import messages
+
 from tlsgate.errors import TlsgateError
 
 __all__ = ["CONTENT_TYPE", "ERROR_PREFIX", "AcmeProblem", "Subproblem"]

@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tlsgate.ca import CertificateAuthority, passphrase_from_env
+from tlsgate.cli import ca_serve
 from tlsgate.cli.output import (
     cert_table,
     console,
@@ -418,6 +419,8 @@ def register(commands: Any) -> None:
     )
     _common(p, json_output=False)
     p.set_defaults(handler=cmd_crl)
+
+    ca_serve.add_parser(sub, _common)
 
     p = sub.add_parser("export-root", help="print the root certificate clients must trust")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")

@@ -57,7 +57,7 @@ would trust nobody's ``X-Forwarded-For`` (or, misspelt the other way, everybody'
 
 from __future__ import annotations
 
-from tlsgate.config.flags import from_flags
+from tlsgate.config.flags import from_flags, parse_listen
 from tlsgate.config.model import (
     DEFAULT_HSTS_MAX_AGE,
     Config,
@@ -86,4 +86,5 @@ __all__ = [
     "from_flags",
     "load",
     "loads",
+    "parse_listen",
 ]

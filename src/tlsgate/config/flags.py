@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tlsgate.config.addresses import _hosts, _listen, _listeners, _listens, _upstreams
 from tlsgate.config.messages import _At
-from tlsgate.config.model import Config, ServerConfig, SiteConfig
+from tlsgate.config.model import Config, ListenAddress, ServerConfig, SiteConfig
 from tlsgate.config.values import _path, _workers
 
 
@@ -52,3 +52,8 @@ def from_flags(
     )
     site = SiteConfig(hosts=tuple(name for name, _, _ in names), upstreams=upstreams)
     return Config(server=server, sites=(site,))
+
+
+def parse_listen(text: str, flag: str) -> ListenAddress:
+    """One ``HOST:PORT`` command-line value, with the same checks and messages as the file's."""
+    return _listen(text, _At(flag))

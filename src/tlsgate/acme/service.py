@@ -1,0 +1,88 @@
+"""Running the ACME server: its own HTTPS certificate, the listener, and a clean stop.
+
+The server's certificate comes from the CA it fronts, for ``--hostname``: clients that trust
+the root (``tlsgate ca export-root``) trust the directory URL with no extra flag, the same chain
+of trust their certificates will have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from tlsgate.acme.server import AcmeServer, AcmeSettings
+from tlsgate.ca.authority import CertificateAuthority
+from tlsgate.pki.keys import private_key_pem
+from tlsgate.pki.names import parse_identities
+from tlsgate.pki.profiles import LeafProfile
+from tlsgate.proxy.tls import load_chain_into, new_server_context
+from tlsgate.store.base import Store
+
+__all__ = ["base_url", "serve_acme"]
+
+log = logging.getLogger("tlsgate.acme")
+
+#: The server's own certificate; renewed by restarting (a month is long for a test CA's URL).
+SERVER_CERT_LIFETIME = timedelta(days=30)
+
+
+def base_url(hostname: str, port: int) -> str:
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    return f"https://{host}" if port == 443 else f"https://{host}:{port}"
+
+
+def _server_names(hostname: str) -> list[str]:
+    names = [hostname]
+    if hostname == "localhost":
+        names += ["127.0.0.1", "::1"]
+    return names
+
+
+async def serve_acme(
+    ca: CertificateAuthority,
+    store: Store,
+    *,
+    listen_host: str,
+    listen_port: int,
+    hostname: str,
+    settings: AcmeSettings,
+    ready: Callable[[str], None] | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT; ``ready`` gets the directory URL once the port is open."""
+    now = datetime.now(UTC)
+    issued = ca.issue(
+        parse_identities(_server_names(hostname)),
+        now=now,
+        profile=LeafProfile(lifetime=SERVER_CERT_LIFETIME),
+        requester="ca-serve",
+    )
+    assert issued.private_key is not None
+    context = new_server_context()
+    load_chain_into(context, issued.fullchain_pem, private_key_pem(issued.private_key))
+    server = AcmeServer(ca, store, base_url(hostname, listen_port), settings)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    host = listen_host
+    try:
+        host = str(ipaddress.ip_address(listen_host.strip("[]")))
+    except ValueError:
+        pass
+    site = web.TCPSite(runner, host, listen_port, ssl_context=context, backlog=1024)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready(server.urls.directory)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0

@@ -1,0 +1,166 @@
+"""``tlsgate ca serve``: the CA as an ACME server (RFC 8555), for certbot, lego or `serve`.
+
+Options follow Pebble's for private networks and tests: which ports the validator connects to
+(``--http-01-port``, ``--tls-alpn-01-port``), how names resolve without public DNS
+(``--resolve PATTERN=ADDR``) and which DNS server answers dns-01 (``--dns-resolver``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import ipaddress
+import sys
+from typing import Any
+
+from tlsgate.acme.policy import IdentifierPolicy
+from tlsgate.acme.server import AcmeSettings
+from tlsgate.acme.service import serve_acme
+from tlsgate.acme.validation import ValidationConfig
+from tlsgate.ca.authority import CertificateAuthority, passphrase_from_env
+from tlsgate.config import parse_listen
+from tlsgate.errors import ConfigError
+from tlsgate.store import open_store
+
+__all__ = ["add_parser"]
+
+
+def _eab(values: list[str]) -> dict[str, bytes]:
+    keys = {}
+    for value in values:
+        kid, sep, encoded = value.partition(":")
+        if not sep or not kid or not encoded:
+            raise ConfigError(f"--eab {value!r}: expected KEY_ID:BASE64URL_MAC_KEY")
+        try:
+            keys[kid] = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"--eab {kid}: the MAC key is not base64url") from None
+        if len(keys[kid]) < 16:
+            raise ConfigError(f"--eab {kid}: the MAC key must be at least 16 bytes")
+    return keys
+
+
+def _allow(values: list[str]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    dns: list[str] = []
+    ips: list[Any] = []
+    for value in values:
+        try:
+            ips.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            dns.append(value.lower().rstrip("."))
+    return tuple(dns), tuple(ips)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    listen = parse_listen(args.listen, "--listen")
+    store = open_store(args.state)
+    ca = CertificateAuthority.load(store, passphrase_from_env())
+    allow_dns, allow_ip = _allow(args.allow)
+    validation = ValidationConfig.from_options(
+        http_01_port=args.http_01_port,
+        tls_alpn_01_port=args.tls_alpn_01_port,
+        resolve=args.resolve,
+        dns_resolver=args.dns_resolver,
+    )
+    settings = AcmeSettings(
+        policy=IdentifierPolicy(ca.constraints, allow_dns=allow_dns, allow_ip=allow_ip),
+        validation=validation,
+        eab_keys=_eab(args.eab),
+        eab_required=args.require_eab,
+        order_rate=args.order_rate,
+        order_burst=args.order_burst,
+    )
+
+    def ready(directory: str) -> None:
+        print(f"tlsgate: ACME directory at {directory}", file=sys.stderr, flush=True)
+
+    import uvloop
+
+    return uvloop.run(
+        serve_acme(
+            ca,
+            store,
+            listen_host=listen.host,
+            listen_port=listen.port,
+            hostname=args.hostname,
+            settings=settings,
+            ready=ready,
+        )
+    )
+
+
+def add_parser(sub: Any, common: Any) -> None:
+    p = sub.add_parser("serve", help="serve ACME (RFC 8555) for certbot, lego, tlsgate serve")
+    p.add_argument(
+        "--listen",
+        default="0.0.0.0:14000",
+        metavar="HOST:PORT",
+        help="HTTPS listener (default 0.0.0.0:14000)",
+    )
+    p.add_argument(
+        "--hostname",
+        default="localhost",
+        help="name in the directory URLs and the server's certificate",
+    )
+    p.add_argument(
+        "--http-01-port",
+        type=int,
+        default=80,
+        metavar="N",
+        help="port the http-01 validator connects to (default 80)",
+    )
+    p.add_argument(
+        "--tls-alpn-01-port",
+        type=int,
+        default=443,
+        metavar="N",
+        help="port the tls-alpn-01 validator connects to (default 443)",
+    )
+    p.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="PATTERN=ADDR",
+        help="resolve without DNS, e.g. '*.example.test=127.0.0.1' (repeatable)",
+    )
+    p.add_argument(
+        "--dns-resolver",
+        metavar="HOST:PORT",
+        help="DNS server for dns-01 TXT lookups (and names --resolve misses)",
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="NAME|NETWORK",
+        help="issue only for these DNS suffixes / IP networks (repeatable)",
+    )
+    p.add_argument(
+        "--eab",
+        action="append",
+        default=[],
+        metavar="KID:KEY",
+        help="an External Account Binding key id and base64url MAC key",
+    )
+    p.add_argument(
+        "--require-eab",
+        action="store_true",
+        help="refuse new accounts without External Account Binding",
+    )
+    p.add_argument(
+        "--order-rate",
+        type=float,
+        default=10.0,
+        metavar="PER_SECOND",
+        help="new orders per second per account after the burst (default 10)",
+    )
+    p.add_argument(
+        "--order-burst",
+        type=int,
+        default=300,
+        metavar="N",
+        help="new orders an account may place at once (default 300)",
+    )
+    common(p, json_output=False)
+    p.set_defaults(handler=cmd_serve)

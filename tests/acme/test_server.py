@@ -1,0 +1,421 @@
+"""The ACME front end end to end (tlsgate.acme.server): real JWS, a real http-01 responder.
+
+The server runs in-process on aiohttp's test server (plain HTTP: TLS is the service's job and
+is covered by the certbot/lego tests); requests are signed with the ``acme`` library's JWS, as
+certbot signs them. Every refusal is checked for its RFC 8555 type and for leaving the store as
+it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import socket
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+import pytest
+from acme import jws as acme_jws
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from josepy import jwa
+from josepy.json_util import decode_b64jose
+from josepy.jwk import JWKEC
+
+from tlsgate.acme.policy import IdentifierPolicy
+from tlsgate.acme.server import AcmeServer, AcmeSettings
+from tlsgate.acme.validation import ValidationConfig
+from tlsgate.ca import CertificateAuthority
+from tlsgate.pki.chain import verify_chain
+from tlsgate.pki.names import NameConstraints
+from tlsgate.store.sqlite import SQLiteStore
+
+T = TypeVar("T")
+JOSE = "application/jose+json"
+PROBLEM = "urn:ietf:params:acme:error:"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    async def bounded() -> T:
+        async with asyncio.timeout(60):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Client:
+    """A minimal ACME client: one key, JWS signed like certbot's (``acme.jws``)."""
+
+    def __init__(self, session: ClientSession, directory: dict[str, Any]) -> None:
+        self.session = session
+        self.directory = directory
+        self.key = JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+        self.kid: str | None = None
+
+    async def nonce(self) -> str:
+        async with self.session.head(self.directory["newNonce"]) as response:
+            return response.headers["Replay-Nonce"]
+
+    def sign(
+        self, url: str, payload: Any, nonce: str, *, kid: str | None = None, key: Any = None
+    ) -> bytes:
+        body = b"" if payload is None else json.dumps(payload).encode()
+        signed = acme_jws.JWS.sign(
+            body, key=key or self.key, alg=jwa.ES256, nonce=decode_b64jose(nonce), url=url, kid=kid
+        )
+        out: bytes = signed.json_dumps().encode()
+        return out
+
+    async def post_raw(
+        self, url: str, body: bytes, content_type: str = JOSE
+    ) -> tuple[int, dict[str, str], Any]:
+        async with self.session.post(
+            url, data=body, headers={"Content-Type": content_type}
+        ) as response:
+            data = await response.read()
+            kind = response.headers.get("Content-Type", "")
+            parsed: Any = json.loads(data) if "json" in kind else data
+            return response.status, dict(response.headers), parsed
+
+    async def post(self, url: str, payload: Any, **kw: Any) -> tuple[int, dict[str, str], Any]:
+        kid = None if kw.pop("jwk", False) else self.kid
+        return await self.post_raw(url, self.sign(url, payload, await self.nonce(), kid=kid, **kw))
+
+    async def register(self) -> str:
+        status, headers, body = await self.post(
+            self.directory["newAccount"], {"termsOfServiceAgreed": True}, jwk=True
+        )
+        assert status == 201, body
+        self.kid = headers["Location"]
+        return self.kid
+
+    async def order(self, *names: str) -> tuple[str, dict[str, Any]]:
+        identifiers = [{"type": "dns", "value": n} for n in names]
+        status, headers, body = await self.post(
+            self.directory["newOrder"], {"identifiers": identifiers}
+        )
+        assert status == 201, body
+        return headers["Location"], body
+
+    async def authorize(self, order: dict[str, Any], tokens: dict[str, str]) -> None:
+        """Answer http-01 for every authorization (through ``tokens``) and wait for valid."""
+        for url in order["authorizations"]:
+            _, _, authz = await self.post(url, None)
+            if authz["status"] == "valid":
+                continue
+            challenge = next(c for c in authz["challenges"] if c["type"] == "http-01")
+            tokens[challenge["token"]] = f"{challenge['token']}.{self.thumbprint()}"
+            status, _, body = await self.post(challenge["url"], {})
+            assert status == 200, body
+            for _ in range(200):
+                _, _, authz = await self.post(url, None)
+                if authz["status"] != "pending":
+                    break
+                await asyncio.sleep(0.02)
+            assert authz["status"] == "valid", authz
+
+    def thumbprint(self) -> str:
+        return b64(self.key.public_key().thumbprint(hash_function=hashes.SHA256))
+
+    async def finalize(self, order: dict[str, Any], names: list[str]) -> tuple[int, Any]:
+        private = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+            .sign(private, hashes.SHA256())
+        )
+        status, _, body = await self.post(
+            order["finalize"], {"csr": b64(csr.public_bytes(Encoding.DER))}
+        )
+        return status, body
+
+
+@dataclasses.dataclass
+class Env:
+    server: AcmeServer
+    store: SQLiteStore
+    ca: CertificateAuthority
+    session: ClientSession
+    directory: dict[str, Any]
+    tokens: dict[str, str]
+
+    async def client(self) -> Client:
+        client = Client(self.session, self.directory)
+        await client.register()
+        return client
+
+    def counts(self) -> tuple[int, ...]:
+        db = self.store._db  # (read-only peek: how many rows each ACME table has)
+        tables = (
+            "acme_account",
+            "acme_order",
+            "acme_authorization",
+            "acme_challenge",
+            "certificate",
+        )
+        return tuple(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables)
+
+
+@asynccontextmanager
+async def environment(
+    ca: CertificateAuthority, store: SQLiteStore, **settings: Any
+) -> AsyncIterator[Env]:
+    tokens: dict[str, str] = {}
+
+    async def answer(request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        if token not in tokens:
+            return web.Response(status=404)
+        return web.Response(text=tokens[token])
+
+    responder = web.Application()
+    responder.router.add_get("/.well-known/acme-challenge/{token}", answer)
+    http01 = TestServer(responder, host="127.0.0.1")
+    await http01.start_server()
+    validation = dataclasses.replace(
+        ValidationConfig.from_options(
+            http_01_port=http01.port or 0, resolve=["*.example.test=127.0.0.1"]
+        ),
+        attempts=1,
+        attempt_timeout=5.0,
+        timeout=10.0,
+    )
+    options: dict[str, Any] = {"validation": validation, **settings}
+    with socket.socket() as probe:  # the URLs the server hands out must name its real port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    acme = AcmeServer(ca, store, f"http://127.0.0.1:{port}", AcmeSettings(**options))
+    server = TestServer(acme.app(), host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        async with ClientSession() as session:
+            async with session.get(acme.urls.directory) as response:
+                directory = await response.json()
+            yield Env(acme, store, ca, session, directory, tokens)
+    finally:
+        await server.close()
+        await http01.close()
+
+
+def test_full_flow_issue_download_renewal_info_revoke(
+    ca: CertificateAuthority, store: SQLiteStore, now: datetime
+) -> None:
+    async def main() -> None:
+        async with environment(ca, store) as env:
+            client = await env.client()
+            order_url, order = await client.order("a.example.test", "b.example.test")
+            assert order["status"] == "pending" and len(order["authorizations"]) == 2
+            await client.authorize(order, env.tokens)
+            _, _, order = await client.post(order_url, None)
+            assert order["status"] == "ready"
+            status, order = await client.finalize(order, ["a.example.test", "b.example.test"])
+            assert status == 200 and order["status"] == "valid", order
+            status, headers, chain = await client.post(order["certificate"], None)
+            assert status == 200 and headers["Content-Type"] == "application/pem-certificate-chain"
+            certs = x509.load_pem_x509_certificates(chain)
+            verify_chain(certs[0], certs[1:], [ca.root], hostname="b.example.test", now=now)
+            record = store.get_certificate(certs[0].serial_number)
+            assert record.order_id == order_url.rsplit("/", 1)[1]
+            # ARI: the suggested window, then "renew now" once revoked.
+            from tlsgate.acme.ari import cert_id
+
+            info_url = f"{env.directory['renewalInfo']}/{cert_id(certs[0])}"
+            async with env.session.get(info_url) as response:
+                window = (await response.json())["suggestedWindow"]
+                assert response.status == 200 and "Retry-After" in response.headers
+            revoke = {"certificate": b64(certs[0].public_bytes(Encoding.DER)), "reason": 1}
+            status, _, body = await client.post(env.directory["revokeCert"], revoke)
+            assert status == 200, body
+            status, _, body = await client.post(env.directory["revokeCert"], revoke)
+            assert body["type"] == PROBLEM + "alreadyRevoked"
+            async with env.session.get(info_url) as response:
+                revoked = (await response.json())["suggestedWindow"]
+            assert revoked["start"] < window["start"]
+            assert store.get_certificate(certs[0].serial_number).revoked_by.startswith("acme:")  # type: ignore[union-attr]
+            # A second order for the same names reuses the valid authorizations.
+            _, again = await client.order("a.example.test")
+            assert again["status"] == "ready"
+
+    run(main())
+
+
+def test_refusals_name_their_type_and_change_nothing(
+    ca: CertificateAuthority, store: SQLiteStore
+) -> None:
+    async def main() -> None:
+        async with environment(ca, store) as env:
+            client = await env.client()
+            new_order = env.directory["newOrder"]
+            payload = {"identifiers": [{"type": "dns", "value": "x.example.test"}]}
+            before = env.counts()
+
+            async def refused(
+                kind: str, status: int, body: bytes, content_type: str = JOSE
+            ) -> None:
+                code, headers, problem = await client.post_raw(new_order, body, content_type)
+                assert code == status and problem["type"] == PROBLEM + kind, problem
+                assert headers["Content-Type"] == "application/problem+json"
+                assert "Replay-Nonce" in headers
+                assert env.counts() == before
+
+            nonce = await client.nonce()
+            body = client.sign(new_order, payload, nonce, kid=client.kid)
+            code, _, _ = await client.post_raw(new_order, body)
+            assert code == 201
+            before = env.counts()
+            await refused("badNonce", 400, body)  # the same nonce again
+            await refused(
+                "unauthorized",
+                403,
+                client.sign(f"{new_order}x", payload, await client.nonce(), kid=client.kid),
+            )
+            stranger = JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+            await refused(
+                "malformed",
+                400,
+                client.sign(new_order, payload, await client.nonce(), kid=client.kid, key=stranger),
+            )
+            protected = b64(
+                json.dumps(
+                    {
+                        "alg": "none",
+                        "nonce": await client.nonce(),
+                        "url": new_order,
+                        "kid": client.kid,
+                    }
+                ).encode()
+            )
+            none = json.dumps(
+                {
+                    "protected": protected,
+                    "payload": b64(json.dumps(payload).encode()),
+                    "signature": "",
+                }
+            ).encode()
+            await refused("badSignatureAlgorithm", 400, none)
+            await refused("malformed", 400, b"{not json")
+            await refused("malformed", 413, b"{" + b" " * 70_000 + b"}")
+            await refused(
+                "malformed",
+                415,
+                client.sign(new_order, payload, await client.nonce(), kid=client.kid),
+                "application/json",
+            )
+            rejected = {"identifiers": [{"type": "dns", "value": "UPPER.example.test"}]}
+            await refused(
+                "rejectedIdentifier",
+                400,
+                client.sign(new_order, rejected, await client.nonce(), kid=client.kid),
+            )
+            # No account for this key: onlyReturnExisting says so and creates none.
+            other = Client(env.session, env.directory)
+            code, _, problem = await other.post(
+                env.directory["newAccount"], {"onlyReturnExisting": True}, jwk=True
+            )
+            assert code == 400 and problem["type"] == PROBLEM + "accountDoesNotExist"
+            assert env.counts() == before
+
+    run(main())
+
+
+def test_finalize_refusals(ca: CertificateAuthority, store: SQLiteStore) -> None:
+    async def main() -> None:
+        async with environment(ca, store) as env:
+            client = await env.client()
+            order_url, order = await client.order("f.example.test")
+            status, problem = await client.finalize(order, ["f.example.test"])
+            assert status == 403 and problem["type"] == PROBLEM + "orderNotReady"
+            await client.authorize(order, env.tokens)
+            status, problem = await client.finalize(order, ["f.example.test", "evil.example.test"])
+            assert status == 400 and problem["type"] == PROBLEM + "badCSR"
+            assert "evil.example.test" in problem["detail"]
+            _, _, order = await client.post(order_url, None)
+            assert order["status"] == "ready"  # a bad CSR does not spend the order
+            # Another account can neither read nor finalize it.
+            intruder = await env.client()
+            code, _, problem = await intruder.post(order_url, None)
+            assert code == 403 and problem["type"] == PROBLEM + "unauthorized"
+
+    run(main())
+
+
+def test_name_constraints_and_rate_limits(ca: CertificateAuthority, store: SQLiteStore) -> None:
+    policy = IdentifierPolicy(NameConstraints.build(permit_dns=["example.test"]))
+
+    async def main() -> None:
+        async with environment(ca, store, policy=policy, order_burst=2, order_rate=0.01) as env:
+            client = await env.client()
+            code, _, problem = await client.post(
+                env.directory["newOrder"],
+                {"identifiers": [{"type": "dns", "value": "a.other.org"}]},
+            )
+            assert code == 400 and problem["type"] == PROBLEM + "rejectedIdentifier"
+            await client.order("r.example.test")
+            code, headers, problem = await client.post(
+                env.directory["newOrder"],
+                {"identifiers": [{"type": "dns", "value": "s.example.test"}]},
+            )
+            assert code == 429 and problem["type"] == PROBLEM + "rateLimited"
+            assert int(headers["Retry-After"]) > 0
+
+    run(main())
+
+
+def test_fifty_concurrent_orders_get_unique_serials(
+    ca: CertificateAuthority, store: SQLiteStore
+) -> None:
+    async def one(env: Env, i: int) -> int:
+        client = await env.client()
+        name = f"c{i}.example.test"
+        _, order = await client.order(name)
+        await client.authorize(order, env.tokens)
+        status, order = await client.finalize(order, [name])
+        assert status == 200, order
+        _, _, chain = await client.post(order["certificate"], None)
+        return x509.load_pem_x509_certificates(chain)[0].serial_number
+
+    async def main() -> list[int]:
+        async with environment(ca, store) as env:
+            return await asyncio.gather(*(one(env, i) for i in range(50)))
+
+    serials = run(main())
+    assert len(set(serials)) == 50
+    assert {r.serial for r in store.list_certificates()} >= set(serials)
+
+
+@pytest.mark.parametrize("field", ["contact", "status"])
+def test_account_update_and_deactivation(
+    ca: CertificateAuthority, store: SQLiteStore, field: str
+) -> None:
+    async def main() -> None:
+        async with environment(ca, store) as env:
+            client = await env.client()
+            assert client.kid is not None
+            if field == "contact":
+                code, _, account = await client.post(
+                    client.kid, {"contact": ["mailto:ops@example.test"]}
+                )
+                assert code == 200 and account["contact"] == ["mailto:ops@example.test"]
+            else:
+                code, _, account = await client.post(client.kid, {"status": "deactivated"})
+                assert code == 200 and account["status"] == "deactivated"
+                code, _, problem = await client.post(
+                    env.directory["newOrder"],
+                    {"identifiers": [{"type": "dns", "value": "d.example.test"}]},
+                )
+                assert code == 403 and problem["type"] == PROBLEM + "unauthorized"
+
+    run(main())
