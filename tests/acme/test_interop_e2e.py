@@ -126,6 +126,35 @@ def test_certbot_issues_renews_and_revokes(acme_ca: AcmeCA, tmp_path: Path) -> N
         store.close()
 
 
+def test_certbot_webroot(acme_ca: AcmeCA, tmp_path: Path) -> None:
+    """certbot writes the answer into a directory an ordinary web server publishes."""
+    webroot = tmp_path / "www"
+    webroot.mkdir()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(webroot),
+         str(acme_ca.http_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", acme_ca.http_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "http.server did not start"
+                time.sleep(0.05)
+        certbot(
+            acme_ca, tmp_path, "certonly", "--webroot", "-w", str(webroot), "--agree-tos",
+            "--email", "ops@example.test", "--server", acme_ca.directory, "-d", "w.example.test",
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    live = tmp_path / "certbot" / "config" / "live" / "w.example.test" / "cert.pem"
+    assert serials(live)
+
+
 @pytest.mark.parametrize("challenge", ["http", "tls"])
 def test_lego_issues(acme_ca: AcmeCA, tmp_path: Path, challenge: str) -> None:
     port = acme_ca.http_port if challenge == "http" else acme_ca.tls_port

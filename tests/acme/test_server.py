@@ -15,7 +15,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -26,17 +26,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from josepy import jwa
+from josepy import jwa, jwk
 from josepy.json_util import decode_b64jose
 from josepy.jwk import JWKEC
 
 from tlsgate.acme.policy import IdentifierPolicy
 from tlsgate.acme.server import AcmeServer, AcmeSettings
-from tlsgate.acme.validation import ValidationConfig
+from tlsgate.acme.validation import ValidationConfig, dns01_txt_value
 from tlsgate.ca import CertificateAuthority
 from tlsgate.pki.chain import verify_chain
 from tlsgate.pki.names import NameConstraints
 from tlsgate.store.sqlite import SQLiteStore
+
+from .test_validation import dns_server
 
 T = TypeVar("T")
 JOSE = "application/jose+json"
@@ -417,5 +419,117 @@ def test_account_update_and_deactivation(
                     {"identifiers": [{"type": "dns", "value": "d.example.test"}]},
                 )
                 assert code == 403 and problem["type"] == PROBLEM + "unauthorized"
+
+    run(main())
+
+
+def test_external_account_binding_required(ca: CertificateAuthority, store: SQLiteStore) -> None:
+    mac = b"m" * 32
+
+    async def main() -> None:
+        async with environment(ca, store, eab_keys={"kid-1": mac}, eab_required=True) as env:
+            assert env.directory["meta"]["externalAccountRequired"] is True
+            client = Client(env.session, env.directory)
+            url = env.directory["newAccount"]
+            code, _, problem = await client.post(url, {"termsOfServiceAgreed": True}, jwk=True)
+            assert code == 403 and problem["type"] == PROBLEM + "externalAccountRequired"
+            binding = acme_jws.JWS.sign(
+                json.dumps(client.key.public_key().to_json()).encode(),
+                key=jwk.JWKOct(key=mac),
+                alg=jwa.HS256,
+                nonce=None,
+                url=url,
+                kid="kid-1",
+            )
+            payload = {"termsOfServiceAgreed": True, "externalAccountBinding": binding.to_json()}
+            code, _, account = await client.post(url, payload, jwk=True)
+            assert code == 201, account
+            wrong = acme_jws.JWS.sign(
+                json.dumps(client.key.public_key().to_json()).encode(),
+                key=jwk.JWKOct(key=b"x" * 32), alg=jwa.HS256, nonce=None, url=url, kid="kid-1",
+            )  # fmt: skip
+            other = Client(env.session, env.directory)
+            payload = {"termsOfServiceAgreed": True, "externalAccountBinding": wrong.to_json()}
+            code, _, problem = await other.post(url, payload, jwk=True)
+            assert code == 403 and problem["type"] == PROBLEM + "unauthorized"
+
+    run(main())
+
+
+def test_short_profile_and_replaces(ca: CertificateAuthority, store: SQLiteStore) -> None:
+    async def issue(env: Env, client: Client, name: str, **extra: Any) -> x509.Certificate:
+        identifiers = [{"type": "dns", "value": name}]
+        code, _, order = await client.post(
+            env.directory["newOrder"], {"identifiers": identifiers, **extra}
+        )
+        assert code == 201, order
+        for key, value in extra.items():
+            assert order[key] == value
+        await client.authorize(order, env.tokens)
+        code, order = await client.finalize(order, [name])
+        assert code == 200, order
+        _, _, chain = await client.post(order["certificate"], None)
+        return x509.load_pem_x509_certificates(chain)[0]
+
+    async def main() -> None:
+        async with environment(ca, store) as env:
+            assert set(env.directory["meta"]["profiles"]) == {"default", "short"}
+            client = await env.client()
+            short = await issue(env, client, "p.example.test", profile="short")
+            life = short.not_valid_after_utc - short.not_valid_before_utc
+            assert life <= timedelta(days=6, minutes=5)
+            from tlsgate.acme.ari import cert_id
+
+            await issue(env, client, "p.example.test", replaces=cert_id(short))
+            code, _, problem = await client.post(
+                env.directory["newOrder"],
+                {"identifiers": [{"type": "dns", "value": "p.example.test"}], "profile": "long"},
+            )
+            assert code == 400 and "profile" in problem["detail"]
+            intruder = await env.client()
+            code, _, problem = await intruder.post(
+                env.directory["newOrder"],
+                {
+                    "identifiers": [{"type": "dns", "value": "p.example.test"}],
+                    "replaces": cert_id(short),
+                },
+            )
+            assert code == 403 and problem["type"] == PROBLEM + "unauthorized"
+
+    run(main())
+
+
+def test_wildcard_through_dns01(ca: CertificateAuthority, store: SQLiteStore) -> None:
+    """A wildcard can only be proved with dns-01: the TXT record comes from a real DNS server."""
+    records: dict[tuple[str, str], list[str]] = {}
+
+    async def main() -> None:
+        async with dns_server(records) as dns:
+            async with environment(ca, store) as env:
+                env.server.settings = dataclasses.replace(
+                    env.server.settings,
+                    validation=dataclasses.replace(
+                        env.server.settings.validation, dns_resolver=dns
+                    ),
+                )
+                client = await env.client()
+                _, order = await client.order("*.w.example.test")
+                _, _, authz = await client.post(order["authorizations"][0], None)
+                assert (
+                    authz["wildcard"] is True and authz["identifier"]["value"] == "w.example.test"
+                )
+                assert [c["type"] for c in authz["challenges"]] == ["dns-01"]
+                challenge = authz["challenges"][0]
+                key_authz = f"{challenge['token']}.{client.thumbprint()}"
+                records[("_acme-challenge.w.example.test", "TXT")] = [dns01_txt_value(key_authz)]
+                await client.post(challenge["url"], {})
+                for _ in range(200):
+                    _, _, authz = await client.post(order["authorizations"][0], None)
+                    if authz["status"] != "pending":
+                        break
+                    await asyncio.sleep(0.02)
+                assert authz["status"] == "valid", authz
+                code, order = await client.finalize(order, ["*.w.example.test"])
+                assert code == 200 and order["status"] == "valid", order
 
     run(main())
