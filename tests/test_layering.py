@@ -51,7 +51,18 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
 SANS_IO = [
     *sorted((SRC / "proxy" / "http").glob("*.py")),
     *(SRC / "proxy" / name for name in ("headers.py", "routing.py")),
-    *(SRC / "acme" / name for name in ("problems.py", "nonces.py", "jws.py")),
+    *(
+        SRC / "acme" / name
+        for name in (
+            "problems.py",
+            "nonces.py",
+            "jws.py",
+            "okp.py",
+            "policy.py",
+            "orders.py",
+            "ari.py",
+        )
+    ),
 ]
 
 

@@ -10,7 +10,7 @@ The parsing is strict where leniency would be a hole: duplicate JSON members are
 parsers reading different ``url`` values is a classic JOSE confusion), ``crit``/``b64`` are refused
 (RFC 8555 forbids the unencoded payload), and the signature is checked over the base64url text as
 received, never a re-encoding. The cryptography is josepy's (``josepy.jwa``) over ``cryptography``;
-josepy 2 has no Ed25519, so this module registers an ``OKP`` key type and ``EdDSA`` algorithm
+josepy 2 has no Ed25519: ``okp.py`` registers an ``OKP`` key type and the ``EdDSA`` algorithm
 (RFC 8037) with josepy, built from ``cryptography``'s Ed25519 and nothing hand-rolled.
 
 Two ways in: :func:`verify_request` does everything given a nonce store and an account lookup; a
@@ -34,12 +34,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from josepy import b64, jwa
-from josepy.errors import DeserializationError
 from josepy.errors import Error as JoseError
-from josepy.json_util import decode_b64jose
 from josepy.jwk import JWK, JWKEC, JWKRSA
 
 from tlsgate.acme.nonces import NonceStore
+from tlsgate.acme.okp import JWKOKP, EdDSA
 from tlsgate.acme.problems import AcmeProblem
 
 __all__ = [
@@ -71,74 +70,6 @@ MAX_BODY = 64 * 1024
 RSA_MIN_BITS = 2048
 RSA_MAX_BITS = 8192
 
-
-# --- Ed25519 for josepy (RFC 8037) -------------------------------------------------------------
-
-
-class JWKOKP(JWK):
-    """Octet key pair JWK (RFC 8037), Ed25519 only: what josepy 2 lacks for ``EdDSA``."""
-
-    typ = "OKP"
-    __slots__ = ("key",)
-    cryptography_key_types = (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey)
-    required = ("crv", JWK.type_field_name, "x")
-    key: ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey
-
-    def fields_to_partial_json(self) -> dict[str, str]:
-        """``crv`` and ``x`` (plus ``d`` for a private key): the members RFC 8037 defines."""
-        key = self.key
-        public = key if isinstance(key, ed25519.Ed25519PublicKey) else key.public_key()
-        fields = {"crv": "Ed25519", "x": _b64s(public.public_bytes_raw())}
-        if isinstance(self.key, ed25519.Ed25519PrivateKey):
-            fields["d"] = _b64s(self.key.private_bytes_raw())
-        return fields
-
-    @classmethod
-    def fields_from_json(cls, jobj: Mapping[str, Any]) -> dict[str, Any]:
-        """Decode an Ed25519 JWK; other OKP curves (X25519, Ed448) are not signature keys here."""
-        if jobj.get("crv") != "Ed25519":
-            raise DeserializationError("only the Ed25519 curve is supported")
-        try:
-            if "d" in jobj:
-                d = decode_b64jose(jobj["d"])
-                return {"key": ed25519.Ed25519PrivateKey.from_private_bytes(d)}
-            x = decode_b64jose(jobj["x"])
-            return {"key": ed25519.Ed25519PublicKey.from_public_bytes(x)}
-        except (ValueError, TypeError, KeyError) as error:
-            raise DeserializationError(f"bad Ed25519 key: {error}") from error
-
-    def public_key(self) -> JWKOKP:
-        """The public half (itself when it already is public)."""
-        if isinstance(self.key, ed25519.Ed25519PrivateKey):
-            return type(self)(key=self.key.public_key())
-        return self
-
-
-class _JWAEdDSA(jwa.JWASignature):
-    """``EdDSA`` (RFC 8037 section 3.1) through ``cryptography``'s Ed25519."""
-
-    kty = JWKOKP
-
-    def sign(self, key: Any, msg: bytes) -> bytes:
-        """Sign with an Ed25519 private key (tests and the future client)."""
-        signature: bytes = key.sign(msg)
-        return signature
-
-    def verify(self, key: Any, msg: bytes, sig: bytes) -> bool:
-        """True when ``sig`` is a valid Ed25519 signature of ``msg`` under ``key``."""
-        try:
-            key.verify(sig, msg)
-        except InvalidSignature:
-            return False
-        return True
-
-
-# Register once, and never over a josepy that has learnt OKP/EdDSA itself.
-if "OKP" not in JWK.TYPES:
-    JWK.register(JWKOKP)
-if "EdDSA" not in jwa.JWASignature.SIGNATURES:
-    jwa.JWASignature.register(_JWAEdDSA("EdDSA"))
-EdDSA: jwa.JWASignature = jwa.JWASignature.SIGNATURES["EdDSA"]
 
 #: Account-key algorithms, in the order the badSignatureAlgorithm problem lists them.
 SUPPORTED_ALGORITHMS: Mapping[str, jwa.JWASignature] = MappingProxyType(
