@@ -533,3 +533,38 @@ def test_wildcard_through_dns01(ca: CertificateAuthority, store: SQLiteStore) ->
                 assert code == 200 and order["status"] == "valid", order
 
     run(main())
+
+
+def test_key_change_moves_the_account_to_the_new_key(
+    ca: CertificateAuthority, store: SQLiteStore
+) -> None:
+    async def main() -> None:
+        async with environment(ca, store) as env:
+            client = await env.client()
+            assert client.kid is not None
+            old_key = client.key
+            new_key = JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+            url = env.directory["keyChange"]
+            change = {"account": client.kid, "oldKey": old_key.public_key().to_json()}
+            inner = acme_jws.JWS.sign(
+                json.dumps(change).encode(), key=new_key, alg=jwa.ES256, nonce=None, url=url
+            )
+            code, _, account = await client.post(url, inner.to_json())
+            assert code == 200, account
+            client.key = new_key
+            code, _, _ = await client.post(client.kid, None)
+            assert code == 200  # the new key works...
+            client.key = old_key
+            code, _, problem = await client.post(client.kid, None)
+            assert code == 400 and problem["type"] == PROBLEM + "malformed"  # ...the old one not
+            # A key that already belongs to another account: 409 with that account's URL.
+            other = await env.client()
+            client.key = new_key
+            change = {"account": client.kid, "oldKey": new_key.public_key().to_json()}
+            taken = acme_jws.JWS.sign(
+                json.dumps(change).encode(), key=other.key, alg=jwa.ES256, nonce=None, url=url
+            )
+            code, headers, problem = await client.post(url, taken.to_json())
+            assert code == 409 and headers["Location"] == other.kid
+
+    run(main())
