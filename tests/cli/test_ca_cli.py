@@ -98,6 +98,9 @@ def test_init_issue_list_show_revoke_crl(
 
     ok(capsys, "ca", "revoke", serial, "--reason", "keyCompromise")
     refused(capsys, "ca", "revoke", serial, match="already revoked")
+    revoked = json.loads(ok(capsys, "ca", "show", serial, "--json"))
+    assert (revoked["requester"], revoked["revoked_by"]) == ("cli", "cli")
+    assert "by cli" in ok(capsys, "ca", "show", serial)
     assert (
         json.loads(ok(capsys, "ca", "list", "--json", "--status", "revoked"))[0]["serial"] == serial
     )

@@ -244,10 +244,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         data["pem"] = record.pem.decode()
         print_json(data)
         return 0
-    extra = [("status", record_status(record, now))]
+    extra = [("status", record_status(record, now)), ("requested by", record.requester)]
+    if record.order_id is not None:
+        extra.append(("ACME order", record.order_id))
     if record.revoked_at is not None:
+        by = f", by {record.revoked_by}" if record.revoked_by else ""
         extra.append(
-            ("revoked", f"{record.revoked_at:%Y-%m-%d %H:%M} UTC ({record.revocation_reason})")
+            ("revoked", f"{record.revoked_at:%Y-%m-%d %H:%M} UTC ({record.revocation_reason}{by})")
         )
     console.print(cert_table(info, now, extra))
     return 0

@@ -49,9 +49,12 @@ def record_json(record: CertificateRecord, now: datetime) -> dict[str, Any]:
         "issued_at": record.issued_at.isoformat(),
         "requester": record.requester,
     }
+    if record.order_id is not None:
+        data["acme_order"] = record.order_id
     if record.revoked_at is not None:
         data["revoked_at"] = record.revoked_at.isoformat()
         data["revocation_reason"] = record.revocation_reason
+        data["revoked_by"] = record.revoked_by
     return data
 
 
