@@ -568,3 +568,45 @@ def test_key_change_moves_the_account_to_the_new_key(
             assert code == 409 and headers["Location"] == other.kid
 
     run(main())
+
+
+def test_revoke_with_the_certificate_key_and_nonce_endpoints(
+    ca: CertificateAuthority, store: SQLiteStore
+) -> None:
+    async def main() -> None:
+        async with environment(ca, store) as env:
+            async with env.session.get(env.directory["newNonce"]) as response:
+                assert response.status == 204 and response.headers["Replay-Nonce"]
+                assert response.headers["Cache-Control"] == "no-store"
+                assert 'rel="index"' in response.headers["Link"]
+            client = await env.client()
+            _, order = await client.order("k.example.test")
+            await client.authorize(order, env.tokens)
+            private = ec.generate_private_key(ec.SECP256R1())
+            csr = (
+                x509.CertificateSigningRequestBuilder()
+                .subject_name(x509.Name([]))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName("k.example.test")]), False)
+                .sign(private, hashes.SHA256())
+            )
+            code, _, order = await client.post(
+                order["finalize"], {"csr": b64(csr.public_bytes(Encoding.DER))}
+            )
+            assert code == 200, order
+            _, _, chain = await client.post(order["certificate"], None)
+            cert = x509.load_pem_x509_certificates(chain)[0]
+            payload = {"certificate": b64(cert.public_bytes(Encoding.DER))}
+            # Signed by a stranger's key: refused, nothing revoked.
+            stranger = Client(env.session, env.directory)
+            code, _, problem = await stranger.post(env.directory["revokeCert"], payload, jwk=True)
+            assert code == 403 and problem["type"] == PROBLEM + "unauthorized"
+            # Signed with the certificate's own key (a key holder without the account).
+            holder = Client(env.session, env.directory)
+            holder.key = JWKEC(key=private)
+            code, _, body = await holder.post(env.directory["revokeCert"], payload, jwk=True)
+            assert code == 200, body
+            record = store.get_certificate(cert.serial_number)
+            assert record.status.value == "revoked"
+            assert record.revoked_by == "acme:certificate-key"
+
+    run(main())
