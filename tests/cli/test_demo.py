@@ -24,3 +24,5 @@ def test_demo_once(tmp_path: Path) -> None:
     assert "scheme on its socket:   http" in out
     assert f"curl --cacert {tmp_path / 'state' / 'root.pem'} https://localhost:{port}/hello" in out
     assert (tmp_path / "state" / "root.pem").read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+    # A clean stop: no task left pending, no traceback (both print to stderr).
+    assert "Task was destroyed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

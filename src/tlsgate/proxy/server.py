@@ -311,6 +311,8 @@ class EdgeServer:
         if master:
             renew.cancel()
             staple.cancel()
+            # Let them unwind now: a task still pending when the loop closes is an error.
+            await asyncio.gather(renew, staple, return_exceptions=True)
             for pid in self.children:
                 _signal(pid, signal.SIGTERM)
         # Graceful drain: stop accepting, finish what is in flight, close idle keep-alives.
