@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from tlsgate.ca import CertificateAuthority
 from tlsgate.config import SiteConfig, TlsFiles, Upstream
 from tlsgate.errors import ConfigError
-from tlsgate.proxy.certificates import CertificateManager, renewal_time
+from tlsgate.pki.keys import private_key_pem
+from tlsgate.pki.names import parse_identities
+from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, renewal_time
 from tlsgate.store.sqlite import SQLiteStore
 
 SITE = SiteConfig(hosts=("localhost", "app.internal"), upstreams=(Upstream("127.0.0.1", 1),))
@@ -70,3 +73,25 @@ def test_file_pair_errors(store: SQLiteStore, tmp_path: Path, now: datetime) -> 
     )
     with pytest.raises(ConfigError, match="cannot read"):
         CertificateManager(store, (site,)).load_all(now)
+
+
+def test_files_are_reread_every_minute(
+    store: SQLiteStore, tmp_path: Path, now: datetime, ca: CertificateAuthority
+) -> None:
+    """A certificate renewed outside tlsgate is picked up without a signal."""
+    issued = ca.issue(parse_identities(["a.example"]), now=now)
+    assert issued.private_key is not None
+    cert, key = tmp_path / "fullchain.pem", tmp_path / "key.pem"
+    cert.write_bytes(issued.fullchain_pem)
+    key.write_bytes(private_key_pem(issued.private_key))
+    site = SiteConfig(hosts=("a.example",), upstreams=SITE.upstreams, tls=TlsFiles(cert, key))
+    manager = CertificateManager(store, (site,))
+    manager.load_all(now)
+    assert manager.next_check(now) == now + FILE_CHECK
+    assert manager.refresh(now + FILE_CHECK) == []  # unchanged: nothing to swap
+    renewed = ca.issue(parse_identities(["a.example"]), now=now)
+    assert renewed.private_key is not None
+    cert.write_bytes(renewed.fullchain_pem)
+    key.write_bytes(private_key_pem(renewed.private_key))
+    changed = manager.refresh(now + 2 * FILE_CHECK)
+    assert [c.leaf.serial_number for c in changed] == [renewed.certificate.serial_number]

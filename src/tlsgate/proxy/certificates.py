@@ -32,6 +32,9 @@ log = logging.getLogger("tlsgate.certificates")
 INTERNAL_LIFETIME = timedelta(days=90)
 #: Waits after consecutive failed renewals (certmagic's table, capped at 6 hours): retrying at
 #: once would hammer a CA that is down, waiting a day would let short-lived certificates expire.
+#: How often certificate files are re-read: a renewal done outside tlsgate (certbot's deploy
+#: hook, a secrets manager) is served within this, with no signal needed.
+FILE_CHECK = timedelta(seconds=60)
 BACKOFF = tuple(timedelta(minutes=m) for m in (1, 2, 2, 5, 10, 20, 30, 60, 120, 240, 360))
 
 
@@ -214,5 +217,7 @@ class CertificateManager:
             for name, c in self.current.items()
             if c.source == "internal"
         ]
+        if any(c.source != "internal" for c in self.current.values()):
+            dates.append(now + FILE_CHECK)
         soonest = min(dates, default=now + timedelta(hours=1))
         return max(now + timedelta(seconds=1), min(soonest, now + timedelta(hours=1)))
