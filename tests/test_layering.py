@@ -50,7 +50,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
 #: Sans-IO modules outside pki: parsing and decisions only, the asyncio layer moves the bytes.
 SANS_IO = [
     *sorted((SRC / "proxy" / "http").glob("*.py")),
-    *(SRC / "proxy" / name for name in ("headers.py", "routing.py")),
+    *(SRC / "proxy" / name for name in ("headers.py", "routing.py", "clienthello.py")),
     *(
         SRC / "acme" / name
         for name in (
