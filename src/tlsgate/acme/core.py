@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -208,7 +209,10 @@ def identifier_values(identifiers: list[tuple[str, str]]) -> list[str]:
     return [value for _, value in identifiers]
 
 
+@lru_cache(maxsize=4096)
 def jwk_from_text(text: str) -> JWK:
+    """An account key from its stored JSON; cached, since every request of an account needs it
+    and parsing it (and rebuilding the cryptography key) costs more than checking a signature."""
     return jws.load_jwk(json.loads(text))
 
 
