@@ -39,6 +39,7 @@ from tlsgate.errors import TlsgateError
         (AcmeProblem.challenge_failed("dns", "x"), "dns", 400),
         (AcmeProblem.challenge_failed("tls", "x"), "tls", 400),
         (AcmeProblem.challenge_failed("incorrectResponse", "x"), "incorrectResponse", 400),
+        (AcmeProblem.challenge_failed("unauthorized", "x"), "unauthorized", 403),
         (AcmeProblem.caa("x"), "caa", 403),
     ],
     ids=lambda v: v if isinstance(v, str) else None,

@@ -286,24 +286,21 @@ class OrderHandlers(ServerCore):
         self, challenge: AcmeChallenge, authz: AcmeAuthorization, key_authz: str
     ) -> None:
         name = ("*." if authz.wildcard else "") + authz.identifier.value
+        error: str | None = None
         try:
             result = await validate(
                 challenge.type.value, name, challenge.token, key_authz, self.settings.validation
             )
-        except Exception:
-            log.exception("validating %s for %s failed", challenge.type.value, name)
-            problem = AcmeProblem.server_internal("validation failed inside the server")
-            error: str | None = problem.to_json().decode()
-            valid = False
-        else:
             valid = result.valid
-            error = None
             if not valid and result.error is not None:
-                error = (
-                    AcmeProblem.challenge_failed(result.error.value, result.detail)
-                    .to_json()
-                    .decode()
-                )
+                failed = AcmeProblem.challenge_failed(result.error.value, result.detail)
+                error = failed.to_json().decode()
+        except Exception:
+            # Whatever went wrong, the challenge must not stay "processing" for ever.
+            log.exception("validating %s for %s failed", challenge.type.value, name)
+            valid = False
+            internal = AcmeProblem.server_internal("validation failed inside the server")
+            error = internal.to_json().decode()
         self.store.update_challenge(
             challenge.id,
             status=ChallengeStatus.VALID if valid else ChallengeStatus.INVALID,

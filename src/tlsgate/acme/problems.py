@@ -199,8 +199,16 @@ class AcmeProblem(TlsgateError):
 
     @classmethod
     def challenge_failed(cls, code: str, detail: str) -> AcmeProblem:
-        """400 for a failed validation: ``connection``, ``dns``, ``tls``, ``incorrectResponse``."""
-        if code not in {"connection", "dns", "tls", "incorrectResponse", "unknownHost"}:
+        """A failed validation: ``connection``, ``dns``, ``tls``, ``incorrectResponse``, or
+        ``unauthorized`` (the answer was refused, e.g. http-01 got a 404, as Boulder says it)."""
+        if code not in {
+            "connection",
+            "dns",
+            "tls",
+            "incorrectResponse",
+            "unknownHost",
+            "unauthorized",
+        }:
             raise ValueError(f"not a challenge error code: {code!r}")
         return cls(code, detail)
 
