@@ -31,7 +31,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from tlsgate.cli import ca, serve
+    from tlsgate.cli import ca, cert, serve
 
     parser = Parser(
         prog="tlsgate",
@@ -42,6 +42,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     ca.register(commands)
+    cert.register(commands)
     serve.register(commands)
     return parser
 

@@ -1,0 +1,82 @@
+"""``tlsgate cert``: certificates from any ACME CA for hosts that are not behind `serve`.
+
+``obtain`` answers http-01 itself on ``--http-01-port`` (so port 80 must be free, as with
+certbot's standalone mode), writes ``key.pem`` (0600), ``cert.pem``, ``chain.pem`` and
+``fullchain.pem`` atomically, and runs ``--deploy-hook`` with ``TLSGATE_CERT_DIR`` (and certbot's
+``RENEWED_LINEAGE``/``RENEWED_DOMAINS``) set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+from pathlib import Path
+from typing import Any
+
+from tlsgate.acme.standalone import ObtainRequest, obtain_certificate
+from tlsgate.cli.output import console
+from tlsgate.errors import ConfigError
+from tlsgate.pki.keys import parse_key_type
+from tlsgate.store import resolve_state_dir
+
+__all__ = ["register"]
+
+
+def _eab(value: str | None) -> tuple[str, bytes] | None:
+    if value is None:
+        return None
+    kid, sep, encoded = value.partition(":")
+    try:
+        key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError):
+        key = b""
+    if not sep or not kid or not key:
+        raise ConfigError(f"--eab {value!r}: expected KEY_ID:BASE64URL_MAC_KEY")
+    return kid, key
+
+
+def cmd_obtain(args: argparse.Namespace) -> int:
+    names = tuple(n.lower().rstrip(".") for n in args.names)
+    request = ObtainRequest(
+        directory=args.directory,
+        names=names,
+        out=Path(args.out or names[0].replace("*", "_")),
+        state=resolve_state_dir(args.state),
+        http_01_address=args.http_01_address,
+        http_01_port=args.http_01_port,
+        ca_root=Path(args.ca_root) if args.ca_root else None,
+        contact=tuple(args.email),
+        eab=_eab(args.eab),
+        key_type=parse_key_type(args.key_type),
+        deploy_hook=args.deploy_hook,
+    )
+    certs = obtain_certificate(request)
+    leaf = certs[0]
+    console.print(
+        f"[green]Certificate for {', '.join(names)}[/] (serial {leaf.serial_number:X}, until "
+        f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC) in {request.out}/: "
+        "key.pem (0600), cert.pem, chain.pem, fullchain.pem"
+    )
+    return 0
+
+
+def register(commands: Any) -> None:
+    cert = commands.add_parser(
+        "cert", help="certificates from any ACME CA, for hosts not behind serve"
+    )
+    sub = cert.add_subparsers(dest="cert_command", metavar="COMMAND")
+    sub.required = True
+    p = sub.add_parser("obtain", help="order a certificate for NAMES and write it to --out")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--directory", required=True, metavar="URL", help="the CA's ACME directory")
+    p.add_argument("--ca-root", metavar="FILE", help="trust this root for the CA (private CAs)")
+    p.add_argument("--email", action="append", default=[], metavar="ADDR", help="contact")
+    p.add_argument("--eab", metavar="KID:KEY", help="External Account Binding key id and key")
+    p.add_argument("--http-01-port", type=int, default=80, metavar="N", help="default 80")
+    p.add_argument("--http-01-address", default="0.0.0.0", metavar="ADDR")
+    p.add_argument("--key-type", default="ecdsa-p256", metavar="TYPE", help="default ecdsa-p256")
+    p.add_argument("--out", metavar="DIR", help="where to write the files (default ./NAME)")
+    p.add_argument("--deploy-hook", metavar="CMD", help="run after the files are written")
+    p.add_argument("--state", metavar="DIR", help="state directory (the ACME account key)")
+    p.set_defaults(handler=cmd_obtain)
