@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -61,3 +62,55 @@ def test_obtain_refusals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
         capsys, "cert", "obtain", "x.test", "--directory", "https://127.0.0.1:9/directory",
         "--state", str(tmp_path / "s"), "--http-01-port", "0", match="cannot read the ACME",
     )  # fmt: skip
+
+
+def test_renew_when_due_with_replaces_and_keep_files_when_the_ca_is_down(
+    acme_ca: AcmeCA,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    out, state, log = tmp_path / "certs", tmp_path / "client-state", tmp_path / "hooks.log"
+    base = [sys.executable, "-m", "tlsgate", "cert"]
+
+    def tlsgate(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120)
+
+    proc = tlsgate(
+        "obtain", "r.example.test", "--directory", acme_ca.directory,
+        "--ca-root", str(acme_ca.root), "--http-01-address", "127.0.0.1",
+        "--http-01-port", str(acme_ca.http_port), "--out", str(out), "--state", str(state),
+        "--deploy-hook", f"echo deploy >> {log}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    first = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
+    # A fresh 90-day certificate is not due: nothing happens, exit 0 (cron-friendly).
+    proc = tlsgate("renew", "--state", str(state), "--pre-hook", f"echo pre >> {log}")
+    assert proc.returncode == 0 and "not-due" in proc.stdout, proc.stdout + proc.stderr
+    assert x509.load_pem_x509_certificate((out / "cert.pem").read_bytes()) == first
+    proc = tlsgate(
+        "renew", "--force", "--state", str(state),
+        "--pre-hook", f"echo pre >> {log}", "--post-hook", f"echo post >> {log}",
+    )  # fmt: skip
+    assert proc.returncode == 0 and "renewed" in proc.stdout, proc.stdout + proc.stderr
+    second = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
+    assert second.serial_number != first.serial_number
+    assert log.read_text().split() == ["deploy", "pre", "deploy", "post"]
+    # The new order said which certificate it replaces (ARI), as the CA recorded it.
+    from tlsgate.acme.ari import cert_id
+    from tlsgate.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(acme_ca.state)
+    try:
+        record = store.get_certificate(second.serial_number)
+        assert record.order_id is not None
+        assert store.get_order(record.order_id).replaces == cert_id(first)
+    finally:
+        store.close()
+    # The CA unreachable: exit 1, the files stay, the failure is recorded for the backoff.
+    lineage = next((state / "acme-certs").iterdir())
+    data = json.loads(lineage.read_text())
+    data["directory"] = "https://127.0.0.1:9/directory"
+    lineage.write_text(json.dumps(data))
+    proc = tlsgate("renew", "--force", "--state", str(state))
+    assert proc.returncode == 1 and "failed" in proc.stdout, proc.stdout + proc.stderr
+    assert x509.load_pem_x509_certificate((out / "cert.pem").read_bytes()) == second
+    assert json.loads(lineage.read_text())["failures"] == 1

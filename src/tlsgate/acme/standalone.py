@@ -1,19 +1,24 @@
-"""Getting a certificate from any ACME CA for a host that is not behind `tlsgate serve`.
+"""Getting and renewing certificates from any ACME CA for hosts that are not behind `serve`.
 
 What `tlsgate cert obtain` does: answer http-01 on a port of its own for the duration of the
 order, write the key and chain atomically (the key 0600), keep the account key in the state so
-the next run reuses the account, and run a deploy hook with the new files' location.
+the next run reuses the account, and run a deploy hook with the new files' location. It also
+records the request (a *lineage*, certbot's word) so that `tlsgate cert renew`, run from cron or
+a systemd timer, renews each certificate when ``schedule.py`` says so, with ARI's ``replaces``,
+and keeps the current files when the CA is down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import ssl
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -22,7 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from josepy.jwk import JWKEC
 
+from tlsgate.acme.ari import cert_id
 from tlsgate.acme.client import AcmeClient
+from tlsgate.acme.schedule import next_attempt
 from tlsgate.errors import AlreadyExists, ConfigError, TlsgateError
 from tlsgate.pki.keys import (
     DEFAULT_KEY_TYPE,
@@ -33,7 +40,7 @@ from tlsgate.pki.keys import (
 )
 from tlsgate.store.files import PRIVATE, PUBLIC, atomic_write, ensure_private_dir
 
-__all__ = ["ObtainRequest", "obtain_certificate"]
+__all__ = ["ObtainRequest", "RenewalOutcome", "obtain_certificate", "renew_all"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ def _trust(ca_root: Path | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_root))
 
 
-async def _obtain(request: ObtainRequest) -> bytes:
+async def _obtain(request: ObtainRequest, *, renewing: x509.Certificate | None = None) -> bytes:
     key = generate_key(request.key_type)
     solver = _Http01()
     app = web.Application()
@@ -117,7 +124,10 @@ async def _obtain(request: ObtainRequest) -> bytes:
             contact=request.contact,
         ) as client:
             await client.register(eab=request.eab)
-            chain = await client.obtain(request.names, key, {"http-01": solver})
+            replaces = None
+            if renewing is not None and await client.renewal_window(renewing) is not None:
+                replaces = cert_id(renewing)  # the CA speaks ARI: say what this replaces
+            chain = await client.obtain(request.names, key, {"http-01": solver}, replaces=replaces)
     finally:
         await runner.cleanup()
     _write(request.out, chain, private_key_pem(key))
@@ -150,6 +160,141 @@ def _deploy(hook: str, request: ObtainRequest) -> None:
 
 def obtain_certificate(request: ObtainRequest) -> Sequence[x509.Certificate]:
     chain = asyncio.run(_obtain(request))
+    _save_lineage(request, failures=0, last_attempt=None, error=None)
     if request.deploy_hook:
         _deploy(request.deploy_hook, request)
     return x509.load_pem_x509_certificates(chain)
+
+
+# -- lineages and renewal ----------------------------------------------------------------------
+def _lineage_dir(state: Path) -> Path:
+    return ensure_private_dir(ensure_private_dir(state) / "acme-certs")
+
+
+def _lineage_path(state: Path, out: Path) -> Path:
+    digest = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:32]
+    return _lineage_dir(state) / f"{digest}.json"
+
+
+def _save_lineage(
+    request: ObtainRequest, *, failures: int, last_attempt: datetime | None, error: str | None
+) -> None:
+    data = {
+        "directory": request.directory,
+        "names": list(request.names),
+        "out": str(request.out.resolve()),
+        "http_01_address": request.http_01_address,
+        "http_01_port": request.http_01_port,
+        "ca_root": str(request.ca_root.resolve()) if request.ca_root else None,
+        "contact": list(request.contact),
+        "key_type": request.key_type.value,
+        "deploy_hook": request.deploy_hook,
+        "failures": failures,
+        "last_attempt": last_attempt.isoformat() if last_attempt else None,
+        "last_error": error,
+    }
+    path = _lineage_path(request.state, request.out)
+    atomic_write(path, json.dumps(data, indent=1).encode(), mode=PRIVATE)
+
+
+def _load_lineage(path: Path, state: Path) -> tuple[ObtainRequest, int, datetime | None]:
+    try:
+        data = json.loads(path.read_text())
+        request = ObtainRequest(
+            directory=data["directory"],
+            names=tuple(data["names"]),
+            out=Path(data["out"]),
+            state=state,
+            http_01_address=data["http_01_address"],
+            http_01_port=int(data["http_01_port"]),
+            ca_root=Path(data["ca_root"]) if data["ca_root"] else None,
+            contact=tuple(data["contact"]),
+            key_type=KeyType(data["key_type"]),
+            deploy_hook=data["deploy_hook"],
+        )
+        last = data.get("last_attempt")
+        return request, int(data.get("failures", 0)), datetime.fromisoformat(last) if last else None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a readable renewal record ({exc})") from None
+
+
+@dataclass(frozen=True)
+class RenewalOutcome:
+    names: tuple[str, ...]
+    out: Path
+    status: str  # "renewed", "not-due", "failed"
+    detail: str
+
+
+def renew_all(
+    state: Path,
+    *,
+    now: datetime,
+    force: bool = False,
+    pre_hook: str | None = None,
+    post_hook: str | None = None,
+) -> list[RenewalOutcome]:
+    """Renew every recorded certificate that is due; a failure keeps the current files."""
+    outcomes: list[RenewalOutcome] = []
+    hooks_ran = False
+    for path in sorted(_lineage_dir(state).glob("*.json")):
+        request, failures, last_attempt = _load_lineage(path, state)
+        current = _current(request.out)
+        if current is not None and not force:
+            plan = next_attempt(
+                last_attempt if failures and last_attempt else now,
+                current.not_valid_before_utc,
+                current.not_valid_after_utc,
+                failures=failures,
+                ari_window=asyncio.run(_ari_window(request, current)),
+            )
+            if plan.at > now:
+                detail = f"next {plan.reason} renewal at {plan.at:%Y-%m-%d %H:%M} UTC"
+                outcomes.append(RenewalOutcome(request.names, request.out, "not-due", detail))
+                continue
+        if pre_hook and not hooks_ran:
+            _run_hook(pre_hook, "pre")
+            hooks_ran = True
+        try:
+            asyncio.run(_obtain(request, renewing=current))
+        except TlsgateError as exc:
+            _save_lineage(request, failures=failures + 1, last_attempt=now, error=str(exc))
+            outcomes.append(RenewalOutcome(request.names, request.out, "failed", str(exc)))
+            continue
+        _save_lineage(request, failures=0, last_attempt=now, error=None)
+        if request.deploy_hook:
+            _deploy(request.deploy_hook, request)
+        outcomes.append(RenewalOutcome(request.names, request.out, "renewed", "new files written"))
+    if post_hook and hooks_ran:
+        _run_hook(post_hook, "post")
+    return outcomes
+
+
+async def _ari_window(
+    request: ObtainRequest, cert: x509.Certificate
+) -> tuple[datetime, datetime] | None:
+    """The CA's suggested window for ``cert``, or None (no ARI, or the CA cannot be reached:
+    then the lifetime rule decides, which needs no network)."""
+    try:
+        async with AcmeClient(
+            request.directory,
+            _account_key(request.state, request.directory),
+            ssl_context=_trust(request.ca_root),
+            timeout=30,
+        ) as client:
+            return await client.renewal_window(cert)
+    except TlsgateError:
+        return None
+
+
+def _current(out: Path) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
+    except (OSError, ValueError):
+        return None  # missing or unreadable: renew now
+
+
+def _run_hook(hook: str, what: str) -> None:
+    result = subprocess.run(hook, shell=True, timeout=300, check=False)
+    if result.returncode != 0:
+        raise TlsgateError(f"{what}-hook exited {result.returncode}: {hook}")

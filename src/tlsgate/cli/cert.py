@@ -1,5 +1,8 @@
 """``tlsgate cert``: certificates from any ACME CA for hosts that are not behind `serve`.
 
+``renew`` is for cron or a systemd timer: it renews what ``acme/schedule.py`` says is due (exit
+0 when nothing was, or everything renewed; 1 when a renewal failed, the current files kept).
+
 ``obtain`` answers http-01 itself on ``--http-01-port`` (so port 80 must be free, as with
 certbot's standalone mode), writes ``key.pem`` (0600), ``cert.pem``, ``chain.pem`` and
 ``fullchain.pem`` atomically, and runs ``--deploy-hook`` with ``TLSGATE_CERT_DIR`` (and certbot's
@@ -11,10 +14,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tlsgate.acme.standalone import ObtainRequest, obtain_certificate
+from tlsgate.acme.standalone import ObtainRequest, obtain_certificate, renew_all
 from tlsgate.cli.output import console
 from tlsgate.errors import ConfigError
 from tlsgate.pki.keys import parse_key_type
@@ -61,6 +65,26 @@ def cmd_obtain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_renew(args: argparse.Namespace) -> int:
+    outcomes = renew_all(
+        resolve_state_dir(args.state),
+        now=datetime.now(UTC),
+        force=args.force,
+        pre_hook=args.pre_hook,
+        post_hook=args.post_hook,
+    )
+    if not outcomes:
+        console.print("no certificates recorded (tlsgate cert obtain records them)")
+    style = {"renewed": "green", "not-due": "dim", "failed": "red"}
+    for outcome in outcomes:
+        console.print(
+            f"[{style[outcome.status]}]{outcome.status}[/] {', '.join(outcome.names)} "
+            f"({outcome.out}): {outcome.detail}"
+        )
+    # cron/systemd friendly: 0 when every certificate is fine (renewed or not due), 1 otherwise
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
 def register(commands: Any) -> None:
     cert = commands.add_parser(
         "cert", help="certificates from any ACME CA, for hosts not behind serve"
@@ -80,3 +104,11 @@ def register(commands: Any) -> None:
     p.add_argument("--deploy-hook", metavar="CMD", help="run after the files are written")
     p.add_argument("--state", metavar="DIR", help="state directory (the ACME account key)")
     p.set_defaults(handler=cmd_obtain)
+
+    p = sub.add_parser("renew", help="renew every recorded certificate that is due")
+    p.add_argument("--all", action="store_true", help="(the default: every recorded certificate)")
+    p.add_argument("--force", action="store_true", help="renew even what is not due")
+    p.add_argument("--pre-hook", metavar="CMD", help="run once before the first renewal")
+    p.add_argument("--post-hook", metavar="CMD", help="run once after renewals, if any ran")
+    p.add_argument("--state", metavar="DIR", help="state directory")
+    p.set_defaults(handler=cmd_renew)
