@@ -7,6 +7,7 @@ Each trusts the CA root through its own variable (``REQUESTS_CA_BUNDLE``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -42,8 +43,9 @@ class AcmeCA:
     log: Path
 
 
-@pytest.fixture
-def acme_ca(tmp_path: Path) -> Iterator[AcmeCA]:
+@contextlib.contextmanager
+def running_acme_ca(tmp_path: Path, *extra: str) -> Iterator[AcmeCA]:
+    """A real `tlsgate ca serve` with its own state; ``extra`` are more options for it."""
     state = tmp_path / "state"
     env = {**os.environ, "TLSGATE_STATE": str(state)}
     env.pop("TLSGATE_CA_PASSPHRASE", None)
@@ -64,6 +66,7 @@ def acme_ca(tmp_path: Path) -> Iterator[AcmeCA]:
                 "--http-01-port", str(http_port),
                 "--tls-alpn-01-port", str(tls_port),
                 "--resolve", "*.example.test=127.0.0.1",
+                *extra,
             ],
             env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
@@ -81,6 +84,12 @@ def acme_ca(tmp_path: Path) -> Iterator[AcmeCA]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def acme_ca(tmp_path: Path) -> Iterator[AcmeCA]:
+    with running_acme_ca(tmp_path) as ca:
+        yield ca
 
 
 def certbot(ca: AcmeCA, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

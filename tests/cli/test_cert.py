@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import socketserver
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
 import pytest
 from cryptography import x509
 
-from tests.acme.test_interop_e2e import AcmeCA, acme_ca  # noqa: F401  (the fixture)
+from tests.acme.test_interop_e2e import AcmeCA, acme_ca, running_acme_ca  # noqa: F401
 
 from .test_ca_cli import refused
 
@@ -114,3 +121,79 @@ def test_renew_when_due_with_replaces_and_keep_files_when_the_ca_is_down(
     assert proc.returncode == 1 and "failed" in proc.stdout, proc.stdout + proc.stderr
     assert x509.load_pem_x509_certificate((out / "cert.pem").read_bytes()) == second
     assert json.loads(lineage.read_text())["failures"] == 1
+
+
+class FileDns(socketserver.BaseRequestHandler):
+    """A UDP DNS server answering TXT queries from a JSON file (name -> [values])."""
+
+    records: Path
+
+    def handle(self) -> None:
+        data, sock = self.request
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        name = question.name.to_text(omit_final_dot=True).lower()
+        try:
+            table = json.loads(self.records.read_text())
+        except (OSError, ValueError):
+            table = {}
+        values = table.get(name, [])
+        if question.rdtype == dns.rdatatype.TXT and values:
+            texts = [f'"{v}"' for v in values]
+            response.answer.append(
+                dns.rrset.from_text_list(question.name, 1, dns.rdataclass.IN, "TXT", texts)
+            )
+        elif not values:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        sock.sendto(response.to_wire(), self.client_address)
+
+
+HOOK = """
+import json, sys
+path, action, name, value = sys.argv[1:5]
+try:
+    table = json.load(open(path))
+except (OSError, ValueError):
+    table = {}
+values = table.setdefault(name, [])
+if action == "present":
+    values.append(value)
+elif value in values:
+    values.remove(value)
+json.dump(table, open(path, "w"))
+with open(path + ".log", "a") as log:
+    log.write(f"{action} {name}\\n")
+"""
+
+
+def test_obtain_a_wildcard_through_a_dns01_hook(tmp_path: Path) -> None:
+    records = tmp_path / "zone.json"
+    handler = type("Handler", (FileDns,), {"records": records})
+    server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        resolver = f"127.0.0.1:{server.server_address[1]}"
+        with running_acme_ca(tmp_path, "--dns-resolver", resolver) as ca:
+            hook = tmp_path / "hook.py"
+            hook.write_text(HOOK)
+            out = tmp_path / "wild"
+            proc = subprocess.run(
+                [sys.executable, "-m", "tlsgate", "cert", "obtain", "*.h.example.test",
+                 "--directory", ca.directory, "--ca-root", str(ca.root),
+                 "--dns-01-hook", f"{sys.executable} {hook} {records}",
+                 "--out", str(out), "--state", str(tmp_path / "client-state")],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stdout + proc.stderr + ca.log.read_text()
+    finally:
+        server.shutdown()
+        server.server_close()
+    leaf = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["*.h.example.test"]
+    assert Path(f"{records}.log").read_text().split() == [
+        "present", "_acme-challenge.h.example.test", "cleanup", "_acme-challenge.h.example.test",
+    ]  # fmt: skip
+    assert json.loads(records.read_text()) == {"_acme-challenge.h.example.test": []}

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from josepy.jwk import JWKEC
 
 from tlsgate.acme.ari import cert_id
-from tlsgate.acme.client import AcmeClient
+from tlsgate.acme.client import AcmeClient, Solver
+from tlsgate.acme.hooks import Dns01Hook
 from tlsgate.acme.schedule import next_attempt
 from tlsgate.errors import AlreadyExists, ConfigError, TlsgateError
 from tlsgate.pki.keys import (
@@ -56,6 +57,9 @@ class ObtainRequest:
     eab: tuple[str, bytes] | None = None
     key_type: KeyType = DEFAULT_KEY_TYPE
     deploy_hook: str | None = None
+    #: dns-01 through this command instead of answering http-01 (see hooks.py)
+    dns_01_hook: str | None = None
+    dns_01_wait: float = 0.0
 
 
 class _Http01:
@@ -103,19 +107,25 @@ def _trust(ca_root: Path | None) -> ssl.SSLContext:
 
 async def _obtain(request: ObtainRequest, *, renewing: x509.Certificate | None = None) -> bytes:
     key = generate_key(request.key_type)
-    solver = _Http01()
-    app = web.Application()
-    app.router.add_get("/.well-known/acme-challenge/{token}", solver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, request.http_01_address, request.http_01_port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise ConfigError(
-            f"cannot answer http-01 on {request.http_01_address}:{request.http_01_port}: "
-            f"{exc.strerror}"
-        ) from None
+    solvers: dict[str, Solver]
+    runner: web.AppRunner | None = None
+    if request.dns_01_hook:
+        solvers = {"dns-01": Dns01Hook(request.dns_01_hook, wait=request.dns_01_wait)}
+    else:
+        http01 = _Http01()
+        solvers = {"http-01": http01}
+        app = web.Application()
+        app.router.add_get("/.well-known/acme-challenge/{token}", http01.handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, request.http_01_address, request.http_01_port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"cannot answer http-01 on {request.http_01_address}:{request.http_01_port}: "
+                f"{exc.strerror}"
+            ) from None
     try:
         async with AcmeClient(
             request.directory,
@@ -127,9 +137,10 @@ async def _obtain(request: ObtainRequest, *, renewing: x509.Certificate | None =
             replaces = None
             if renewing is not None and await client.renewal_window(renewing) is not None:
                 replaces = cert_id(renewing)  # the CA speaks ARI: say what this replaces
-            chain = await client.obtain(request.names, key, {"http-01": solver}, replaces=replaces)
+            chain = await client.obtain(request.names, key, solvers, replaces=replaces)
     finally:
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
     _write(request.out, chain, private_key_pem(key))
     return chain
 
@@ -189,6 +200,8 @@ def _save_lineage(
         "contact": list(request.contact),
         "key_type": request.key_type.value,
         "deploy_hook": request.deploy_hook,
+        "dns_01_hook": request.dns_01_hook,
+        "dns_01_wait": request.dns_01_wait,
         "failures": failures,
         "last_attempt": last_attempt.isoformat() if last_attempt else None,
         "last_error": error,
@@ -211,6 +224,8 @@ def _load_lineage(path: Path, state: Path) -> tuple[ObtainRequest, int, datetime
             contact=tuple(data["contact"]),
             key_type=KeyType(data["key_type"]),
             deploy_hook=data["deploy_hook"],
+            dns_01_hook=data.get("dns_01_hook"),
+            dns_01_wait=float(data.get("dns_01_wait", 0.0)),
         )
         last = data.get("last_attempt")
         return request, int(data.get("failures", 0)), datetime.fromisoformat(last) if last else None

@@ -54,6 +54,8 @@ def cmd_obtain(args: argparse.Namespace) -> int:
         eab=_eab(args.eab),
         key_type=parse_key_type(args.key_type),
         deploy_hook=args.deploy_hook,
+        dns_01_hook=args.dns_01_hook,
+        dns_01_wait=args.dns_01_wait,
     )
     certs = obtain_certificate(request)
     leaf = certs[0]
@@ -102,6 +104,15 @@ def register(commands: Any) -> None:
     p.add_argument("--key-type", default="ecdsa-p256", metavar="TYPE", help="default ecdsa-p256")
     p.add_argument("--out", metavar="DIR", help="where to write the files (default ./NAME)")
     p.add_argument("--deploy-hook", metavar="CMD", help="run after the files are written")
+    p.add_argument(
+        "--dns-01-hook",
+        metavar="CMD",
+        help="prove names with dns-01: CMD present|cleanup _acme-challenge.NAME VALUE",
+    )
+    p.add_argument(
+        "--dns-01-wait", type=float, default=0.0, metavar="SECONDS",
+        help="wait after the hook for the record to propagate",
+    )  # fmt: skip
     p.add_argument("--state", metavar="DIR", help="state directory (the ACME account key)")
     p.set_defaults(handler=cmd_obtain)
 
