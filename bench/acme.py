@@ -55,6 +55,7 @@ import aiohttp
 import uvloop
 
 from acme_client import FlowResult, Http01Responder, new_session, run_flow
+from procfs import free_port, tool_version, tree_cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -62,7 +63,6 @@ HOST = "127.0.0.1"
 SERVER_CPUS = "0"
 #: The client (this process), its http-01 responder and pebble-challtestsrv.
 CLIENT_CPUS = "1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVERS = ("tlsgate", "pebble")
 #: A process using at least this much of its core is the bottleneck of its run.
 SATURATED = 0.90
@@ -75,43 +75,6 @@ def progress(message: str) -> None:
 
 class BenchError(Exception):
     """A set-up step failed: the run cannot go on (exit 2)."""
-
-
-# -- /proc (as bench/proxy.py) -------------------------------------------------------------------
-
-
-def _read_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (field 3 onwards), or None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and all its live descendants (by parent PID), root first."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and (fields := _read_stat(int(entry.name))) is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    if _read_stat(root) is None:
-        return []
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """utime + stime (all threads) + cutime + cstime of every live process in the tree."""
-    ticks = 0
-    for pid in process_tree(root):
-        if (fields := _read_stat(pid)) is not None:
-            ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ticks / CLK_TCK
 
 
 def self_cpu_seconds() -> float:
@@ -176,13 +139,6 @@ def spawn(name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None 
             start_new_session=True,
         )
     return Service(name, popen, log)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(service: Service, ready: str | None, port: int, tls: ssl.SSLContext | None,
@@ -475,15 +431,6 @@ def percentile(values: Sequence[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def tool_version(argv: Sequence[str]) -> str:
-    try:
-        result = subprocess.run(list(argv), capture_output=True, timeout=10, check=False)
-    except OSError:
-        return "?"
-    text = (result.stdout + result.stderr).decode(errors="replace").strip()
-    return text.splitlines()[0] if text else "?"
 
 
 def environment() -> dict[str, object]:

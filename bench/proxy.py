@@ -51,6 +51,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
+from procfs import CLK_TCK, free_port, process_tree, read_stat, tool_version, tree_cpu_seconds
+
+# The reference nginx gets exactly the TLS 1.2 suites tlsgate serves (Mozilla intermediate).
+from tlsgate.proxy.tls import MOZILLA_INTERMEDIATE_CIPHERS
+
 REPO = Path(__file__).resolve().parent.parent
 SHIM_SOURCE = Path(__file__).resolve().parent / "shim" / "no_resume.c"
 HOST = "127.0.0.1"
@@ -77,20 +82,7 @@ OTHER_CPU_LIMIT = 0.10
 QUIET_WINDOW = 2.0
 #: nginx connection slots; fixed so every nginx instance is the same (and idle-conns fits).
 NGINX_CONNECTIONS = 20480
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 NGINX_PLACEHOLDER = "nginx"
-
-#: Mozilla "intermediate" TLS 1.2 ciphers for ECDSA/RSA certificates (no DHE: no dhparam).
-MOZILLA_INTERMEDIATE_CIPHERS = ":".join(
-    [
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-    ]
-)
 
 NGINX_COMMON = """\
 user root;
@@ -222,52 +214,6 @@ class BenchError(Exception):
     """A set-up step failed: the run cannot go on."""
 
 
-# -- /proc ---------------------------------------------------------------------------------------
-
-
-def _read_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (field 3 onwards), or None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and all its live descendants (by parent PID), root first."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        fields = _read_stat(int(entry.name))
-        if fields is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    if _read_stat(root) is None:
-        return []
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """utime + stime of every live process in the tree (all its threads), plus cutime + cstime.
-
-    /proc/PID/stat of a process counts all its threads. Adding cutime/cstime keeps the CPU of
-    descendants that exited and were reaped inside the tree during a run.
-    """
-    ticks = 0
-    for pid in process_tree(root):
-        fields = _read_stat(pid)
-        if fields is not None:
-            # After the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
-            ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ticks / CLK_TCK
-
-
 def tree_rss_kib(root: int) -> int:
     """Sum of VmRSS over the process tree, in KiB (shared pages count once per process)."""
     total = 0
@@ -369,7 +315,7 @@ class Service:
                     os.killpg(self.pid, signal.SIGKILL)
                 self.popen.wait(timeout=timeout)
         for pid in tree[1:]:  # descendants that left the process group
-            if _read_stat(pid) is not None:
+            if read_stat(pid) is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -386,13 +332,6 @@ def spawn(name: str, argv: Sequence[str], log: Path, port: int, cwd: Path = REPO
             start_new_session=True,
         )
     return Service(name, popen, log, port)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def client_context(ca_file: Path) -> ssl.SSLContext:
@@ -1392,15 +1331,6 @@ def run_idle(ctx: Context, specs: Sequence[ProxySpec]) -> IdleReport:
 
 
 # -- report --------------------------------------------------------------------------------------
-
-
-def tool_version(argv: Sequence[str]) -> str:
-    try:
-        result = subprocess.run(list(argv), capture_output=True, timeout=10, check=False)
-    except OSError:
-        return "?"
-    text = (result.stdout + result.stderr).decode(errors="replace").strip()
-    return text.splitlines()[0] if text else "?"
 
 
 def environment() -> dict[str, object]:
