@@ -30,6 +30,7 @@ from josepy.jwk import JWKEC
 
 from tests.conftest import require_tool
 from tlsgate.acme.client import AcmeClient
+from tlsgate.acme.solvers import Http01Solver
 from tlsgate.acme.validation import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.pki.chain import verify_chain
 
@@ -128,23 +129,6 @@ def pebble(tmp_path: Path) -> Iterator[Pebble]:
                 proc.wait()
 
 
-class Http01:
-    challenge_type = "http-01"
-
-    def __init__(self) -> None:
-        self.answers: dict[str, str] = {}
-
-    async def present(self, identifier: str, token: str, key_authorization: str) -> None:
-        self.answers[token] = key_authorization
-
-    async def cleanup(self, identifier: str, token: str) -> None:
-        self.answers.pop(token, None)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        answer = self.answers.get(request.match_info["token"])
-        return web.Response(text=answer) if answer else web.Response(status=404)
-
-
 class TlsAlpn01:
     """Presents the RFC 8737 certificate to connections that offer acme-tls/1."""
 
@@ -169,10 +153,8 @@ class TlsAlpn01:
 
 async def obtain(pebble: Pebble, tmp_path: Path, name: str, *, tls: bool) -> list[x509.Certificate]:
     trust = ssl.create_default_context(cafile=str(pebble.root))
-    http01 = Http01()
-    app = web.Application()
-    app.router.add_get("/.well-known/acme-challenge/{token}", http01.handle)
-    runner = web.AppRunner(app, access_log=None)
+    http01 = Http01Solver()
+    runner = web.AppRunner(http01.route(web.Application()), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", pebble.http_port).start()
     alpn = TlsAlpn01(tmp_path)

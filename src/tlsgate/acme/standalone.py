@@ -31,6 +31,7 @@ from tlsgate.acme.ari import cert_id
 from tlsgate.acme.client import AcmeClient, Solver
 from tlsgate.acme.hooks import Dns01Hook
 from tlsgate.acme.schedule import next_attempt
+from tlsgate.acme.solvers import Http01Solver
 from tlsgate.errors import AlreadyExists, ConfigError, TlsgateError
 from tlsgate.pki.keys import (
     DEFAULT_KEY_TYPE,
@@ -60,25 +61,6 @@ class ObtainRequest:
     #: dns-01 through this command instead of answering http-01 (see hooks.py)
     dns_01_hook: str | None = None
     dns_01_wait: float = 0.0
-
-
-class _Http01:
-    challenge_type = "http-01"
-
-    def __init__(self) -> None:
-        self.answers: dict[str, str] = {}
-
-    async def present(self, identifier: str, token: str, key_authorization: str) -> None:
-        self.answers[token] = key_authorization
-
-    async def cleanup(self, identifier: str, token: str) -> None:
-        self.answers.pop(token, None)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        answer = self.answers.get(request.match_info["token"])
-        if answer is None:
-            return web.Response(status=404, text="no such challenge\n")
-        return web.Response(text=answer, content_type="text/plain")
 
 
 def _account_key(state: Path, directory: str) -> JWKEC:
@@ -112,11 +94,9 @@ async def _obtain(request: ObtainRequest, *, renewing: x509.Certificate | None =
     if request.dns_01_hook:
         solvers = {"dns-01": Dns01Hook(request.dns_01_hook, wait=request.dns_01_wait)}
     else:
-        http01 = _Http01()
+        http01 = Http01Solver()
         solvers = {"http-01": http01}
-        app = web.Application()
-        app.router.add_get("/.well-known/acme-challenge/{token}", http01.handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(http01.route(web.Application()), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, request.http_01_address, request.http_01_port).start()
