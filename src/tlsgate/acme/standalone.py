@@ -87,7 +87,7 @@ def _trust(ca_root: Path | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_root))
 
 
-async def _obtain(request: ObtainRequest, *, renewing: x509.Certificate | None = None) -> bytes:
+async def _obtain(request: ObtainRequest, *, replaces: str | None = None) -> bytes:
     key = generate_key(request.key_type)
     solvers: dict[str, Solver]
     runner: web.AppRunner | None = None
@@ -114,9 +114,6 @@ async def _obtain(request: ObtainRequest, *, renewing: x509.Certificate | None =
             contact=request.contact,
         ) as client:
             await client.register(eab=request.eab)
-            replaces = None
-            if renewing is not None and await client.renewal_window(renewing) is not None:
-                replaces = cert_id(renewing)  # the CA speaks ARI: say what this replaces
             chain = await client.obtain(request.names, key, solvers, replaces=replaces)
     finally:
         if runner is not None:
@@ -235,13 +232,15 @@ def renew_all(
     for path in sorted(_lineage_dir(state).glob("*.json")):
         request, failures, last_attempt = _load_lineage(path, state)
         current = _current(request.out)
+        # Asked once per certificate: it decides when to renew and whether to send replaces.
+        window = asyncio.run(_ari_window(request, current)) if current is not None else None
         if current is not None and not force:
             plan = next_attempt(
                 last_attempt if failures and last_attempt else now,
                 current.not_valid_before_utc,
                 current.not_valid_after_utc,
                 failures=failures,
-                ari_window=asyncio.run(_ari_window(request, current)),
+                ari_window=window,
             )
             if plan.at > now:
                 detail = f"next {plan.reason} renewal at {plan.at:%Y-%m-%d %H:%M} UTC"
@@ -251,7 +250,9 @@ def renew_all(
             _run_hook(pre_hook, "pre")
             hooks_ran = True
         try:
-            asyncio.run(_obtain(request, renewing=current))
+            # The CA speaks ARI: tell it which certificate this order replaces.
+            replaces = cert_id(current) if current is not None and window is not None else None
+            asyncio.run(_obtain(request, replaces=replaces))
         except TlsgateError as exc:
             _save_lineage(request, failures=failures + 1, last_attempt=now, error=str(exc))
             outcomes.append(RenewalOutcome(request.names, request.out, "failed", str(exc)))
