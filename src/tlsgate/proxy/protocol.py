@@ -95,6 +95,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self.parser = RequestParser(edge.parser_limits)
         self.transport: asyncio.Transport | None = None
         self.client = ClientInfo("", edge.port)
+        self.trusted = False  # the peer is one of trusted_proxies: its X-Forwarded-* are kept
         self.sni_route: Route | None = None
         self.tunnel: UpstreamConnection | None = None
         self.busy = False  # inside an exchange (draining waits for it)
@@ -116,6 +117,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.client = ClientInfo(peer[0] if peer else "", self.edge.port)
+        # Decided once per connection: the peer does not change between its requests.
+        self.trusted = is_trusted(self.client.address, self.edge.trusted_proxies)  # type: ignore[arg-type]
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -328,7 +331,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             request.headers,
             self.client,
             host=host_value,
-            trusted=is_trusted(self.client.address, edge.trusted_proxies),  # type: ignore[arg-type]
+            trusted=self.trusted,
             upgrade=request.upgrade,
             via=route.site.via,
         )
