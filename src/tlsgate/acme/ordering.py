@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -175,13 +177,7 @@ class OrderHandlers(ServerCore):
         return statuses
 
     def _owned_order(self, order_id: str, account: AcmeAccount) -> AcmeOrder:
-        try:
-            order = self.store.get_order(order_id)
-        except NotFound:
-            raise AcmeProblem.malformed("no such order", status=404) from None
-        if order.account_id != account.id:
-            raise AcmeProblem.unauthorized("this order belongs to another account")
-        return order
+        return _owned(self.store.get_order, order_id, account, "order")
 
     async def order(self, request: web.Request) -> web.Response:
         _, account = await self._with_account(request)
@@ -233,13 +229,7 @@ class OrderHandlers(ServerCore):
 
     # -- authorizations and challenges ---------------------------------------------------------
     def _owned_authorization(self, authz_id: str, account: AcmeAccount) -> AcmeAuthorization:
-        try:
-            authz = self.store.get_authorization(authz_id)
-        except NotFound:
-            raise AcmeProblem.malformed("no such authorization", status=404) from None
-        if authz.account_id != account.id:
-            raise AcmeProblem.unauthorized("this authorization belongs to another account")
-        return authz
+        return _owned(self.store.get_authorization, authz_id, account, "authorization")
 
     async def authorization(self, request: web.Request) -> web.Response:
         context, account = await self._with_account(request)
@@ -255,10 +245,7 @@ class OrderHandlers(ServerCore):
 
     async def challenge(self, request: web.Request) -> web.Response:
         context, account = await self._with_account(request)
-        try:
-            challenge = self.store.get_challenge(request.match_info["id"])
-        except NotFound:
-            raise AcmeProblem.malformed("no such challenge", status=404) from None
+        challenge = _found(self.store.get_challenge, request.match_info["id"], "challenge")
         authz = self._owned_authorization(challenge.authorization_id, account)
         if not context.request.is_post_as_get and challenge.status is ChallengeStatus.PENDING:
             # {} (not POST-as-GET): the client is ready; validate once, in the background.
@@ -310,3 +297,23 @@ class OrderHandlers(ServerCore):
             authorization_status=AuthzStatus.VALID if valid else AuthzStatus.INVALID,
         )
         log.info("%s for %s: %s", challenge.type.value, name, "valid" if valid else error)
+
+
+_R = TypeVar("_R")
+_Owned = TypeVar("_Owned", AcmeOrder, AcmeAuthorization)
+
+
+def _found(lookup: Callable[[str], _R], key: str, what: str) -> _R:
+    """The record ``key`` names; an unknown id is a 404 (URLs carry them)."""
+    try:
+        return lookup(key)
+    except NotFound:
+        raise AcmeProblem.malformed(f"no such {what}", status=404) from None
+
+
+def _owned(lookup: Callable[[str], _Owned], key: str, account: AcmeAccount, what: str) -> _Owned:
+    """The record, if ``account`` owns it: another account's orders are none of its business."""
+    record = _found(lookup, key, what)
+    if record.account_id != account.id:
+        raise AcmeProblem.unauthorized(f"this {what} belongs to another account")
+    return record
