@@ -876,3 +876,10 @@ def test_spiffe_length_limits() -> None:
         parse_spiffe_id("spiffe://" + "a" * 256 + "/x")
     with pytest.raises(InvalidIdentity, match="2048"):
         parse_spiffe_id("spiffe://td/" + "/".join(["seg"] * 600))
+
+
+def test_localhost_certificates_cover_the_loopback_addresses() -> None:
+    from tlsgate.pki.names import with_loopback
+
+    assert with_loopback(["localhost", "app.test"]) == ["localhost", "app.test", "127.0.0.1", "::1"]
+    assert with_loopback(["app.test"]) == ["app.test"]

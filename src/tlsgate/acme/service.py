@@ -19,7 +19,7 @@ from aiohttp import web
 from tlsgate.acme.server import AcmeServer, AcmeSettings
 from tlsgate.ca.authority import CertificateAuthority
 from tlsgate.pki.keys import private_key_pem
-from tlsgate.pki.names import parse_identities
+from tlsgate.pki.names import parse_identities, with_loopback
 from tlsgate.pki.profiles import LeafProfile
 from tlsgate.proxy.tls import load_chain_into, new_server_context
 from tlsgate.store.base import Store
@@ -37,13 +37,6 @@ def base_url(hostname: str, port: int) -> str:
     return f"https://{host}" if port == 443 else f"https://{host}:{port}"
 
 
-def _server_names(hostname: str) -> list[str]:
-    names = [hostname]
-    if hostname == "localhost":
-        names += ["127.0.0.1", "::1"]
-    return names
-
-
 async def serve_acme(
     ca: CertificateAuthority,
     store: Store,
@@ -57,7 +50,7 @@ async def serve_acme(
     """Serve until SIGTERM/SIGINT; ``ready`` gets the directory URL once the port is open."""
     now = datetime.now(UTC)
     issued = ca.issue(
-        parse_identities(_server_names(hostname)),
+        parse_identities(with_loopback([hostname])),
         now=now,
         profile=LeafProfile(lifetime=SERVER_CERT_LIFETIME),
         requester="ca-serve",

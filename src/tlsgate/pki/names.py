@@ -32,6 +32,7 @@ __all__ = [
     "parse_identity",
     "parse_network",
     "parse_spiffe_id",
+    "with_loopback",
 ]
 
 # \Z, not $: "$" also matches before a trailing newline, which let "example\n.com" through.
@@ -189,6 +190,15 @@ def parse_identity(text: str) -> x509.GeneralName:
     if "/" in value:
         raise InvalidIdentity(f"{text!r}: a network range cannot be a certificate name")
     return x509.DNSName(parse_dns_name(value))
+
+
+def with_loopback(names: Iterable[str]) -> list[str]:
+    """``names``, plus 127.0.0.1 and ::1 when they include ``localhost``: browsers and curl
+    reach "localhost" by those spellings too, so a certificate for it should cover them."""
+    out = list(names)
+    if "localhost" in out:
+        out += ["127.0.0.1", "::1"]
+    return out
 
 
 def parse_identities(texts: Iterable[str]) -> list[x509.GeneralName]:

@@ -21,7 +21,7 @@ from tlsgate.ca import CertificateAuthority, passphrase_from_env
 from tlsgate.config import SiteConfig
 from tlsgate.errors import ConfigError, NotInitialized, TlsgateError
 from tlsgate.pki.keys import load_private_key, private_key_pem
-from tlsgate.pki.names import parse_identities
+from tlsgate.pki.names import parse_identities, with_loopback
 from tlsgate.pki.pem import load_certificates
 from tlsgate.store.base import ManagedCertificate, Store
 
@@ -60,14 +60,6 @@ class SiteCertificate:
     @property
     def renew_at(self) -> datetime:
         return renewal_time(self.leaf.not_valid_before_utc, self.leaf.not_valid_after_utc)
-
-
-def _identities(site: SiteConfig) -> list[str]:
-    names = list(site.hosts)
-    if "localhost" in names:
-        # Browsers and curl reach "localhost" as 127.0.0.1 or ::1 too; cover those spellings.
-        names += ["127.0.0.1", "::1"]
-    return names
 
 
 class CertificateManager:
@@ -117,7 +109,7 @@ class CertificateManager:
             leaf = load_certificates(stored.fullchain_pem, source="stored certificate")[0]
         except TlsgateError:
             return None
-        want = set(parse_identities(_identities(site)))
+        want = set(parse_identities(with_loopback(site.hosts)))
         try:
             have = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
         except x509.ExtensionNotFound:
@@ -135,7 +127,7 @@ class CertificateManager:
             INTERNAL_LIFETIME, ca.intermediate.not_valid_after_utc - now - timedelta(minutes=1)
         )
         issued = ca.issue(
-            parse_identities(_identities(site)),
+            parse_identities(with_loopback(site.hosts)),
             now=now,
             profile=LeafProfile(lifetime=lifetime),
             requester="serve",
