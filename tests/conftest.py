@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,13 @@ import pytest
 
 from tlsgate.ca import CertificateAuthority
 from tlsgate.store.sqlite import SQLiteStore
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for the servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def require_tool(name: str) -> str:

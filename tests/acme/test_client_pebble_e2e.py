@@ -28,7 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.jwk import JWKEC
 
-from tests.conftest import require_tool
+from tests.conftest import free_port, require_tool
 from tlsgate.acme.client import AcmeClient
 from tlsgate.acme.solvers import Http01Solver
 from tlsgate.acme.validation import ACME_TLS_ALPN, alpn_challenge_certificate
@@ -37,12 +37,6 @@ from tlsgate.pki.chain import verify_chain
 from .test_server import run
 
 pytestmark = pytest.mark.interop
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

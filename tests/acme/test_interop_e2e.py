@@ -21,16 +21,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import require_tool
+from tests.conftest import free_port, require_tool
 from tlsgate.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.interop
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.proxy.conftest import free_port
+from tests.conftest import free_port
 
 
 def test_demo_once(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 from .upstream_app import Seen, run_upstream
 
 
@@ -38,12 +40,6 @@ def config_text(*sites: str, timeouts: str = "", server: str = "") -> str:
         upstream = upstream or "http://127.0.0.1:{upstream_port}"
         text += f'\n[[site]]\nhosts = {hosts}\nupstream = "{upstream}"\n'
     return text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Serve, free_port
+from tests.conftest import free_port
+
+from .conftest import Serve
 
 pytestmark = pytest.mark.interop
 

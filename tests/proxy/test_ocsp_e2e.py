@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import free_port, require_tool
 
-from .conftest import Serve, config_text, free_port
+from .conftest import Serve, config_text
 from .ocsp_pki import Pki, make_pki
 
 pytestmark = pytest.mark.interop

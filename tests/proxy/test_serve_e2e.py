@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from tests.conftest import require_tool
+from tests.conftest import free_port, require_tool
 
-from .conftest import Serve, config_text, export_root, free_port
+from .conftest import Serve, config_text, export_root
 
 pytestmark = pytest.mark.interop
 
