@@ -23,20 +23,24 @@ from tlsgate.config import parse_listen
 from tlsgate.errors import ConfigError
 from tlsgate.store import open_store
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "eab_key"]
+
+
+def eab_key(value: str) -> tuple[str, bytes]:
+    """One ``--eab KEY_ID:BASE64URL_MAC_KEY`` (the form CAs hand out; also ``tlsgate cert``'s)."""
+    kid, sep, encoded = value.partition(":")
+    if not sep or not kid or not encoded:
+        raise ConfigError(f"--eab {value!r}: expected KEY_ID:BASE64URL_MAC_KEY")
+    try:
+        return kid, base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"--eab {kid}: the MAC key is not base64url") from None
 
 
 def _eab(values: list[str]) -> dict[str, bytes]:
-    keys = {}
-    for value in values:
-        kid, sep, encoded = value.partition(":")
-        if not sep or not kid or not encoded:
-            raise ConfigError(f"--eab {value!r}: expected KEY_ID:BASE64URL_MAC_KEY")
-        try:
-            keys[kid] = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        except (binascii.Error, ValueError):
-            raise ConfigError(f"--eab {kid}: the MAC key is not base64url") from None
-        if len(keys[kid]) < 16:
+    keys = dict(eab_key(value) for value in values)
+    for kid, key in keys.items():
+        if len(key) < 16:  # the server's own keys: a short one is guessable
             raise ConfigError(f"--eab {kid}: the MAC key must be at least 16 bytes")
     return keys
 

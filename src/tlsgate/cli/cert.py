@@ -12,32 +12,17 @@ certbot's standalone mode), writes ``key.pem`` (0600), ``cert.pem``, ``chain.pem
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tlsgate.acme.standalone import ObtainRequest, obtain_certificate, renew_all
+from tlsgate.cli.ca_serve import eab_key
 from tlsgate.cli.output import console
-from tlsgate.errors import ConfigError
 from tlsgate.pki.keys import parse_key_type
 from tlsgate.store import resolve_state_dir
 
 __all__ = ["register"]
-
-
-def _eab(value: str | None) -> tuple[str, bytes] | None:
-    if value is None:
-        return None
-    kid, sep, encoded = value.partition(":")
-    try:
-        key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        key = b""
-    if not sep or not kid or not key:
-        raise ConfigError(f"--eab {value!r}: expected KEY_ID:BASE64URL_MAC_KEY")
-    return kid, key
 
 
 def cmd_obtain(args: argparse.Namespace) -> int:
@@ -51,7 +36,7 @@ def cmd_obtain(args: argparse.Namespace) -> int:
         http_01_port=args.http_01_port,
         ca_root=Path(args.ca_root) if args.ca_root else None,
         contact=tuple(args.email),
-        eab=_eab(args.eab),
+        eab=eab_key(args.eab) if args.eab is not None else None,
         key_type=parse_key_type(args.key_type),
         deploy_hook=args.deploy_hook,
         dns_01_hook=args.dns_01_hook,
