@@ -40,7 +40,6 @@ from tlsgate.pki.keys import PrivateKey
 
 __all__ = ["AcmeClient", "AcmeClientError", "Order", "Solver"]
 
-JOSE = "application/jose+json"
 NONCE_RETRIES = 5
 _AUTHZ_FINAL = ("valid", "invalid", "deactivated", "expired", "revoked")
 
@@ -175,7 +174,7 @@ class AcmeClient:
             body = self._sign(url, payload, nonce, use_jwk=use_jwk)
             try:
                 async with self.session.post(
-                    url, data=body, headers={"Content-Type": JOSE}
+                    url, data=body, headers={"Content-Type": jws_module.CONTENT_TYPE}
                 ) as response:
                     data = await response.read()
                     headers = dict(response.headers)

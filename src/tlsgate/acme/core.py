@@ -45,8 +45,6 @@ __all__ = ["AcmeSettings", "Context", "ServerCore"]
 
 log = logging.getLogger("tlsgate.acme")
 
-MAX_BODY = 64 * 1024
-JOSE = "application/jose+json"
 PEM_CHAIN = "application/pem-certificate-chain"
 REVOCATION_REASONS = {
     0: x509.ReasonFlags.unspecified,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tlsgate.acme.orders import authorization_status, order_status
-from tlsgate.acme.validation import ChallengeType as _ValidationChallengeType
 from tlsgate.store.acme import (
     AcmeAccount,
     AcmeAuthorization,
@@ -21,9 +20,6 @@ from tlsgate.store.acme import (
 )
 
 __all__ = ["Urls", "render_account", "render_authorization", "render_challenge", "render_order"]
-
-# The challenge types validation.py knows are the ones offered.
-OFFERED = tuple(t.value for t in _ValidationChallengeType)
 
 
 def stamp(moment: datetime) -> str:

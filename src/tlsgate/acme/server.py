@@ -20,7 +20,8 @@ from aiohttp import web
 
 from tlsgate.acme.accounts import AccountHandlers
 from tlsgate.acme.certificates import CertificateHandlers
-from tlsgate.acme.core import MAX_BODY, AcmeSettings, Handler, ServerCore
+from tlsgate.acme.core import AcmeSettings, Handler, ServerCore
+from tlsgate.acme.jws import MAX_BODY
 from tlsgate.acme.ordering import OrderHandlers
 from tlsgate.acme.problems import AcmeProblem
 
