@@ -686,3 +686,9 @@ def test_config_from_options() -> None:
     assert [str(r) for r in cfg.resolve] == ["*.example.test=127.0.0.1"]
     with pytest.raises(ConfigError):
         ValidationConfig.from_options(resolve=["nonsense"])
+
+
+def test_every_validation_error_is_a_challenge_problem_type() -> None:
+    from tlsgate.acme.problems import CHALLENGE_ERRORS
+
+    assert {error.value for error in ErrorType} <= CHALLENGE_ERRORS
