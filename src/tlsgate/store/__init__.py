@@ -1,4 +1,4 @@
-"""Persistence: where the CA, its certificates and (later) ACME and renewal state live.
+"""Persistence: where the CA, its certificates, ACME state and renewal state live.
 
 ``open_store`` is the one place that turns "where is my state" (``--state DIR``,
 ``TLSGATE_STATE``, or the XDG default) into a :class:`~tlsgate.store.base.Store`.

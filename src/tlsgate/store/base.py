@@ -1,6 +1,6 @@
 """What the rest of tlsgate may ask of persistent state: records and one Protocol, no engine.
 
-Callers (the CA, the ACME server, later renewal) depend on this module (and the ACME records in
+Callers (the CA, the ACME server, the renewal loop) depend on this module (and the ACME records in
 ``store.acme``) only, so SQLite (the embedded default) and PostgreSQL (for clusters) are
 interchangeable without touching them. Every method is one transaction: it either happens
 completely or not at all, and a concurrent process sees the state before or after, never between.
@@ -11,7 +11,7 @@ passphrase is set; a store never parses or logs them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,6 +25,7 @@ __all__ = [
     "CertificateRecord",
     "ManagedCertificate",
     "NewAuthority",
+    "RenewalState",
     "Store",
 ]
 
@@ -97,8 +98,31 @@ class ManagedCertificate:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class RenewalState:
+    """Where the automatic renewal of one served certificate stands; what `tlsgate status` shows.
+
+    The renewal loop (master process) writes it after every decision and attempt; `tlsgate
+    status` reads it from another process, so it is the only place an operator learns why a
+    certificate is not being renewed.
+    """
+
+    name: str  # the site's first host name (same key as ManagedCertificate)
+    issuer: str  # "internal" or "acme:<directory URL>"
+    next_attempt: datetime | None  # when the renewal loop will next try (None: not scheduled)
+    reason: str  # "lifetime", "ari", "backoff", "emergency", "initial", ...
+    failures: int = 0  # consecutive failed attempts
+    last_attempt: datetime | None = None
+    #: the latest attempt's error; None once an attempt succeeds (`tlsgate status` exits 1
+    #: while any is set)
+    last_error: str | None = None
+    last_success: datetime | None = None
+    ari_window: tuple[datetime, datetime] | None = None
+    updated_at: datetime | None = None
+
+
 class Store(AcmeStore, Protocol):
-    """Persistence for the CA, the ACME server (:class:`AcmeStore`) and, later, renewal state."""
+    """Persistence for the CA, the ACME server (:class:`AcmeStore`) and certificate renewal."""
 
     @property
     def location(self) -> str:
@@ -157,6 +181,56 @@ class Store(AcmeStore, Protocol):
         ...
 
     def load_managed(self, name: str) -> ManagedCertificate | None: ...
+
+    def list_managed(self) -> Sequence[ManagedCertificate]:
+        """Every served certificate, ordered by name; one whose key is lost is left out, as
+        :meth:`load_managed` returns ``None`` for it (it must be issued again)."""
+        ...
+
+    # -- automatic renewal -------------------------------------------------------------------
+    def save_renewal_state(self, state: RenewalState) -> None:
+        """Insert or replace the state for ``state.name``."""
+        ...
+
+    def load_renewal_state(self, name: str) -> RenewalState | None: ...
+
+    def list_renewal_states(self) -> Sequence[RenewalState]:
+        """Every renewal state, ordered by name."""
+        ...
+
+    # -- ACME challenge answers (the renewal loop writes, every worker reads) ---------------
+    def put_challenge_answer(
+        self, kind: str, key: str, value: str, *, expires_at: datetime
+    ) -> None:
+        """Publish an answer for the workers: ``kind`` "http-01" (``key`` the token) or
+        "tls-alpn-01" (``key`` the identifier); ``value`` the key authorization.
+
+        Inserts or replaces, and deletes answers already expired in the same transaction, so
+        an attempt that died before cleaning up leaves nothing behind for long.
+        """
+        ...
+
+    def challenge_answer(self, kind: str, key: str, *, now: datetime) -> str | None:
+        """The answer, or ``None`` when missing or expired at ``now``.
+
+        Workers call this on the request path: one indexed read, never a write, so it does not
+        queue behind the database's write lock.
+        """
+        ...
+
+    def delete_challenge_answer(self, kind: str, key: str) -> None:
+        """Withdraw an answer; nothing happens if there is none."""
+        ...
+
+    # -- tlsgate's own ACME client account ---------------------------------------------------
+    def client_account_key(self, directory: str, create: Callable[[], bytes]) -> bytes:
+        """The PEM private key of tlsgate's ACME account at ``directory`` (a directory URL).
+
+        Made with ``create()`` on first use and kept like the other private keys; concurrent
+        first callers all get the same key, so several processes never register several
+        accounts. Never logged.
+        """
+        ...
 
     # -- TLS session tickets ---------------------------------------------------------------
     def ticket_secret(self) -> bytes:

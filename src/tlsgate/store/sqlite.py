@@ -36,6 +36,8 @@ from tlsgate.store.sqlite_acme import SQLiteAcmeMixin
 from tlsgate.store.sqlite_columns import dt as _dt
 from tlsgate.store.sqlite_columns import serial_key as _serial_key
 from tlsgate.store.sqlite_columns import ts as _ts
+from tlsgate.store.sqlite_renewal import MIGRATION as RENEWAL_MIGRATION
+from tlsgate.store.sqlite_renewal import SQLiteRenewalMixin
 
 __all__ = ["SQLiteStore"]
 
@@ -91,11 +93,13 @@ _MIGRATIONS: tuple[str, ...] = (
     # 3: the ACME server's accounts, orders, authorizations, challenges; certificate audit
     # columns order_id and revoked_by
     ACME_MIGRATION,
+    # 4: renewal state per served certificate, ACME challenge answers for the workers
+    RENEWAL_MIGRATION,
 )
 
 
-class SQLiteStore(SQLiteAcmeMixin):
-    """State in ``<dir>/tlsgate.db`` and ``<dir>/keys/``; ACME state via the mixin."""
+class SQLiteStore(SQLiteAcmeMixin, SQLiteRenewalMixin):
+    """State in ``<dir>/tlsgate.db`` and ``<dir>/keys/``; ACME and renewal state via mixins."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = ensure_private_dir(directory)
@@ -386,9 +390,9 @@ class SQLiteStore(SQLiteAcmeMixin):
 
     def load_managed(self, name: str) -> ManagedCertificate | None:
         rows = self._query("SELECT * FROM managed WHERE name = ?", (name,))
-        if not rows:
-            return None
-        row = rows[0]
+        return self._managed(rows[0]) if rows else None
+
+    def _managed(self, row: sqlite3.Row) -> ManagedCertificate | None:
         try:
             key_pem = self.load_key(row["key_id"])
         except NotFound:
