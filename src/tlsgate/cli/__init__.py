@@ -31,7 +31,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from tlsgate.cli import ca, cert, serve
+    from tlsgate.cli import ca, cert, serve, status
 
     parser = Parser(
         prog="tlsgate",
@@ -44,6 +44,7 @@ def build_parser() -> Parser:
     ca.register(commands)
     cert.register(commands)
     serve.register(commands)
+    status.register(commands)
     return parser
 
 
