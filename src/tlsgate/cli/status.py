@@ -37,6 +37,8 @@ EXPIRED = 2
 
 #: Less than this left is shown in yellow: renewal should have happened long before.
 _SOON = timedelta(days=7)
+#: Names up to this long are never folded in the table.
+_NAME_WIDTH = 40
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,14 @@ def _short_issuer(issuer: str) -> str:
 
 def _table(rows: Sequence[_Row], now: datetime) -> Table:
     table = Table(show_edge=False, header_style="bold")
-    table.add_column("name", overflow="fold")
+    # The name is what a person looks for: the issuer folds first when the width runs out.
+    widest = max((len(r.name) for r in rows), default=0)
+    table.add_column("name", overflow="fold", min_width=min(widest, _NAME_WIDTH))
     table.add_column("issuer", overflow="fold")
     table.add_column("serial", no_wrap=True)
-    table.add_column("expires (UTC)", no_wrap=True)
+    # The day is enough beside "left", which counts hours once under two days; the room goes
+    # to the issuer. --json has the exact time.
+    table.add_column("expires", no_wrap=True)
     table.add_column("left", no_wrap=True, justify="right")
     table.add_column("next renewal (UTC)", no_wrap=True)
     table.add_column("reason", no_wrap=True)
@@ -141,7 +147,7 @@ def _table(rows: Sequence[_Row], now: datetime) -> Table:
             remaining = row.cert.not_after - now
             style = "red" if remaining <= timedelta(0) else "yellow" if remaining < _SOON else ""
             serial = Text(row.serial) if row.serial else Text("unreadable", style="red")
-            expires = Text(_when(row.cert.not_after))
+            expires = Text(f"{row.cert.not_after:%Y-%m-%d}")
             left = Text(format_remaining(remaining), style=style)
         state = row.state
         if state is None:
