@@ -72,7 +72,7 @@ ERRORS: list[tuple[str, str]] = [
     ("site = [1]\n", "tlsgate.toml:1: site[0]: expected a table, got 1"),
     ("server = 1\n" + SITE, "tlsgate.toml:1: server: expected a [server] table, got 1"),
     ("[sites]\n" + SITE, "tlsgate.toml:1: sites: unknown key (did you mean 'site'?)"),
-    (SITE + "[proxy]\n", "tlsgate.toml:4: proxy: unknown key (known keys: server, site)"),
+    (SITE + "[proxy]\n", "tlsgate.toml:4: proxy: unknown key (known keys: server, site, acme)"),
     (
         'listen = ":443"\n' + SITE,
         "tlsgate.toml:1: listen: unknown key (listen belongs in [server])",

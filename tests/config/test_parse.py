@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tlsgate.config import (
     DEFAULT_HSTS_MAX_AGE,
+    AcmeSettings,
     Config,
     HstsPolicy,
     Limits,
@@ -68,6 +69,18 @@ def test_docstring_example_parses_into_the_documented_values() -> None:
                 upstreams=(Upstream("::1", 9000),),
                 hsts=HstsPolicy(max_age=31536000, include_subdomains=True),
                 hsts_explicit=True,
+                issuer="acme",
+                acme=AcmeSettings(
+                    directory="https://acme-v02.api.letsencrypt.org/directory",
+                    email=("api@example.net", "ops@example.com"),
+                    challenges=("http-01", "tls-alpn-01"),
+                    dns_wait=0.0,
+                ),
+            ),
+            SiteConfig(
+                hosts=("intranet.example.net",),
+                upstreams=(Upstream("127.0.0.1", 7000),),
+                issuer="internal",
             ),
         ),
         source="tlsgate.toml",
@@ -81,6 +94,12 @@ def test_the_example_values_are_the_defaults_where_it_says_so() -> None:
     assert server.timeouts == defaults.timeouts
     assert server.limits == defaults.limits
     assert (server.listen, server.http_listen) == (defaults.listen, defaults.http_listen)
+    # challenges and dns_wait are written as their defaults: leaving them out changes nothing.
+    text = docstring_example()
+    for line in ('challenges = ["http-01", "tls-alpn-01"]', "dns_wait = 0 "):
+        assert text.count(line) == 1
+        text = "\n".join(row for row in text.splitlines() if not row.startswith(line))
+    assert loads(text) == loads(docstring_example())
 
 
 def test_minimal_config_gets_the_defaults() -> None:
@@ -181,6 +200,29 @@ _ANY_VALUE = st.recursive(
     max_leaves=6,
 )
 
+#: The ACME keys and the TOML types each may accept.
+_ACME_TYPES: dict[str, tuple[type, ...]] = {
+    "directory": (str,),
+    "email": (str, list),
+    "eab": (str, dict),
+    "challenges": (str, list),
+    "ca": (str,),
+    "dns_hook": (str,),
+    "dns_wait": (int, float),
+    "profile": (str,),
+}
+
+
+def _acme_template(where: str, key: str) -> str:
+    """KEY = VALUE in [acme] or [site.acme], with what the rest needs (a directory, a hook)."""
+    lines = [
+        f"{k} = {v}" for k, v in (("directory", '"https://ca.example/d"'), ("dns_hook", '"h"'))
+    ]
+    table = "\n".join([f"[{where}]", *(line for line in lines if not line.startswith(key))])
+    table += f"\n{key} = VALUE\n"
+    return table + SITE if where == "acme" else SITE + table
+
+
 #: Every key, a document with VALUE in its place, and the TOML types it may ever accept.
 KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "server": ("server = VALUE\n" + SITE, (dict,)),
@@ -221,6 +263,22 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
         SITE + '[site.tls]\ncert = "c.pem"\nkey = "k.pem"\nocsp_stapling = VALUE\n',
         (bool,),
     ),
+    "site.issuer": (SITE + "issuer = VALUE\n", (str,)),
+    "acme": ("acme = VALUE\n" + SITE, (dict,)),
+    "site.acme": (SITE + "acme = VALUE\n", (dict,)),
+    **{
+        f"{where}.{key}": (_acme_template(where, key), accepted)
+        for where in ("acme", "site.acme")
+        for key, accepted in _ACME_TYPES.items()
+    },
+    "acme.eab.kid": (
+        '[acme]\ndirectory = "https://ca.example/d"\neab = { kid = VALUE, hmac = "AAAA" }\n' + SITE,
+        (str,),
+    ),
+    "acme.eab.hmac": (
+        '[acme]\ndirectory = "https://ca.example/d"\neab = { kid = "k", hmac = VALUE }\n' + SITE,
+        (str,),
+    ),
 }
 
 
@@ -231,11 +289,13 @@ def test_every_schema_key_is_fuzzed() -> None:
         "server.limits": Limits,
         "site.hsts": HstsPolicy,
         "site.tls": TlsFiles,
+        "acme": AcmeSettings,
+        "site.acme": AcmeSettings,
     }
     for prefix, cls in tables.items():
         for f in dataclasses.fields(cls):
             assert f"{prefix}.{f.name}" in KEYS, f.name
-    site_keys = {"hosts", "upstream", "balance", "hsts", "via", "tls"}
+    site_keys = {"hosts", "upstream", "balance", "hsts", "via", "tls", "issuer", "acme"}
     assert {f"site.{k}" for k in site_keys} <= KEYS.keys()
 
 

@@ -29,6 +29,16 @@ Example::
     max_headers = 100
     max_body_bytes = 0                # 0 = unlimited
 
+    [acme]                            # optional: every site's certificate from an ACME CA
+    directory = "https://acme-v02.api.letsencrypt.org/directory"  # https:// only (RFC 8555)
+    email = "ops@example.com"         # or a list; the CA's contact, without mailto:
+    challenges = ["http-01", "tls-alpn-01"]  # preference order; the default (dns_hook: dns-01)
+    dns_wait = 0                      # seconds after "dns_hook present" before answering
+    # eab = "KEY_ID:BASE64URL_MAC"    # External Account Binding, when the CA wants one
+    # ca = "acme-root.pem"            # trust this root for the directory (a private CA)
+    # dns_hook = "/usr/local/bin/dns" # dns-01 (wildcards need it): CMD present|cleanup NAME VALUE
+    # profile = "shortlived"          # the CA's certificate profile, if it offers several
+
     [[site]]
     hosts = ["example.com", "*.example.com"]
     upstream = ["http://127.0.0.1:8000", "http://127.0.0.1:8001"]
@@ -36,7 +46,7 @@ Example::
     hsts = true                       # true / false / a max-age in seconds
     via = false
 
-    [site.tls]                        # optional: a file pair instead of the internal CA
+    [site.tls]                        # optional: a file pair; then no issuer, not even [acme]
     cert = "/etc/ssl/example/fullchain.pem"
     key = "/etc/ssl/example/key.pem"
     ocsp_stapling = true              # staple when the certificate names a responder
@@ -45,11 +55,26 @@ Example::
     hosts = "api.example.net"
     upstream = "[::1]:9000"           # "host:port" is short for "http://host:port"
     hsts = { max_age = 31536000, include_subdomains = true, preload = false }
+    # issuer = "acme"                 # the default when [acme] or [site.acme] exists
 
-Relative paths (``state``, ``access_log``, ``cert``, ``key``) are relative to the directory of the
-config file, not to wherever the server happens to be started, and ``~`` means the home directory.
+    [site.acme]                       # optional: this site's own values over [acme]'s
+    email = ["api@example.net", "ops@example.com"]
+
+    [[site]]
+    hosts = "intranet.example.net"
+    upstream = "127.0.0.1:7000"
+    issuer = "internal"               # tlsgate's own CA, even with [acme]
+
+Relative paths (``state``, ``access_log``, ``cert``, ``key``, ``ca``) are relative to the
+directory of the config file, not to wherever the server happens to be started, and ``~`` means the
+home directory.
 Whether the files exist is checked when the server starts, where the error can say what it was
 trying to do. Port 0 in a listen address asks the kernel for any free port, which only tests want.
+
+A site's certificate comes from its ``[site.tls]`` files, else from its ``issuer``: ``"acme"``
+when ``[acme]`` or ``[site.acme]`` exists, else ``"internal"``. What ACME needs is checked here,
+not at the first renewal: a wildcard needs dns-01 (so a ``dns_hook``), http-01 needs
+``http_listen``, and ``challenges`` left out means what the server can answer.
 
 Unknown keys are errors, never ignored: a misspelt ``trusted_proxy`` that silently kept the default
 would trust nobody's ``X-Forwarded-For`` (or, misspelt the other way, everybody's).
@@ -57,9 +82,11 @@ would trust nobody's ``X-Forwarded-For`` (or, misspelt the other way, everybody'
 
 from __future__ import annotations
 
-from tlsgate.config.flags import from_flags, parse_listen
+from tlsgate.config.flags import eab_key, from_flags, parse_listen
 from tlsgate.config.model import (
+    CHALLENGE_TYPES,
     DEFAULT_HSTS_MAX_AGE,
+    AcmeSettings,
     Config,
     HstsPolicy,
     Limits,
@@ -73,7 +100,9 @@ from tlsgate.config.model import (
 from tlsgate.config.parse import load, loads
 
 __all__ = [
+    "CHALLENGE_TYPES",
     "DEFAULT_HSTS_MAX_AGE",
+    "AcmeSettings",
     "Config",
     "HstsPolicy",
     "Limits",
@@ -83,6 +112,7 @@ __all__ = [
     "Timeouts",
     "TlsFiles",
     "Upstream",
+    "eab_key",
     "from_flags",
     "load",
     "loads",

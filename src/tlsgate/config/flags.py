@@ -6,6 +6,7 @@ ways of starting the edge cannot disagree about what is valid.
 
 from __future__ import annotations
 
+from tlsgate.config.acme import _FLAG_WORDS, _acme_given, _acme_settings, _eab
 from tlsgate.config.addresses import _hosts, _listen, _listeners, _listens, _upstreams
 from tlsgate.config.messages import _At
 from tlsgate.config.model import Config, ListenAddress, ServerConfig, SiteConfig
@@ -21,11 +22,18 @@ def from_flags(
     admin_listen: str | None = None,
     workers: int = 0,
     state: str | None = None,
+    acme: str | None = None,
+    acme_ca: str | None = None,
+    email: list[str] | None = None,
+    eab: str | None = None,
+    challenges: list[str] | None = None,
+    dns_hook: str | None = None,
 ) -> Config:
     """The zero-config form: ``serve --host NAME... --to URL... [--listen ...]``.
 
     Every value goes through the same checks as the file, so the two forms cannot disagree about
-    what is valid; messages name the flag instead of a file position.
+    what is valid; messages name the flag instead of a file position. ``acme`` (the directory
+    URL) makes the site's issuer ACME; the other ACME options mean nothing without it.
     """
     host_at = _At("--host")
     names = _hosts([(h, host_at) for h in hosts], host_at)
@@ -50,10 +58,47 @@ def from_flags(
         workers=_workers(workers, _At("--workers")),
         state=None if state is None else _path(state, _At("--state"), base=None),
     )
-    site = SiteConfig(hosts=tuple(name for name, _, _ in names), upstreams=upstreams)
+    options = {
+        "directory": ("--acme", acme),
+        "ca": ("--acme-ca", acme_ca),
+        "email": ("--email", email),
+        "eab": ("--eab", eab),
+        "challenges": ("--challenge", challenges),
+        "dns_hook": ("--dns-hook", dns_hook),
+    }
+    given = {key: (value, _At(flag)) for key, (flag, value) in options.items() if value is not None}
+    settings = None
+    if acme is not None:
+        settings = _acme_settings(
+            _acme_given(given, base=None),
+            missing_at=_At("--acme"),
+            wildcards=[(name, name_at) for name, _, name_at in names if name.startswith("*.")],
+            http=bool(http_listens),
+            words=_FLAG_WORDS,
+        )
+    elif given:
+        _, first = next(iter(given.values()))
+        raise first.error(
+            "needs --acme DIRECTORY_URL (without it the certificate comes from the internal CA)"
+        )
+    site = SiteConfig(
+        hosts=tuple(name for name, _, _ in names),
+        upstreams=upstreams,
+        issuer="internal" if settings is None else "acme",
+        acme=settings,
+    )
     return Config(server=server, sites=(site,))
 
 
 def parse_listen(text: str, flag: str) -> ListenAddress:
     """One ``HOST:PORT`` command-line value, with the same checks and messages as the file's."""
     return _listen(text, _At(flag))
+
+
+def eab_key(text: str, flag: str = "--eab") -> tuple[str, bytes]:
+    """One ``KEY_ID:BASE64URL_MAC_KEY`` value (the form CAs hand out): the key id and MAC key.
+
+    The same check as the file's ``eab``, for every command that takes one (``serve``,
+    ``cert obtain``, ``ca serve``); a message names the key id, never the key.
+    """
+    return _eab(text, _At(flag))

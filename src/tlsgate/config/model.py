@@ -15,6 +15,9 @@ from pathlib import Path
 #: Mozilla recommends two years.
 DEFAULT_HSTS_MAX_AGE = 63072000
 
+#: The ACME challenge types tlsgate can answer, as RFC 8555 / RFC 8737 name them.
+CHALLENGE_TYPES = ("http-01", "tls-alpn-01", "dns-01")
+
 
 @dataclass(frozen=True)
 class ListenAddress:
@@ -75,6 +78,24 @@ class TlsFiles:
 
 
 @dataclass(frozen=True)
+class AcmeSettings:
+    """How a site gets its certificate from an ACME CA; the file's [acme] merged with [site.acme].
+
+    Every value is resolved when the config is read (``challenges`` included), so the renewal
+    loop never has to know which table, flag or default a setting came from.
+    """
+
+    directory: str  # https URL of the ACME directory
+    email: tuple[str, ...] = ()  # contact addresses (without mailto:)
+    eab: tuple[str, bytes] | None = None  # External Account Binding: key id, MAC key bytes
+    challenges: tuple[str, ...] = ("http-01", "tls-alpn-01")  # preference order, never empty
+    ca: Path | None = None  # PEM root(s) to trust for the directory's HTTPS (private CA)
+    dns_hook: str | None = None  # command for dns-01: `CMD present|cleanup NAME VALUE`
+    dns_wait: float = 0.0  # seconds to wait after `present` before answering
+    profile: str | None = None  # ACME profile name to request (draft-aaron-acme-profiles)
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     hosts: tuple[str, ...]  # canonical (lower-case A-label) names, wildcards allowed
     upstreams: tuple[Upstream, ...]
@@ -83,7 +104,10 @@ class SiteConfig:
     hsts: HstsPolicy | None = None
     hsts_explicit: bool = False  # True when the config said hsts = ... (even false)
     via: bool = False
-    tls: TlsFiles | None = None  # None = certificates from the internal CA
+    tls: TlsFiles | None = None  # None = certificates from the issuer below
+    #: "internal" or "acme"; a site with tls keeps "internal" here, but its files win.
+    issuer: str = "internal"
+    acme: AcmeSettings | None = None  # set exactly when issuer == "acme"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,17 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tlsgate.config.acme import (
+    _ACME_KEYS,
+    _FILE_WORDS,
+    _acme_given,
+    _acme_settings,
+    _AcmeGiven,
+    _merge,
+)
 from tlsgate.config.addresses import (
     _hosts,
     _listen,
@@ -25,6 +33,7 @@ from tlsgate.config.locate import _locate
 from tlsgate.config.messages import _At, _show, _syntax_error
 from tlsgate.config.model import (
     DEFAULT_HSTS_MAX_AGE,
+    AcmeSettings,
     Config,
     HstsPolicy,
     Limits,
@@ -79,7 +88,7 @@ def load(path: Path) -> Config:
 
 # --- the schema -------------------------------------------------------------------------------
 
-_TOP_KEYS = ("server", "site")
+_TOP_KEYS = ("server", "site", "acme")
 _SERVER_KEYS = (
     "listen",
     "http_listen",
@@ -94,11 +103,14 @@ _SERVER_KEYS = (
 )
 _TIMEOUT_KEYS = tuple(Timeouts.__dataclass_fields__)
 _LIMIT_KEYS = tuple(Limits.__dataclass_fields__)
-_SITE_KEYS = ("hosts", "upstream", "balance", "hsts", "via", "tls")
+_SITE_KEYS = ("hosts", "upstream", "balance", "hsts", "via", "tls", "issuer", "acme")
 _TLS_KEYS = ("cert", "key")
 _TLS_OPTIONS = ("ocsp_stapling",)
 _HSTS_KEYS = ("max_age", "include_subdomains", "preload")
 _BALANCE = ("round_robin", "least_conn")
+_ISSUERS = ("internal", "acme")
+_EAB_KEYS = ("kid", "hmac")
+_EAB_ALIASES = {"key": "hmac", "mac": "hmac", "mac_key": "hmac", "key_id": "kid"}
 
 #: Where each key belongs, to answer "unknown key" with "it goes over there" when it does.
 _HOME: dict[str, str] = {
@@ -108,18 +120,28 @@ _HOME: dict[str, str] = {
     **{key: "[[site]]" for key in _SITE_KEYS},
     **{key: "[site.tls]" for key in (*_TLS_KEYS, *_TLS_OPTIONS)},
     **{key: "a site's hsts table" for key in _HSTS_KEYS},
+    **{key: "[acme] or [site.acme]" for key in (*_ACME_KEYS, "acme")},
+    **{key: "an eab table" for key in _EAB_KEYS},
 }
 
 #: hstspreload.org refuses shorter policies; sending "preload" with them only misleads.
 _PRELOAD_MIN_AGE = 31536000
 
 
-def _check_keys(table: dict[str, object], known: Sequence[str], at: _At) -> None:
+def _check_keys(
+    table: dict[str, object],
+    known: Sequence[str],
+    at: _At,
+    aliases: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse unknown keys; ``aliases`` are names that mean a known key in this table only."""
     for key in table:
         if key in known:
             continue
         home = _HOME.get(key)
-        if home is not None:
+        if aliases and key in aliases:
+            hint = f"did you mean {aliases[key]!r}?"
+        elif home is not None:
             hint = f"{key} belongs in {home}"
         elif close := difflib.get_close_matches(key, known, n=1):
             hint = f"did you mean {close[0]!r}?"
@@ -179,6 +201,16 @@ def _tls(value: object, at: _At, base: Path | None) -> TlsFiles:
             else True
         ),
     )
+
+
+def _acme(value: object, at: _At, base: Path | None, expected: str) -> _AcmeGiven:
+    table = _table(value, at, expected)
+    _check_keys(table, _ACME_KEYS, at)
+    eab = table.get("eab")
+    if isinstance(eab, dict):
+        # "key" would otherwise be sent to [site.tls], which is not what an eab table means.
+        _check_keys(eab, _EAB_KEYS, at.child("eab"), aliases=_EAB_ALIASES)
+    return _acme_given({key: (item, at.child(key)) for key, item in table.items()}, base)
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -260,7 +292,11 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
 
 
 def _site(
-    table: dict[str, object], at: _At, base: Path | None
+    table: dict[str, object],
+    at: _At,
+    base: Path | None,
+    acme: tuple[_AcmeGiven, _At] | None,
+    http: bool,
 ) -> tuple[SiteConfig, list[tuple[str, str, _At]]]:
     _check_keys(table, _SITE_KEYS, at)
     if "hosts" not in table:
@@ -277,29 +313,92 @@ def _site(
     upstreams = _upstreams(
         _items(table["upstream"], up_at, '"http://HOST:PORT" or a list of them'), up_at
     )
-    balance = table.get("balance", "round_robin")
-    if balance not in _BALANCE:
-        close = (
-            difflib.get_close_matches(balance, _BALANCE, n=1) if isinstance(balance, str) else []
-        )
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise at.child("balance").error(
-            f'expected "round_robin" or "least_conn", got {_show(balance)}{hint}'
-        )
-    assert isinstance(balance, str)
+    balance = _choice(table.get("balance", "round_robin"), _BALANCE, at.child("balance"))
+    hsts = _hsts(table["hsts"], at.child("hsts")) if "hsts" in table else None
+    via = _bool(table["via"], at.child("via")) if "via" in table else False
+    tls = _tls(table["tls"], at.child("tls"), base) if "tls" in table else None
+    issuer, settings = _issuer(table, at, base, tls is not None, hosts, acme, http)
     site = SiteConfig(
         hosts=tuple(name for name, _, _ in hosts),
         upstreams=upstreams,
         balance=balance,
-        hsts=_hsts(table["hsts"], at.child("hsts")) if "hsts" in table else None,
+        hsts=hsts,
         hsts_explicit="hsts" in table,
-        via=_bool(table["via"], at.child("via")) if "via" in table else False,
-        tls=_tls(table["tls"], at.child("tls"), base) if "tls" in table else None,
+        via=via,
+        tls=tls,
+        issuer=issuer,
+        acme=settings,
     )
     return site, hosts
 
 
-def _sites(value: object, root: _At, base: Path | None) -> tuple[SiteConfig, ...]:
+def _choice(value: object, choices: tuple[str, ...], at: _At) -> str:
+    if isinstance(value, str) and value in choices:
+        return value
+    close = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    expected = " or ".join(f'"{choice}"' for choice in choices)
+    raise at.error(f"expected {expected}, got {_show(value)}{hint}")
+
+
+def _issuer(
+    table: dict[str, object],
+    at: _At,
+    base: Path | None,
+    has_files: bool,
+    hosts: list[tuple[str, str, _At]],
+    acme: tuple[_AcmeGiven, _At] | None,
+    http: bool,
+) -> tuple[str, AcmeSettings | None]:
+    """Where the site's certificate comes from; [acme] makes ACME every site's default.
+
+    Files and an issuer are exclusive, and an explicit choice that contradicts another key is an
+    error rather than a quiet winner: either way one of the two lines would be silently ignored.
+    """
+    issuer_at, acme_at = at.child("issuer"), at.child("acme")
+    explicit = _choice(table["issuer"], _ISSUERS, issuer_at) if "issuer" in table else None
+    own = _acme(table["acme"], acme_at, base, "a [site.acme] table") if "acme" in table else None
+    if has_files and (explicit is not None or own is not None):
+        drop = "issuer" if explicit is not None else "[site.acme]"
+        raise (issuer_at if explicit is not None else acme_at).error(
+            "a site gets its certificate from files or from an issuer, not both "
+            f"(drop [site.tls] or {drop})"
+        )
+    if explicit == "internal" and own is not None:
+        where = f" (line {issuer_at.line})" if issuer_at.line is not None else ""
+        raise acme_at.error(
+            f'[site.acme] is for issuer = "acme", and this site says issuer = "internal"{where}'
+        )
+    implied = not has_files and (own is not None or acme is not None)
+    issuer = explicit or ("acme" if implied else "internal")
+    if issuer == "internal":
+        return issuer, None
+    # A missing directory is reported at what made this an ACME site.
+    if explicit is not None:
+        missing_at = issuer_at
+    elif own is not None:
+        missing_at = acme_at
+    else:
+        assert acme is not None  # implied, without a table of its own
+        missing_at = acme[1]
+    settings = _acme_settings(
+        _merge(acme[0] if acme else None, own),
+        missing_at=missing_at,
+        wildcards=[(name, name_at) for name, _, name_at in hosts if name.startswith("*.")],
+        http=http,
+        words=_FILE_WORDS,
+        site=at,
+    )
+    return issuer, settings
+
+
+def _sites(
+    value: object,
+    root: _At,
+    base: Path | None,
+    acme: tuple[_AcmeGiven, _At] | None,
+    http: bool,
+) -> tuple[SiteConfig, ...]:
     at = root.child("site")
     if value is None:
         raise root.error("at least one [[site]] is required (with hosts and upstream)")
@@ -313,7 +412,7 @@ def _sites(value: object, root: _At, base: Path | None) -> tuple[SiteConfig, ...
     owners: dict[str, tuple[int, _At]] = {}
     for index, item in enumerate(value):
         site_at = at.child(index)
-        site, hosts = _site(_table(item, site_at), site_at, base)
+        site, hosts = _site(_table(item, site_at), site_at, base, acme, http)
         for name, written, host_at in hosts:
             owner = owners.setdefault(name, (index, host_at))
             if owner[0] != index:
@@ -336,5 +435,9 @@ def _parse(text: str, *, source: str, base: Path | None) -> Config:
     root = _At("", source, (), _locate(text))
     _check_keys(data, _TOP_KEYS, root)
     server = _server(data.get("server", {}), root.child("server"), base)
-    sites = _sites(data.get("site"), root, base)
+    acme = None
+    if "acme" in data:
+        acme_at = root.child("acme")
+        acme = (_acme(data["acme"], acme_at, base, "an [acme] table"), acme_at)
+    sites = _sites(data.get("site"), root, base, acme, bool(server.http_listen))
     return Config(server=server, sites=sites, source=source)

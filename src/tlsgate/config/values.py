@@ -72,10 +72,16 @@ def _access_log(value: object, at: _At, base: Path | None) -> str:
     return str(_path(value, at, base))
 
 
-def _seconds(value: object, at: _At) -> float:
+def _seconds(value: object, at: _At, *, zero: bool = False) -> float:
+    """A timeout (positive), or with ``zero`` a wait that may be skipped (0 or more)."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise at.error(f"expected a number of seconds, got {_show(value)}")
-    if not math.isfinite(value) or value <= 0:
+    if zero:
+        if not math.isfinite(value):
+            raise at.error(f"{_show(value)}: expected a finite number of seconds")
+        if value < 0:
+            raise at.error(f"{_show(value)}: must be 0 or more seconds")
+    elif not math.isfinite(value) or value <= 0:
         raise at.error(f"{_show(value)}: a timeout must be a positive number of seconds")
     return float(value)
 
