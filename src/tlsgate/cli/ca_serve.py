@@ -8,8 +8,6 @@ Options follow Pebble's for private networks and tests: which ports the validato
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import ipaddress
 import sys
 from typing import Any
@@ -19,29 +17,18 @@ from tlsgate.acme.server import AcmeSettings
 from tlsgate.acme.service import serve_acme
 from tlsgate.acme.validation import ValidationConfig
 from tlsgate.ca.authority import CertificateAuthority, passphrase_from_env
-from tlsgate.config import parse_listen
+from tlsgate.config import eab_key, parse_listen
 from tlsgate.errors import ConfigError
 from tlsgate.store import open_store
 
-__all__ = ["add_parser", "eab_key"]
-
-
-def eab_key(value: str) -> tuple[str, bytes]:
-    """One ``--eab KEY_ID:BASE64URL_MAC_KEY`` (the form CAs hand out; also ``tlsgate cert``'s)."""
-    kid, sep, encoded = value.partition(":")
-    if not sep or not kid or not encoded:
-        raise ConfigError(f"--eab {value!r}: expected KEY_ID:BASE64URL_MAC_KEY")
-    try:
-        return kid, base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"--eab {kid}: the MAC key is not base64url") from None
+__all__ = ["add_parser"]
 
 
 def _eab(values: list[str]) -> dict[str, bytes]:
     keys = dict(eab_key(value) for value in values)
     for kid, key in keys.items():
         if len(key) < 16:  # the server's own keys: a short one is guessable
-            raise ConfigError(f"--eab {kid}: the MAC key must be at least 16 bytes")
+            raise ConfigError(f"--eab: the MAC key for key id {kid!r} must be at least 16 bytes")
     return keys
 
 

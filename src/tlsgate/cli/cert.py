@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tlsgate.acme.standalone import ObtainRequest, obtain_certificate, renew_all
-from tlsgate.cli.ca_serve import eab_key
 from tlsgate.cli.output import console
+from tlsgate.config import eab_key
 from tlsgate.pki.keys import parse_key_type
 from tlsgate.store import resolve_state_dir
 
