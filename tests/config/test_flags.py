@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tlsgate.config import (
+    AcmeSettings,
     Config,
     ListenAddress,
     ServerConfig,
@@ -141,3 +142,232 @@ def test_flag_and_file_messages_agree(bad: str) -> None:
     assert str(from_file.value).removeprefix("tlsgate.toml:3: site[0].upstream: ") == str(
         from_flag.value
     ).removeprefix("--to: ")
+
+
+# ---------------------------------------------------------------------------------------------
+# --acme and its companions
+# ---------------------------------------------------------------------------------------------
+
+LE = "https://acme-v02.api.letsencrypt.org/directory"
+MAC = "c2VjcmV0LW1hYy1rZXk"  # base64url of b"secret-mac-key"
+
+
+def test_acme_flags_make_the_site_acme() -> None:
+    cfg = from_flags(
+        ["example.com", "*.example.com"],
+        ["127.0.0.1:8000"],
+        acme=LE,
+        acme_ca="root.pem",
+        email=["ops@example.com", "me@localhost"],
+        eab=f"kid-1:{MAC}",
+        challenges=["dns-01", "tls-alpn-01"],
+        dns_hook="/usr/local/bin/dns-update",
+    )
+    site = cfg.sites[0]
+    assert site.issuer == "acme"
+    assert site.acme == AcmeSettings(
+        directory=LE,
+        email=("ops@example.com", "me@localhost"),
+        eab=("kid-1", b"secret-mac-key"),
+        challenges=("dns-01", "tls-alpn-01"),
+        ca=Path("root.pem"),
+        dns_hook="/usr/local/bin/dns-update",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "challenges"),
+    [
+        ({}, ("http-01", "tls-alpn-01")),
+        ({"http_listen": []}, ("tls-alpn-01",)),
+        ({"dns_hook": "hook"}, ("dns-01",)),
+    ],
+)
+def test_acme_flags_default_challenges(
+    kwargs: dict[str, object], challenges: tuple[str, ...]
+) -> None:
+    cfg = from_flags(["example.com"], ["127.0.0.1:8000"], acme=LE, **kwargs)  # type: ignore[arg-type]
+    assert cfg.sites[0].acme is not None and cfg.sites[0].acme.challenges == challenges
+
+
+def test_acme_flags_match_the_equivalent_file() -> None:
+    flags = from_flags(
+        ["*.example.com"],
+        ["127.0.0.1:8000"],
+        acme=LE,
+        email=["ops@example.com"],
+        eab=f"kid-1:{MAC}",
+        challenges=["dns-01"],
+        dns_hook="hook",
+    )
+    text = f'[acme]\ndirectory = "{LE}"\nemail = "ops@example.com"\neab = "kid-1:{MAC}"\n'
+    text += 'challenges = "dns-01"\ndns_hook = "hook"\n'
+    text += '[[site]]\nhosts = "*.example.com"\nupstream = "127.0.0.1:8000"\n'
+    assert flags.sites == loads(text).sites
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"email": ["ops@example.com"]},
+            "--email: needs --acme DIRECTORY_URL (without it the certificate comes from the "
+            "internal CA)",
+        ),
+        (
+            {"acme_ca": "root.pem"},
+            "--acme-ca: needs --acme DIRECTORY_URL (without it the certificate comes from the "
+            "internal CA)",
+        ),
+        (
+            {"eab": "k:AAAA"},
+            "--eab: needs --acme DIRECTORY_URL (without it the certificate "
+            "comes from the internal CA)",
+        ),
+        (
+            {"challenges": ["http-01"]},
+            "--challenge: needs --acme DIRECTORY_URL (without it the "
+            "certificate comes from the internal CA)",
+        ),
+        (
+            {"dns_hook": "h"},
+            "--dns-hook: needs --acme DIRECTORY_URL (without it the certificate "
+            "comes from the internal CA)",
+        ),
+        (
+            {"acme": "http://acme.example/dir"},
+            "--acme: 'http://acme.example/dir': the ACME directory must be an https:// URL "
+            "(RFC 8555 requires HTTPS: over plain HTTP anyone on the path could answer for the "
+            "CA)",
+        ),
+        ({"acme": LE, "acme_ca": ""}, "--acme-ca: expected a path, got an empty string"),
+        (
+            {"acme": LE, "email": ["ops.example.com"]},
+            "--email: 'ops.example.com' is not an email address (one @, like you@example.com)",
+        ),
+        ({"acme": LE, "email": ["a@b", "a@b"]}, "--email: a@b is listed twice"),
+        ({"acme": LE, "eab": MAC}, "--eab: expected KEY_ID:BASE64URL_MAC_KEY (there is no ':')"),
+        (
+            {"acme": LE, "eab": "kid:not base64"},
+            "--eab: the MAC key for key id 'kid' is not base64url",
+        ),
+        (
+            {"acme": LE, "challenges": ["http01"]},
+            "--challenge: 'http01' is not a challenge type (did you mean 'http-01'?)",
+        ),
+        ({"acme": LE, "challenges": ["dns-01", "dns-01"]}, "--challenge: dns-01 is listed twice"),
+        (
+            {"acme": LE, "challenges": []},
+            "--challenge: at least one challenge type is required (http-01, tls-alpn-01, dns-01)",
+        ),
+        (
+            {"acme": LE, "challenges": ["dns-01"]},
+            "--challenge: dns-01 needs --dns-hook: the command that publishes the TXT record",
+        ),
+        (
+            {"acme": LE, "challenges": ["http-01"], "http_listen": []},
+            "--challenge: http-01 needs a plain-HTTP listener for the CA to connect to, and "
+            "--no-http turned it off",
+        ),
+        (
+            {"acme": LE, "hosts": ["example.com", "*.example.com"]},
+            "--host: *.example.com can only be validated by dns-01: set --dns-hook",
+        ),
+        (
+            {"acme": LE, "hosts": ["*.example.com"], "dns_hook": "h", "challenges": ["http-01"]},
+            "--host: *.example.com can only be validated by dns-01: add --challenge dns-01",
+        ),
+        ({"acme": LE, "dns_hook": "  "}, "--dns-hook: expected a command, got only spaces"),
+        # the contrast cases: the same values, made whole
+        ({"acme": LE, "challenges": ["dns-01"], "dns_hook": "h"}, None),
+        ({"acme": LE, "hosts": ["*.example.com"], "dns_hook": "h"}, None),
+        ({"acme": LE, "challenges": ["tls-alpn-01"], "http_listen": []}, None),
+    ],
+)
+def test_acme_flag_errors(kwargs: dict[str, object], message: str | None) -> None:
+    test_from_flags_errors(kwargs, message)
+
+
+@pytest.mark.parametrize(
+    ("key", "flag", "value"),
+    [
+        ("directory", "acme", "https://"),
+        ("email", "email", "x@y z"),
+        ("eab", "eab", "k:@@"),
+        ("challenges", "challenges", "dns"),
+    ],
+)
+def test_acme_flag_and_file_messages_agree(key: str, flag: str, value: str) -> None:
+    text = f'[acme]\ndirectory = "{LE}"\n{key} = "{value}"\n' if key != "directory" else ""
+    text = text or f'[acme]\ndirectory = "{value}"\n'
+    text += '[[site]]\nhosts = "example.com"\nupstream = "127.0.0.1:8000"\n'
+    with pytest.raises(ConfigError) as from_file:
+        loads(text)
+    kwargs: dict[str, object] = {
+        "acme": LE,
+        flag: [value] if flag in ("email", "challenges") else value,
+    }
+    with pytest.raises(ConfigError) as from_flag:
+        from_flags(["example.com"], ["127.0.0.1:8000"], **kwargs)  # type: ignore[arg-type]
+    line = 2 if key == "directory" else 3
+    assert (
+        str(from_file.value).partition(f"tlsgate.toml:{line}: acme.{key}: ")[2]
+        == str(from_flag.value).partition(": ")[2]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# tlsgate serve: the flags reach from_flags
+# ---------------------------------------------------------------------------------------------
+
+
+def _serve(*argv: str) -> Config:
+    from tlsgate.cli import build_parser
+    from tlsgate.cli.serve import _config
+
+    return _config(build_parser().parse_args(["serve", *argv]))
+
+
+def test_serve_passes_the_acme_flags() -> None:
+    cfg = _serve(
+        "--host", "*.example.com", "--to", "http://127.0.0.1:8000", "--acme", LE,
+        "--acme-ca", "root.pem", "--email", "a@example.com", "--email", "b@example.com",
+        "--eab", f"kid:{MAC}", "--challenge", "dns-01", "--challenge", "tls-alpn-01",
+        "--dns-hook", "hook", "--no-http",
+    )  # fmt: skip
+    assert cfg.sites[0].acme == AcmeSettings(
+        directory=LE,
+        email=("a@example.com", "b@example.com"),
+        eab=("kid", b"secret-mac-key"),
+        challenges=("dns-01", "tls-alpn-01"),
+        ca=Path("root.pem"),
+        dns_hook="hook",
+    )
+    assert _serve("--host", "example.com", "--to", "127.0.0.1:8000").sites[0].issuer == "internal"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--email", "a@example.com"],
+            "--email: needs --acme DIRECTORY_URL (without it the certificate comes from the "
+            "internal CA)",
+        ),
+        (
+            ["--acme", LE, "--cert", "c.pem", "--key", "k.pem"],
+            "--cert: a site gets its certificate from files or from an issuer, not both "
+            "(drop --cert/--key or --acme)",
+        ),
+    ],
+)
+def test_serve_refuses_acme_flag_mistakes(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _serve("--host", "example.com", "--to", "127.0.0.1:8000", *argv)
+    assert str(info.value) == message
+
+
+def test_serve_refuses_acme_flags_with_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        _serve("-c", str(tmp_path / "tlsgate.toml"), "--acme", LE)
+    assert str(info.value) == "--acme: with -c FILE, ACME settings go in the file's [acme]"

@@ -37,9 +37,21 @@ def _logging(verbose: bool) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
+    acme_flags = {
+        "--acme": args.acme,
+        "--acme-ca": args.acme_ca,
+        "--email": args.email,
+        "--eab": args.eab,
+        "--challenge": args.challenges,
+        "--dns-hook": args.dns_hook,
+    }
     if args.config:
         if args.hosts or args.to:
             raise ConfigError("use either -c FILE or --host/--to, not both")
+        # Ignoring them would serve certificates from somewhere the command line did not say.
+        for flag, value in acme_flags.items():
+            if value:
+                raise ConfigError(f"{flag}: with -c FILE, ACME settings go in the file's [acme]")
         config = load(Path(args.config))
         if args.state:
             config = replace(config, server=replace(config.server, state=Path(args.state)))
@@ -54,9 +66,20 @@ def _config(args: argparse.Namespace) -> Config:
         admin_listen=args.admin_listen,
         workers=args.workers,
         state=args.state,
+        acme=args.acme,
+        acme_ca=args.acme_ca,
+        email=args.email or None,
+        eab=args.eab,
+        challenges=args.challenges or None,
+        dns_hook=args.dns_hook,
     )
     if bool(args.cert) != bool(args.key):
         raise ConfigError("--cert and --key go together")
+    if args.cert and args.acme:
+        raise ConfigError(
+            "--cert: a site gets its certificate from files or from an issuer, not both "
+            "(drop --cert/--key or --acme)"
+        )
     if args.cert:
         site = replace(config.sites[0], tls=TlsFiles(Path(args.cert), Path(args.key)))
         config = replace(config, sites=(site,))
@@ -215,6 +238,33 @@ def register(commands: Any) -> None:
         "--cert", metavar="FILE", help="serve this fullchain PEM instead of the internal CA"
     )
     p.add_argument("--key", metavar="FILE", help="the private key for --cert")
+    p.add_argument(
+        "--acme",
+        metavar="DIRECTORY_URL",
+        help="certificates from this ACME CA instead of the internal one",
+    )
+    p.add_argument("--acme-ca", metavar="FILE", help="trust this PEM root for --acme (private CA)")
+    p.add_argument(
+        "--email",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="ACME account contact (repeatable)",
+    )
+    p.add_argument("--eab", metavar="KID:KEY", help="External Account Binding key id and key")
+    p.add_argument(
+        "--challenge",
+        dest="challenges",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="http-01, tls-alpn-01 or dns-01 (repeatable, in order of preference)",
+    )
+    p.add_argument(
+        "--dns-hook",
+        metavar="CMD",
+        help="answer dns-01 with CMD present|cleanup _acme-challenge.NAME VALUE",
+    )
     p.add_argument(
         "--admin-listen",
         metavar="ADDR:PORT",
