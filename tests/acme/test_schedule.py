@@ -60,9 +60,24 @@ def test_next_attempt_paths() -> None:
     assert urgent.reason == "emergency" and urgent.at - (T0 + 82 * DAY) == timedelta(minutes=10)
     first = next_attempt(T0 + 82 * DAY, nb, na, failures=0)
     assert (first.reason, first.at) == ("emergency", T0 + 82 * DAY)
-    # A one-hour certificate retries every minute near its end.
+    # A one-hour certificate retries every minute near its end, a two-minute one every 2 s.
     tiny = next_attempt(T0 + timedelta(minutes=55), T0, T0 + timedelta(hours=1), failures=3)
     assert tiny.at - (T0 + timedelta(minutes=55)) == timedelta(minutes=1)
+    now = T0 + timedelta(seconds=110)
+    minutes = next_attempt(now, T0, T0 + timedelta(minutes=2), failures=3)
+    assert (minutes.reason, minutes.at - now) == ("emergency", timedelta(seconds=2))
+
+
+def test_backoff_of_short_lived_certificates_starts_at_a_hundredth_of_life() -> None:
+    rng = random.Random(6)
+    life = timedelta(minutes=2)
+    first = backoff(1, rng, lifetime=life)
+    assert timedelta(seconds=0.96) <= first <= timedelta(seconds=1.44)
+    # A 90-day certificate keeps the one-minute start.
+    assert backoff(1, rng, lifetime=90 * DAY) >= timedelta(seconds=48)
+    now = T0 + timedelta(seconds=30)
+    plan = next_attempt(now, T0, T0 + life, failures=2, rng=rng)
+    assert plan.reason == "backoff" and plan.at - now < timedelta(seconds=3)
 
 
 @given(

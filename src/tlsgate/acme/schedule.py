@@ -8,10 +8,12 @@ renewing in the same minute. So:
 * otherwise renew when a third of the lifetime is left (half for lifetimes under 10 days, as
   certbot, lego and Caddy do for short-lived certificates), minus a random jitter of up to 5 % of
   the lifetime;
-* after a failure, back off exponentially (1 min doubling, capped at 6 hours), with jitter;
-* once less than a tenth of the lifetime is left, the *emergency* path: retry every few minutes
-  at most (a sixtieth of the lifetime, within 1-10 minutes), whatever the backoff says, because an
-  expired certificate is the outage.
+* after a failure, back off exponentially (1 min doubling, capped at 6 hours), with jitter; a
+  certificate that lives less than 100 minutes starts from a hundredth of its lifetime instead,
+  since a minute's wait is a large part of a short life;
+* once less than a tenth of the lifetime is left, the *emergency* path: retry every sixtieth of
+  the lifetime (at least every 10 minutes, at most every 2 seconds), whatever the backoff says,
+  because an expired certificate is the outage.
 
 Pure: times and the random source are passed in, so the schedule is tested without a clock.
 """
@@ -27,6 +29,7 @@ __all__ = ["RenewalPlan", "backoff", "next_attempt", "renewal_time"]
 SHORT_LIVED = timedelta(days=10)
 MAX_BACKOFF = timedelta(hours=6)
 FIRST_BACKOFF = timedelta(minutes=1)
+EMERGENCY_STEP = (timedelta(seconds=2), timedelta(minutes=10))
 EMERGENCY_FRACTION = 10  # less than 1/10 of the lifetime left
 
 
@@ -56,12 +59,16 @@ def renewal_time(
     return RenewalPlan(not_after - left - jitter, "lifetime")
 
 
-def backoff(failures: int, rng: random.Random | None = None) -> timedelta:
-    """The wait after ``failures`` consecutive failures (1 -> about a minute), jittered +-20 %."""
+def backoff(
+    failures: int, rng: random.Random | None = None, *, lifetime: timedelta | None = None
+) -> timedelta:
+    """The wait after ``failures`` consecutive failures (1 -> about a minute, or a hundredth
+    of a short ``lifetime``), jittered +-20 %."""
     if failures < 1:
         return timedelta(0)
     rng = rng or random.Random()
-    base: timedelta = min(MAX_BACKOFF, FIRST_BACKOFF * (1 << min(failures - 1, 20)))
+    first = FIRST_BACKOFF if lifetime is None else min(FIRST_BACKOFF, lifetime / 100)
+    base: timedelta = min(MAX_BACKOFF, first * (1 << min(failures - 1, 20)))
     return base * (0.8 + 0.4 * rng.random())
 
 
@@ -78,9 +85,10 @@ def next_attempt(
     rng = rng or random.Random()
     life = not_after - not_before
     if not_after - now < life / EMERGENCY_FRACTION:
-        step = min(timedelta(minutes=10), max(timedelta(minutes=1), life / 60))
+        low, high = EMERGENCY_STEP
+        step = min(high, max(low, life / 60))
         return RenewalPlan(now + (step if failures else timedelta(0)), "emergency")
     if failures:
-        return RenewalPlan(now + backoff(failures, rng), "backoff")
+        return RenewalPlan(now + backoff(failures, rng, lifetime=life), "backoff")
     plan = renewal_time(not_before, not_after, ari_window=ari_window, rng=rng)
     return plan if plan.at > now else RenewalPlan(now, plan.reason)
