@@ -81,8 +81,10 @@ class CertificateHandlers(ServerCore):
         cert = x509.load_pem_x509_certificate(record.pem)
         if cert_id(cert) != text:
             raise AcmeProblem.malformed("no certificate of this CA has that CertID", status=404)
+        # From when it was issued, not from its not-before: that is backdated for clock skew,
+        # which for a certificate of minutes would put the whole window in the past.
         window = renewal_window(
-            record.not_before,
+            max(record.not_before, record.issued_at),
             record.not_after,
             revoked=record.status is CertStatus.REVOKED,
             now=self.clock(),

@@ -143,8 +143,16 @@ class AcmeClient:
                     if response.status != 200:
                         raise AcmeClientError(f"directory answered {response.status}")
                     self._directory = await response.json()
+            except aiohttp.ClientConnectorCertificateError as exc:
+                raise AcmeClientError(
+                    f"{self.directory_url}: the ACME server's certificate is not trusted "
+                    f"({exc.certificate_error}); for a private CA, trust its root explicitly"
+                ) from None
             except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
-                raise AcmeClientError(f"cannot read the ACME directory: {exc}") from None
+                reason = str(exc) or type(exc).__name__
+                raise AcmeClientError(
+                    f"cannot read the ACME directory {self.directory_url}: {reason}"
+                ) from None
         return self._directory
 
     async def _new_nonce(self) -> str:
@@ -241,10 +249,14 @@ class AcmeClient:
             authz, _ = await self._post_json(authz_url, None)
             if authz["status"] == "valid":
                 continue
-            challenge = next((c for c in authz["challenges"] if c["type"] in solvers), None)
+            # Our preference order (the solvers' order), not the CA's: it may shuffle them.
+            offered = {c["type"]: c for c in authz["challenges"]}
+            challenge = next((offered[t] for t in solvers if t in offered), None)
             if challenge is None:
-                offered = ", ".join(c["type"] for c in authz["challenges"])
-                raise AcmeClientError(f"no solver for any offered challenge ({offered})")
+                raise AcmeClientError(
+                    f"{authz['identifier']['value']}: the CA offers {', '.join(offered)}, "
+                    f"tlsgate is set up for {', '.join(solvers)}"
+                )
             identifier = authz["identifier"]["value"]
             if authz.get("wildcard"):
                 identifier = f"*.{identifier}"
@@ -302,7 +314,14 @@ class AcmeClient:
         """The whole flow for ``names``, certified for ``key``: the PEM chain."""
         if self.kid is None:
             await self.register()
-        order = await self.new_order(names, replaces=replaces, profile=profile)
+        try:
+            order = await self.new_order(names, replaces=replaces, profile=profile)
+        except AcmeClientError as exc:
+            if replaces is None or exc.type.endswith((":rateLimited", ":unauthorized")):
+                raise
+            # RFC 9773 section 5: a CA that will not take this ``replaces`` (it does not know
+            # the certificate, or it was replaced already) still owes us a plain order.
+            order = await self.new_order(names, profile=profile)
         if order.status not in ("ready", "valid"):
             await self.authorize(order, solvers)
         csr = (
