@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
+from datetime import timedelta
 from typing import Any
 
 from tlsgate.acme.policy import IdentifierPolicy
@@ -17,8 +18,9 @@ from tlsgate.acme.server import AcmeSettings
 from tlsgate.acme.service import serve_acme
 from tlsgate.acme.validation import ValidationConfig
 from tlsgate.ca.authority import CertificateAuthority, passphrase_from_env
-from tlsgate.config import eab_key, parse_listen
+from tlsgate.config import eab_key, parse_duration, parse_listen
 from tlsgate.errors import ConfigError
+from tlsgate.pki.profiles import MIN_LEAF_LIFETIME
 from tlsgate.store import open_store
 
 __all__ = ["add_parser"]
@@ -54,8 +56,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         resolve=args.resolve,
         dns_resolver=args.dns_resolver,
     )
+    profiles = dict(AcmeSettings().profiles)
+    if args.lifetime is not None:
+        lifetime = timedelta(seconds=parse_duration(args.lifetime, "--lifetime"))
+        if lifetime < MIN_LEAF_LIFETIME:
+            raise ConfigError(f"--lifetime {args.lifetime}: certificates live at least 1 minute")
+        profiles["default"] = lifetime
     settings = AcmeSettings(
         policy=IdentifierPolicy(ca.constraints, allow_dns=allow_dns, allow_ip=allow_ip),
+        profiles=profiles,
         validation=validation,
         eab_keys=_eab(args.eab),
         eab_required=args.require_eab,
@@ -133,6 +142,11 @@ def add_parser(sub: Any, common: Any) -> None:
         default=[],
         metavar="KID:KEY",
         help="an External Account Binding key id and base64url MAC key",
+    )
+    p.add_argument(
+        "--lifetime",
+        metavar="DURATION",
+        help="lifetime of certificates in the default profile, e.g. 90d, 24h, 5m (default 90d)",
     )
     p.add_argument(
         "--require-eab",

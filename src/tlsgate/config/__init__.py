@@ -82,7 +82,7 @@ would trust nobody's ``X-Forwarded-For`` (or, misspelt the other way, everybody'
 
 from __future__ import annotations
 
-from tlsgate.config.flags import eab_key, from_flags, parse_listen
+from tlsgate.config.flags import eab_key, from_flags, parse_duration, parse_listen
 from tlsgate.config.model import (
     CHALLENGE_TYPES,
     DEFAULT_HSTS_MAX_AGE,
@@ -116,5 +116,6 @@ __all__ = [
     "from_flags",
     "load",
     "loads",
+    "parse_duration",
     "parse_listen",
 ]

@@ -10,7 +10,7 @@ from tlsgate.config.acme import _FLAG_WORDS, _acme_given, _acme_settings, _eab
 from tlsgate.config.addresses import _hosts, _listen, _listeners, _listens, _upstreams
 from tlsgate.config.messages import _At
 from tlsgate.config.model import Config, ListenAddress, ServerConfig, SiteConfig
-from tlsgate.config.values import _path, _workers
+from tlsgate.config.values import _duration, _path, _workers
 
 
 def from_flags(
@@ -88,6 +88,11 @@ def from_flags(
         acme=settings,
     )
     return Config(server=server, sites=(site,))
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """One duration value ("90d", "12h", "30m", "60s") in seconds, checked like the file's."""
+    return _duration(text, _At(flag))
 
 
 def parse_listen(text: str, flag: str) -> ListenAddress:

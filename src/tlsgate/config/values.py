@@ -101,15 +101,31 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_ROTATION = 7 * 86400
 
 
+def _duration_text(value: str) -> float | None:
+    """Seconds in "12h", "1h30m", "90s", "2d"; None if it is not written that way."""
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return float(sum(int(n) * _UNIT_SECONDS[u] for n, u in parts))
+
+
+def _duration(value: str, at: _At) -> float:
+    """A positive duration written "12h", "30m", "90s" or "1d2h" (a command-line value)."""
+    seconds = _duration_text(value)
+    if seconds is None or seconds <= 0:
+        raise at.error(f'{_show(value)}: expected a duration like "90d", "12h", "30m" or "60s"')
+    return seconds
+
+
 def _rotation(value: object, at: _At) -> float | None:
     """``ticket_rotation``: "off", a duration ("12h", "1h30m", "2s") or a number of seconds."""
     if value == "off":
         return None
     if isinstance(value, str):
-        parts = _DURATION_PART.findall(value)
-        if not parts or "".join(n + u for n, u in parts) != value:
+        parsed = _duration_text(value)
+        if parsed is None:
             raise at.error(f'{_show(value)}: expected "off" or a duration like "12h", "30m", "1d"')
-        seconds = float(sum(int(n) * _UNIT_SECONDS[u] for n, u in parts))
+        seconds = parsed
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         seconds = float(value)
     else:
