@@ -1,4 +1,5 @@
-"""The dependency direction is a rule, so it is a test: pki <- store <- ca <- cli.
+"""The dependency direction is a rule, so it is a test: pki <- store <- ca <- acme <- renewal
+<- proxy <- cli.
 
 Each check imports a package in a fresh interpreter and looks at what came along, which catches
 imports hidden inside functions of other modules only once they run, and module-level ones always.
@@ -18,8 +19,9 @@ FORBIDDEN = {
     "tlsgate.pki": ["sqlite3", "asyncio", "ssl", "tlsgate.store", "tlsgate.ca", "tlsgate.cli"],
     "tlsgate.store": ["asyncio", "tlsgate.ca", "tlsgate.cli"],
     "tlsgate.ca": ["asyncio", "tlsgate.cli"],
+    "tlsgate.acme": ["tlsgate.cli", "tlsgate.renewal"],
+    "tlsgate.renewal": ["tlsgate.cli", "tlsgate.proxy"],
     "tlsgate.proxy": ["tlsgate.cli"],
-    "tlsgate.acme": ["tlsgate.cli"],
 }
 
 

@@ -7,77 +7,23 @@ Each trusts the CA root through its own variable (``REQUESTS_CA_BUNDLE``,
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from tests.conftest import free_port, require_tool
+from tests.conftest import require_tool
 from tlsgate.store.sqlite import SQLiteStore
 
+from .ca_serve import AcmeCA, running_acme_ca
+
 pytestmark = pytest.mark.interop
-
-
-@dataclass
-class AcmeCA:
-    directory: str
-    root: Path
-    state: Path
-    http_port: int
-    tls_port: int
-    log: Path
-
-
-@contextlib.contextmanager
-def running_acme_ca(tmp_path: Path, *extra: str) -> Iterator[AcmeCA]:
-    """A real `tlsgate ca serve` with its own state; ``extra`` are more options for it."""
-    state = tmp_path / "state"
-    env = {**os.environ, "TLSGATE_STATE": str(state)}
-    env.pop("TLSGATE_CA_PASSPHRASE", None)
-    tlsgate = [sys.executable, "-m", "tlsgate"]
-    subprocess.run([*tlsgate, "ca", "init"], env=env, check=True, capture_output=True, timeout=60)
-    root = tmp_path / "root.pem"
-    subprocess.run(
-        [*tlsgate, "ca", "export-root", "--out", str(root)],
-        env=env, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    port, http_port, tls_port = free_port(), free_port(), free_port()
-    log = tmp_path / "ca-serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                *tlsgate, "ca", "serve",
-                "--listen", f"127.0.0.1:{port}",
-                "--http-01-port", str(http_port),
-                "--tls-alpn-01-port", str(tls_port),
-                "--resolve", "*.example.test=127.0.0.1",
-                *extra,
-            ],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while "ACME directory at" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield AcmeCA(f"https://localhost:{port}/directory", root, state, http_port, tls_port, log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

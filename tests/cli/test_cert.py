@@ -19,7 +19,8 @@ import dns.rrset
 import pytest
 from cryptography import x509
 
-from tests.acme.test_interop_e2e import AcmeCA, acme_ca, running_acme_ca  # noqa: F401
+from tests.acme.ca_serve import AcmeCA, running_acme_ca
+from tests.acme.test_interop_e2e import acme_ca  # noqa: F401
 
 from .test_ca_cli import refused
 

@@ -1,25 +1,31 @@
+"""What ``serve`` presents at start-up and after a reload: files, the store, or a placeholder.
+(When to renew is the renewer's business: tests/renewal.)"""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from tlsgate.ca import CertificateAuthority
-from tlsgate.config import SiteConfig, TlsFiles, Upstream
+from tlsgate.config import AcmeSettings, SiteConfig, TlsFiles, Upstream
 from tlsgate.errors import ConfigError
 from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities
-from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, renewal_time
+from tlsgate.pki.placeholder import PLACEHOLDER_SUBJECT
+from tlsgate.proxy.certificates import CertificateManager, certified_names
+from tlsgate.store.base import ManagedCertificate
 from tlsgate.store.sqlite import SQLiteStore
 
 SITE = SiteConfig(hosts=("localhost", "app.internal"), upstreams=(Upstream("127.0.0.1", 1),))
-
-
-def test_renewal_time() -> None:
-    start = datetime(2026, 1, 1)
-    assert renewal_time(start, start + timedelta(days=90)) == start + timedelta(days=60)
-    assert renewal_time(start, start + timedelta(days=6)) == start + timedelta(days=3)
+ACME = SiteConfig(
+    hosts=("www.example.test", "example.test"),
+    upstreams=SITE.upstreams,
+    issuer="acme",
+    acme=AcmeSettings(directory="https://ca.example.test/dir"),
+)
 
 
 def test_creates_ca_issues_and_reuses(store: SQLiteStore, now: datetime) -> None:
@@ -27,18 +33,19 @@ def test_creates_ca_issues_and_reuses(store: SQLiteStore, now: datetime) -> None
     first = manager.load_all(now)["localhost"]
     assert store.active_authority() is not None  # the embedded default made a CA
     assert first.source == "internal"
-    assert first.renew_at == renewal_time(
-        first.leaf.not_valid_before_utc, first.leaf.not_valid_after_utc
-    )
-    # A restart reuses the stored certificate instead of issuing again.
-    again = CertificateManager(store, (SITE,)).load_all(now + timedelta(days=1))["localhost"]
+    # The internal CA adds the loopback addresses to localhost, as browsers expect.
+    san = first.leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san) == set(parse_identities(["localhost", "app.internal", "127.0.0.1", "::1"]))
+    # A restart reuses the stored certificate instead of issuing again, even when its renewal
+    # is due: the renewer replaces it in the background.
+    late = first.leaf.not_valid_after_utc - timedelta(days=1)
+    again = CertificateManager(store, (SITE,)).load_all(late)["localhost"]
     assert again.leaf.serial_number == first.leaf.serial_number
     assert len(store.list_certificates()) == 1
-    # Due -> renewed.
-    later = first.renew_at + timedelta(seconds=1)
-    changed = manager.refresh(later)
-    assert [c.name for c in changed] == ["localhost"]
-    assert manager.current["localhost"].leaf.serial_number != first.leaf.serial_number
+    # Expired: a new one before the first handshake.
+    after = first.leaf.not_valid_after_utc + timedelta(seconds=1)
+    fresh = CertificateManager(store, (SITE,)).load_all(after)["localhost"]
+    assert fresh.leaf.serial_number != first.leaf.serial_number
 
 
 def test_changed_names_are_reissued(store: SQLiteStore, now: datetime) -> None:
@@ -48,21 +55,28 @@ def test_changed_names_are_reissued(store: SQLiteStore, now: datetime) -> None:
     assert "other.internal" in str(cert.leaf.extensions)
 
 
-def test_failed_renewal_keeps_serving(store: SQLiteStore, state_dir: Path, now: datetime) -> None:
-    manager = CertificateManager(store, (SITE,))
-    current = manager.load_all(now)["localhost"]
-    for key in (state_dir / "keys").iterdir():
-        key.write_bytes(b"corrupted")  # the CA can no longer sign
-    manager._ca = None
-    due = current.renew_at + timedelta(seconds=1)
-    assert manager.refresh(due) == []
-    assert manager.current["localhost"] is current
-    assert "private key" in manager.last_error["localhost"]
-    # Backed off: no new attempt before the retry time, and the next check waits for it.
-    assert manager.retry_at["localhost"] == due + timedelta(minutes=1)
-    assert manager.next_check(due) == due + timedelta(minutes=1)
-    assert manager.refresh(due + timedelta(seconds=30)) == []
-    assert manager.failures["localhost"] == 1
+def test_an_acme_site_starts_on_a_placeholder_then_serves_the_stored_one(
+    store: SQLiteStore, now: datetime, ca: CertificateAuthority
+) -> None:
+    assert certified_names(ACME) == ACME.hosts  # exactly the configured names from a public CA
+    manager = CertificateManager(store, (ACME,))
+    placeholder = manager.load_all(now)["www.example.test"]
+    assert placeholder.source == "placeholder"
+    assert placeholder.leaf.issuer == placeholder.leaf.subject  # self-signed: trusted by no one
+    assert PLACEHOLDER_SUBJECT in placeholder.leaf.subject.rfc4514_string()
+    assert store.load_managed("www.example.test") is None  # never stored as if it were real
+    issued = ca.issue(parse_identities(ACME.hosts), now=now)
+    assert issued.private_key is not None
+    store.save_managed(
+        ManagedCertificate(
+            "www.example.test", issued.fullchain_pem, private_key_pem(issued.private_key),
+            issued.certificate.not_valid_after_utc, "acme:https://ca.example.test/dir", now,
+        )
+    )  # fmt: skip
+    changed = manager.reload(now)
+    assert [c.leaf.serial_number for c in changed] == [issued.certificate.serial_number]
+    assert manager.current["www.example.test"].source == "acme:https://ca.example.test/dir"
+    assert manager.reload(now) == []  # nothing new: nothing to swap
 
 
 def test_file_pair_errors(store: SQLiteStore, tmp_path: Path, now: datetime) -> None:
@@ -75,7 +89,7 @@ def test_file_pair_errors(store: SQLiteStore, tmp_path: Path, now: datetime) -> 
         CertificateManager(store, (site,)).load_all(now)
 
 
-def test_files_are_reread_every_minute(
+def test_files_are_reread_and_a_broken_file_keeps_the_current_one(
     store: SQLiteStore, tmp_path: Path, now: datetime, ca: CertificateAuthority
 ) -> None:
     """A certificate renewed outside tlsgate is picked up without a signal."""
@@ -87,11 +101,17 @@ def test_files_are_reread_every_minute(
     site = SiteConfig(hosts=("a.example",), upstreams=SITE.upstreams, tls=TlsFiles(cert, key))
     manager = CertificateManager(store, (site,))
     manager.load_all(now)
-    assert manager.next_check(now) == now + FILE_CHECK
-    assert manager.refresh(now + FILE_CHECK) == []  # unchanged: nothing to swap
+    assert manager.has_files
+    assert manager.managed() == []  # files are nobody's to renew but their owner's
+    assert manager.reload(now) == []  # unchanged: nothing to swap
     renewed = ca.issue(parse_identities(["a.example"]), now=now)
     assert renewed.private_key is not None
+    key.write_bytes(b"half-written")
+    assert manager.reload(now) == []
+    assert manager.file_errors["a.example"]
+    assert manager.current["a.example"].leaf.serial_number == issued.certificate.serial_number
     cert.write_bytes(renewed.fullchain_pem)
     key.write_bytes(private_key_pem(renewed.private_key))
-    changed = manager.refresh(now + 2 * FILE_CHECK)
+    changed = manager.reload(now + timedelta(minutes=1))
     assert [c.leaf.serial_number for c in changed] == [renewed.certificate.serial_number]
+    assert "a.example" not in manager.file_errors

@@ -1,11 +1,15 @@
-"""The certificates ``serve`` presents: issued by the internal CA or read from files, and renewed.
+"""The certificates ``serve`` presents, per site: from files, from the store, or a placeholder.
 
 Embedded default: no configuration at all. If the state has no CA yet, one is created (so
 ``tlsgate ca export-root`` right after gives the root to trust); each site's certificate is
-issued from it, stored with its key, reused on the next start while it is fresh, and renewed
-when a third of its lifetime is left (half, for lifetimes under ten days), the rule Let's Encrypt
-clients follow. A renewal that fails leaves the current certificate in place: the next attempt
-comes later, and the site keeps serving.
+issued from it before the first handshake, stored with its key, and reused on the next start.
+
+Sites with ``issuer = "acme"`` use the certificate in the store while it is valid, even if its
+renewal is due (the renewer replaces it in the background). Until a first one arrives, they
+present a self-signed placeholder, because the listeners must be up for the CA to validate.
+
+Renewal itself (when, retries, ARI) is :mod:`tlsgate.renewal`; this module loads what is
+current and re-reads certificate files, so a renewal done outside tlsgate is served too.
 """
 
 from __future__ import annotations
@@ -17,32 +21,25 @@ from pathlib import Path
 
 from cryptography import x509
 
-from tlsgate.ca import CertificateAuthority, passphrase_from_env
-from tlsgate.config import SiteConfig
-from tlsgate.errors import ConfigError, NotInitialized, TlsgateError
-from tlsgate.pki.keys import load_private_key, private_key_pem
-from tlsgate.pki.names import parse_identities, with_loopback
+from tlsgate.ca import CertificateAuthority
+from tlsgate.config import AcmeSettings, SiteConfig
+from tlsgate.errors import ConfigError, TlsgateError
+from tlsgate.pki.keys import load_private_key
+from tlsgate.pki.names import with_loopback
 from tlsgate.pki.pem import load_certificates
+from tlsgate.pki.placeholder import placeholder_certificate
+from tlsgate.renewal.issuers import AcmeIssuer, InternalIssuer, Issuer
+from tlsgate.renewal.renewer import Managed, stored_leaf
 from tlsgate.store.base import ManagedCertificate, Store
 
-__all__ = ["CertificateManager", "SiteCertificate", "renewal_time"]
+__all__ = ["FILE_CHECK", "CertificateManager", "SiteCertificate", "certified_names"]
 
 log = logging.getLogger("tlsgate.certificates")
 
-INTERNAL_LIFETIME = timedelta(days=90)
-#: Waits after consecutive failed renewals (certmagic's table, capped at 6 hours): retrying at
-#: once would hammer a CA that is down, waiting a day would let short-lived certificates expire.
 #: How often certificate files are re-read: a renewal done outside tlsgate (certbot's deploy
 #: hook, a secrets manager) is served within this, with no signal needed.
 FILE_CHECK = timedelta(seconds=60)
-BACKOFF = tuple(timedelta(minutes=m) for m in (1, 2, 2, 5, 10, 20, 30, 60, 120, 240, 360))
-
-
-def renewal_time(not_before: datetime, not_after: datetime) -> datetime:
-    """Renew with 1/3 of the lifetime left, or 1/2 when the lifetime is under ten days."""
-    lifetime = not_after - not_before
-    remaining = lifetime / 2 if lifetime < timedelta(days=10) else lifetime / 3
-    return not_after - remaining
+PLACEHOLDER = "placeholder"
 
 
 @dataclass(frozen=True)
@@ -51,15 +48,19 @@ class SiteCertificate:
     fullchain_pem: bytes
     key_pem: bytes
     leaf: x509.Certificate
-    source: str  # "internal" or the certificate file's path
+    source: str  # "internal", "acme:<directory>", "placeholder" or the certificate file's path
 
     @property
     def name(self) -> str:
         return self.site.hosts[0]
 
-    @property
-    def renew_at(self) -> datetime:
-        return renewal_time(self.leaf.not_valid_before_utc, self.leaf.not_valid_after_utc)
+
+def certified_names(site: SiteConfig) -> tuple[str, ...]:
+    """What a site's certificate covers. The internal CA adds 127.0.0.1 and ::1 to localhost
+    (the browsers' rule); a public CA is asked for exactly the configured names."""
+    if site.issuer == "acme":
+        return site.hosts
+    return tuple(with_loopback(site.hosts))
 
 
 class CertificateManager:
@@ -67,24 +68,31 @@ class CertificateManager:
         self.store = store
         self.sites = sites
         self.current: dict[str, SiteCertificate] = {}
-        self._ca: CertificateAuthority | None = None
-        self.failures: dict[str, int] = {}
-        self.retry_at: dict[str, datetime] = {}
-        self.last_error: dict[str, str] = {}
+        self.internal = InternalIssuer(store)
+        self._acme: dict[AcmeSettings, AcmeIssuer] = {}
+        self.file_errors: dict[str, str] = {}
 
-    # -- the internal CA -----------------------------------------------------------------------
     def ca(self, now: datetime) -> CertificateAuthority:
-        if self._ca is None:
-            passphrase = passphrase_from_env()
-            try:
-                self._ca = CertificateAuthority.load(self.store, passphrase)
-            except NotInitialized:
-                log.warning("no certificate authority in %s: creating one", self.store.location)
-                self._ca = CertificateAuthority.init(self.store, now=now, passphrase=passphrase)
-        return self._ca
+        return self.internal.ca(now)
+
+    def issuer(self, site: SiteConfig) -> Issuer:
+        if site.acme is None:
+            return self.internal
+        issuer = self._acme.get(site.acme)
+        if issuer is None:  # one account and connection pool per CA settings
+            issuer = self._acme[site.acme] = AcmeIssuer(site.acme, self.store)
+        return issuer
+
+    def managed(self) -> list[Managed]:
+        """What the renewer keeps fresh: every site whose certificate is not a file pair."""
+        return [
+            Managed(site.hosts[0], certified_names(site), self.issuer(site))
+            for site in self.sites
+            if site.tls is None
+        ]
 
     # -- loading -------------------------------------------------------------------------------
-    def _from_files(self, site: SiteConfig) -> SiteCertificate:
+    def from_files(self, site: SiteConfig) -> SiteCertificate:
         assert site.tls is not None
         try:
             chain_pem = Path(site.tls.cert).read_bytes()
@@ -101,115 +109,98 @@ class CertificateManager:
             )
         return SiteCertificate(site, chain_pem, key_pem, certs[0], str(site.tls.cert))
 
-    def _from_store(self, site: SiteConfig, now: datetime) -> SiteCertificate | None:
+    def from_store(self, site: SiteConfig, now: datetime) -> SiteCertificate | None:
+        """The stored certificate while it is valid and for the site's names, else None.
+
+        Due or from another issuer is fine: serving it beats a placeholder while the renewer
+        replaces it."""
         stored = self.store.load_managed(site.hosts[0])
-        if stored is None:
+        leaf, why = stored_leaf(stored, certified_names(site))
+        if stored is None or leaf is None or why:
             return None
-        try:
-            leaf = load_certificates(stored.fullchain_pem, source="stored certificate")[0]
-        except TlsgateError:
+        if not leaf.not_valid_before_utc <= now < leaf.not_valid_after_utc:
             return None
-        want = set(parse_identities(with_loopback(site.hosts)))
-        try:
-            have = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-        except x509.ExtensionNotFound:
-            have = set()
-        cert = SiteCertificate(site, stored.fullchain_pem, stored.key_pem, leaf, "internal")
-        if have != want or now >= cert.renew_at:
-            return None  # the site's names changed, or it is due: issue a new one
-        return cert
+        return SiteCertificate(site, stored.fullchain_pem, stored.key_pem, leaf, stored.issuer)
 
-    def _issue(self, site: SiteConfig, now: datetime) -> SiteCertificate:
-        from tlsgate.pki.profiles import LeafProfile
+    def from_record(self, record: ManagedCertificate) -> SiteCertificate | None:
+        """A certificate the renewer just stored, for the site it belongs to."""
+        for site in self.sites:
+            if site.hosts[0] == record.name:
+                leaf = load_certificates(record.fullchain_pem, source="new certificate")[0]
+                return SiteCertificate(
+                    site, record.fullchain_pem, record.key_pem, leaf, record.issuer
+                )
+        return None
 
-        ca = self.ca(now)
-        lifetime = min(
-            INTERNAL_LIFETIME, ca.intermediate.not_valid_after_utc - now - timedelta(minutes=1)
-        )
-        issued = ca.issue(
-            parse_identities(with_loopback(site.hosts)),
-            now=now,
-            profile=LeafProfile(lifetime=lifetime),
-            requester="serve",
-        )
-        assert issued.private_key is not None
-        key_pem = private_key_pem(issued.private_key)
-        self.store.save_managed(
-            ManagedCertificate(
-                name=site.hosts[0],
-                fullchain_pem=issued.fullchain_pem,
-                key_pem=key_pem,
-                not_after=issued.certificate.not_valid_after_utc,
-                issuer="internal",
-                updated_at=now,
+    def _first(self, site: SiteConfig, now: datetime) -> SiteCertificate:
+        """A site with nothing stored: the internal CA issues at once (no network involved);
+        an ACME site starts on a placeholder until the renewer's first order completes."""
+        if site.acme is None:
+            names = certified_names(site)
+            issued = self.internal.issue_now(names, now=now)
+            self.store.save_managed(
+                ManagedCertificate(
+                    name=site.hosts[0],
+                    fullchain_pem=issued.fullchain_pem,
+                    key_pem=issued.key_pem,
+                    not_after=issued.leaf.not_valid_after_utc,
+                    issuer=self.internal.name,
+                    updated_at=now,
+                )
             )
+            log.info(
+                "issued certificate for %s (serial %X, until %s)",
+                ", ".join(site.hosts),
+                issued.leaf.serial_number,
+                issued.leaf.not_valid_after_utc.isoformat(),
+            )
+            return SiteCertificate(
+                site, issued.fullchain_pem, issued.key_pem, issued.leaf, self.internal.name
+            )
+        cert_pem, key_pem = placeholder_certificate(site.hosts, now=now)
+        leaf = load_certificates(cert_pem)[0]
+        log.warning(
+            "site %s: no certificate yet; serving a self-signed placeholder until %s issues one",
+            site.hosts[0],
+            site.acme.directory,
         )
-        log.info(
-            "issued certificate for %s (serial %s, until %s)",
-            ", ".join(site.hosts),
-            issued.info.serial_hex,
-            issued.certificate.not_valid_after_utc.isoformat(),
-        )
-        return SiteCertificate(site, issued.fullchain_pem, key_pem, issued.certificate, "internal")
+        return SiteCertificate(site, cert_pem, key_pem, leaf, PLACEHOLDER)
 
     def load_all(self, now: datetime) -> dict[str, SiteCertificate]:
         """Every site's certificate for start-up: fail loudly, since nothing can be served yet."""
         for site in self.sites:
             if site.tls is not None:
-                cert = self._from_files(site)
+                cert = self.from_files(site)
             else:
-                cert = self._from_store(site, now) or self._issue(site, now)
+                cert = self.from_store(site, now) or self._first(site, now)
             self.current[cert.name] = cert
         return dict(self.current)
 
-    def refresh(self, now: datetime) -> list[SiteCertificate]:
-        """Renew what is due and re-read changed files; returns the certificates that changed.
-
-        Never raises for one site's failure: the current certificate stays and the error is
-        logged, so one broken site does not take the others down.
-        """
+    def reload(self, now: datetime) -> list[SiteCertificate]:
+        """What changed in the files and the store since the last look; never raises for one
+        site's failure: the current certificate stays and the error is logged."""
         changed: list[SiteCertificate] = []
         for site in self.sites:
             name = site.hosts[0]
-            current = self.current.get(name)
-            if name in self.retry_at and now < self.retry_at[name]:
-                continue
             try:
                 if site.tls is not None:
-                    fresh = self._from_files(site)
-                    if current is not None and fresh.fullchain_pem == current.fullchain_pem:
-                        continue
-                elif current is None or now >= current.renew_at:
-                    fresh = self._issue(site, now)
+                    fresh: SiteCertificate | None = self.from_files(site)
                 else:
-                    continue
+                    fresh = self.from_store(site, now)
             except TlsgateError as exc:
-                count = self.failures.get(name, 0)
-                self.failures[name] = count + 1
-                self.retry_at[name] = now + BACKOFF[min(count, len(BACKOFF) - 1)]
-                self.last_error[name] = str(exc)
-                log.error(
-                    "site %s: certificate not renewed, still serving the current one; "
-                    "next attempt at %s: %s",
-                    name,
-                    self.retry_at[name].isoformat(timespec="seconds"),
-                    exc,
-                )
+                if self.file_errors.get(name) != str(exc):  # once per distinct error
+                    log.error("site %s: keeping the current certificate: %s", name, exc)
+                self.file_errors[name] = str(exc)
                 continue
-            self.failures.pop(name, None)
-            self.retry_at.pop(name, None)
-            self.last_error.pop(name, None)
-            self.current[name] = fresh
-            changed.append(fresh)
+            self.file_errors.pop(name, None)
+            current = self.current.get(name)
+            if fresh is not None and (
+                current is None or fresh.fullchain_pem != current.fullchain_pem
+            ):
+                self.current[name] = fresh
+                changed.append(fresh)
         return changed
 
-    def next_check(self, now: datetime) -> datetime:
-        dates = [
-            max(c.renew_at, self.retry_at.get(name, c.renew_at))
-            for name, c in self.current.items()
-            if c.source == "internal"
-        ]
-        if any(c.source != "internal" for c in self.current.values()):
-            dates.append(now + FILE_CHECK)
-        soonest = min(dates, default=now + timedelta(hours=1))
-        return max(now + timedelta(seconds=1), min(soonest, now + timedelta(hours=1)))
+    @property
+    def has_files(self) -> bool:
+        return any(site.tls is not None for site in self.sites)

@@ -5,18 +5,23 @@ Shape: the master loads configuration and certificates and builds the TLS contex
 connections across them) and run a uvloop event loop. With one worker, the master is the worker.
 
 Signals: SIGTERM/SIGINT stop accepting, let in-flight exchanges finish (up to ``drain``
-seconds), then exit. SIGHUP re-reads certificate files and the store and swaps certificates into
-the live contexts. The master renews internal certificates when due and tells workers (SIGHUP)
-to pick them up; a renewal failure keeps the current certificate serving.
+seconds), then exit. SIGHUP re-reads certificate files and the store, swaps certificates into
+the live contexts and retries failing renewals at once. The master runs the renewer
+(:mod:`tlsgate.renewal`) for every certificate that is not a file pair, stores what it gets and
+tells the workers (SIGHUP) to pick it up; a renewal failure keeps the current certificate
+serving. The workers answer the CA's http-01 and tls-alpn-01 validations from the store, where
+the master's renewer put the answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -25,8 +30,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
-from tlsgate.proxy.certificates import CertificateManager, SiteCertificate
+from tlsgate.errors import TlsgateError
+from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
+from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
+from tlsgate.proxy.clienthello import ClientHello
 from tlsgate.proxy.edge import AccessRecord, Edge
 from tlsgate.proxy.metrics import AdminProtocol, Metrics, prepare_multiprocess
 from tlsgate.proxy.ocsp import OcspCache, cache_directory
@@ -37,13 +46,17 @@ from tlsgate.proxy.stapling import SiteStapling
 from tlsgate.proxy.tickets import TicketKeys, install_all
 from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
-from tlsgate.store.base import Store
+from tlsgate.renewal.renewer import Renewer
+from tlsgate.store import open_store
+from tlsgate.store.base import ManagedCertificate, Store
 
 __all__ = ["AccessLog", "EdgeServer"]
 
 log = logging.getLogger("tlsgate.serve")
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_CHALLENGE_PATH = b"/.well-known/acme-challenge/"
+_TOKEN = re.compile(rb"[A-Za-z0-9_-]{1,256}")
 
 
 class AccessLog:
@@ -128,6 +141,8 @@ class EdgeServer:
         self.on_ready: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
         self.stapling = SiteStapling(OcspCache(cache_directory(store.location)))
+        self.renewer: Renewer | None = None
+        self._challenge_contexts: dict[tuple[str, str], ssl.SSLContext] = {}
 
     def _ticket_keys(self) -> TicketKeys | None:
         """Session-ticket keys from the store's secret: the same in every worker (they fork
@@ -164,30 +179,64 @@ class EdgeServer:
 
     def _reload_from_sources(self) -> None:
         """Worker side of SIGHUP: take whatever the store and files hold now."""
-        changed: list[SiteCertificate] = []
         now = datetime.now(UTC)
-        for site in self.config.sites:
-            try:
-                fresh = (
-                    self.manager._from_files(site)
-                    if site.tls is not None
-                    else self.manager._from_store(site, now)
-                )
-            except Exception as exc:  # a broken file must not kill the worker
-                log.error(
-                    "site %s: reload failed, keeping the current certificate: %s",
-                    site.hosts[0],
-                    exc,
-                )
-                continue
-            current = self.manager.current.get(site.hosts[0])
-            if fresh is not None and (
-                current is None or fresh.fullchain_pem != current.fullchain_pem
-            ):
-                self.manager.current[site.hosts[0]] = fresh
-                changed.append(fresh)
-        self._swap(changed)
+        self._swap(self.manager.reload(now))
         self.stapling.reload(now)  # the OCSP responses the master wrote
+
+    def _on_renewed(self, record: ManagedCertificate) -> None:
+        """The renewer stored a new certificate: serve it here, then in every worker."""
+        cert = self.manager.from_record(record)
+        if cert is None:
+            return
+        self.manager.current[cert.name] = cert
+        self._swap([cert])
+        self._tell_workers()
+
+    # -- ACME validations ----------------------------------------------------------------------
+    def _http01(self, target: bytes) -> bytes | None:
+        """The key authorization for ``/.well-known/acme-challenge/TOKEN``, if one is pending."""
+        if not target.startswith(_CHALLENGE_PATH):
+            return None
+        token = target[len(_CHALLENGE_PATH) :]
+        if not _TOKEN.fullmatch(token):
+            return None
+        try:
+            answer = self.store.challenge_answer(
+                "http-01", token.decode("ascii"), now=datetime.now(UTC)
+            )
+        except TlsgateError as exc:
+            log.error("http-01: cannot read the pending challenges: %s", exc)
+            return None
+        return answer.encode("ascii") if answer is not None else None
+
+    def _choose(self, hello: ClientHello | None, normal: Choice) -> Choice:
+        """The challenge certificate for a tls-alpn-01 validation, else the normal context."""
+        if hello is None or hello.server_name is None or ACME_TLS_ALPN not in hello.alpn:
+            return normal
+        name = hello.server_name
+        try:
+            answer = self.store.challenge_answer("tls-alpn-01", name, now=datetime.now(UTC))
+        except TlsgateError as exc:
+            log.error("tls-alpn-01: cannot read the pending challenges: %s", exc)
+            return normal
+        if answer is None:
+            return normal
+        ctx = self._challenge_contexts.get((name, answer))
+        if ctx is None:
+            cert_pem, key_pem = alpn_challenge_certificate(name, answer)
+            ctx = new_server_context(alpn=(ACME_TLS_ALPN,))
+            load_chain_into(ctx, cert_pem, key_pem)
+            if len(self._challenge_contexts) > 64:  # answers are short-lived; so is this cache
+                self._challenge_contexts.clear()
+            self._challenge_contexts[(name, answer)] = ctx
+        log.info("tls-alpn-01: answering the validation of %s", name)
+        return ctx, ChallengeProtocol
+
+    def _answers_tls_alpn(self) -> bool:
+        return any(
+            site.acme is not None and "tls-alpn-01" in site.acme.challenges
+            for site in self.config.sites
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -225,6 +274,8 @@ class EdgeServer:
                 code = 1
                 try:
                     _die_with(master)
+                    # A SQLite connection must not cross fork(): each worker opens its own.
+                    self.store = self.manager.store = open_store(self.store.location)
                     if self.metrics is not None:
                         self.metrics = Metrics()  # this worker's own counters
                     code = self._run_loop(master=False)
@@ -254,7 +305,7 @@ class EdgeServer:
         router = Router(self.config.sites)
         pool = UpstreamPool(loop)
         edges: list[Edge] = []
-        servers: list[asyncio.AbstractServer] = []
+        servers: list[asyncio.AbstractServer | HelloAcceptor] = []
 
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -276,9 +327,21 @@ class EdgeServer:
                     metrics=self.metrics,
                 )
                 edges.append(edge)
+                factory = functools.partial(ClientProtocol, edge)
+                if self._answers_tls_alpn():
+                    normal: Choice = (front, factory)
+                    servers.append(
+                        await HelloAcceptor.listen(
+                            address.host,
+                            address.port,
+                            lambda hello, normal=normal: self._choose(hello, normal),  # type: ignore[misc]
+                            handshake_timeout=server_cfg.timeouts.handshake,
+                        )
+                    )
+                    continue
                 servers.append(
                     await loop.create_server(
-                        lambda edge=edge: ClientProtocol(edge),  # type: ignore[misc]
+                        factory,
                         address.host,
                         address.port,
                         ssl=front,
@@ -290,7 +353,9 @@ class EdgeServer:
             for address in server_cfg.http_listen:
                 servers.append(
                     await loop.create_server(
-                        lambda: RedirectProtocol(https_port, idle=server_cfg.timeouts.idle),
+                        lambda: RedirectProtocol(
+                            https_port, challenge=self._http01, idle=server_cfg.timeouts.idle
+                        ),
                         address.host,
                         address.port,
                         reuse_port=True,
@@ -303,16 +368,20 @@ class EdgeServer:
             servers.append(
                 await loop.create_server(lambda: AdminProtocol(metrics), admin.host, admin.port)
             )
+        background: list[asyncio.Task[None]] = []
         if master:
             self._announce()
-            renew = loop.create_task(self._renewal_loop())
-            staple = loop.create_task(self.stapling.run(self._tell_workers))
+            self.renewer = Renewer(self.store, self.manager.managed(), self._on_renewed)
+            background.append(loop.create_task(self.renewer.run()))
+            background.append(loop.create_task(self.stapling.run(self._tell_workers)))
+            if self.manager.has_files:
+                background.append(loop.create_task(self._file_loop()))
         await stop.wait()
         if master:
-            renew.cancel()
-            staple.cancel()
+            for task in background:
+                task.cancel()
             # Let them unwind now: a task still pending when the loop closes is an error.
-            await asyncio.gather(renew, staple, return_exceptions=True)
+            await asyncio.gather(*background, return_exceptions=True)
             for pid in self.children:
                 _signal(pid, signal.SIGTERM)
         # Graceful drain: stop accepting, finish what is in flight, close idle keep-alives.
@@ -358,12 +427,11 @@ class EdgeServer:
 
     def _on_hup(self, master: bool) -> None:
         if master:
-            now = datetime.now(UTC)
-            changed = self.manager.refresh(now)
-            self._swap(changed)
+            self._swap(self.manager.reload(datetime.now(UTC)))
+            if self.renewer is not None:
+                self.renewer.retry_now()
             self.stapling.retry_now()
-            for pid in self.children:
-                _signal(pid, signal.SIGHUP)
+            self._tell_workers()
         else:
             self._reload_from_sources()
 
@@ -371,19 +439,14 @@ class EdgeServer:
         for pid in self.children:
             _signal(pid, signal.SIGHUP)
 
-    async def _renewal_loop(self) -> None:
+    async def _file_loop(self) -> None:
+        """Re-read certificate files: a renewal done outside tlsgate is served within a minute."""
         while True:
-            now = datetime.now(UTC)
-            # Sleep in short steps against the wall clock: a machine that slept past a renewal
-            # time (suspended laptop, paused VM) renews on wake, not a full interval later.
-            due = self.manager.next_check(now)
-            while datetime.now(UTC) < due:
-                await asyncio.sleep(min(30.0, max(0.05, (due - datetime.now(UTC)).total_seconds())))
-            changed = self.manager.refresh(datetime.now(UTC))
+            await asyncio.sleep(FILE_CHECK.total_seconds())
+            changed = self.manager.reload(datetime.now(UTC))
             if changed:
                 self._swap(changed)
-                for pid in self.children:
-                    _signal(pid, signal.SIGHUP)
+                self._tell_workers()
 
 
 def _die_with(master: int) -> None:

@@ -1,0 +1,164 @@
+"""A TLS listener that reads the ClientHello before OpenSSL does, to answer tls-alpn-01.
+
+A tls-alpn-01 validation (RFC 8737) must get a special self-signed certificate exactly when the
+client offers the ``acme-tls/1`` protocol, and Python's ``ssl`` does not show the client's ALPN
+list to the SNI callback. So for sites validated this way the edge accepts connections itself,
+peeks at the first bytes (``MSG_PEEK``: nothing is consumed, OpenSSL later reads the same
+bytes), lets :func:`~tlsgate.proxy.clienthello.parse_client_hello` find the server name and ALPN
+list, and hands the socket to the event loop's TLS with the context ``choose`` returns.
+
+Everything else is unchanged: the same protocol factory, handshake timeout and SNI callback.
+Sites that do not use tls-alpn-01 keep the event loop's own accept path (``create_server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+
+from tlsgate.proxy.clienthello import (
+    MAX_CLIENT_HELLO,
+    ClientHello,
+    ClientHelloError,
+    parse_client_hello,
+)
+
+__all__ = ["ChallengeProtocol", "HelloAcceptor"]
+
+log = logging.getLogger("tlsgate.serve")
+
+Choice = tuple[ssl.SSLContext, Callable[[], asyncio.BaseProtocol]]
+#: Accepts per readiness callback: enough to drain a burst, few enough to stay fair.
+ACCEPT_BATCH = 64
+#: A ClientHello split across TCP segments: look again after this long instead of spinning
+#: on a socket that stays readable while we wait for the rest.
+RETRY_PEEK = 0.005
+
+
+class HelloAcceptor:
+    def __init__(
+        self,
+        sock: socket.socket,
+        choose: Callable[[ClientHello | None], Choice],
+        *,
+        handshake_timeout: float,
+    ) -> None:
+        self.sock = sock
+        self.choose = choose
+        self.handshake_timeout = handshake_timeout
+        self.loop = asyncio.get_running_loop()
+        self._waiting: dict[int, tuple[socket.socket, asyncio.TimerHandle]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        sock.setblocking(False)
+        self.loop.add_reader(sock.fileno(), self._accept)
+
+    @classmethod
+    async def listen(
+        cls,
+        host: str,
+        port: int,
+        choose: Callable[[ClientHello | None], Choice],
+        *,
+        handshake_timeout: float,
+        backlog: int = 4096,
+    ) -> HelloAcceptor:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=True)
+        return cls(sock, choose, handshake_timeout=handshake_timeout)
+
+    def close(self) -> None:
+        """Stop accepting (as ``Server.close``); handshakes already started go on."""
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+        for fd, (conn, timer) in list(self._waiting.items()):
+            self._drop(fd, conn, timer)
+
+    # -- accepting and peeking -----------------------------------------------------------------
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE, ENOBUFS: the next readiness event tries again
+                log.warning("accept failed: %s", exc)
+                return
+            conn.setblocking(False)
+            fd = conn.fileno()
+            timer = self.loop.call_later(self.handshake_timeout, self._drop, fd, conn, None)
+            self._waiting[fd] = (conn, timer)
+            self.loop.add_reader(fd, self._peek, fd)
+
+    def _peek(self, fd: int) -> None:
+        conn, timer = self._waiting[fd]
+        try:
+            data = conn.recv(MAX_CLIENT_HELLO + 5, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(fd, conn, timer)
+            return
+        if not data:  # closed before saying anything
+            self._drop(fd, conn, timer)
+            return
+        try:
+            hello = parse_client_hello(data)
+        except ClientHelloError:
+            hello = ClientHello(None, ())  # OpenSSL will refuse it with a proper alert
+        if hello is None and len(data) < MAX_CLIENT_HELLO + 5:
+            self.loop.remove_reader(fd)
+            self.loop.call_later(RETRY_PEEK, self._resume, fd)
+            return
+        self.loop.remove_reader(fd)
+        timer.cancel()
+        del self._waiting[fd]
+        context, factory = self.choose(hello)
+        task = self.loop.create_task(self._handshake(conn, context, factory))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _resume(self, fd: int) -> None:
+        if fd in self._waiting:
+            self.loop.add_reader(fd, self._peek, fd)
+
+    def _drop(self, fd: int, conn: socket.socket, timer: asyncio.TimerHandle | None) -> None:
+        if self._waiting.pop(fd, None) is None:
+            return
+        if timer is not None:
+            timer.cancel()
+        self.loop.remove_reader(fd)
+        conn.close()
+
+    async def _handshake(
+        self,
+        conn: socket.socket,
+        context: ssl.SSLContext,
+        factory: Callable[[], asyncio.BaseProtocol],
+    ) -> None:
+        try:
+            await self.loop.connect_accepted_socket(
+                factory, conn, ssl=context, ssl_handshake_timeout=self.handshake_timeout
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError):
+            conn.close()  # as on the event loop's own accept path: a failed handshake is quiet
+
+
+class ChallengeProtocol(asyncio.Protocol):
+    """The tls-alpn-01 responder's side after the handshake: the validator has seen the
+    certificate and must send nothing more (RFC 8737 section 3), so close after a grace."""
+
+    GRACE = 5.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._timer = asyncio.get_running_loop().call_later(self.GRACE, transport.close)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._timer.cancel()
