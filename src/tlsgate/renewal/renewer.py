@@ -67,7 +67,7 @@ def stored_leaf(
         have = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     except x509.ExtensionNotFound:
         have = set()
-    if have != set(parse_identities(names)):
+    if not set(parse_identities(names)) <= have:  # covering more is fine until renewal
         return leaf, "names-changed"
     return leaf, ""
 
