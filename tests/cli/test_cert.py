@@ -52,7 +52,7 @@ def test_obtain_writes_files_reuses_the_account_and_runs_the_hook(
     assert sorted(san.get_values_for_type(x509.DNSName)) == ["o.example.test", "p.example.test"]
     assert marker.read_text().split() == [str(out), "o.example.test", "p.example.test"]
     # One account key for this CA, reused by the second run.
-    assert len(list((state / "acme-accounts").iterdir())) == 1
+    assert len(list((state / "keys").glob("acme-account-*.key"))) == 1
 
 
 def test_obtain_refusals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

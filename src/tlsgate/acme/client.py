@@ -18,7 +18,7 @@ import base64
 import ipaddress
 import json
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -27,18 +27,19 @@ import aiohttp
 from acme import jws as acme_jws
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from josepy import jwa
 from josepy.json_util import decode_b64jose
-from josepy.jwk import JWK, JWKOct
+from josepy.jwk import JWK, JWKEC, JWKOct
 
 from tlsgate.acme import jws as jws_module
 from tlsgate.acme.ari import cert_id
 from tlsgate.acme.okp import EdDSA
 from tlsgate.errors import TlsgateError
-from tlsgate.pki.keys import PrivateKey
+from tlsgate.pki.keys import PrivateKey, load_private_key, private_key_pem
 
-__all__ = ["AcmeClient", "AcmeClientError", "Order", "Solver"]
+__all__ = ["AcmeClient", "AcmeClientError", "Order", "Solver", "stored_account_key"]
 
 NONCE_RETRIES = 5
 _AUTHZ_FINAL = ("valid", "invalid", "deactivated", "expired", "revoked")
@@ -368,3 +369,20 @@ def _general_name(name: str) -> x509.GeneralName:
 
 def _is_ed25519(key: PrivateKey) -> bool:
     return type(key).__name__.startswith("Ed25519")
+
+
+class AccountKeys(Protocol):
+    def client_account_key(self, directory: str, create: Callable[[], bytes]) -> bytes: ...
+
+
+def stored_account_key(store: AccountKeys, directory: str) -> JWKEC:
+    """This machine's account key at ``directory``: created once (P-256) and kept in the
+    store, so every run of `serve` and `tlsgate cert` uses the same account at that CA."""
+
+    def create() -> bytes:
+        return private_key_pem(ec.generate_private_key(ec.SECP256R1()))
+
+    key = load_private_key(store.client_account_key(directory, create), source="account key")
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise AcmeClientError("the stored ACME account key is not an EC key")
+    return JWKEC(key=key)

@@ -23,23 +23,22 @@ from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from josepy.jwk import JWKEC
 
 from tlsgate.acme.ari import cert_id
-from tlsgate.acme.client import AcmeClient, Solver
+from tlsgate.acme.client import AcmeClient, Solver, stored_account_key
 from tlsgate.acme.hooks import Dns01Hook
 from tlsgate.acme.schedule import next_attempt
 from tlsgate.acme.solvers import Http01Solver
-from tlsgate.errors import AlreadyExists, ConfigError, TlsgateError
+from tlsgate.errors import ConfigError, TlsgateError
 from tlsgate.pki.keys import (
     DEFAULT_KEY_TYPE,
     KeyType,
     generate_key,
-    load_private_key,
     private_key_pem,
 )
+from tlsgate.store import open_store
 from tlsgate.store.files import PRIVATE, PUBLIC, atomic_write, ensure_private_dir
 
 __all__ = ["ObtainRequest", "RenewalOutcome", "obtain_certificate", "renew_all"]
@@ -64,19 +63,12 @@ class ObtainRequest:
 
 
 def _account_key(state: Path, directory: str) -> JWKEC:
-    """The account key for this directory, created once (one account per CA and machine)."""
-    keys = ensure_private_dir(ensure_private_dir(state) / "acme-accounts")
-    path = keys / (hashlib.sha256(directory.encode()).hexdigest()[:32] + ".key")
-    if not path.exists():
-        new = private_key_pem(ec.generate_private_key(ec.SECP256R1()))
-        try:
-            atomic_write(path, new, mode=PRIVATE, overwrite=False)
-        except AlreadyExists:
-            pass  # another run created it first: use that one
-    key = load_private_key(path.read_bytes(), source=str(path))
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{path}: the account key must be an EC key")
-    return JWKEC(key=key)
+    """The account key for this directory, shared with `serve` through the state's store."""
+    store = open_store(state)
+    try:
+        return stored_account_key(store, directory)
+    finally:
+        store.close()
 
 
 def _trust(ca_root: Path | None) -> ssl.SSLContext:

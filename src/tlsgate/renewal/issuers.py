@@ -14,17 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-from josepy.jwk import JWKEC
 
 from tlsgate.acme.ari import cert_id
-from tlsgate.acme.client import AcmeClient, AcmeClientError, Solver
+from tlsgate.acme.client import AcmeClient, AcmeClientError, Solver, stored_account_key
 from tlsgate.acme.hooks import Dns01Hook
 from tlsgate.acme.solvers import StoredAnswers
 from tlsgate.ca import CertificateAuthority, passphrase_from_env
 from tlsgate.config import AcmeSettings
 from tlsgate.errors import NotInitialized, TlsgateError
-from tlsgate.pki.keys import PrivateKey, generate_key, load_private_key, private_key_pem
+from tlsgate.pki.keys import PrivateKey, generate_key, private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.profiles import LeafProfile
@@ -135,21 +133,11 @@ class AcmeIssuer:
                 f"the ACME CA root {self.settings.ca} is not a PEM certificate: {exc}"
             ) from None
 
-    def _account_key(self) -> JWKEC:
-        def create() -> bytes:
-            return private_key_pem(ec.generate_private_key(ec.SECP256R1()))
-
-        pem = self.store.client_account_key(self.settings.directory, create)
-        key = load_private_key(pem, source="ACME account key")
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise IssuerError("the stored ACME account key is not an EC key")
-        return JWKEC(key=key)
-
     async def _account(self) -> AcmeClient:
         if self._client is None:
             self._client = AcmeClient(
                 self.settings.directory,
-                self._account_key(),
+                stored_account_key(self.store, self.settings.directory),
                 ssl_context=self._trust(),
                 contact=self.settings.email,
             )
