@@ -22,6 +22,8 @@ FORBIDDEN = {
     "tlsgate.acme": ["tlsgate.cli", "tlsgate.renewal"],
     "tlsgate.renewal": ["tlsgate.cli", "tlsgate.proxy"],
     "tlsgate.proxy": ["tlsgate.cli"],
+    # mtls decides from plain values; the proxy applies its decisions, not the other way round.
+    "tlsgate.mtls": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store"],
 }
 
 
@@ -65,6 +67,7 @@ SANS_IO = [
             "ari.py",
         )
     ),
+    *sorted((SRC / "mtls").glob("*.py")),
 ]
 
 
