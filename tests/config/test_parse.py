@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tlsgate.config import (
     DEFAULT_HSTS_MAX_AGE,
     AcmeSettings,
+    ClientAuth,
     Config,
     HstsPolicy,
     Limits,
@@ -28,6 +29,7 @@ from tlsgate.config import (
     loads,
 )
 from tlsgate.errors import ConfigError
+from tlsgate.mtls.policy import AllowList, PathRule
 
 from .helpers import LEAVES, SITE, docstring_example, toml_value
 
@@ -81,6 +83,15 @@ def test_docstring_example_parses_into_the_documented_values() -> None:
                 hosts=("intranet.example.net",),
                 upstreams=(Upstream("127.0.0.1", 7000),),
                 issuer="internal",
+                client_auth=ClientAuth(
+                    mode="require",
+                    crl_refresh=300.0,
+                    allow=AllowList(
+                        spiffe=("spiffe://example.net/ns/prod/*",), dns=("*.svc.example.net",)
+                    ),
+                    paths=(PathRule("/admin", AllowList(cn=("ops",))),),
+                    forward="sanitize_set",
+                ),
             ),
         ),
         source="tlsgate.toml",
@@ -96,7 +107,12 @@ def test_the_example_values_are_the_defaults_where_it_says_so() -> None:
     assert (server.listen, server.http_listen) == (defaults.listen, defaults.http_listen)
     # challenges and dns_wait are written as their defaults: leaving them out changes nothing.
     text = docstring_example()
-    for line in ('challenges = ["http-01", "tls-alpn-01"]', "dns_wait = 0 "):
+    for line in (
+        'challenges = ["http-01", "tls-alpn-01"]',
+        "dns_wait = 0 ",
+        'crl_refresh = "5m" ',
+        'forward = "sanitize_set" ',
+    ):
         assert text.count(line) == 1
         text = "\n".join(row for row in text.splitlines() if not row.startswith(line))
     assert loads(text) == loads(docstring_example())
@@ -213,6 +229,37 @@ _ACME_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_REQUIRE = '[site.client_auth]\nmode = "require"\n'
+#: The [site.client_auth] keys (but mode) and the TOML types each may accept.
+_CLIENT_AUTH_TYPES: dict[str, tuple[type, ...]] = {
+    "mode": (str,),
+    "trust": (str, list),
+    "crl": (str, list),
+    "crl_refresh": (str, int, float),
+    "allow_spiffe": (str, list),
+    "allow_dns": (str, list),
+    "allow_cn": (str, list),
+    "allow_ou": (str, list),
+    "forward": (str,),
+    "path": (list,),
+}
+_PATH_RULE_TYPES: dict[str, tuple[type, ...]] = {
+    "prefix": (str,),
+    "allow_spiffe": (str, list),
+    "allow_dns": (str, list),
+    "allow_cn": (str, list),
+    "allow_ou": (str, list),
+    "require_certificate": (bool,),
+}
+
+
+def _client_auth_table(key: str) -> str:
+    """[site.client_auth] with what KEY needs to be looked at (a mode, and trust for crl)."""
+    if key == "mode":
+        return "[site.client_auth]\n"
+    return _REQUIRE + ("trust = 'ca.pem'\n" if key == "crl" else "")
+
+
 def _acme_template(where: str, key: str) -> str:
     """KEY = VALUE in [acme] or [site.acme], with what the rest needs (a directory, a hook)."""
     lines = [
@@ -271,6 +318,25 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
         for where in ("acme", "site.acme")
         for key, accepted in _ACME_TYPES.items()
     },
+    "site.client_auth": (SITE + "client_auth = VALUE\n", (dict,)),
+    **{
+        f"site.client_auth.{key}": (
+            SITE + _client_auth_table(key) + f"{key} = VALUE\n",
+            accepted,
+        )
+        for key, accepted in _CLIENT_AUTH_TYPES.items()
+    },
+    **{
+        f"site.client_auth.path.{key}": (
+            SITE
+            + _REQUIRE.replace("require", "optional")
+            + "[[site.client_auth.path]]\n"
+            + ("" if key == "prefix" else "prefix = '/a'\n")
+            + f"{key} = VALUE\n",
+            accepted,
+        )
+        for key, accepted in _PATH_RULE_TYPES.items()
+    },
     "acme.eab.kid": (
         '[acme]\ndirectory = "https://ca.example/d"\neab = { kid = VALUE, hmac = "AAAA" }\n' + SITE,
         (str,),
@@ -296,7 +362,16 @@ def test_every_schema_key_is_fuzzed() -> None:
         for f in dataclasses.fields(cls):
             assert f"{prefix}.{f.name}" in KEYS, f.name
     site_keys = {"hosts", "upstream", "balance", "hsts", "via", "tls", "issuer", "acme"}
-    assert {f"site.{k}" for k in site_keys} <= KEYS.keys()
+    assert {f"site.{k}" for k in site_keys | {"client_auth"}} <= KEYS.keys()
+    # allow and paths are written as allow_* and [[path]]; the rest by their own names.
+    for f in dataclasses.fields(ClientAuth):
+        if f.name not in ("allow", "paths"):
+            assert f"site.client_auth.{f.name}" in KEYS, f.name
+    for key in ("allow_spiffe", "allow_dns", "allow_cn", "allow_ou", "path"):
+        assert f"site.client_auth.{key}" in KEYS, key
+    for f in dataclasses.fields(PathRule):
+        if f.name != "allow":
+            assert f"site.client_auth.path.{f.name}" in KEYS, f.name
 
 
 @pytest.mark.parametrize("key", sorted(KEYS))

@@ -65,9 +65,23 @@ Example::
     upstream = "127.0.0.1:7000"
     issuer = "internal"               # tlsgate's own CA, even with [acme]
 
-Relative paths (``state``, ``access_log``, ``cert``, ``key``, ``ca``) are relative to the
-directory of the config file, not to wherever the server happens to be started, and ``~`` means the
-home directory.
+    [site.client_auth]                # optional: mutual TLS, clients show a certificate
+    mode = "require"                  # "optional": anonymous clients too, where rules allow
+    # trust = "clients-ca.pem"        # or a list; default: the internal CA
+    # crl = "clients-ca.crl"          # CRLs for trust's CAs (the internal CA's is automatic)
+    crl_refresh = "5m"                # how often CRLs are re-read (seconds or a duration)
+    allow_spiffe = "spiffe://example.net/ns/prod/*"  # "*" one segment, a final "/**" any
+    allow_dns = ["*.svc.example.net"] # or allow_cn, allow_ou; any entry of any list passes
+    forward = "sanitize_set"          # x-forwarded-client-cert: ours only; "sanitize": none
+
+    [[site.client_auth.path]]         # the longest matching prefix's lists replace the site's
+    prefix = "/admin"                 # "/admin" and "/admin/...", not "/administrator"
+    allow_cn = "ops"
+    # require_certificate = false     # mode = "optional": anonymous clients may pass here
+
+Relative paths (``state``, ``access_log``, ``cert``, ``key``, ``ca``, ``trust``, ``crl``) are
+relative to the directory of the config file, not to wherever the server happens to be started,
+and ``~`` means the home directory.
 Whether the files exist is checked when the server starts, where the error can say what it was
 trying to do. Port 0 in a listen address asks the kernel for any free port, which only tests want.
 
@@ -75,6 +89,10 @@ A site's certificate comes from its ``[site.tls]`` files, else from its ``issuer
 when ``[acme]`` or ``[site.acme]`` exists, else ``"internal"``. What ACME needs is checked here,
 not at the first renewal: a wildcard needs dns-01 (so a ``dns_hook``), http-01 needs
 ``http_listen``, and ``challenges`` left out means what the server can answer.
+
+``[site.client_auth]`` with no allow lists lets any certificate the trusted CAs issued pass;
+keys that could change nothing are errors too: lists under ``mode = "off"``, ``crl`` without
+``trust``, ``require_certificate = false`` under ``mode = "require"``.
 
 Unknown keys are errors, never ignored: a misspelt ``trusted_proxy`` that silently kept the default
 would trust nobody's ``X-Forwarded-For`` (or, misspelt the other way, everybody's).
@@ -85,8 +103,10 @@ from __future__ import annotations
 from tlsgate.config.flags import eab_key, from_flags, parse_duration, parse_listen
 from tlsgate.config.model import (
     CHALLENGE_TYPES,
+    CLIENT_AUTH_MODES,
     DEFAULT_HSTS_MAX_AGE,
     AcmeSettings,
+    ClientAuth,
     Config,
     HstsPolicy,
     Limits,
@@ -101,8 +121,10 @@ from tlsgate.config.parse import load, loads
 
 __all__ = [
     "CHALLENGE_TYPES",
+    "CLIENT_AUTH_MODES",
     "DEFAULT_HSTS_MAX_AGE",
     "AcmeSettings",
+    "ClientAuth",
     "Config",
     "HstsPolicy",
     "Limits",

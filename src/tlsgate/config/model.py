@@ -12,11 +12,16 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlsgate.mtls.policy import AllowList, PathRule
+
 #: Mozilla recommends two years.
 DEFAULT_HSTS_MAX_AGE = 63072000
 
 #: The ACME challenge types tlsgate can answer, as RFC 8555 / RFC 8737 name them.
 CHALLENGE_TYPES = ("http-01", "tls-alpn-01", "dns-01")
+
+#: How a site asks for client certificates; "off" is a site without ``client_auth``.
+CLIENT_AUTH_MODES = ("off", "optional", "require")
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,25 @@ class AcmeSettings:
 
 
 @dataclass(frozen=True)
+class ClientAuth:
+    """Mutual TLS for a site: which CAs vouch for clients, and who of them may reach what.
+
+    The policy types come from :mod:`tlsgate.mtls.policy`, which decides per request; this is
+    only where a site's choice of them is kept.
+    """
+
+    mode: str = "off"  # "off" | "optional" | "require"
+    trust: tuple[Path, ...] = ()  # PEM bundles of CA certificates; () = the internal CA's root
+    #: extra PEM/DER CRL files for `trust` CAs; with trust = () the internal CA's CRL is used
+    #: automatically
+    crl: tuple[Path, ...] = ()
+    crl_refresh: float = 300.0  # seconds between CRL reloads
+    allow: AllowList = field(default_factory=AllowList)
+    paths: tuple[PathRule, ...] = ()
+    forward: str = "sanitize_set"  # x-forwarded-client-cert mode (tlsgate.mtls.xfcc)
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     hosts: tuple[str, ...]  # canonical (lower-case A-label) names, wildcards allowed
     upstreams: tuple[Upstream, ...]
@@ -108,6 +132,7 @@ class SiteConfig:
     #: "internal" or "acme"; a site with tls keeps "internal" here, but its files win.
     issuer: str = "internal"
     acme: AcmeSettings | None = None  # set exactly when issuer == "acme"
+    client_auth: ClientAuth | None = None  # None = off: no client certificates asked for
 
 
 @dataclass(frozen=True)

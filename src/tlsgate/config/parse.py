@@ -29,11 +29,19 @@ from tlsgate.config.addresses import (
     _network,
     _upstreams,
 )
+from tlsgate.config.client_auth import (
+    _CLIENT_AUTH_ALIASES,
+    _CLIENT_AUTH_KEYS,
+    _PATH_ALIASES,
+    _PATH_KEYS,
+    _client_auth,
+)
 from tlsgate.config.locate import _locate
 from tlsgate.config.messages import _At, _show, _syntax_error
 from tlsgate.config.model import (
     DEFAULT_HSTS_MAX_AGE,
     AcmeSettings,
+    ClientAuth,
     Config,
     HstsPolicy,
     Limits,
@@ -46,6 +54,7 @@ from tlsgate.config.model import (
 from tlsgate.config.values import (
     _access_log,
     _bool,
+    _choice,
     _count,
     _is_int,
     _items,
@@ -103,7 +112,17 @@ _SERVER_KEYS = (
 )
 _TIMEOUT_KEYS = tuple(Timeouts.__dataclass_fields__)
 _LIMIT_KEYS = tuple(Limits.__dataclass_fields__)
-_SITE_KEYS = ("hosts", "upstream", "balance", "hsts", "via", "tls", "issuer", "acme")
+_SITE_KEYS = (
+    "hosts",
+    "upstream",
+    "balance",
+    "hsts",
+    "via",
+    "tls",
+    "issuer",
+    "acme",
+    "client_auth",
+)
 _TLS_KEYS = ("cert", "key")
 _TLS_OPTIONS = ("ocsp_stapling",)
 _HSTS_KEYS = ("max_age", "include_subdomains", "preload")
@@ -122,6 +141,8 @@ _HOME: dict[str, str] = {
     **{key: "a site's hsts table" for key in _HSTS_KEYS},
     **{key: "[acme] or [site.acme]" for key in (*_ACME_KEYS, "acme")},
     **{key: "an eab table" for key in _EAB_KEYS},
+    **{key: "[site.client_auth]" for key in _CLIENT_AUTH_KEYS},
+    **{key: "a [[site.client_auth.path]] table" for key in ("prefix", "require_certificate")},
 }
 
 #: hstspreload.org refuses shorter policies; sending "preload" with them only misleads.
@@ -211,6 +232,28 @@ def _acme(value: object, at: _At, base: Path | None, expected: str) -> _AcmeGive
         # "key" would otherwise be sent to [site.tls], which is not what an eab table means.
         _check_keys(eab, _EAB_KEYS, at.child("eab"), aliases=_EAB_ALIASES)
     return _acme_given({key: (item, at.child(key)) for key, item in table.items()}, base)
+
+
+def _client_auth_table(value: object, at: _At, base: Path | None) -> ClientAuth | None:
+    table = _table(value, at, "a [site.client_auth] table")
+    _check_keys(table, _CLIENT_AUTH_KEYS, at, aliases=_CLIENT_AUTH_ALIASES)
+    rules: list[tuple[dict[str, object], _At]] = []
+    if "path" in table:
+        path_at = at.child("path")
+        items = table["path"]
+        if isinstance(items, dict):
+            raise path_at.error(
+                "expected [[site.client_auth.path]] tables, got a single table "
+                "([site.client_auth.path] instead of [[site.client_auth.path]]?)"
+            )
+        if not isinstance(items, list):
+            raise path_at.error(f"expected [[site.client_auth.path]] tables, got {_show(items)}")
+        for index, item in enumerate(items):
+            rule_at = path_at.child(index)
+            rule = _table(item, rule_at, "a [[site.client_auth.path]] table")
+            _check_keys(rule, _PATH_KEYS, rule_at, aliases=_PATH_ALIASES)
+            rules.append((rule, rule_at))
+    return _client_auth(table, at, rules, base)
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -318,6 +361,9 @@ def _site(
     via = _bool(table["via"], at.child("via")) if "via" in table else False
     tls = _tls(table["tls"], at.child("tls"), base) if "tls" in table else None
     issuer, settings = _issuer(table, at, base, tls is not None, hosts, acme, http)
+    client_auth = None
+    if "client_auth" in table:
+        client_auth = _client_auth_table(table["client_auth"], at.child("client_auth"), base)
     site = SiteConfig(
         hosts=tuple(name for name, _, _ in hosts),
         upstreams=upstreams,
@@ -328,17 +374,9 @@ def _site(
         tls=tls,
         issuer=issuer,
         acme=settings,
+        client_auth=client_auth,
     )
     return site, hosts
-
-
-def _choice(value: object, choices: tuple[str, ...], at: _At) -> str:
-    if isinstance(value, str) and value in choices:
-        return value
-    close = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    expected = " or ".join(f'"{choice}"' for choice in choices)
-    raise at.error(f"expected {expected}, got {_show(value)}{hint}")
 
 
 def _issuer(

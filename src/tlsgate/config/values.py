@@ -7,8 +7,10 @@ raises the positioned :class:`~tlsgate.errors.ConfigError`. Addresses live in
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from tlsgate.config.messages import _At, _show
@@ -27,6 +29,29 @@ def _items(value: object, at: _At, expected: str) -> list[tuple[object, _At]]:
     if isinstance(value, list):
         return [(item, at.child(index)) for index, item in enumerate(value)]
     raise at.error(f"expected {expected}, got {_show(value)}")
+
+
+def _choice(
+    value: object,
+    choices: tuple[str, ...],
+    at: _At,
+    hints: Mapping[str, str] | None = None,
+) -> str:
+    """One of ``choices``; ``hints`` name the choice meant by another program's word for it."""
+    if isinstance(value, str) and value in choices:
+        return value
+    close: list[str] = []
+    if isinstance(value, str):
+        lower = value.lower()
+        if hints and lower in hints:
+            close = [hints[lower]]
+        elif lower in choices:
+            close = [lower]
+        else:
+            close = difflib.get_close_matches(value, choices, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    expected = " or ".join(f'"{choice}"' for choice in choices)
+    raise at.error(f"expected {expected}, got {_show(value)}{hint}")
 
 
 def _is_int(value: object) -> bool:
