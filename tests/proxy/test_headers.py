@@ -117,3 +117,16 @@ def test_response_head_framing_and_close() -> None:
     )
     head, _, close = response_head(switched, _request(upgrade=b"websocket"), hsts=None)
     assert b"upgrade: websocket" in head and b"connection: upgrade" in head and not close
+
+
+def test_a_client_certificate_header_from_the_client_never_passes() -> None:
+    forged = (b"x-forwarded-client-cert", b"Hash=00;URI=spiffe://example.org/ns/ops/sa/admin")
+    incoming = [(b"host", b"example.com"), forged, (b"X-Forwarded-Client-Cert".lower(), b"x")]
+    for trusted in (False, True):  # not even from a trusted proxy: identity is the edge's own
+        out = forwarded_request_headers(incoming, CLIENT, host=b"example.com", trusted=trusted)
+        assert b"x-forwarded-client-cert" not in names(out)
+    ours = b'Hash=ab;Subject="CN=web";URI=spiffe://example.org/ns/prod/sa/web'
+    out = forwarded_request_headers(
+        incoming, CLIENT, host=b"example.com", trusted=False, client_cert=ours
+    )
+    assert [v for n, v in out if n == b"x-forwarded-client-cert"] == [ours]

@@ -33,6 +33,15 @@ log = logging.getLogger("tlsgate.serve")
 Choice = tuple[ssl.SSLContext, Callable[[], asyncio.BaseProtocol]]
 #: Accepts per readiness callback: enough to drain a burst, few enough to stay fair.
 ACCEPT_BATCH = 64
+#: OpenSSL's reasons for refusing a client certificate (no certificate, unverifiable, revoked).
+CLIENT_CERT_REASONS = frozenset(
+    {
+        "CERTIFICATE_VERIFY_FAILED",
+        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+        "NO_CERTIFICATE_RETURNED",
+        "CERTIFICATE_REVOKED",
+    }
+)
 #: A ClientHello split across TCP segments: look again after this long instead of spinning
 #: on a socket that stays readable while we wait for the rest.
 RETRY_PEEK = 0.005
@@ -140,10 +149,20 @@ class HelloAcceptor:
         factory: Callable[[], asyncio.BaseProtocol],
     ) -> None:
         try:
+            peer = conn.getpeername()[0]
+        except OSError:
+            peer = "?"
+        try:
             await self.loop.connect_accepted_socket(
                 factory, conn, ssl=context, ssl_handshake_timeout=self.handshake_timeout
             )
-        except (OSError, ssl.SSLError, TimeoutError, ConnectionError):
+        except ssl.SSLError as exc:
+            conn.close()
+            if context.verify_mode != ssl.CERT_NONE and exc.reason in CLIENT_CERT_REASONS:
+                # A refused client certificate is an access decision: say who and why.
+                detail = getattr(exc, "verify_message", None) or exc.reason.lower()
+                log.warning("client %s refused in the TLS handshake: %s", peer, detail)
+        except (OSError, TimeoutError, ConnectionError):
             conn.close()  # as on the event loop's own accept path: a failed handshake is quiet
 
 

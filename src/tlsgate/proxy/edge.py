@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from tlsgate.config import HstsPolicy, SiteConfig, Timeouts
+from tlsgate.config import ClientAuth, HstsPolicy, SiteConfig, Timeouts
 from tlsgate.config import Limits as LimitsConfig
 from tlsgate.proxy.http import Headers, Limits, serialize_response_head
 from tlsgate.proxy.metrics import Metrics
@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["AccessRecord", "Edge", "error_response"]
 
 
-def error_response(status: int, *, close: bool = True) -> bytes:
+def error_response(status: int, *, close: bool = True, detail: str = "") -> bytes:
+    """A short text answer; ``detail`` (a 403's reason) must be safe to show the client."""
     phrase = HTTPStatus(status).phrase
-    body = f"{status} {phrase}\n".encode()
+    body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
     headers: Headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
@@ -67,8 +68,15 @@ class Edge:
     connections: set[ClientProtocol] = field(default_factory=set)
     parser_limits: Limits = field(init=False)
     hsts: dict[int, bytes | None] = field(default_factory=dict)
+    #: id(site) -> its client-certificate settings, for sites that ask for client certificates
+    client_auth: dict[int, ClientAuth] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.client_auth = {
+            id(route.site): auth
+            for route in self.router.routes
+            if (auth := route.site.client_auth) is not None and auth.mode != "off"
+        }
         self.parser_limits = Limits(
             max_header_bytes=self.limits.max_header_bytes,
             max_headers=self.limits.max_headers,

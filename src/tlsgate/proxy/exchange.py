@@ -27,6 +27,7 @@ class Exchange:
         "head",
         "head_sent",
         "host",
+        "local_reason",
         "local_status",
         "request",
         "request_done",
@@ -59,4 +60,5 @@ class Exchange:
         self.chunked_out = False
         self.close_after = not request.keep_alive
         self.local_status = 0  # answered by the edge itself (404/421) once the body is read
+        self.local_reason = ""  # said in that answer's body and logged (a 403's reason)
         self.tunnel_leftover = b""  # client bytes after an upgrade request's head

@@ -17,6 +17,7 @@ from tlsgate.proxy.http import BodyKind, Headers, Request, Response, serialize_r
 
 __all__ = [
     "HOP_BY_HOP",
+    "XFCC",
     "ClientInfo",
     "forwarded_request_headers",
     "is_trusted",
@@ -37,6 +38,8 @@ HOP_BY_HOP = frozenset(
         b"trailer",
     }
 )
+#: Envoy's header for the client certificate's identity; only the edge may set it.
+XFCC = b"x-forwarded-client-cert"
 _FORWARDING = frozenset(
     {
         b"x-forwarded-for",
@@ -90,11 +93,14 @@ def forwarded_request_headers(
     trusted: bool,
     upgrade: bytes | None = None,
     via: bool = False,
+    client_cert: bytes | None = None,
 ) -> Headers:
     """The headers to send upstream for a client request.
 
     ``upgrade`` keeps ``Connection: upgrade`` / ``Upgrade`` for a protocol switch (WebSocket),
-    the one case where hop-by-hop headers must be passed on.
+    the one case where hop-by-hop headers must be passed on. ``X-Forwarded-Client-Cert`` from
+    the client is always dropped: the upstream gets ``client_cert`` (the edge's own, from a
+    verified certificate, see :mod:`tlsgate.mtls.xfcc`) or nothing, never a forged identity.
     """
     drop = HOP_BY_HOP | _connection_tokens(headers)
     out: Headers = []
@@ -103,6 +109,8 @@ def forwarded_request_headers(
     kept_forwarding: dict[bytes, bytes] = {}
     for name, value in headers:
         if name in drop:
+            continue
+        if name == XFCC:
             continue
         if name in _FORWARDING:
             if trusted:
@@ -130,6 +138,8 @@ def forwarded_request_headers(
     out.append((b"forwarded", b", ".join([*prior_forwarded, element])))
     if via:
         out.append((b"via", b"1.1 tlsgate"))
+    if client_cert is not None:
+        out.append((XFCC, client_cert))
     return out
 
 

@@ -44,6 +44,12 @@ class LibSSL:
         self.ssl.SSL_CTX_callback_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
         self.ssl.SSL_ctrl.restype = ctypes.c_long
         self.ssl.SSL_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        self.ssl.SSL_CTX_set_session_id_context.restype = ctypes.c_int
+        self.ssl.SSL_CTX_set_session_id_context.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_uint,
+        ]
 
 
 def _load() -> LibSSL | None:
@@ -111,3 +117,21 @@ def ssl_ctx_pointer(ctx: ssl.SSLContext) -> int:
     if pointer is None:
         raise RuntimeError("could not locate the SSL_CTX of this SSLContext")
     return pointer
+
+
+#: SSL_MAX_SID_CTX_LENGTH in ssl.h.
+MAX_SID_CTX = 32
+
+
+def set_session_id_context(ctx: ssl.SSLContext, value: bytes) -> None:
+    """Give ``ctx`` its own session id context: a session (or ticket) made under another value
+    is not resumed here but gets a full handshake. Python sets the same "Python" for every
+    context, which would let a session from a site without client certificates resume on one
+    that requires them (TLS 1.3 resumption sends no CertificateRequest)."""
+    if not 0 < len(value) <= MAX_SID_CTX:
+        raise ValueError(f"a session id context is 1-{MAX_SID_CTX} bytes")
+    lib = libssl()
+    if lib is None:
+        raise RuntimeError("OpenSSL is not reachable through ctypes in this interpreter")
+    if lib.ssl.SSL_CTX_set_session_id_context(ssl_ctx_pointer(ctx), value, len(value)) != 1:
+        raise RuntimeError("SSL_CTX_set_session_id_context failed")

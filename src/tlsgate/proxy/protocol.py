@@ -24,6 +24,8 @@ import time
 from collections import deque
 from typing import cast
 
+from tlsgate.mtls.identity import ClientIdentity
+from tlsgate.proxy.client_auth import admit, peer_identity
 from tlsgate.proxy.deadline import Deadline
 from tlsgate.proxy.edge import AccessRecord, Edge, error_response
 from tlsgate.proxy.exchange import Exchange
@@ -97,6 +99,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self.client = ClientInfo("", edge.port)
         self.trusted = False  # the peer is one of trusted_proxies: its X-Forwarded-* are kept
         self.sni_route: Route | None = None
+        self.identity: ClientIdentity | None = None  # a verified client certificate's holder
         self.tunnel: UpstreamConnection | None = None
         self.busy = False  # inside an exchange (draining waits for it)
         self.closed = False
@@ -130,6 +133,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
             name = getattr(ssl_object, "tlsgate_sni", None)
             if name:
                 self.sni_route = self.edge.router.match(normalize_host(name))
+            if self.edge.client_auth:  # OpenSSL verified it (or there is none): who is it?
+                self.identity = peer_identity(ssl_object)
         self.edge.connections.add(self)
         if self.edge.metrics is not None:
             self.edge.metrics.connections.inc()
@@ -327,6 +332,14 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self._deadline.set(edge.timeouts.idle, _BODY)
             return
         x.route = route
+        xfcc = None
+        auth = edge.client_auth.get(id(route.site)) if edge.client_auth else None
+        if auth is not None:
+            decision, xfcc = admit(auth, self.identity, request)
+            if not decision.allowed:  # a valid certificate, but not one this path accepts
+                x.local_status, x.local_reason = 403, decision.reason
+                self._deadline.set(edge.timeouts.idle, _BODY)
+                return
         headers = forwarded_request_headers(
             request.headers,
             self.client,
@@ -334,6 +347,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             trusted=self.trusted,
             upgrade=request.upgrade,
             via=route.site.via,
+            client_cert=xfcc,
         )
         if x.chunked_in:
             headers.append((b"transfer-encoding", b"chunked"))
@@ -344,8 +358,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self._connect(x)
 
     def _answer_locally(self, x: Exchange) -> None:
-        self._write(error_response(x.local_status, close=False))
-        self._end(x, x.local_status, keep_alive=x.request.keep_alive)
+        self._write(error_response(x.local_status, close=False, detail=x.local_reason))
+        self._end(x, x.local_status, keep_alive=x.request.keep_alive, error=x.local_reason)
 
     # -- the upstream side ------------------------------------------------------------------------
     def _connect(self, x: Exchange) -> None:

@@ -35,6 +35,7 @@ from tlsgate.config import Config, ListenAddress, SiteConfig
 from tlsgate.errors import TlsgateError
 from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
 from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
+from tlsgate.proxy.client_auth import InternalCrl
 from tlsgate.proxy.clienthello import ClientHello
 from tlsgate.proxy.edge import AccessRecord, Edge
 from tlsgate.proxy.metrics import AdminProtocol, Metrics, prepare_multiprocess
@@ -42,9 +43,10 @@ from tlsgate.proxy.ocsp import OcspCache, cache_directory
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router
+from tlsgate.proxy.sites import SiteTls, client_auth_of
 from tlsgate.proxy.stapling import SiteStapling
-from tlsgate.proxy.tickets import TicketKeys, install_all
-from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
+from tlsgate.proxy.tickets import TicketKeys
+from tlsgate.proxy.tls import load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.renewal.renewer import Renewer
 from tlsgate.store import open_store
@@ -135,8 +137,8 @@ class EdgeServer:
         self.config = config
         self.store = store
         self.manager = CertificateManager(store, config.sites)
-        self.contexts = SiteContexts()
-        self.site_context: dict[str, ssl.SSLContext] = {}
+        self.tls: SiteTls | None = None
+        self.crl: InternalCrl | None = None
         self.children: list[int] = []
         self.on_ready: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
@@ -151,36 +153,31 @@ class EdgeServer:
         return None if rotation is None else TicketKeys(self.store.ticket_secret(), rotation)
 
     # -- certificates --------------------------------------------------------------------------
-    def _build_contexts(self, certs: dict[str, SiteCertificate]) -> None:
-        tickets = self._ticket_keys()
-        for site in self.config.sites:
-            cert = certs[site.hosts[0]]
-            ctx = new_server_context()
-            install_all([ctx], tickets)
-            load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
-            self.site_context[site.hosts[0]] = ctx
-            self.contexts.add(site.hosts, ctx)
-            self._follow_ocsp(cert)
-
-    def _follow_ocsp(self, cert: SiteCertificate) -> None:
-        ctx = self.site_context[cert.name]
-        tls = cert.site.tls
-        enabled = tls is None or tls.ocsp_stapling
-        self.stapling.site(cert.name, ctx, cert.fullchain_pem, enabled=enabled)
-
     def _swap(self, certs: list[SiteCertificate]) -> None:
-        for cert in certs:
-            ctx = self.site_context[cert.name]
-            load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
-            self._follow_ocsp(cert)
-            log.info("now serving certificate %X for %s", cert.leaf.serial_number, cert.name)
+        assert self.tls is not None
+        self.tls.swap(certs)
         if certs:
             self._publish_certificates()
+
+    def _refresh_crl(self) -> bool:
+        """Master: rewrite the internal CA's CRL if the revoked set changed (or it ages)."""
+        if self.crl is None:
+            return False
+        ca = self.manager.ca(datetime.now(UTC))
+        try:
+            return self.crl.refresh(datetime.now(UTC), lambda now: ca.crl(now=now))
+        except TlsgateError as exc:
+            log.error(
+                "cannot write the internal CRL, client certificates keep the old one: %s", exc
+            )
+            return False
 
     def _reload_from_sources(self) -> None:
         """Worker side of SIGHUP: take whatever the store and files hold now."""
         now = datetime.now(UTC)
         self._swap(self.manager.reload(now))
+        assert self.tls is not None
+        self.tls.refresh_trust(self.manager.current)  # the CRL the master wrote
         self.stapling.reload(now)  # the OCSP responses the master wrote
 
     def _on_renewed(self, record: ManagedCertificate) -> None:
@@ -210,9 +207,15 @@ class EdgeServer:
         return answer.encode("ascii") if answer is not None else None
 
     def _choose(self, hello: ClientHello | None, normal: Choice) -> Choice:
-        """The challenge certificate for a tls-alpn-01 validation, else the normal context."""
-        if hello is None or hello.server_name is None or ACME_TLS_ALPN not in hello.alpn:
+        """The challenge certificate for a tls-alpn-01 validation, else the site's context
+        (chosen before the handshake, so its client-certificate settings apply from the start:
+        OpenSSL would not take them from a context switched to in the SNI callback)."""
+        if hello is None or hello.server_name is None:
             return normal
+        if ACME_TLS_ALPN not in hello.alpn:
+            assert self.tls is not None
+            site = self.tls.contexts.lookup(hello.server_name)
+            return normal if site is None else (site, normal[1])
         name = hello.server_name
         try:
             answer = self.store.challenge_answer("tls-alpn-01", name, now=datetime.now(UTC))
@@ -232,8 +235,11 @@ class EdgeServer:
         log.info("tls-alpn-01: answering the validation of %s", name)
         return ctx, ChallengeProtocol
 
-    def _answers_tls_alpn(self) -> bool:
-        return any(
+    def _peeks(self) -> bool:
+        """Whether the TLS listeners accept connections themselves to read the ClientHello
+        first: for tls-alpn-01 answers and for sites that ask for client certificates."""
+        assert self.tls is not None
+        return self.tls.client_auth or any(
             site.acme is not None and "tls-alpn-01" in site.acme.challenges
             for site in self.config.sites
         )
@@ -242,7 +248,14 @@ class EdgeServer:
     def run(self) -> int:
         now = datetime.now(UTC)
         certs = self.manager.load_all(now)
-        self._build_contexts(certs)
+        self.tls = SiteTls(self.config.sites, self.store, self.stapling, self._ticket_keys())
+        auths = [a for a in map(client_auth_of, self.config.sites) if a is not None]
+        if any(not auth.trust for auth in auths):  # someone trusts the internal CA
+            state = self.tls.state_dir()
+            if state is not None:
+                self.crl = InternalCrl(self.store, state)
+                self._refresh_crl()  # before the contexts: they load it
+        self.tls.build(certs)
         self.stapling.start(now)  # before fork: every worker starts with the responses
         workers = self.config.server.workers or os.cpu_count() or 1
         metrics_dir = None
@@ -312,7 +325,8 @@ class EdgeServer:
         loop.add_signal_handler(signal.SIGHUP, lambda: self._on_hup(master))
 
         if listen:
-            front = self.contexts.default
+            assert self.tls is not None
+            front = self.tls.contexts.default
             assert front is not None
             https_port = server_cfg.listen[0].port if server_cfg.listen else 443
             for address in server_cfg.listen:
@@ -328,7 +342,7 @@ class EdgeServer:
                 )
                 edges.append(edge)
                 factory = functools.partial(ClientProtocol, edge)
-                if self._answers_tls_alpn():
+                if self._peeks():
                     normal: Choice = (front, factory)
                     servers.append(
                         await HelloAcceptor.listen(
@@ -376,6 +390,8 @@ class EdgeServer:
             background.append(loop.create_task(self.stapling.run(self._tell_workers)))
             if self.manager.has_files:
                 background.append(loop.create_task(self._file_loop()))
+            if self.tls is not None and self.tls.client_auth:
+                background.append(loop.create_task(self._trust_loop()))
         await stop.wait()
         if master:
             for task in background:
@@ -438,6 +454,18 @@ class EdgeServer:
     def _tell_workers(self) -> None:
         for pid in self.children:
             _signal(pid, signal.SIGHUP)
+
+    async def _trust_loop(self) -> None:
+        """Re-read client trust (the internal CRL, CRL files) every ``crl_refresh`` seconds."""
+        every = min(
+            auth.crl_refresh for auth in map(client_auth_of, self.config.sites) if auth is not None
+        )
+        while True:
+            await asyncio.sleep(every)
+            self._refresh_crl()
+            assert self.tls is not None
+            if self.tls.refresh_trust(self.manager.current):
+                self._tell_workers()
 
     async def _file_loop(self) -> None:
         """Re-read certificate files: a renewal done outside tlsgate is served within a minute."""

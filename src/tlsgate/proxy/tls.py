@@ -82,9 +82,21 @@ class SiteContexts:
                 self._wildcard[host[2:]] = ctx
             else:
                 self._exact[host] = ctx
+        # On every context: a listener that picks the context before the handshake (the
+        # peeking acceptor) still has the server name recorded for the HTTP layer.
+        ctx.sni_callback = self._on_sni
         if self.default is None:
             self.default = ctx
-            ctx.sni_callback = self._on_sni
+
+    def replace(self, old: ssl.SSLContext, new: ssl.SSLContext) -> None:
+        """Serve ``new`` wherever ``old`` was (a site whose trust changed gets a new context)."""
+        for table in (self._exact, self._wildcard):
+            for host, ctx in table.items():
+                if ctx is old:
+                    table[host] = new
+        new.sni_callback = self._on_sni
+        if self.default is old:
+            self.default = new
 
     def lookup(self, name: str) -> ssl.SSLContext | None:
         name = name.lower().rstrip(".")

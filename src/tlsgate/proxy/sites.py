@@ -1,0 +1,124 @@
+"""Every site's server TLS context: built at start-up, given new certificates in place, and
+rebuilt when the client-certificate trust (CA bundle, CRL) of an mTLS site changes.
+
+A new certificate goes into the site's existing context (new handshakes get it, open
+connections keep theirs). New trust cannot: OpenSSL keeps every CRL ever added to a store, so
+the site gets a fresh context with the current certificate, and the listener hands it to new
+connections from then on (see :mod:`tlsgate.proxy.client_auth`).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+from tlsgate.config import ClientAuth, SiteConfig
+from tlsgate.errors import TlsgateError
+from tlsgate.proxy.certificates import SiteCertificate
+from tlsgate.proxy.client_auth import TrustMaterial, configure, file_material, internal_material
+from tlsgate.proxy.stapling import SiteStapling
+from tlsgate.proxy.tickets import TicketKeys, install_all
+from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
+from tlsgate.store.base import Store
+
+__all__ = ["SiteTls", "client_auth_of", "uses_client_auth"]
+
+log = logging.getLogger("tlsgate.serve")
+
+
+def client_auth_of(site: SiteConfig) -> ClientAuth | None:
+    """The site's client-certificate settings, or None when it asks for none."""
+    auth = site.client_auth
+    return auth if auth is not None and auth.mode != "off" else None
+
+
+def uses_client_auth(site: SiteConfig) -> bool:
+    return client_auth_of(site) is not None
+
+
+class SiteTls:
+    def __init__(
+        self,
+        sites: tuple[SiteConfig, ...],
+        store: Store,
+        stapling: SiteStapling,
+        tickets: TicketKeys | None,
+    ) -> None:
+        self.sites = sites
+        self.store = store
+        self.stapling = stapling
+        self.tickets = tickets
+        self.contexts = SiteContexts()
+        self.by_name: dict[str, ssl.SSLContext] = {}
+        self._trust: dict[str, bytes] = {}  # site -> fingerprint of the trust it was built with
+
+    @property
+    def client_auth(self) -> bool:
+        return any(uses_client_auth(site) for site in self.sites)
+
+    def state_dir(self) -> Path | None:
+        path = Path(self.store.location)
+        return path if path.is_dir() else None
+
+    def material(self, site: SiteConfig) -> TrustMaterial:
+        auth = client_auth_of(site)
+        assert auth is not None
+        if auth.trust:
+            return file_material(auth)
+        return internal_material(self.store, self.state_dir())
+
+    def _context(self, cert: SiteCertificate, material: TrustMaterial | None) -> ssl.SSLContext:
+        ctx = new_server_context()
+        install_all([ctx], self.tickets)
+        load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
+        auth = client_auth_of(cert.site)
+        if material is not None and auth is not None:
+            configure(ctx, cert.name, auth, material)
+            self._trust[cert.name] = material.fingerprint
+        return ctx
+
+    def build(self, certs: dict[str, SiteCertificate]) -> None:
+        """Start-up: a failure here (unreadable trust bundle) stops the server with its reason."""
+        for site in self.sites:
+            cert = certs[site.hosts[0]]
+            material = self.material(site) if uses_client_auth(site) else None
+            ctx = self._context(cert, material)
+            self.by_name[cert.name] = ctx
+            self.contexts.add(site.hosts, ctx)
+            self.follow_ocsp(cert)
+
+    def follow_ocsp(self, cert: SiteCertificate) -> None:
+        tls = cert.site.tls
+        enabled = tls is None or tls.ocsp_stapling
+        self.stapling.site(cert.name, self.by_name[cert.name], cert.fullchain_pem, enabled=enabled)
+
+    def swap(self, certs: list[SiteCertificate]) -> None:
+        for cert in certs:
+            load_chain_into(self.by_name[cert.name], cert.fullchain_pem, cert.key_pem)
+            self.follow_ocsp(cert)
+            log.info("now serving certificate %X for %s", cert.leaf.serial_number, cert.name)
+
+    def refresh_trust(self, current: dict[str, SiteCertificate]) -> list[str]:
+        """Rebuild the context of every mTLS site whose trust material changed; returns their
+        names. A bundle that became unreadable keeps the current context (and says so)."""
+        rebuilt = []
+        for site in self.sites:
+            if not uses_client_auth(site):
+                continue
+            name = site.hosts[0]
+            try:
+                material = self.material(site)
+            except TlsgateError as exc:
+                log.error("site %s: keeping the current client trust: %s", name, exc)
+                continue
+            if material.fingerprint == self._trust.get(name):
+                continue
+            old = self.by_name[name]
+            new = self._context(current[name], material)
+            self.by_name[name] = new
+            self.contexts.replace(old, new)
+            self.follow_ocsp(current[name])
+            rebuilt.append(name)
+            log.info("site %s: client certificates now checked against new trust/CRL", name)
+        return rebuilt
