@@ -162,7 +162,8 @@ ERRORS: list[tuple[str, str]] = [
     ),
     (
         SITE + 'mode = "require"\n',
-        "tlsgate.toml:4: site[0].mode: unknown key (mode belongs in [site.client_auth])",
+        "tlsgate.toml:4: site[0].mode: 'require' is a client certificate mode: it belongs in "
+        '[site.client_auth] (a site\'s own mode is "http" or "tcp")',
     ),
     (
         SITE + 'allow_cn = "ops"\n',

@@ -8,10 +8,15 @@ upstream sees an identity header only for accepted certificates, never one a cli
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -202,3 +207,81 @@ def test_expired_foreign_and_revoked_certificates_are_refused(mtls: Serve, tmp_p
         assert time.monotonic() < deadline, serve.log.read_text()
         time.sleep(0.3)
     assert "certificate revoked" in serve.log.read_text()
+
+
+@contextlib.contextmanager
+def echo_server() -> Iterator[int]:
+    """A plain TCP echo service (the kind of non-HTTP upstream a tcp site fronts)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve_one(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            while data := conn.recv(65536):
+                conn.sendall(b"echo:" + data)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_tcp_site_relays_bytes_for_allowed_clients_only(
+    serve_factory: Any, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    tlsgate(state, "ca", "init")
+    with echo_server() as echo_port:
+        config = config_text('["localhost"]') + (
+            f'\n[[site]]\nhosts = ["db.localhost"]\nmode = "tcp"\n'
+            f'upstream = "tcp://127.0.0.1:{echo_port}"\n'
+            f'[site.client_auth]\nmode = "require"\nallow_spiffe = ["{PROD}"]\n'
+        )
+        serve: Serve = serve_factory(config=config, state=state)
+        prod = issue(serve.state, tmp_path / "prod", PROD)
+        staging = issue(serve.state, tmp_path / "staging", STAGING)
+
+        def talk(cert: Path | None) -> bytes:
+            context = ssl.create_default_context(cafile=str(serve.root))
+            if cert is not None:
+                context.load_cert_chain(cert / "fullchain.pem", cert / "key.pem")
+            raw = socket.create_connection(("127.0.0.1", serve.port), timeout=10)
+            with context.wrap_socket(raw, server_hostname="db.localhost") as tls:
+                tls.sendall(b"PING\r\n")
+                try:
+                    return tls.recv(100)
+                except (OSError, ssl.SSLError):
+                    return b""
+
+        assert talk(prod) == b"echo:PING\r\n"
+        assert talk(staging) == b""  # valid certificate, not allowed: the connection ends
+        with pytest.raises(ssl.SSLError):  # TLS 1.2 sees the refusal in the handshake
+            context = ssl.create_default_context(cafile=str(serve.root))
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            raw = socket.create_connection(("127.0.0.1", serve.port), timeout=10)
+            with context.wrap_socket(raw, server_hostname="db.localhost") as tls:
+                tls.recv(1)
+        # The HTTP site on the same port is unaffected.
+        assert curl(serve, "/echo", None).stdout.endswith("\n200")
+        log = serve.log.read_text()
+        (refusal,) = [line for line in log.splitlines() if "refused on tcp site" in line]
+        assert "db.localhost" in refusal and STAGING in refusal and "not allowed" in refusal
+        deadline = time.monotonic() + 10  # access-log lines are written in batches
+        while '"method":"TCP"' not in serve.log.read_text():
+            assert time.monotonic() < deadline, serve.log.read_text()
+            time.sleep(0.1)
+        assert '"host":"db.localhost"' in serve.log.read_text()

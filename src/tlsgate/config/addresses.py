@@ -162,19 +162,29 @@ def _network(value: object, at: _At) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
     raise at.error(f"{_show(value)} has host bits set (did you mean {loose}?)")
 
 
-def _upstream(value: object, at: _At) -> Upstream:
+def _a(scheme: str) -> str:
+    """The article for "http..." or "tcp..." ("" gives "an " before a quoted http URL)."""
+    if not scheme:
+        return "an "
+    return f"an {scheme}" if scheme == "http" else f"a {scheme}"
+
+
+def _upstream(value: object, at: _At, scheme: str = "http") -> Upstream:
+    """``scheme://host:port`` or ``host:port``; ``scheme`` is the site's: "http" or "tcp"."""
     if not isinstance(value, str):
-        raise at.error(f'expected an "http://HOST:PORT" string, got {_show(value)}')
+        raise at.error(f'expected {_a("")}"{scheme}://HOST:PORT" string, got {_show(value)}')
     shown = _show(value)
-    scheme, sep, rest = value.partition("://")
+    given, sep, rest = value.partition("://")
     if sep:
-        if scheme.lower() == "https":
+        if given.lower() == "https" and scheme == "http":
             raise at.error(
                 f"{shown}: https:// upstreams are not supported yet; "
                 "point tlsgate at the backend's plain http:// port"
             )
-        if scheme.lower() != "http":
-            raise at.error(f"{shown} is not an http://host:port URL")
+        if given.lower() != scheme:
+            tcp = scheme == "http" and given.lower() == "tcp"
+            other = ' (set mode = "tcp" on the site to relay to one)' if tcp else ""
+            raise at.error(f"{shown} is not {_a(scheme)}://host:port URL{other}")
     else:
         if value.isdigit():
             raise at.error(
@@ -195,18 +205,22 @@ def _upstream(value: object, at: _At) -> Upstream:
         if not host:
             raise ValueError("the host is missing")
         canonical = _host(host, bracketed)
+        if port is None and scheme == "tcp":
+            raise ValueError("a tcp upstream needs its port")
         number = 80 if port is None else _port(port, allow_zero=False)
     except ValueError as exc:
-        raise at.error(f"{shown} is not an http://host:port URL ({exc})") from None
+        raise at.error(f"{shown} is not {_a(scheme)}://host:port URL ({exc})") from None
     return Upstream(canonical, number)
 
 
-def _upstreams(items: list[tuple[object, _At]], at: _At) -> tuple[Upstream, ...]:
+def _upstreams(
+    items: list[tuple[object, _At]], at: _At, *, scheme: str = "http"
+) -> tuple[Upstream, ...]:
     if not items:
-        raise at.error('at least one upstream is required, like "http://127.0.0.1:8000"')
+        raise at.error(f'at least one upstream is required, like "{scheme}://127.0.0.1:8000"')
     out: list[Upstream] = []
     for value, item_at in items:
-        upstream = _upstream(value, item_at)
+        upstream = _upstream(value, item_at, scheme)
         if upstream in out:
             raise item_at.error(f"{upstream} is listed twice")
         out.append(upstream)

@@ -128,6 +128,9 @@ class SiteConfig:
     hsts: HstsPolicy | None = None
     hsts_explicit: bool = False  # True when the config said hsts = ... (even false)
     via: bool = False
+    #: "http": requests proxied to an HTTP upstream; "tcp": after TLS (and the client
+    #: certificate check), bytes relayed to a TCP upstream, for protocols that are not HTTP.
+    mode: str = "http"
     tls: TlsFiles | None = None  # None = certificates from the issuer below
     #: "internal" or "acme"; a site with tls keeps "internal" here, but its files win.
     issuer: str = "internal"

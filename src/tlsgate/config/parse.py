@@ -114,6 +114,7 @@ _TIMEOUT_KEYS = tuple(Timeouts.__dataclass_fields__)
 _LIMIT_KEYS = tuple(Limits.__dataclass_fields__)
 _SITE_KEYS = (
     "hosts",
+    "mode",
     "upstream",
     "balance",
     "hsts",
@@ -127,6 +128,7 @@ _TLS_KEYS = ("cert", "key")
 _TLS_OPTIONS = ("ocsp_stapling",)
 _HSTS_KEYS = ("max_age", "include_subdomains", "preload")
 _BALANCE = ("round_robin", "least_conn")
+_MODES = ("http", "tcp")
 _ISSUERS = ("internal", "acme")
 _EAB_KEYS = ("kid", "hmac")
 _EAB_ALIASES = {"key": "hmac", "mac": "hmac", "mac_key": "hmac", "key_id": "kid"}
@@ -352,9 +354,21 @@ def _site(
         raise at.error(
             'upstream is missing (where requests go, like upstream = "http://127.0.0.1:8000")'
         )
+    mode_value = table.get("mode", "http")
+    if mode_value in ("off", "optional", "require"):
+        raise at.child("mode").error(
+            f"{_show(mode_value)} is a client certificate mode: it belongs in [site.client_auth] "
+            '(a site\'s own mode is "http" or "tcp")'
+        )
+    mode = _choice(mode_value, _MODES, at.child("mode"))
+    if mode == "tcp":
+        for key in ("hsts", "via"):  # HTTP headers: a TCP site has none to put them in
+            if key in table:
+                raise at.child(key).error(f'{key} has no effect on a mode = "tcp" site')
     up_at = at.child("upstream")
+    example = '"tcp://HOST:PORT"' if mode == "tcp" else '"http://HOST:PORT"'
     upstreams = _upstreams(
-        _items(table["upstream"], up_at, '"http://HOST:PORT" or a list of them'), up_at
+        _items(table["upstream"], up_at, f"{example} or a list of them"), up_at, scheme=mode
     )
     balance = _choice(table.get("balance", "round_robin"), _BALANCE, at.child("balance"))
     hsts = _hsts(table["hsts"], at.child("hsts")) if "hsts" in table else None
@@ -367,6 +381,7 @@ def _site(
     site = SiteConfig(
         hosts=tuple(name for name, _, _ in hosts),
         upstreams=upstreams,
+        mode=mode,
         balance=balance,
         hsts=hsts,
         hsts_explicit="hsts" in table,

@@ -42,6 +42,7 @@ from tlsgate.proxy.metrics import AdminProtocol, Metrics, prepare_multiprocess
 from tlsgate.proxy.ocsp import OcspCache, cache_directory
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
+from tlsgate.proxy.relay import TcpRelay
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.sites import SiteTls, client_auth_of
 from tlsgate.proxy.stapling import SiteStapling
@@ -206,17 +207,20 @@ class EdgeServer:
             return None
         return answer.encode("ascii") if answer is not None else None
 
-    def _choose(self, hello: ClientHello | None, normal: Choice) -> Choice:
+    def _choose(self, hello: ClientHello | None, normal: Choice, edge: Edge) -> Choice:
         """The challenge certificate for a tls-alpn-01 validation, else the site's context
         (chosen before the handshake, so its client-certificate settings apply from the start:
-        OpenSSL would not take them from a context switched to in the SNI callback)."""
-        if hello is None or hello.server_name is None:
-            return normal
-        if ACME_TLS_ALPN not in hello.alpn:
+        OpenSSL would not take them from a context switched to in the SNI callback) and its
+        kind of connection (HTTP, or bytes for a ``mode = "tcp"`` site)."""
+        name = hello.server_name if hello is not None else None
+        if hello is None or name is None or ACME_TLS_ALPN not in hello.alpn:
             assert self.tls is not None
-            site = self.tls.contexts.lookup(hello.server_name)
-            return normal if site is None else (site, normal[1])
-        name = hello.server_name
+            route = edge.router.match(name) if name else edge.router.default
+            ctx = self.tls.contexts.lookup(name) if name else None
+            ctx = ctx or normal[0]
+            if route is not None and route.site.mode == "tcp":
+                return ctx, functools.partial(TcpRelay, edge, route)
+            return ctx, normal[1]
         try:
             answer = self.store.challenge_answer("tls-alpn-01", name, now=datetime.now(UTC))
         except TlsgateError as exc:
@@ -237,10 +241,11 @@ class EdgeServer:
 
     def _peeks(self) -> bool:
         """Whether the TLS listeners accept connections themselves to read the ClientHello
-        first: for tls-alpn-01 answers and for sites that ask for client certificates."""
+        first: for tls-alpn-01 answers, for sites that ask for client certificates and for TCP
+        sites (whose connections are not HTTP from the first byte)."""
         assert self.tls is not None
         return self.tls.client_auth or any(
-            site.acme is not None and "tls-alpn-01" in site.acme.challenges
+            site.mode == "tcp" or (site.acme is not None and "tls-alpn-01" in site.acme.challenges)
             for site in self.config.sites
         )
 
@@ -348,7 +353,7 @@ class EdgeServer:
                         await HelloAcceptor.listen(
                             address.host,
                             address.port,
-                            lambda hello, normal=normal: self._choose(hello, normal),  # type: ignore[misc]
+                            functools.partial(self._choose, normal=normal, edge=edge),
                             handshake_timeout=server_cfg.timeouts.handshake,
                         )
                     )
