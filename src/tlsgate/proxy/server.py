@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import functools
-import json
 import logging
 import os
 import re
@@ -34,10 +33,11 @@ from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
 from tlsgate.errors import TlsgateError
 from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
+from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
 from tlsgate.proxy.client_auth import InternalCrl
 from tlsgate.proxy.clienthello import ClientHello
-from tlsgate.proxy.edge import AccessRecord, Edge
+from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.metrics import AdminProtocol, Metrics, prepare_multiprocess
 from tlsgate.proxy.ocsp import OcspCache, cache_directory
 from tlsgate.proxy.protocol import ClientProtocol
@@ -53,84 +53,13 @@ from tlsgate.renewal.renewer import Renewer
 from tlsgate.store import open_store
 from tlsgate.store.base import ManagedCertificate, Store
 
-__all__ = ["AccessLog", "EdgeServer"]
+__all__ = ["EdgeServer"]
 
 log = logging.getLogger("tlsgate.serve")
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _CHALLENGE_PATH = b"/.well-known/acme-challenge/"
 _TOKEN = re.compile(rb"[A-Za-z0-9_-]{1,256}")
-
-
-class AccessLog:
-    """JSON lines, written in whole-line batches so several workers never interleave a line."""
-
-    def __init__(self, target: str) -> None:
-        self.fd: int | None
-        if target == "off":
-            self.fd = None
-        elif target == "stdout":
-            self.fd = sys.stdout.fileno()
-        else:
-            self.fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        self._lines: list[bytes] = []
-        self._size = 0
-        self._handle: asyncio.TimerHandle | None = None
-
-    def __call__(self, record: AccessRecord) -> None:
-        if self.fd is None:
-            return
-        line = (
-            json.dumps(
-                {
-                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "client": record.client,
-                    "method": record.method,
-                    "target": record.target[:2048],
-                    "host": record.host,
-                    "status": record.status,
-                    "bytes": record.bytes_sent,
-                    "upstream": record.upstream,
-                    "duration_ms": round(record.duration * 1000, 3),
-                    **({"error": record.error} if record.error else {}),
-                },
-                separators=(",", ":"),
-            ).encode()
-            + b"\n"
-        )
-        self._lines.append(line)
-        self._size += len(line)
-        if self._size > 3072:
-            self.flush()
-        elif self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(0.5, self.flush)
-
-    def flush(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self.fd is None or not self._lines:
-            return
-        batch: list[bytes] = []
-        size = 0
-        for line in self._lines:
-            if size + len(line) > 4096 and batch:
-                self._write(b"".join(batch))
-                batch = []
-                size = 0
-            batch.append(line)
-            size += len(line)
-        if batch:
-            self._write(b"".join(batch))
-        self._lines.clear()
-        self._size = 0
-
-    def _write(self, data: bytes) -> None:
-        assert self.fd is not None
-        try:
-            os.write(self.fd, data)
-        except OSError:
-            pass  # a closed stdout must not stop the proxy
 
 
 class EdgeServer:

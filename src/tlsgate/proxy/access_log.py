@@ -1,0 +1,90 @@
+"""The access log: one JSON line per request (per connection for TCP sites).
+
+Lines are written in whole-line batches of at most 4 KiB, one ``write()`` each on an
+``O_APPEND`` descriptor (which Linux appends whole, and 4 KiB is within ``PIPE_BUF`` for a pipe
+to stdout), so several workers sharing one file never interleave a line. A batch goes out when
+it passes 3 KiB or half a second after its first line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import UTC, datetime
+
+from tlsgate.proxy.edge import AccessRecord
+
+__all__ = ["AccessLog"]
+
+
+class AccessLog:
+    """JSON lines, written in whole-line batches so several workers never interleave a line."""
+
+    def __init__(self, target: str) -> None:
+        self.fd: int | None
+        if target == "off":
+            self.fd = None
+        elif target == "stdout":
+            self.fd = sys.stdout.fileno()
+        else:
+            self.fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def __call__(self, record: AccessRecord) -> None:
+        if self.fd is None:
+            return
+        line = (
+            json.dumps(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "client": record.client,
+                    "method": record.method,
+                    "target": record.target[:2048],
+                    "host": record.host,
+                    "status": record.status,
+                    "bytes": record.bytes_sent,
+                    "upstream": record.upstream,
+                    "duration_ms": round(record.duration * 1000, 3),
+                    **({"error": record.error} if record.error else {}),
+                },
+                separators=(",", ":"),
+            ).encode()
+            + b"\n"
+        )
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size > 3072:
+            self.flush()
+        elif self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(0.5, self.flush)
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.fd is None or not self._lines:
+            return
+        batch: list[bytes] = []
+        size = 0
+        for line in self._lines:
+            if size + len(line) > 4096 and batch:
+                self._write(b"".join(batch))
+                batch = []
+                size = 0
+            batch.append(line)
+            size += len(line)
+        if batch:
+            self._write(b"".join(batch))
+        self._lines.clear()
+        self._size = 0
+
+    def _write(self, data: bytes) -> None:
+        assert self.fd is not None
+        try:
+            os.write(self.fd, data)
+        except OSError:
+            pass  # a closed stdout must not stop the proxy
