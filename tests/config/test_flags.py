@@ -8,6 +8,7 @@ import pytest
 
 from tlsgate.config import (
     AcmeSettings,
+    ClientAuth,
     Config,
     ListenAddress,
     ServerConfig,
@@ -17,6 +18,7 @@ from tlsgate.config import (
     loads,
 )
 from tlsgate.errors import ConfigError
+from tlsgate.mtls.policy import AllowList
 
 
 def test_from_flags_defaults() -> None:
@@ -317,6 +319,150 @@ def test_acme_flag_and_file_messages_agree(key: str, flag: str, value: str) -> N
 
 
 # ---------------------------------------------------------------------------------------------
+# --client-auth and its lists (mTLS without a file, like ghostunnel's flags)
+# ---------------------------------------------------------------------------------------------
+
+WEB = "spiffe://example.org/ns/prod/sa/*"
+
+
+def test_client_auth_flags_make_the_site_ask_for_certificates() -> None:
+    cfg = from_flags(
+        ["localhost"],
+        ["127.0.0.1:8000"],
+        client_auth="require",
+        client_ca=["clients.pem", "partners.pem"],
+        allow_spiffe=[WEB, "spiffe://example.org/ns/ops/**"],
+        allow_dns=["*.svc.internal"],
+        allow_cn=["backup job"],
+        allow_ou=["SRE"],
+    )
+    assert cfg.sites[0].client_auth == ClientAuth(
+        mode="require",
+        trust=(Path("clients.pem"), Path("partners.pem")),
+        allow=AllowList(
+            spiffe=(WEB, "spiffe://example.org/ns/ops/**"),
+            dns=("*.svc.internal",),
+            cn=("backup job",),
+            ou=("SRE",),
+        ),
+    )
+    # Alone, the mode trusts the internal CA and lets in any certificate it verifies.
+    optional = from_flags(["localhost"], ["127.0.0.1:8000"], client_auth="optional")
+    assert optional.sites[0].client_auth == ClientAuth(mode="optional")
+    # "off" is the file's default, and the same as leaving the flag out.
+    assert (
+        from_flags(["localhost"], ["127.0.0.1:8000"], client_auth="off").sites[0].client_auth
+        is None
+    )
+    assert from_flags(["localhost"], ["127.0.0.1:8000"]).sites[0].client_auth is None
+
+
+def test_client_auth_flags_match_the_equivalent_file() -> None:
+    flags = from_flags(
+        ["localhost"],
+        ["127.0.0.1:8000"],
+        client_auth="optional",
+        client_ca=["ca.pem"],
+        allow_spiffe=[WEB],
+        allow_ou=["SRE", "Platform"],
+    )
+    text = '[[site]]\nhosts = "localhost"\nupstream = "127.0.0.1:8000"\n[site.client_auth]\n'
+    text += f'mode = "optional"\ntrust = "ca.pem"\nallow_spiffe = ["{WEB}"]\n'
+    text += 'allow_ou = ["SRE", "Platform"]\n'
+    assert flags.sites == loads(text).sites
+
+
+NEEDS_MODE = (
+    "needs --client-auth require or optional (without it no client certificate is asked for)"
+)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"client_ca": ["ca.pem"]}, f"--client-ca: {NEEDS_MODE}"),
+        ({"allow_spiffe": [WEB]}, f"--allow-spiffe: {NEEDS_MODE}"),
+        ({"allow_dns": ["a.internal"]}, f"--allow-dns: {NEEDS_MODE}"),
+        ({"allow_cn": ["web"]}, f"--allow-cn: {NEEDS_MODE}"),
+        ({"allow_ou": ["SRE"]}, f"--allow-ou: {NEEDS_MODE}"),
+        (
+            {"client_auth": "off", "allow_cn": ["web"]},
+            "--allow-cn: would be ignored with --client-auth off: use require or optional",
+        ),
+        (
+            {"client_auth": "required"},
+            '--client-auth: expected "off" or "optional" or "require", got \'required\' '
+            "(did you mean 'require'?)",
+        ),
+        (
+            {"client_auth": "require", "allow_spiffe": ["example.org/ns/prod"]},
+            "--allow-spiffe: 'example.org/ns/prod': a SPIFFE pattern starts with spiffe://",
+        ),
+        (
+            {"client_auth": "require", "allow_dns": ["*.internal"]},
+            "--allow-dns: '*.internal': a wildcard needs at least two labels after it "
+            "(like *.example.com)",
+        ),
+        (
+            {"client_auth": "require", "allow_cn": [""]},
+            "--allow-cn: expected a common name, got an empty string",
+        ),
+        (
+            {"client_auth": "require", "allow_ou": ["SRE", "SRE"]},
+            "--allow-ou: 'SRE' is listed twice",
+        ),
+        (
+            {"client_auth": "require", "client_ca": ["ca.pem", "ca.pem"]},
+            "--client-ca: 'ca.pem' is listed twice",
+        ),
+        (
+            {"client_auth": "require", "client_ca": []},
+            "--client-ca: an empty list: leave --client-ca out to trust the internal CA",
+        ),
+        (
+            {"client_auth": "require", "allow_spiffe": []},
+            "--allow-spiffe: an empty list: leave --allow-spiffe out (no allow list at all means "
+            "any verified certificate)",
+        ),
+        # the contrast cases: the same lists, with a mode that asks for certificates
+        ({"client_auth": "optional", "client_ca": ["ca.pem"], "allow_cn": ["web"]}, None),
+        ({"client_auth": "require", "allow_spiffe": [WEB], "allow_dns": ["a.internal"]}, None),
+    ],
+)
+def test_client_auth_flag_errors(kwargs: dict[str, object], message: str | None) -> None:
+    test_from_flags_errors(kwargs, message)
+
+
+@pytest.mark.parametrize(
+    ("key", "flag", "value"),
+    [
+        ("mode", "client_auth", "yes"),
+        ("allow_spiffe", "allow_spiffe", "spiffe://Example.org/x"),
+        ("allow_spiffe", "allow_spiffe", "spiffe://example.org/a/**/b"),
+        ("allow_dns", "allow_dns", "*.*.example.com"),
+        ("allow_dns", "allow_dns", "under_score.example"),
+        ("allow_cn", "allow_cn", ""),
+        ("trust", "client_ca", ""),
+    ],
+)
+def test_client_auth_flag_and_file_messages_agree(key: str, flag: str, value: str) -> None:
+    text = '[[site]]\nhosts = "localhost"\nupstream = "127.0.0.1:8000"\n[site.client_auth]\n'
+    text += f'mode = "{value}"\n' if key == "mode" else f'mode = "require"\n{key} = "{value}"\n'
+    with pytest.raises(ConfigError) as from_file:
+        loads(text)
+    kwargs: dict[str, object] = {"client_auth": value if key == "mode" else "require"}
+    if key != "mode":
+        kwargs[flag] = [value]
+    with pytest.raises(ConfigError) as from_flag:
+        from_flags(["localhost"], ["127.0.0.1:8000"], **kwargs)  # type: ignore[arg-type]
+    line = 5 if key == "mode" else 6
+    assert (
+        str(from_file.value).partition(f"tlsgate.toml:{line}: site[0].client_auth.{key}: ")[2]
+        == str(from_flag.value).partition(": ")[2]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # tlsgate serve: the flags reach from_flags
 # ---------------------------------------------------------------------------------------------
 
@@ -371,3 +517,36 @@ def test_serve_refuses_acme_flags_with_a_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         _serve("-c", str(tmp_path / "tlsgate.toml"), "--acme", LE)
     assert str(info.value) == "--acme: with -c FILE, ACME settings go in the file's [acme]"
+
+
+def test_serve_passes_the_client_auth_flags() -> None:
+    cfg = _serve(
+        "--host", "localhost", "--to", "http://127.0.0.1:8000", "--client-auth", "require",
+        "--client-ca", "ca.pem", "--allow-spiffe", WEB, "--allow-spiffe", "spiffe://x.org/job",
+        "--allow-dns", "a.internal", "--allow-cn", "web", "--allow-ou", "SRE",
+    )  # fmt: skip
+    assert cfg.sites[0].client_auth == ClientAuth(
+        mode="require",
+        trust=(Path("ca.pem"),),
+        allow=AllowList(
+            spiffe=(WEB, "spiffe://x.org/job"), dns=("a.internal",), cn=("web",), ou=("SRE",)
+        ),
+    )
+    assert _serve("--host", "localhost", "--to", "127.0.0.1:8000").sites[0].client_auth is None
+    with pytest.raises(ConfigError) as info:
+        _serve("--host", "localhost", "--to", "127.0.0.1:8000", "--allow-spiffe", WEB)
+    assert str(info.value) == f"--allow-spiffe: {NEEDS_MODE}"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--client-auth", "require"], ["--client-ca", "ca.pem"], ["--allow-ou", "SRE"]]
+)
+def test_serve_refuses_client_auth_flags_with_a_config_file(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    """Ignoring them would let in clients the command line meant to keep out."""
+    with pytest.raises(ConfigError) as info:
+        _serve("-c", str(tmp_path / "tlsgate.toml"), *argv)
+    assert str(info.value) == (
+        f"{argv[0]}: with -c FILE, client certificate settings go in the file's [site.client_auth]"
+    )

@@ -45,6 +45,14 @@ def _config(args: argparse.Namespace) -> Config:
         "--challenge": args.challenges,
         "--dns-hook": args.dns_hook,
     }
+    client_auth_flags = {
+        "--client-auth": args.client_auth,
+        "--client-ca": args.client_ca,
+        "--allow-spiffe": args.allow_spiffe,
+        "--allow-dns": args.allow_dns,
+        "--allow-cn": args.allow_cn,
+        "--allow-ou": args.allow_ou,
+    }
     if args.config:
         if args.hosts or args.to:
             raise ConfigError("use either -c FILE or --host/--to, not both")
@@ -52,6 +60,12 @@ def _config(args: argparse.Namespace) -> Config:
         for flag, value in acme_flags.items():
             if value:
                 raise ConfigError(f"{flag}: with -c FILE, ACME settings go in the file's [acme]")
+        for flag, value in client_auth_flags.items():
+            if value:
+                raise ConfigError(
+                    f"{flag}: with -c FILE, client certificate settings go in the file's "
+                    "[site.client_auth]"
+                )
         config = load(Path(args.config))
         if args.state:
             config = replace(config, server=replace(config.server, state=Path(args.state)))
@@ -72,6 +86,12 @@ def _config(args: argparse.Namespace) -> Config:
         eab=args.eab,
         challenges=args.challenges or None,
         dns_hook=args.dns_hook,
+        client_auth=args.client_auth,
+        client_ca=args.client_ca or None,
+        allow_spiffe=args.allow_spiffe or None,
+        allow_dns=args.allow_dns or None,
+        allow_cn=args.allow_cn or None,
+        allow_ou=args.allow_ou or None,
     )
     if bool(args.cert) != bool(args.key):
         raise ConfigError("--cert and --key go together")
@@ -265,6 +285,37 @@ def register(commands: Any) -> None:
         metavar="CMD",
         help="answer dns-01 with CMD present|cleanup _acme-challenge.NAME VALUE",
     )
+    p.add_argument(
+        "--client-auth",
+        metavar="optional|require",
+        help="ask clients for a certificate (mTLS); require refuses clients without one",
+    )
+    p.add_argument(
+        "--client-ca",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="PEM bundle of the CAs that issue client certificates (repeatable; default: the "
+        "internal CA)",
+    )
+    for flag, metavar, what, note in (
+        (
+            "--allow-spiffe",
+            "PATTERN",
+            "SPIFFE ID (spiffe://example.org/ns/prod/sa/*)",
+            "; any entry of any --allow-* list lets a client in, no list any verified certificate",
+        ),
+        ("--allow-dns", "NAME", "DNS name (*.svc.internal: one label)", ""),
+        ("--allow-cn", "CN", "subject common name", ""),
+        ("--allow-ou", "OU", "subject organizational unit", ""),
+    ):
+        p.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar=metavar,
+            help=f"let in clients whose certificate has this {what} (repeatable){note}",
+        )
     p.add_argument(
         "--admin-listen",
         metavar="ADDR:PORT",

@@ -100,7 +100,9 @@ _ALLOW_CHECKS: dict[str, Callable[[object, _At], str]] = {
 }
 
 
-def _allow(given: Mapping[str, tuple[object, _At]]) -> AllowList:
+def _allow(
+    given: Mapping[str, tuple[object, _At]], words: Mapping[str, str] | None = None
+) -> AllowList:
     lists: dict[str, tuple[str, ...]] = {}
     for key, check in _ALLOW_CHECKS.items():
         if key not in given:
@@ -108,8 +110,9 @@ def _allow(given: Mapping[str, tuple[object, _At]]) -> AllowList:
         value, at = given[key]
         items = _items(value, at, "a string or a list of strings")
         if not items:
+            said = words.get(key, key) if words else key
             raise at.error(
-                f"an empty list: leave {key} out (no allow list at all means any verified "
+                f"an empty list: leave {said} out (no allow list at all means any verified "
                 "certificate)"
             )
         out: list[str] = []
@@ -172,6 +175,21 @@ def _client_auth(
 ) -> ClientAuth | None:
     """A site's settings from its table (keys known to be ours); None when mode is "off"."""
     given = {key: (value, at.child(key)) for key, value in table.items()}
+    return _client_auth_given(given, rules, base)
+
+
+def _client_auth_given(
+    given: Mapping[str, tuple[object, _At]],
+    rules: Sequence[tuple[Mapping[str, object], _At]],
+    base: Path | None,
+    words: Mapping[str, str] | None = None,
+) -> ClientAuth | None:
+    """The settings from values that each know where they were written; None when "off".
+
+    Both readers come through here (the file's table, and ``serve --client-auth ...``), so a
+    value one of them accepts the other cannot refuse. ``words`` names a key the way its reader
+    wrote it ("--client-ca" for ``trust``) where a message tells them to leave it out.
+    """
     mode = "off"
     if "mode" in given:
         mode = _choice(given["mode"][0], CLIENT_AUTH_MODES, given["mode"][1])
@@ -185,7 +203,8 @@ def _client_auth(
         return None
     trust: tuple[Path, ...] = ()
     if "trust" in given:
-        trust = _files(*given["trust"], base, "trust", "to trust the internal CA")
+        said = words.get("trust", "trust") if words else "trust"
+        trust = _files(*given["trust"], base, said, "to trust the internal CA")
     crl: tuple[Path, ...] = ()
     if "crl" in given:
         crl_at = given["crl"][1]
@@ -206,7 +225,7 @@ def _client_auth(
         crl_refresh=(
             _crl_refresh(*given["crl_refresh"]) if "crl_refresh" in given else defaults.crl_refresh
         ),
-        allow=_allow({k: v for k, v in given.items() if k in _ALLOW_KEYS}),
+        allow=_allow({k: v for k, v in given.items() if k in _ALLOW_KEYS}, words),
         paths=tuple(_rule(rule, rule_at, mode, seen) for rule, rule_at in rules),
         forward=forward,
     )

@@ -8,9 +8,27 @@ from __future__ import annotations
 
 from tlsgate.config.acme import _FLAG_WORDS, _acme_given, _acme_settings, _eab
 from tlsgate.config.addresses import _hosts, _listen, _listeners, _listens, _upstreams
+from tlsgate.config.client_auth import _client_auth_given
 from tlsgate.config.messages import _At
-from tlsgate.config.model import Config, ListenAddress, ServerConfig, SiteConfig
-from tlsgate.config.values import _duration, _path, _workers
+from tlsgate.config.model import (
+    CLIENT_AUTH_MODES,
+    ClientAuth,
+    Config,
+    ListenAddress,
+    ServerConfig,
+    SiteConfig,
+)
+from tlsgate.config.values import _choice, _duration, _path, _workers
+
+#: The [site.client_auth] key each client-certificate flag stands for (the flag's own name is
+#: what messages show).
+_CLIENT_AUTH_FLAGS = {
+    "trust": "--client-ca",
+    "allow_spiffe": "--allow-spiffe",
+    "allow_dns": "--allow-dns",
+    "allow_cn": "--allow-cn",
+    "allow_ou": "--allow-ou",
+}
 
 
 def from_flags(
@@ -28,12 +46,20 @@ def from_flags(
     eab: str | None = None,
     challenges: list[str] | None = None,
     dns_hook: str | None = None,
+    client_auth: str | None = None,
+    client_ca: list[str] | None = None,
+    allow_spiffe: list[str] | None = None,
+    allow_dns: list[str] | None = None,
+    allow_cn: list[str] | None = None,
+    allow_ou: list[str] | None = None,
 ) -> Config:
     """The zero-config form: ``serve --host NAME... --to URL... [--listen ...]``.
 
     Every value goes through the same checks as the file, so the two forms cannot disagree about
     what is valid; messages name the flag instead of a file position. ``acme`` (the directory
-    URL) makes the site's issuer ACME; the other ACME options mean nothing without it.
+    URL) makes the site's issuer ACME; the other ACME options mean nothing without it. In the
+    same way ``client_auth`` ("optional" or "require") asks clients for certificates, and the
+    trust and allow lists mean nothing without it.
     """
     host_at = _At("--host")
     names = _hosts([(h, host_at) for h in hosts], host_at)
@@ -81,13 +107,48 @@ def from_flags(
         raise first.error(
             "needs --acme DIRECTORY_URL (without it the certificate comes from the internal CA)"
         )
+    lists = {
+        "trust": client_ca,
+        "allow_spiffe": allow_spiffe,
+        "allow_dns": allow_dns,
+        "allow_cn": allow_cn,
+        "allow_ou": allow_ou,
+    }
     site = SiteConfig(
         hosts=tuple(name for name, _, _ in names),
         upstreams=upstreams,
         issuer="internal" if settings is None else "acme",
         acme=settings,
+        client_auth=_client_auth_flags(client_auth, lists),
     )
     return Config(server=server, sites=(site,))
+
+
+def _client_auth_flags(mode: str | None, lists: dict[str, list[str] | None]) -> ClientAuth | None:
+    """``--client-auth`` and its lists, through the file's own checks for [site.client_auth].
+
+    An allow list without a mode that asks for certificates would read like protection that is
+    not there, so it is an error here as in the file.
+    """
+    given: dict[str, tuple[object, _At]] = {
+        key: (value, _At(_CLIENT_AUTH_FLAGS[key]))
+        for key, value in lists.items()
+        if value is not None
+    }
+    mode_at = _At("--client-auth")
+    if mode is not None:
+        mode = _choice(mode, CLIENT_AUTH_MODES, mode_at)
+    if mode is None or mode == "off":
+        if given:
+            _, first = next(iter(given.values()))
+            if mode is None:
+                raise first.error(
+                    "needs --client-auth require or optional (without it no client certificate "
+                    "is asked for)"
+                )
+            raise first.error("would be ignored with --client-auth off: use require or optional")
+        return None
+    return _client_auth_given({"mode": (mode, mode_at), **given}, (), None, _CLIENT_AUTH_FLAGS)
 
 
 def parse_duration(text: str, flag: str) -> float:
