@@ -12,7 +12,10 @@ CPU-second, read from /proc before and after each run. Tests:
 
 Modes: the default compares the proxies on the four tests; ``--workers-scaling`` runs each proxy
 with 1 and 2 workers on both cores (test 1); ``--idle-conns N`` holds N idle keep-alive TLS
-connections and reports the proxy's resident memory per connection.
+connections and reports the proxy's resident memory per connection. ``--client-cert`` (and
+``--haproxy``, the same path without the certificate) puts HAProxy between wrk and each proxy,
+because wrk cannot present a client certificate: wrk speaks plain HTTP to HAProxy on core 1, which
+speaks TLS 1.3 with the harness's client certificate to the proxy.
 
     .venv/bin/python bench/proxy.py                               # nginx alone
     .venv/bin/python bench/proxy.py --proxy-cmd nginx             # nginx vs nginx: ratio ~1.0
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import itertools
 import json
 import os
@@ -83,6 +87,10 @@ QUIET_WINDOW = 2.0
 #: nginx connection slots; fixed so every nginx instance is the same (and idle-conns fits).
 NGINX_CONNECTIONS = 20480
 NGINX_PLACEHOLDER = "nginx"
+#: --client-cert: the SPIFFE ID in the client certificate HAProxy presents ({client_spiffe}).
+CLIENT_SPIFFE = "spiffe://bench.tlsgate.test/wrk"
+#: HAProxy's connection limit: the open-file hard limit here is 20,000, and it needs 2 per pair.
+HAPROXY_MAXCONN = 4096
 
 NGINX_COMMON = """\
 user root;
@@ -153,11 +161,16 @@ http {{
         ssl_session_cache shared:SSL:10m;
         ssl_session_timeout 1d;
         ssl_session_tickets on;
+{client_verify}
         keepalive_timeout 300s;
         keepalive_requests 1000000;
         # Only for the harness's shim check: "r" if this connection resumed a session.
         location = /tls-session {{
             return 200 "$ssl_session_reused";
+        }}
+        # Only for the --client-cert check: "SUCCESS" when nginx verified a client certificate.
+        location = /tls-client {{
+            return 200 "$ssl_client_verify";
         }}
         location / {{
             proxy_pass http://backend;
@@ -170,6 +183,60 @@ http {{
 }}
 """
 )
+
+#: --client-cert: the reference nginx asks for and verifies the client certificate. Depth 2: the
+#: chain is leaf -> intermediate -> root (nginx's default of 1 refuses it).
+NGINX_CLIENT_VERIFY = """\
+        ssl_verify_client on;
+        ssl_client_certificate {client_ca};
+        ssl_verify_depth 2;"""
+
+#: The client-side TLS originator (--haproxy, --client-cert), one per proxy under test, on core 1.
+#: wrk talks plain HTTP to a frontend; its backend speaks TLS 1.3 to the proxy, verifying the
+#: proxy's certificate (ca-file, SNI localhost) and presenting {client_crt} when there is one.
+#: reuse: keep-alive, idle TLS connections shared by all wrk connections (tests 1 and 4);
+#: full: a new TLS connection per request, closed after the response, no session reuse (test 2);
+#: resumed: the same, resuming HAProxy's last session with the proxy (test 3).
+HAPROXY_CONF = """\
+global
+    nbthread 1
+    maxconn {maxconn}
+    stats socket {prefix}/admin.sock mode 600 level admin
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+frontend reuse
+    bind {host}:{port_reuse} backlog 4096
+    default_backend reuse
+frontend full
+    bind {host}:{port_full} backlog 4096
+    default_backend full
+frontend resumed
+    bind {host}:{port_resumed} backlog 4096
+    default_backend resumed
+backend reuse
+    http-reuse always
+    server proxy {host}:{proxy_port} {tls} pool-purge-delay 300s
+backend full
+    option http-server-close
+    http-reuse never
+    server proxy {host}:{proxy_port} {tls} no-ssl-reuse
+backend resumed
+    option http-server-close
+    http-reuse never
+    server proxy {host}:{proxy_port} {tls}
+"""
+HAPROXY_TLS = "ssl verify required ca-file {ca} sni str(localhost) ssl-min-ver TLSv1.3"
+#: The frontend (and backend) each test goes through.
+HAPROXY_ROUTE = {
+    "keepalive-100b": "reuse",
+    "full-handshake": "full",
+    "resumed-handshake": "resumed",
+    "keepalive-1m": "reuse",
+}
 
 #: wrk prints one JSON line at the end of a run (no per-request Lua: only done() is defined).
 WRK_REPORT_LUA = """\
@@ -334,9 +401,12 @@ def spawn(name: str, argv: Sequence[str], log: Path, port: int, cwd: Path = REPO
     return Service(name, popen, log, port)
 
 
-def client_context(ca_file: Path) -> ssl.SSLContext:
+def client_context(ca_file: Path, client: ClientCert | None = None) -> ssl.SSLContext:
+    """The harness's own TLS client; with ``client`` it presents that certificate."""
     context = ssl.create_default_context(cafile=str(ca_file))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client is not None:
+        context.load_cert_chain(client.fullchain, client.key)
     return context
 
 
@@ -421,20 +491,35 @@ def check_content(name: str, port: int, tls: ssl.SSLContext | None, small: bytes
 
 
 @dataclass(frozen=True)
+class ClientCert:
+    """The client certificate (an X.509-SVID for CLIENT_SPIFFE) HAProxy presents."""
+
+    fullchain: Path
+    key: Path
+    combined: Path  # fullchain + key in one PEM: HAProxy's `crt`
+
+
+@dataclass(frozen=True)
 class Certs:
     fullchain: Path
     key: Path
     root_ca: Path
+    client: ClientCert | None = None
 
 
-def make_certs(tmp: Path, tlsgate: str) -> Certs:
-    state, out = tmp / "ca-state", tmp / "cert"
+def make_certs(tmp: Path, tlsgate: str, *, client: bool = False) -> Certs:
+    """The server certificate, and with ``client`` a client one, from one fresh tlsgate CA."""
+    state, out, client_out = tmp / "ca-state", tmp / "cert", tmp / "client-cert"
     progress("creating a CA and a certificate for localhost, 127.0.0.1 with tlsgate ca")
-    for argv in (
+    commands = [
         [tlsgate, "ca", "init", "--state", str(state)],
         [tlsgate, "ca", "issue", "localhost", HOST, "--out", str(out), "--state", str(state)],
         [tlsgate, "ca", "export-root", "--out", str(tmp / "root.pem"), "--state", str(state)],
-    ):
+    ]
+    if client:
+        issue = [tlsgate, "ca", "issue", "--client", "--spiffe", CLIENT_SPIFFE]
+        commands.append([*issue, "--out", str(client_out), "--state", str(state)])
+    for argv in commands:
         result = subprocess.run(
             argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False
         )
@@ -443,7 +528,16 @@ def make_certs(tmp: Path, tlsgate: str) -> Certs:
                 f"{shlex.join(argv)} failed ({result.returncode}):\n"
                 f"{result.stderr.decode(errors='replace')}"
             )
-    certs = Certs(out / "fullchain.pem", out / "key.pem", tmp / "root.pem")
+    client_cert = None
+    if client:
+        fullchain, key = client_out / "fullchain.pem", client_out / "key.pem"
+        if not (fullchain.is_file() and key.is_file()):
+            raise BenchError(f"tlsgate ca issue --client did not write {client_out}")
+        combined = tmp / "client-combined.pem"
+        combined.write_bytes(fullchain.read_bytes() + key.read_bytes())
+        combined.chmod(0o600)
+        client_cert = ClientCert(fullchain, key, combined)
+    certs = Certs(out / "fullchain.pem", out / "key.pem", tmp / "root.pem", client_cert)
     for path in (certs.fullchain, certs.key, certs.root_ca):
         if not path.is_file():
             raise BenchError(f"tlsgate ca did not write {path}")
@@ -533,6 +627,9 @@ def start_proxy(
             cert=certs.fullchain,
             key=certs.key,
             ciphers=MOZILLA_INTERMEDIATE_CIPHERS,
+            client_verify=(
+                NGINX_CLIENT_VERIFY.format(client_ca=certs.root_ca) if certs.client else ""
+            ),
         )
         (prefix / "nginx.conf").write_text(config)
         argv, log = nginx_argv(prefix, cpus), prefix / "stdout.log"
@@ -545,6 +642,8 @@ def start_proxy(
             "cert": certs.fullchain,
             "key": certs.key,
             "ca": certs.root_ca,
+            "client_ca": certs.root_ca,
+            "client_spiffe": CLIENT_SPIFFE,
             "root": REPO,
             "state": state,
             "workers": workers,
@@ -565,6 +664,103 @@ def start_proxy(
         service.stop()
         raise
     return service
+
+
+@dataclass
+class Originator:
+    """HAProxy in front of one proxy: where wrk connects for each test, and its counters."""
+
+    service: Service
+    ports: dict[str, int]  # frontend name -> port
+    socket: Path  # the stats socket
+
+    def port_for(self, test: Test) -> int:
+        return self.ports[HAPROXY_ROUTE[test.key]]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Each backend's counters (HAProxy's ``show stat``: connect, ssl_sess, hrsp_2xx...)."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5.0)
+            sock.connect(str(self.socket))
+            sock.sendall(b"show stat\n")
+            data = b""
+            while chunk := sock.recv(1 << 16):
+                data += chunk
+        lines = data.decode().lstrip("# ").splitlines()
+        out: dict[str, dict[str, int]] = {}
+        for row in csv.DictReader(line for line in lines if line):
+            if row["svname"] == "BACKEND":
+                out[row["pxname"]] = {k: int(v) for k, v in row.items() if k and v.isdigit()}
+        return out
+
+
+def start_originator(
+    tmp: Path, name: str, proxy_port: int, certs: Certs, start_timeout: float
+) -> Originator:
+    """HAProxy on core 1 for the proxy on ``proxy_port``, presenting the client certificate
+    when the harness made one (--client-cert) and none otherwise (--haproxy)."""
+    prefix = tmp / name / "haproxy"
+    prefix.mkdir(parents=True)
+    ports = {frontend: free_port() for frontend in ("reuse", "full", "resumed")}
+    tls = HAPROXY_TLS.format(ca=certs.root_ca)
+    if certs.client is not None:
+        tls += f" crt {certs.client.combined}"
+    config = HAPROXY_CONF.format(
+        maxconn=HAPROXY_MAXCONN,
+        prefix=prefix,
+        host=HOST,
+        proxy_port=proxy_port,
+        tls=tls,
+        **{f"port_{frontend}": port for frontend, port in ports.items()},
+    )
+    (prefix / "haproxy.cfg").write_text(config)
+    argv = ["taskset", "-c", LOAD_CPUS, "haproxy", "-db", "-f", str(prefix / "haproxy.cfg")]
+    service = spawn(f"haproxy for {name}", argv, prefix / "output.log", ports["reuse"])
+    try:
+        wait_ready(service, start_timeout, None)
+        deadline = time.monotonic() + start_timeout
+        while not (prefix / "admin.sock").exists():
+            if time.monotonic() > deadline:
+                raise BenchError(f"haproxy made no stats socket:\n{service.log_tail()}")
+            time.sleep(0.1)
+    except BaseException:
+        service.stop()
+        raise
+    return Originator(service, ports, prefix / "admin.sock")
+
+
+@dataclass
+class Target:
+    """Where the load goes: the proxy itself, or the HAProxy in front of it."""
+
+    proxy: Service
+    originator: Originator | None = None
+
+    def url(self, test: Test | None = None, frontend: str = "reuse") -> str:
+        if self.originator is None:
+            return f"https://{HOST}:{self.proxy.port}"
+        port = self.originator.port_for(test) if test else self.originator.ports[frontend]
+        return f"http://{HOST}:{port}"
+
+    def stop(self) -> None:
+        if self.originator is not None:
+            self.originator.service.stop()
+        self.proxy.stop()
+
+
+def check_client_auth(name: str, port: int, anonymous: ssl.SSLContext) -> str:
+    """--client-cert: a client without a certificate must not get the page: the proxy asks for
+    one and requires it. Returns how it refused, for the log."""
+    try:
+        status, _ = http_get(port, "/100b", anonymous)
+    except (OSError, ssl.SSLError) as exc:
+        return f"refused in TLS ({type(exc).__name__})"
+    if status == 200:
+        raise BenchError(
+            f"{name} answered 200 to a client without a certificate: --client-cert measures a"
+            " proxy that requires one (tlsgate: --client-auth require)"
+        )
+    return "no HTTP answer" if status == 0 else f"HTTP {status}"
 
 
 def expand_template(template: str, values: Mapping[str, object]) -> list[str]:
@@ -623,25 +819,33 @@ class ShimCheck:
     resumed_with_shim: int
     full_without: int
     resumed_without: int
+    how: str = "the shim"  # what drops sessions: wrk's shim, or HAProxy's no-ssl-reuse
 
     def problems(self) -> list[str]:
         problems = []
         if self.resumed_with_shim or not self.full_with_shim:
             problems.append(
-                f"with the shim, nginx resumed {self.resumed_with_shim} of"
+                f"with {self.how}, nginx resumed {self.resumed_with_shim} of"
                 f" {self.resumed_with_shim + self.full_with_shim} handshakes (expected none)"
             )
         total = self.full_without + self.resumed_without
         if not total or self.resumed_without < 0.9 * total:
             problems.append(
-                f"without the shim, nginx resumed only {self.resumed_without} of {total} handshakes"
+                f"without {self.how}, nginx resumed only {self.resumed_without} of {total}"
+                " handshakes"
             )
         return problems
+
+    @property
+    def requests(self) -> str:
+        if self.how == "the shim":
+            return "'Connection: close' requests"
+        return "requests through haproxy, a new TLS connection each"
 
     def describe(self) -> str:
         return (
             f"shim check, counted by the reference nginx ($ssl_session_reused) over 1 s of"
-            f" 'Connection: close' requests: with the shim {self.resumed_with_shim} of"
+            f" {self.requests}: with {self.how} {self.resumed_with_shim} of"
             f" {self.full_with_shim + self.resumed_with_shim} handshakes resumed; without it"
             f" {self.resumed_without} of {self.full_without + self.resumed_without}"
         )
@@ -666,7 +870,7 @@ class Tools:
 
     def _wrk(
         self,
-        port: int,
+        base: str,
         path: str,
         connections: int,
         seconds: int,
@@ -675,7 +879,8 @@ class Tools:
         drop_sessions: bool,
         script: Path,
     ) -> tuple[str, int | None, int | None]:
-        """One bounded wrk run on core 1: its stdout and the shim's (full, resumed) counts.
+        """One bounded wrk run on core 1 against ``base`` (``https://HOST:PORT``, or HAProxy's
+        ``http://HOST:PORT``): its stdout and the shim's (full, resumed) counts.
 
         The shim is preloaded into wrk alone (``env`` is the last exec before wrk): in "count"
         mode it only counts handshakes, in "drop" mode it also forces full ones.
@@ -689,7 +894,11 @@ class Tools:
         argv += ["--timeout", WRK_REQUEST_TIMEOUT, "-s", str(script)]
         if close:
             argv += ["-H", "Connection: close"]
-        argv.append(f"https://{HOST}:{port}{path}")
+        if base.startswith("http://"):
+            # Through HAProxy, wrk's Host would be 127.0.0.1:PORT (HAProxy's) on a connection
+            # whose SNI is localhost: a proxy routing by name answers that with 404 or 421.
+            argv += ["-H", "Host: localhost"]
+        argv.append(f"{base}{path}")
         try:
             result = subprocess.run(
                 argv,
@@ -712,15 +921,17 @@ class Tools:
             full, resumed = int(counts["full"]), int(counts["resumed"])
         return out, full, resumed
 
-    def wrk(self, port: int, test: Test, seconds: int) -> tuple[WrkRun, list[str]]:
-        """Run one test: the parsed result and the problems found in it."""
+    def wrk(self, target: Target, test: Test, seconds: int) -> WrkRun:
+        """Run one test. Behind HAProxy, wrk keeps its connections: HAProxy makes the TLS
+        connections, one per request for the handshake tests, and closes them."""
+        direct = target.originator is None
         out, full, resumed = self._wrk(
-            port,
+            target.url(test),
             test.path,
             test.connections,
             seconds,
-            close=test.close,
-            drop_sessions=test.full_handshakes,
+            close=test.close and direct,
+            drop_sessions=test.full_handshakes and direct,
             script=self.report_lua,
         )
         line = next((ln for ln in out.splitlines() if ln.startswith("WRKJSON ")), None)
@@ -737,22 +948,24 @@ class Tools:
             full=full,
             resumed=resumed,
         )
-        return run, check_run(run, test)
+        return run
 
-    def check_shim(self, port: int) -> ShimCheck:
+    def check_shim(self, target: Target) -> ShimCheck:
         """Ask the server: 1 s of reconnecting requests with the shim dropping sessions, 1 s
         without. Only the reference nginx serves ``/tls-session``: its ``$ssl_session_reused``,
-        "r" for a resumed session, "." for a full handshake.
+        "r" for a resumed session, "." for a full handshake. Behind HAProxy the same question
+        goes through its "full" (no session reuse) and "resumed" frontends instead.
         """
         counts = []
         for drop in (True, False):
+            direct = target.originator is None
             out, _, _ = self._wrk(
-                port,
+                target.url(frontend="full" if drop else "resumed"),
                 "/tls-session",
                 10,
                 1,
-                close=True,
-                drop_sessions=drop,
+                close=direct,
+                drop_sessions=drop and direct,
                 script=self.session_lua,
             )
             match = re.search(r"SESSIONS reused=(\d+) full=(\d+)", out)
@@ -760,7 +973,8 @@ class Tools:
                 raise BenchError(f"the shim check printed no counts:\n{out}")
             counts.append((int(match.group(2)), int(match.group(1))))
         (full_with, resumed_with), (full_without, resumed_without) = counts
-        return ShimCheck(full_with, resumed_with, full_without, resumed_without)
+        how = "the shim" if target.originator is None else "haproxy's no-ssl-reuse"
+        return ShimCheck(full_with, resumed_with, full_without, resumed_without, how)
 
 
 def check_run(run: WrkRun, test: Test) -> list[str]:
@@ -818,6 +1032,7 @@ class Sample:
     client_cpu: float
     machine: MachineCpu  # the whole machine during the run
     problems: tuple[str, ...]
+    originator_cpu: float = 0.0  # HAProxy in front of the proxy (--haproxy, --client-cert)
 
     @property
     def units(self) -> float:
@@ -843,13 +1058,14 @@ class Sample:
 
     @property
     def load_util(self) -> float:
-        """wrk + upstream CPU in cores over the run (they share one core)."""
-        return (self.upstream_cpu + self.client_cpu) / self.wall if self.wall else 0.0
+        """wrk + upstream (+ HAProxy) CPU in cores over the run (they share one core)."""
+        load = self.upstream_cpu + self.client_cpu + self.originator_cpu
+        return load / self.wall if self.wall else 0.0
 
     @property
     def other_util(self) -> float:
         """Cores used by processes that are not part of the benchmark (noise)."""
-        ours = self.proxy_cpu + self.upstream_cpu + self.client_cpu
+        ours = self.proxy_cpu + self.upstream_cpu + self.client_cpu + self.originator_cpu
         return max(0.0, self.machine.tasks - ours) / self.wall if self.wall else 0.0
 
     @property
@@ -892,9 +1108,31 @@ def wait_quiet(limit_seconds: float, window: float = QUIET_WINDOW) -> float:
             announced = True
 
 
+def originator_counts(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], backend: str
+) -> tuple[int, int, list[str]]:
+    """HAProxy's TLS connections to the proxy during a run: (full, resumed) handshakes, and
+    what went wrong on its side (failed handshakes, connection or response errors)."""
+
+    def delta(key: str) -> int:
+        return after[backend].get(key, 0) - before[backend].get(key, 0)
+
+    full, resumed = delta("ssl_sess"), delta("ssl_reused_sess")
+    problems = [
+        f"haproxy: {delta(key)} {what}"
+        for key, what in (
+            ("ssl_failed_handshake", "failed TLS handshakes with the proxy"),
+            ("econ", "connection errors to the proxy"),
+            ("eresp", "response errors from the proxy"),
+        )
+        if delta(key)
+    ]
+    return full, resumed, problems
+
+
 def measure(
     tools: Tools,
-    proxy: Service,
+    target: Target,
     upstream: Service,
     test: Test,
     seconds: int,
@@ -903,21 +1141,36 @@ def measure(
     warmup: int,
     quiet: float,
 ) -> Sample:
-    """A warm-up run (not counted), then the measured run with CPU read before and after."""
+    """A warm-up run (not counted), then the measured run with CPU read before and after.
+
+    Behind HAProxy the handshake counts are HAProxy's (its TLS connections to the proxy); wrk's
+    shim sees none, since wrk speaks plain HTTP to HAProxy.
+    """
+    proxy, originator = target.proxy, target.originator
     if quiet:
         wait_quiet(quiet)
     if warmup:
-        tools.wrk(proxy.port, test, warmup)
+        tools.wrk(target, test, warmup)
     if not proxy.alive():
         raise BenchError(f"{proxy.name} died during the warm-up:\n{proxy.log_tail()}")
+    stats0 = originator.stats() if originator else {}
+    or0 = originator.service.cpu_seconds() if originator else 0.0
     cpu0, up0, cl0 = proxy.cpu_seconds(), upstream.cpu_seconds(), children_cpu_seconds()
     machine0, self0, t0 = MachineCpu.read(), time.process_time(), time.monotonic()
-    run, problems = tools.wrk(proxy.port, test, seconds)
+    run = tools.wrk(target, test, seconds)
     wall = time.monotonic() - t0
     machine = MachineCpu.read() - machine0
     # The harness's own CPU (reading /proc, starting wrk) is not noise: take it out here.
     machine = replace(machine, tasks=machine.tasks - (time.process_time() - self0))
     cpu1, up1, cl1 = proxy.cpu_seconds(), upstream.cpu_seconds(), children_cpu_seconds()
+    or1 = originator.service.cpu_seconds() if originator else 0.0
+    side: list[str] = []
+    if originator is not None:
+        full, resumed, side = originator_counts(stats0, originator.stats(), HAPROXY_ROUTE[test.key])
+        run = replace(run, full=full, resumed=resumed)
+        if not originator.service.alive():
+            side.append("haproxy exited during the run")
+    problems = check_run(run, test) + side
     if not proxy.alive():
         problems.append(f"{proxy.name} exited during the run")
     sample = Sample(
@@ -930,12 +1183,14 @@ def measure(
         client_cpu=cl1 - cl0,
         machine=machine,
         problems=tuple(problems),
+        originator_cpu=or1 - or0,
     )
     unit = "MB/s" if test.bulk else "req/s"
     progress(
         f"  {label:<14} {test.label:<22} {sample.rate:>9,.0f} {unit:<5}"
         f" {sample.per_cpu:>8,.0f}/cpu-s  proxy {sample.proxy_util:.2f} cores,"
-        f" wrk+upstream {sample.load_util:.2f}, other {sample.other_util:.2f}"
+        f" {'wrk+upstream+haproxy' if originator else 'wrk+upstream'} {sample.load_util:.2f},"
+        f" other {sample.other_util:.2f}"
     )
     for problem in sample.all_problems:
         loud(f"{label}, {test.label}: {problem}")
@@ -944,7 +1199,7 @@ def measure(
 
 def measure_clean(
     tools: Tools,
-    proxy: Service,
+    target: Target,
     upstream: Service,
     test: Test,
     args: argparse.Namespace,
@@ -955,7 +1210,7 @@ def measure_clean(
     for attempt in range(args.noise_retries + 1):
         sample = measure(
             tools,
-            proxy,
+            target,
             upstream,
             test,
             args.duration,
@@ -1155,6 +1410,40 @@ class Context:
         self.stack.callback(service.stop)
         return service
 
+    def target(self, spec: ProxySpec) -> Target:
+        """The proxy, and with --haproxy or --client-cert the HAProxy in front of it, checked:
+        the pages arrive through HAProxy, and with a client certificate the proxy refuses a
+        client without one."""
+        proxy = self.start(spec)
+        if not (self.args.haproxy or self.args.client_cert):
+            return Target(proxy)
+        if self.certs.client is not None:
+            how = check_client_auth(spec.label, proxy.port, client_context(self.certs.root_ca))
+            progress(f"  {spec.label} without a client certificate: {how}")
+        originator = start_originator(
+            self.tmp,
+            f"{proxy.name}-{proxy.port}",
+            proxy.port,
+            self.certs,
+            self.args.start_timeout,
+        )
+        self.stack.callback(originator.service.stop)
+        target = Target(proxy, originator)
+        for frontend, port in originator.ports.items():
+            check_content(f"{spec.label} through haproxy ({frontend})", port, None, small_body())
+        return target
+
+
+def check_nginx_verified(target: Target) -> None:
+    """--client-cert: the reference nginx says it verified HAProxy's client certificate."""
+    assert target.originator is not None
+    status, body = http_get(target.originator.ports["reuse"], "/tls-client", None)
+    if status != 200 or body != b"SUCCESS":
+        raise BenchError(
+            f"the reference nginx did not verify haproxy's client certificate: {status} {body!r}"
+        )
+    progress("  the reference nginx verified haproxy's client certificate ($ssl_client_verify)")
+
 
 def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
     """Every round starts fresh proxy processes and runs every test on each, alternating order.
@@ -1169,9 +1458,11 @@ def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
     rows: dict[tuple[str, str], Row] = {}
     for number in range(args.repeat):
         progress(f"round {number + 1} of {args.repeat}")
-        services = [ctx.start(spec) for spec in specs]
+        targets = [ctx.target(spec) for spec in specs]
+        if number == 0 and ctx.certs.client is not None:
+            check_nginx_verified(targets[0])
         if shim is None and any(t.close for t in tests):
-            shim = ctx.tools.check_shim(services[0].port)
+            shim = ctx.tools.check_shim(targets[0])
             progress(shim.describe())
             for problem in shim.problems():
                 loud(problem)
@@ -1182,11 +1473,11 @@ def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
                 order.reverse()
             for i in order:
                 sample = measure_clean(
-                    ctx.tools, services[i], ctx.upstream, test, args, label=specs[i].label
+                    ctx.tools, targets[i], ctx.upstream, test, args, label=specs[i].label
                 )
                 rows.setdefault((test.key, specs[i].label), Row()).samples.append(sample)
-        for service in services:
-            service.stop()
+        for target in targets:
+            target.stop()
     comparisons = [
         Comparison(
             test,
@@ -1211,7 +1502,12 @@ def run_scaling(ctx: Context, specs: Sequence[ProxySpec]) -> ScalingResult:
             for workers in (1, 2):  # a fresh process for every run, as in run_compare
                 service = ctx.start(spec, workers=workers, cpus=ALL_CPUS)
                 sample = measure_clean(
-                    ctx.tools, service, ctx.upstream, test, args, label=f"{spec.label} w{workers}"
+                    ctx.tools,
+                    Target(service),
+                    ctx.upstream,
+                    test,
+                    args,
+                    label=f"{spec.label} w{workers}",
                 )
                 rows.setdefault((spec.label, workers), Row()).samples.append(sample)
                 service.stop()
@@ -1333,7 +1629,7 @@ def run_idle(ctx: Context, specs: Sequence[ProxySpec]) -> IdleReport:
 # -- report --------------------------------------------------------------------------------------
 
 
-def environment() -> dict[str, object]:
+def environment(*, haproxy: bool = False) -> dict[str, object]:
     cpu = ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1341,6 +1637,9 @@ def environment() -> dict[str, object]:
                 cpu = line.partition(":")[2].strip()
                 break
     wrk = tool_version(["wrk", "-v"]).split(" Copyright")[0]
+    extra = {}
+    if haproxy:
+        extra["haproxy"] = tool_version(["haproxy", "-v"]).split(" - ")[0]
     return {
         "cpus": os.cpu_count(),
         "cpu": cpu or platform.processor(),
@@ -1349,6 +1648,7 @@ def environment() -> dict[str, object]:
         "wrk": wrk,
         "openssl": tool_version(["openssl", "version"]).split(" (")[0],
         "python": platform.python_version(),
+        **extra,
     }
 
 
@@ -1376,10 +1676,23 @@ def render_compare(
 ) -> str:
     candidate = result.proxies[1] if len(result.proxies) > 1 else None
     lines = header_lines(env)
-    lines.append(
-        f"proxies pinned to core {PROXY_CPUS}; wrk (-t1) and the upstream nginx pinned to core"
-        f" {LOAD_CPUS}; median of {args.repeat} run(s) of {args.duration} s per cell"
-    )
+    if args.haproxy or args.client_cert:
+        lines.append(
+            f"wrk -> plain HTTP -> {env.get('haproxy', 'haproxy')} -> TLS 1.3"
+            + (f" with a client certificate ({CLIENT_SPIFFE})" if args.client_cert else "")
+            + " -> proxy; nginx"
+            + (" with ssl_verify_client on" if args.client_cert else "")
+        )
+        lines.append(
+            f"proxies pinned to core {PROXY_CPUS}; wrk (-t1), haproxy and the upstream nginx"
+            f" pinned to core {LOAD_CPUS}; median of {args.repeat} run(s) of {args.duration} s"
+            " per cell"
+        )
+    else:
+        lines.append(
+            f"proxies pinned to core {PROXY_CPUS}; wrk (-t1) and the upstream nginx pinned to"
+            f" core {LOAD_CPUS}; median of {args.repeat} run(s) of {args.duration} s per cell"
+        )
     lines.append("")
     head = (
         f"{'test':<22} {'unit':<5} {'nginx':>9} {'/cpu-s':>8} {'cores':>5}"
@@ -1406,11 +1719,11 @@ def render_compare(
         "nginx, proxy: requests/s (MB/s for 1 MiB: MB = 10^6 bytes read by wrk, headers",
         "included). /cpu-s: requests (MB) per CPU-second of the proxy's process tree",
         "(utime+stime from /proc). cores: the proxy's CPU during the run (1.00 = its core",
-        "never idle). load: wrk + upstream CPU in cores (they share core 1: near 1.00 = the",
-        "client side was the limit). ratio: proxy / nginx on 'rate' when both proxies used",
-        f">= {SATURATED:.0%} of their core, else on 'per-cpu' (work per proxy CPU-second): the",
-        "median of the per-round ratios (the two proxies run back to back in each round);",
-        "range: the lowest and highest per-round ratio.",
+        "never idle). load: wrk + upstream (+ haproxy) CPU in cores (they share core 1: near",
+        "1.00 = the client side was the limit). ratio: proxy / nginx on 'rate' when both",
+        f"proxies used >= {SATURATED:.0%} of their core, else on 'per-cpu' (work per proxy",
+        "CPU-second): the median of the per-round ratios (the two proxies run back to back in",
+        "each round); range: the lowest and highest per-round ratio.",
     ]
     if result.shim:
         lines.append(result.shim.describe() + ".")
@@ -1500,6 +1813,7 @@ def sample_json(s: Sample) -> dict[str, object]:
         "proxy_cpu_s": round(s.proxy_cpu, 3),
         "upstream_cpu_s": round(s.upstream_cpu, 3),
         "client_cpu_s": round(s.client_cpu, 3),
+        "haproxy_cpu_s": round(s.originator_cpu, 3),
         "other_cpu_s": round(s.other_util * s.wall, 3),
         "irq_softirq_cpu_s": round(s.machine.irq, 3),
         "proxy_core_irq_softirq_cpu_s": round(s.machine.proxy_core_irq, 3),
@@ -1546,6 +1860,9 @@ def render_json(result: Result, env: Mapping[str, object], args: argparse.Namesp
             "bulk_conns": args.bulk_conns,
             "proxy_cpus": PROXY_CPUS,
             "load_cpus": LOAD_CPUS,
+            "client_cert": args.client_cert,
+            "haproxy": args.haproxy or args.client_cert,
+            "client_spiffe": CLIENT_SPIFFE if args.client_cert else None,
         },
         "environment": dict(env),
         "flagged": list(dict.fromkeys(result.flagged)),
@@ -1601,9 +1918,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="A TLS-terminating proxy under test next to nginx: work per proxy CPU-second.",
         epilog="--proxy-cmd placeholders: {port} {upstream_port} {cert} {key} {ca} (root CA PEM)"
-        " {root} (repository root, also the working directory) {state} (an empty directory"
-        " for the proxy) {workers}. The template is split into words like a shell would, but"
-        " no shell runs. Exit status: 0, 1 if a run was flagged, 2 on a set-up error.",
+        " {client_ca} (the CA of the client certificate: the same root) {client_spiffe} (its"
+        " SPIFFE ID) {root} (repository root, also the working directory) {state} (an empty"
+        " directory for the proxy) {workers}. The template is split into words like a shell"
+        " would, but no shell runs. Exit status: 0, 1 if a run was flagged, 2 on a set-up error.",
     )
     parser.add_argument(
         "--proxy-cmd",
@@ -1656,6 +1974,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="seconds a proxy has to accept a TLS handshake (default 20)",
     )
+    path = parser.add_mutually_exclusive_group()
+    path.add_argument(
+        "--client-cert",
+        action="store_true",
+        help="mTLS: wrk -> haproxy (core 1) -> TLS 1.3 with a client certificate"
+        f" ({CLIENT_SPIFFE}) -> the proxy; the reference nginx verifies it (ssl_verify_client)",
+    )
+    path.add_argument(
+        "--haproxy",
+        action="store_true",
+        help="the same path through haproxy, without a client certificate (the baseline for"
+        " --client-cert)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--workers-scaling",
@@ -1704,9 +2035,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.test_keys = [t.strip() for t in args.tests.split(",") if t.strip()]
         if unknown := set(args.test_keys) - set(known):
             parser.error(f"--tests: unknown {sorted(unknown)}; known: {', '.join(known)}")
-    for tool in ("nginx", "wrk", "taskset", "gcc"):
+    originated = args.haproxy or args.client_cert
+    if originated and (args.workers_scaling or args.idle_conns):
+        parser.error("--haproxy and --client-cert go with the comparison mode only")
+    for tool in ("nginx", "wrk", "taskset", "gcc") + (("haproxy",) if originated else ()):
         if shutil.which(tool) is None:
-            parser.error(f"{tool} is not on PATH")
+            parser.error(f"{tool} is not on PATH (scripts/install.sh --bench installs it)")
     if (os.cpu_count() or 1) < 2:
         parser.error("needs 2 cores: one for the proxy, one for wrk and the upstream")
     specs = [ProxySpec("nginx", None)]
@@ -1719,17 +2053,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     raise_nofile()
-    env = environment()
+    env = environment(haproxy=originated)
     result: Result
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tlsgate-proxy-")))
         progress(f"working in {tmp}")
-        certs = make_certs(tmp, args.tlsgate)
+        certs = make_certs(tmp, args.tlsgate, client=args.client_cert)
         tools = Tools(tmp)
         upstream = start_upstream(tmp, args.start_timeout)
         stack.callback(upstream.stop)
         check_content("upstream", upstream.port, None, small_body())
-        ctx = Context(tmp, certs, client_context(certs.root_ca), upstream, tools, stack, args)
+        tls = client_context(certs.root_ca, certs.client)
+        ctx = Context(tmp, certs, tls, upstream, tools, stack, args)
         if args.workers_scaling:
             result = run_scaling(ctx, specs)
         elif args.idle_conns:

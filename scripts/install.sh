@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
 # Install tlsgate into ./.venv on a fresh Debian machine, with the system tools it drives.
-# Usage: scripts/install.sh [--test]   (--test adds what the test suite needs)
+# Usage: scripts/install.sh [--test] [--bench]
+#   --test adds what the test suite needs; --bench what bench/proxy.py drives (nginx, wrk, gcc for
+#   its shim, and haproxy, the client-certificate originator of --client-cert and --haproxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
 tools=(openssl curl)
 # Debian package for each tool the tests drive (command -> package).
-declare -A packages=([openssl]=openssl [curl]=curl [certbot]=certbot [lego]=lego [pebble]=pebble)
-if [ "${1:-}" = "--test" ]; then
-  extras="[test]"
-  tools+=(certbot lego pebble)  # real ACME clients and a reference ACME server
-fi
+declare -A packages=([openssl]=openssl [curl]=curl [certbot]=certbot [lego]=lego [pebble]=pebble
+  [nginx]=nginx [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux)
+for option in "$@"; do
+  case "$option" in
+    --test)
+      extras="[test]"
+      tools+=(certbot lego pebble)  # real ACME clients and a reference ACME server
+      ;;
+    --bench)
+      tools+=(nginx wrk gcc haproxy taskset)
+      ;;
+    *)
+      echo "install.sh: unknown option $option (known: --test, --bench)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 missing=()
 for tool in "${tools[@]}"; do
