@@ -62,13 +62,23 @@ class Issuer(Protocol):
 
 
 class InternalIssuer:
-    """The local CA: no network, so the first certificate is there before the first handshake."""
+    """The local CA: no network, so the first certificate is there before the first handshake.
+
+    ``client=True`` issues client certificates (``tlsgate tunnel``'s identities) instead of
+    server ones. Its name differs ("internal-client"), so a stored server certificate is never
+    taken for a client identity, nor the other way round.
+    """
 
     name = "internal"
 
-    def __init__(self, store: Store, *, lifetime: timedelta = INTERNAL_LIFETIME) -> None:
+    def __init__(
+        self, store: Store, *, lifetime: timedelta = INTERNAL_LIFETIME, client: bool = False
+    ) -> None:
         self.store = store
         self.lifetime = lifetime
+        self.client = client
+        if client:
+            self.name = "internal-client"
         self._ca: CertificateAuthority | None = None
 
     def ca(self, now: datetime) -> CertificateAuthority:
@@ -88,11 +98,16 @@ class InternalIssuer:
         lifetime = min(
             self.lifetime, ca.intermediate.not_valid_after_utc - now - timedelta(minutes=1)
         )
+        profile = (
+            LeafProfile(server=False, client=True, lifetime=lifetime)
+            if self.client
+            else LeafProfile(lifetime=lifetime)
+        )
         issued = ca.issue(
             parse_identities(names),
             now=now,
-            profile=LeafProfile(lifetime=lifetime),
-            requester="serve",
+            profile=profile,
+            requester="client" if self.client else "serve",
         )
         assert issued.private_key is not None
         return Issued(issued.fullchain_pem, private_key_pem(issued.private_key), issued.certificate)
