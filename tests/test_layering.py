@@ -24,6 +24,8 @@ FORBIDDEN = {
     "tlsgate.proxy": ["tlsgate.cli"],
     # mtls decides from plain values; the proxy applies its decisions, not the other way round.
     "tlsgate.mtls": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store"],
+    # The client side reuses the renewal loop and proxy.http's sans-IO parsers, not the server.
+    "tlsgate.client": ["tlsgate.cli", "tlsgate.proxy.server"],
 }
 
 
