@@ -157,3 +157,38 @@ def tls_server(
             stop.set()
             thread.join(5)
             listener.close()
+
+
+@contextlib.contextmanager
+def plain_echo() -> Iterator[int]:
+    """A plain TCP service answering every read with ``echo:`` and the bytes (a tcp site's
+    upstream)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve_one(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            with contextlib.suppress(OSError):
+                while data := conn.recv(65536):
+                    conn.sendall(b"echo:" + data)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()

@@ -31,7 +31,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from tlsgate.cli import ca, cert, serve, status
+    from tlsgate.cli import ca, cert, serve, status, tunnel
 
     parser = Parser(
         prog="tlsgate",
@@ -45,6 +45,7 @@ def build_parser() -> Parser:
     cert.register(commands)
     serve.register(commands)
     status.register(commands)
+    tunnel.register(commands)
     return parser
 
 
