@@ -29,6 +29,7 @@ from tlsgate.client import (
 from tlsgate.client.context import new_client_context
 from tlsgate.client.identity import current_certificate, managed_name
 from tlsgate.errors import ConfigError, InvalidIdentity
+from tlsgate.pki.keys import generate_key, private_key_pem
 from tlsgate.pki.pem import certificate_pem
 from tlsgate.renewal.issuers import InternalIssuer
 from tlsgate.store.base import ManagedCertificate
@@ -236,3 +237,17 @@ def test_httpx_transports_follow_renewals(ca: CertificateAuthority, state_dir: P
             pytest.raises(httpx.ConnectError, match="has no SPIFFE ID"),
         ):
             client.get(url)
+
+
+def test_a_stored_certificate_that_does_not_load_is_not_presented(
+    ca: CertificateAuthority, store: SQLiteStore
+) -> None:
+    with tls_server(ca, ["localhost"]) as server, ReloadingIdentity(ID, store=store) as identity:
+        first = identity.serial
+        renew_elsewhere(store, ID)
+        record = store.load_managed(managed_name(ID))
+        assert record is not None
+        store.save_managed(replace(record, key_pem=private_key_pem(generate_key())))
+        assert not identity.refresh(poll=True)  # the key does not match: logged, not loaded
+        assert identity.serial == first and identity.generation == 1
+        assert get(identity.context, server.port) == f"{ID} {first:X}\n"

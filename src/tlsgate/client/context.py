@@ -299,7 +299,13 @@ class ReloadingIdentity:
         with self._lock:
             if not self._newer(cert):
                 return False
-            self._load(cert)
+            try:
+                self._load(cert)
+            except TlsgateError as exc:  # keep presenting the current one; it still verifies
+                log.error("%s: cannot load certificate %X: %s", self.identity, cert.serial, exc)
+                with contextlib.suppress(TlsgateError):
+                    self._load(self.current)  # a half-done load may have left the old key out
+                return False
             self.current = cert
             self.generation += 1
         log.info(
