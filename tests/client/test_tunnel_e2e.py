@@ -215,6 +215,8 @@ def test_service_a_reaches_service_b_through_the_tunnel_across_renewals(
     assert response.status == 502 and "refused our client certificate" in text, text
     assert "refused our client certificate" in foreign.log.read_text()
     assert "refused in the TLS handshake" in serve.log.read_text()
+    # The upgraded connection's close (a close_notify after the 101) ended the tunnel cleanly.
+    assert "Error calling eof_received" not in serve.log.read_text()
 
     # Across a renewal (every ~30 s with one-minute certificates): no request fails, and serve
     # sees a new certificate on new connections and on the kept-alive one.

@@ -40,6 +40,7 @@ from tlsgate.proxy.http import (
     Data,
     EndOfMessage,
     Event,
+    LocalProtocolError,
     RemoteProtocolError,
     Request,
     RequestParser,
@@ -173,10 +174,15 @@ class ClientProtocol(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool | None:
         self._client_eof = True
+        if self.tunnel is not None:  # after a 101 the bytes are the tunnel's, not HTTP's
+            self.tunnel.close()  # (sends what is buffered first)
+            return None
         try:
             self._queue.extend(self.parser.feed_eof())
         except RemoteProtocolError as exc:
             self._client_error = exc
+        except LocalProtocolError:
+            pass  # an upgrade request waiting for its 101: the exchange ends it
         self._pump()
         return None
 
