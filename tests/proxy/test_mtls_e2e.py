@@ -118,6 +118,7 @@ def test_who_gets_in_and_what_the_upstream_learns(mtls: Serve, tmp_path: Path) -
     before = len(serve.seen.requests)
     result = curl(serve, "/echo", None)
     assert result.returncode != 0 and result.stdout.endswith("000"), result
+    assert "alert certificate required" in result.stderr, result  # OpenSSL's alert arrives
     assert len(serve.seen.requests) == before
     assert "refused in the TLS handshake: peer_did_not_return_a_certificate" in (
         serve.log.read_text()
@@ -174,11 +175,12 @@ def test_expired_foreign_and_revoked_certificates_are_refused(mtls: Serve, tmp_p
     probe = subprocess.run(
         [openssl, "s_client", "-connect", f"127.0.0.1:{serve.port}", "-servername", "localhost",
          "-CAfile", str(serve.root), "-cert", str(expired / "fullchain.pem"),
-         "-key", str(expired / "key.pem")],
+         "-key", str(expired / "key.pem"), "-ign_eof"],
         input="GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n", capture_output=True, text=True,
         timeout=30, check=False,
     )  # fmt: skip
     assert "HTTP/1.1" not in probe.stdout, probe.stdout
+    assert "alert certificate expired" in probe.stdout + probe.stderr, probe.stdout
     log = serve.log.read_text()
     assert "certificate has expired" in log and "unable to get local issuer" in log, log
 
@@ -207,6 +209,7 @@ def test_expired_foreign_and_revoked_certificates_are_refused(mtls: Serve, tmp_p
         assert time.monotonic() < deadline, serve.log.read_text()
         time.sleep(0.3)
     assert "certificate revoked" in serve.log.read_text()
+    assert "alert certificate revoked" in curl(serve, "/echo", good).stderr
 
 
 @contextlib.contextmanager
@@ -269,6 +272,7 @@ def test_a_tcp_site_relays_bytes_for_allowed_clients_only(
 
         assert talk(prod) == b"echo:PING\r\n"
         assert talk(staging) == b""  # valid certificate, not allowed: the connection ends
+        assert talk(prod) == b"echo:PING\r\n"  # and the relay still works after a refusal
         with pytest.raises(ssl.SSLError):  # TLS 1.2 sees the refusal in the handshake
             context = ssl.create_default_context(cafile=str(serve.root))
             context.maximum_version = ssl.TLSVersion.TLSv1_2

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from asyncio import sslproto
 from collections.abc import Callable
 
 from tlsgate.proxy.clienthello import (
@@ -153,9 +154,18 @@ class HelloAcceptor:
         except OSError:
             peer = "?"
         try:
-            await self.loop.connect_accepted_socket(
-                factory, conn, ssl=context, ssl_handshake_timeout=self.handshake_timeout
-            )
+            if context.verify_mode == ssl.CERT_NONE:
+                await self.loop.connect_accepted_socket(
+                    factory, conn, ssl=context, ssl_handshake_timeout=self.handshake_timeout
+                )
+            else:
+                waiter = self.loop.create_future()
+                tls = AlertingSSLProtocol(
+                    self.loop, factory(), context, waiter, server_side=True,
+                    ssl_handshake_timeout=self.handshake_timeout,  # type: ignore[arg-type]
+                )  # fmt: skip
+                await self.loop.connect_accepted_socket(lambda: tls, conn)
+                await waiter
         except ssl.SSLError as exc:
             conn.close()
             if context.verify_mode != ssl.CERT_NONE and exc.reason in CLIENT_CERT_REASONS:
@@ -164,6 +174,25 @@ class HelloAcceptor:
                 log.warning("client %s refused in the TLS handshake: %s", peer, detail)
         except (OSError, TimeoutError, ConnectionError):
             conn.close()  # as on the event loop's own accept path: a failed handshake is quiet
+
+
+class AlertingSSLProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS protocol, but a failed handshake sends OpenSSL's alert before closing.
+
+    For sites that ask for client certificates: a client refused for its certificate must
+    learn why ("certificate required", "certificate revoked", "unknown CA"), and both uvloop's
+    TLS and asyncio's drop the alert OpenSSL wrote when the handshake fails (they close the
+    socket without flushing it). This one flushes it first. It is the pure-Python transport
+    (same design as uvloop's, slower per read), so only mTLS sites use it.
+    """
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            try:
+                self._process_outgoing()  # type: ignore[attr-defined]  # the alert
+            except Exception:  # the socket may be gone already: nothing more to tell
+                pass
+        super()._on_handshake_complete(handshake_exc)
 
 
 class ChallengeProtocol(asyncio.Protocol):
