@@ -389,3 +389,24 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "State:\tZ" not in status
+
+
+def test_a_port_another_process_listens_on_is_refused(tmp_path: Path) -> None:
+    """SO_REUSEPORT would let a second server share the port and take half the connections."""
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # like a second tlsgate
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    port = other.getsockname()[1]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "tlsgate", "serve", "--host", "localhost",
+             "--to", "http://127.0.0.1:9", "--listen", f"127.0.0.1:{port}", "--no-http",
+             "--state", str(tmp_path / "state")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        other.close()
+    assert result.returncode == 2, result
+    assert f"127.0.0.1:{port} is already in use by another process" in result.stderr
+    assert "Traceback" not in result.stderr
