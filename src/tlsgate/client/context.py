@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -49,6 +47,7 @@ from tlsgate.client.identity import (
 from tlsgate.errors import ConfigError, NotInitialized, TlsgateError
 from tlsgate.pki.names import parse_spiffe_id
 from tlsgate.pki.pem import certificate_pem
+from tlsgate.proxy.tls import load_chain_into
 from tlsgate.store import open_store
 from tlsgate.store.base import Store
 
@@ -57,7 +56,6 @@ __all__ = [
     "ReloadingIdentity",
     "ServerIdentityError",
     "check_server_spiffe",
-    "load_identity_into",
     "new_client_context",
     "peer_spiffe_ids",
     "ssl_context",
@@ -160,7 +158,7 @@ def new_client_context(
     expect_spiffe: str | None = None,
     alpn: Sequence[str] | None = None,
 ) -> ClientContext:
-    """A verifying client context without a certificate yet (see :func:`load_identity_into`).
+    """A verifying client context without a certificate yet (``load_chain_into`` adds one).
 
     ``trust_pem`` (PEM bytes) or ``trust_file`` (a PEM bundle) is the only trust: the system
     roots are not added, since an internal service's certificate comes from the internal CA.
@@ -189,24 +187,6 @@ def new_client_context(
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx
-
-
-def load_identity_into(ctx: ssl.SSLContext, fullchain_pem: bytes, key_pem: bytes) -> None:
-    """Load PEM bytes into ``ctx``. ``ssl`` only reads files, so they go through a private
-    (0700 directory, 0600 file) temporary directory that is removed at once."""
-    with tempfile.TemporaryDirectory(prefix="tlsgate-client-") as tmp:
-        cert_path = Path(tmp) / "fullchain.pem"
-        key_path = Path(tmp) / "key.pem"
-        for path, data in ((cert_path, fullchain_pem), (key_path, key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        try:
-            ctx.load_cert_chain(cert_path, key_path)
-        except ssl.SSLError as exc:
-            raise ConfigError(
-                f"client certificate and key do not load together: {exc.reason}"
-            ) from None
 
 
 def internal_root_pem(store: Store) -> bytes:
@@ -282,7 +262,7 @@ class ReloadingIdentity:
         return self.current.serial
 
     def _load(self, cert: ClientCertificate) -> None:
-        load_identity_into(self.context, cert.record.fullchain_pem, cert.record.key_pem)
+        load_chain_into(self.context, cert.record.fullchain_pem, cert.record.key_pem)
 
     def _newer(self, cert: ClientCertificate) -> bool:
         """Issued no earlier than the loaded one (whatever its lifetime) and valid now."""
