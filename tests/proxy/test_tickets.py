@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tlsgate.proxy import libssl
+from tlsgate import libssl
 from tlsgate.proxy.tickets import TicketKeys, derive, disable_tickets, install
 from tlsgate.proxy.tls import new_server_context
 

@@ -33,13 +33,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlsgate.config import ClientAuth
 from tlsgate.errors import ConfigError
+from tlsgate.libssl import set_session_id_context
 from tlsgate.mtls.identity import ClientIdentity, IdentityError
 from tlsgate.mtls.policy import Decision, authorize
 from tlsgate.mtls.xfcc import outgoing
 from tlsgate.pki.pem import certificate_pem, load_certificates
 from tlsgate.proxy.headers import XFCC
 from tlsgate.proxy.http import Request
-from tlsgate.proxy.libssl import set_session_id_context
 from tlsgate.proxy.tickets import disable_tickets
 from tlsgate.store.base import CertStatus, Store
 from tlsgate.store.files import PUBLIC, atomic_write
