@@ -31,7 +31,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from tlsgate.cli import ca, cert, serve, status, tunnel
+    from tlsgate.cli import ca, cert, check, monitor, serve, status, tunnel
 
     parser = Parser(
         prog="tlsgate",
@@ -43,6 +43,8 @@ def build_parser() -> Parser:
     commands.required = True
     ca.register(commands)
     cert.register(commands)
+    check.register(commands)
+    monitor.register(commands)
     serve.register(commands)
     status.register(commands)
     tunnel.register(commands)

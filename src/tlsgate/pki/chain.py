@@ -32,6 +32,7 @@ __all__ = [
     "Usage",
     "VerificationFailed",
     "VerifiedChain",
+    "build_path",
     "diagnose",
     "hostname_matches",
     "verify_chain",
@@ -198,7 +199,7 @@ def _crl_reason(entry: x509.RevokedCertificate) -> str | None:
     return next((name for name, value in REASONS.items() if value is flag), flag.name)
 
 
-def _build_path(
+def build_path(
     leaf: x509.Certificate, pool: Sequence[x509.Certificate]
 ) -> tuple[list[x509.Certificate], x509.Certificate | None]:
     """Walk issuer links through ``pool``; returns (path, anchor-or-None). Stops on loops."""
@@ -235,7 +236,7 @@ def diagnose(
     detail: str = "",
 ) -> VerificationFailed:
     """Name the first problem a browser would show for a chain that failed validation."""
-    path, _ = _build_path(leaf, [*intermediates, *roots])
+    path, _ = build_path(leaf, [*intermediates, *roots])
     top = path[-1]
     anchored = top in roots or any(
         r.subject == top.subject and r.public_key() == top.public_key() for r in roots
