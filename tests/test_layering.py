@@ -26,6 +26,8 @@ FORBIDDEN = {
     "tlsgate.mtls": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store"],
     # The client side reuses the renewal loop and proxy.http's sans-IO parsers, not the server.
     "tlsgate.client": ["tlsgate.cli", "tlsgate.proxy.server"],
+    # check/monitor look at TLS from the outside: no server, no store, no CA machinery.
+    "tlsgate.inspect": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store", "tlsgate.renewal"],
 }
 
 
@@ -70,6 +72,10 @@ SANS_IO = [
         )
     ),
     *sorted((SRC / "mtls").glob("*.py")),
+    *(
+        SRC / "inspect" / name
+        for name in ("checks.py", "records.py", "report.py", "target.py", "options.py")
+    ),
 ]
 
 

@@ -73,6 +73,13 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--http", action="store_true", help="also check HSTS and the http:// -> https:// redirect"
     )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=80,
+        metavar="PORT",
+        help="with --http: the plain-HTTP port expected to redirect (80)",
+    )
     parser.add_argument("--no-revocation", action="store_true", help="skip the OCSP/CRL lookup")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
@@ -81,6 +88,8 @@ def register(commands: Any) -> None:
 def _options(args: argparse.Namespace) -> CheckOptions:
     if args.timeout <= 0:
         raise ConfigError("--timeout must be a positive number of seconds")
+    if not 0 < args.http_port < 65536:
+        raise ConfigError("--http-port must be a port number (1-65535)")
     if args.warn_days < args.critical_days:
         raise ConfigError("--warn-days must not be smaller than --critical-days")
     if (args.client_cert is None) != (args.client_key is None):
@@ -91,6 +100,7 @@ def _options(args: argparse.Namespace) -> CheckOptions:
         critical_days=args.critical_days,
         timeout=args.timeout,
         http=args.http,
+        http_port=args.http_port,
         revocation=not args.no_revocation,
         client_cert=args.client_cert,
         client_key=args.client_key,

@@ -118,7 +118,7 @@ async def check_endpoint(endpoint: Endpoint, options: CheckOptions) -> Report:
     hsts = redirect = None
     if options.http and judgement.path:
         cafile = str(options.trust.cafile) if options.trust.cafile else None
-        http = await check_http(endpoint, cafile, options.timeout)
+        http = await check_http(endpoint, cafile, options.timeout, options.http_port)
         findings += http.findings
         hsts, redirect = http.hsts, http.redirect
     report = Report(

@@ -18,6 +18,7 @@ class CheckOptions:
     critical_days: float = 7.0  # CRITICAL below this (and when expired)
     timeout: float = 10.0  # per connection attempt: connect + handshake
     http: bool = False  # also fetch https:// for HSTS and http:// for the redirect
+    http_port: int = 80  # where the plain-HTTP redirect is expected
     revocation: bool = True  # CRL / OCSP lookups when the certificate names where
     client_cert: Path | None = None  # present this certificate (mTLS endpoints)
     client_key: Path | None = None

@@ -24,6 +24,7 @@ from typing import Any
 from cryptography import x509
 
 from tlsgate import libssl
+from tlsgate.inspect.records import CERTIFICATE_REQUEST, handshake_types
 from tlsgate.inspect.report import Code, Offer
 
 __all__ = ["Observation", "ProbeFailed", "legacy_context", "modern_context", "observe"]
@@ -127,12 +128,15 @@ def _printable(data: bytes) -> str:
     return text or data[:16].hex(" ")
 
 
-def _tls_error(exc: ssl.SSLError) -> ProbeFailed:
+def _tls_error(exc: ssl.SSLError, received: bytes) -> ProbeFailed:
     reason = getattr(exc, "reason", None) or ""
     text = exc.strerror or str(exc)
     upper = reason.upper()
-    if "CERTIFICATE_REQUIRED" in upper or (
-        "ALERT" in upper and ("BAD_CERTIFICATE" in upper or "UNKNOWN_CA" in upper)
+    asked = CERTIFICATE_REQUEST in handshake_types(received)
+    if (
+        "CERTIFICATE_REQUIRED" in upper
+        or ("ALERT" in upper and ("BAD_CERTIFICATE" in upper or "UNKNOWN_CA" in upper))
+        or (asked and "HANDSHAKE_FAILURE" in upper)
     ):
         return ProbeFailed(
             Code.CLIENT_CERT_REQUIRED,
@@ -201,6 +205,7 @@ async def observe(
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname=servername)
     libssl.request_ocsp(obj)
     received = 0
+    transcript = bytearray()  # the server's first bytes, for records.handshake_types
 
     async def pump() -> bool:
         """Send what OpenSSL wrote, read one chunk into it; False at EOF."""
@@ -223,6 +228,8 @@ async def observe(
                 + (" (plain HTTP)" if chunk.startswith(b"HTTP/") else ""),
             )
         received += len(chunk)
+        if len(transcript) < 65536:
+            transcript.extend(chunk)
         incoming.write(chunk)
         return True
 
@@ -267,7 +274,7 @@ async def observe(
             Code.RESET, f"{shown} closed the connection in the middle of the TLS handshake"
         ) from None
     except ssl.SSLError as exc:
-        raise _tls_error(exc) from None
+        raise _tls_error(exc, bytes(transcript)) from None
     except OSError as exc:
         raise ProbeFailed(
             Code.RESET, f"the connection to {shown} failed: {exc.strerror or exc}"
