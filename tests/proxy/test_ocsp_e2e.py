@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port, require_tool
+from tests.pki.ocsp_pki import Pki, make_pki
 
 from .conftest import Serve, config_text
-from .ocsp_pki import Pki, make_pki
 
 pytestmark = pytest.mark.interop
 

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from tlsgate.proxy.libssl import LibSSL, libssl, ssl_ctx_pointer
-from tlsgate.proxy.ocsp import OcspCache, ocsp_target
+from tlsgate.libssl import LibSSL, libssl, ssl_ctx_pointer
+from tlsgate.pki.ocsp import ocsp_target
+from tlsgate.proxy.ocsp import OcspCache
 
 __all__ = ["SiteStapling", "Stapler"]
 
