@@ -13,10 +13,6 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from tlsgate.acme.policy import IdentifierPolicy
-from tlsgate.acme.server import AcmeSettings
-from tlsgate.acme.service import serve_acme
-from tlsgate.acme.validation import ValidationConfig
 from tlsgate.ca.authority import CertificateAuthority, passphrase_from_env
 from tlsgate.config import eab_key, parse_duration, parse_listen
 from tlsgate.errors import ConfigError
@@ -46,6 +42,11 @@ def _allow(values: list[str]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from tlsgate.acme.policy import IdentifierPolicy
+    from tlsgate.acme.server import AcmeSettings
+    from tlsgate.acme.service import serve_acme
+    from tlsgate.acme.validation import ValidationConfig
+
     listen = parse_listen(args.listen, "--listen")
     store = open_store(args.state)
     ca = CertificateAuthority.load(store, passphrase_from_env())

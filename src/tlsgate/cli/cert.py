@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tlsgate.acme.standalone import ObtainRequest, obtain_certificate, renew_all
 from tlsgate.cli.output import console
 from tlsgate.config import eab_key
 from tlsgate.pki.keys import parse_key_type
@@ -26,6 +25,8 @@ __all__ = ["register"]
 
 
 def cmd_obtain(args: argparse.Namespace) -> int:
+    from tlsgate.acme.standalone import ObtainRequest, obtain_certificate
+
     names = tuple(n.lower().rstrip(".") for n in args.names)
     request = ObtainRequest(
         directory=args.directory,
@@ -53,6 +54,8 @@ def cmd_obtain(args: argparse.Namespace) -> int:
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
+    from tlsgate.acme.standalone import renew_all
+
     outcomes = renew_all(
         resolve_state_dir(args.state),
         now=datetime.now(UTC),

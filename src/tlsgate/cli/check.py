@@ -10,20 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlsgate.cli.output import console, print_json
 from tlsgate.errors import ConfigError
-from tlsgate.inspect import (
-    CheckOptions,
-    Report,
-    check_endpoint,
-    check_file,
-    load_trust,
-    looks_like_file,
-    parse_endpoint,
-)
-from tlsgate.inspect.explain import explain
+
+if TYPE_CHECKING:  # the network stack loads when a check runs, not for every tlsgate command
+    from tlsgate.inspect import CheckOptions, Report
 
 __all__ = ["register"]
 
@@ -86,6 +79,8 @@ def register(commands: Any) -> None:
 
 
 def _options(args: argparse.Namespace) -> CheckOptions:
+    from tlsgate.inspect import CheckOptions, load_trust
+
     if args.timeout <= 0:
         raise ConfigError("--timeout must be a positive number of seconds")
     if not 0 < args.http_port < 65536:
@@ -108,6 +103,8 @@ def _options(args: argparse.Namespace) -> CheckOptions:
 
 
 async def _check_all(args: argparse.Namespace, options: CheckOptions) -> list[Report]:
+    from tlsgate.inspect import check_endpoint, check_file, looks_like_file, parse_endpoint
+
     reports = []
     for target in args.targets:
         if looks_like_file(target):
@@ -119,6 +116,9 @@ async def _check_all(args: argparse.Namespace, options: CheckOptions) -> list[Re
 
 
 def run(args: argparse.Namespace) -> int:
+    from tlsgate.inspect import looks_like_file, parse_endpoint
+    from tlsgate.inspect.explain import explain
+
     options = _options(args)
     for target in args.targets:  # every target is parsed before any is dialled
         if not looks_like_file(target):

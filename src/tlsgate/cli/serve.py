@@ -22,7 +22,6 @@ from tlsgate.cli.output import console
 from tlsgate.config import Config, TlsFiles, from_flags, load
 from tlsgate.errors import ConfigError
 from tlsgate.pki.pem import certificate_pem
-from tlsgate.proxy.server import EdgeServer
 from tlsgate.store import open_store, resolve_state_dir
 from tlsgate.store.files import PUBLIC, atomic_write
 
@@ -112,6 +111,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _logging(not args.quiet)
     config = _config(args)
     store = open_store(str(config.server.state) if config.server.state else None)
+    from tlsgate.proxy.server import EdgeServer
+
     return EdgeServer(config, store).run()
 
 
@@ -175,6 +176,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         state=str(state),
     )
     config = replace(config, server=replace(config.server, access_log="off"))
+    from tlsgate.proxy.server import EdgeServer
+
     server = EdgeServer(config, open_store(state))
     root = state / "root.pem"
 

@@ -14,13 +14,13 @@ import ipaddress
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tlsgate.client.context import ReloadingIdentity
-from tlsgate.client.identity import DEFAULT_LIFETIME
-from tlsgate.client.tunnel import TunnelConfig, parse_server_name, parse_target, run_tunnel
 from tlsgate.config import parse_duration, parse_listen
 from tlsgate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tlsgate.client.tunnel import TunnelConfig
 
 __all__ = ["register"]
 
@@ -34,6 +34,8 @@ def _logging(quiet: bool) -> None:
 
 
 def _config(args: argparse.Namespace) -> TunnelConfig:
+    from tlsgate.client.tunnel import TunnelConfig, parse_server_name, parse_target
+
     listen = parse_listen(args.listen, "--listen")
     target = parse_target(args.to)
     connect_host, connect_port = target.host, target.port
@@ -64,6 +66,10 @@ def _loopback(host: str) -> bool:
 
 
 def cmd_tunnel(args: argparse.Namespace) -> int:
+    from tlsgate.client.context import ReloadingIdentity
+    from tlsgate.client.identity import DEFAULT_LIFETIME
+    from tlsgate.client.tunnel import run_tunnel
+
     _logging(args.quiet)
     config = _config(args)
     lifetime = DEFAULT_LIFETIME
