@@ -38,6 +38,9 @@ BROWSER_ERRORS: dict[Code, str] = {
     Code.CLIENT_CERT_REQUIRED: "ERR_BAD_SSL_CLIENT_AUTH_CERT",
 }
 
+#: Findings that mean "no chain to a trusted root" (the others fail a chain that has one).
+_TRUST_CODES = {Code.SELF_SIGNED, Code.UNKNOWN_ISSUER, Code.INCOMPLETE_CHAIN, Code.INVALID_FILE}
+
 _STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "red"}
 _WORD = {Severity.OK: "OK", Severity.WARNING: "WARNING", Severity.CRITICAL: "CRITICAL"}
 
@@ -115,6 +118,13 @@ def _steps(report: Report) -> list[str]:
     if report.path:
         names = " -> ".join(CertInfo.of(c).subject or "?" for c in report.path)
         say(f"Path to a trusted root ({report.trust}): {names}.")
+    elif report.kind != "endpoint" and count == 1 and CertInfo.of(report.chain[0]).is_ca:
+        say("It is a CA certificate (a trust anchor): judged on its dates and key.")
+    elif not any(f.code in _TRUST_CODES for f in report.findings):
+        say(
+            f"The chain leads to a trusted root ({report.trust}) but does not validate: "
+            "see the verdict."
+        )
     else:
         say(f"No path to a trusted root ({report.trust}).")
     if report.revocation is not None:

@@ -73,7 +73,6 @@ class Observation:
     alpn: str | None
     chain: tuple[x509.Certificate, ...]
     ocsp: bytes | None  # stapled OCSP response (DER)
-    client_certificate_sent: bool
     seconds: float
 
 
@@ -259,7 +258,6 @@ async def observe(
             alpn=obj.selected_alpn_protocol(),
             chain=chain,
             ocsp=libssl.stapled_ocsp(obj),
-            client_certificate_sent=False,
             seconds=loop.time() - started,
         )
     except TimeoutError:
