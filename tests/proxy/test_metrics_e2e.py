@@ -7,9 +7,11 @@ import urllib.request
 from typing import Any
 
 import pytest
+from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
+from tlsgate.pki.serial import format_serial
 
 from .conftest import Serve
 
@@ -47,7 +49,49 @@ def test_metrics(serve_factory: Any, workers: int) -> None:
     }
     assert requests == {"2xx": 10.0, "5xx": 1.0}
     expiry = [s for s in families["tlsgate_cert_not_after_timestamp_seconds"]]
-    assert len(expiry) == 1 and expiry[0].labels["site"] == "localhost"
+    assert len(expiry) == 1 and expiry[0].labels["target"] == "localhost"
     assert expiry[0].value > time.time() + 80 * 86400
     hist = [s for s in families["tlsgate_request_duration_seconds"] if s.name.endswith("_count")]
     assert sum(s.value for s in hist) == 11
+
+
+def served_leaf(serve: Serve) -> x509.Certificate:
+    with serve.connect() as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_certificate_metrics_match_the_served_certificate(serve_factory: Any, workers: int) -> None:
+    # The labels tlsgate monitor uses for the endpoints it watches, so one rule alerts on both.
+    admin = free_port()
+    serve: Serve = serve_factory("--admin-listen", f"127.0.0.1:{admin}", workers=workers)
+    leaf = served_leaf(serve)
+    deadline = time.monotonic() + 10
+    while True:  # the renewal loop records its first plan just after start-up
+        before = time.time()
+        families = scrape(admin)
+        after = time.time()
+        if families["tlsgate_cert_renewal_failures"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    labels = {
+        "target": "localhost",
+        "subject": leaf.subject.rfc4514_string(),
+        "serial": format_serial(leaf.serial_number),
+        "issuer": leaf.issuer.rfc4514_string(),
+    }
+    assert "localhost" in labels["subject"] and "tlsgate" in labels["issuer"].lower()
+    not_after = families["tlsgate_cert_not_after_timestamp_seconds"]
+    assert [s.labels for s in not_after] == [labels]
+    assert not_after[0].value == leaf.not_valid_after_utc.timestamp()
+    expires_in = families["tlsgate_cert_expires_in_seconds"]
+    assert [s.labels for s in expires_in] == [labels]
+    # Computed at scrape time: not_after minus the moment of the scrape.
+    assert not_after[0].value - after <= expires_in[0].value <= not_after[0].value - before
+    failures = families["tlsgate_cert_renewal_failures"]
+    assert [(s.labels, s.value) for s in failures] == [({"target": "localhost"}, 0.0)]
+    (next_renewal,) = families["tlsgate_cert_next_renewal_timestamp_seconds"]
+    assert next_renewal.labels == {"target": "localhost"}
+    assert before < next_renewal.value < not_after[0].value

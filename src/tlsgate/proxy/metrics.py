@@ -2,39 +2,169 @@
 
 Names follow the conventions of the tools people already alert with (Envoy's
 ``days_until_first_cert_expiring``, Traefik's ``tls_certs_not_after``, blackbox_exporter): the
-expiry of every served certificate is a timestamp gauge so one alert rule
-(``tlsgate_cert_not_after_timestamp_seconds - time() < 14 * 86400``) covers every site.
+expiry of every served certificate is a timestamp gauge, and the same metrics with the same labels
+(``target``, ``subject``, ``serial``, ``issuer``) as ``tlsgate monitor`` exports for the endpoints
+it watches, so one alert rule (``tlsgate_cert_expires_in_seconds < 14 * 86400``) covers both.
 
 With several workers each process counts in its own memory-mapped file
 (``prometheus_client``'s multiprocess mode) and the master sums them on scrape; the directory
-must be chosen before ``prometheus_client`` is imported, hence :func:`prepare_multiprocess`.
+must be chosen before the first metric is made, hence :func:`prepare_multiprocess`.
+The certificate and renewal gauges are not counted anywhere: the master knows what is served and
+the store knows where renewal stands, so they are read when scraped (:class:`CertificateCollector`)
+and ``expires_in`` is exact at that moment rather than as of the last renewal.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
+
+from tlsgate.errors import TlsgateError
+from tlsgate.pki.serial import format_serial
 from tlsgate.proxy.http import Request
 from tlsgate.proxy.responder import Responder
 
-__all__ = ["AdminProtocol", "Metrics", "prepare_multiprocess"]
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+__all__ = [
+    "AdminProtocol",
+    "CertificateCollector",
+    "Metrics",
+    "RenewalStatus",
+    "ServedCertificate",
+    "prepare_multiprocess",
+]
+
+log = logging.getLogger("tlsgate.metrics")
 
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def prepare_multiprocess() -> str:
-    """Pick the shared directory for worker metrics; call before anything imports the client."""
+    """Pick the shared directory for worker metrics; call before the first metric is made.
+
+    ``prometheus_client`` picks its value class (in memory, or memory-mapped files) from the
+    environment when it is imported. The CLI imports every command's module, and one that
+    imports the client at module level would leave serve's workers counting in memory the
+    master never sees; so the choice is made again here if the client is already loaded.
+    """
     directory = os.environ.get(_ENV) or tempfile.mkdtemp(prefix="tlsgate-metrics-")
     os.environ[_ENV] = directory
+    if "prometheus_client" in sys.modules:
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     return directory
 
 
+@dataclass(frozen=True)
+class ServedCertificate:
+    """One certificate being served, as the certificate gauges label it."""
+
+    target: str  # the site's name (its first host)
+    subject: str  # RFC 4514
+    serial: str  # :func:`~tlsgate.pki.serial.format_serial`, as ``tlsgate monitor`` labels it
+    issuer: str  # RFC 4514
+    not_after: float  # epoch seconds
+
+    @classmethod
+    def of(cls, target: str, leaf: x509.Certificate) -> ServedCertificate:
+        return cls(
+            target,
+            leaf.subject.rfc4514_string(),
+            format_serial(leaf.serial_number),
+            leaf.issuer.rfc4514_string(),
+            leaf.not_valid_after_utc.timestamp(),
+        )
+
+
+@dataclass(frozen=True)
+class RenewalStatus:
+    """Where the automatic renewal of one site's certificate stands."""
+
+    target: str
+    failures: int  # consecutive failed attempts
+    next_attempt: datetime | None
+
+
+_CERT_LABELS = ("target", "subject", "serial", "issuer")
+
+
+class CertificateCollector:
+    """The certificate and renewal gauges, computed when scraped (in the master only)."""
+
+    def __init__(self, renewals: Callable[[], Iterable[RenewalStatus]] | None = None) -> None:
+        self.certificates: tuple[ServedCertificate, ...] = ()
+        self.renewals = renewals
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples: registering must not read the store."""
+        return self._families(with_samples=False)
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(with_samples=True)
+
+    def _families(self, *, with_samples: bool) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        not_after = GaugeMetricFamily(
+            "tlsgate_cert_not_after_timestamp_seconds",
+            "notAfter of each certificate being served.",
+            labels=_CERT_LABELS,
+        )
+        expires_in = GaugeMetricFamily(
+            "tlsgate_cert_expires_in_seconds",
+            "Seconds until each certificate being served expires (negative once expired).",
+            labels=_CERT_LABELS,
+        )
+        if with_samples:
+            now = time.time()
+            for cert in self.certificates:
+                labels = [cert.target, cert.subject, cert.serial, cert.issuer]
+                not_after.add_metric(labels, cert.not_after)
+                expires_in.add_metric(labels, cert.not_after - now)
+        yield not_after
+        yield expires_in
+        if self.renewals is None:
+            return
+        failures = GaugeMetricFamily(
+            "tlsgate_cert_renewal_failures",
+            "Consecutive failed renewal attempts of each automatically renewed certificate.",
+            labels=["target"],
+        )
+        next_renewal = GaugeMetricFamily(
+            "tlsgate_cert_next_renewal_timestamp_seconds",
+            "When the renewal loop next tries to renew each certificate.",
+            labels=["target"],
+        )
+        if with_samples:
+            try:
+                statuses = list(self.renewals())
+            except TlsgateError as exc:
+                # A store that is briefly unreadable must not cost the scrape its other metrics.
+                log.warning("metrics: cannot read the renewal states: %s", exc)
+                statuses = []
+            for status in statuses:
+                failures.add_metric([status.target], status.failures)
+                if status.next_attempt is not None:
+                    next_renewal.add_metric([status.target], status.next_attempt.timestamp())
+        yield failures
+        yield next_renewal
+
+
 class Metrics:
-    def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    def __init__(self, renewals: Callable[[], Iterable[RenewalStatus]] | None = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.multiprocess = bool(os.environ.get(_ENV))
         self.registry = CollectorRegistry(auto_describe=True)
@@ -62,14 +192,9 @@ class Metrics:
             "Client connections that completed a TLS handshake.",
             registry=self.registry,
         )
-        gauge_mode: Any = {"multiprocess_mode": "max"} if self.multiprocess else {}
-        self.cert_not_after = Gauge(
-            "tlsgate_cert_not_after_timestamp_seconds",
-            "notAfter of each certificate being served.",
-            ["site", "serial", "issuer"],
-            registry=self.registry,
-            **gauge_mode,
-        )
+        self.certs = CertificateCollector(renewals)
+        if not self.multiprocess:
+            self.registry.register(self.certs)
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(self, site: str, status: int, seconds: float) -> None:
@@ -84,11 +209,9 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def certificates(self, certs: Iterable[tuple[str, int, str, float]]) -> None:
-        """(site, serial, issuer, not_after epoch) for every certificate now served."""
-        self.cert_not_after.clear()
-        for site, serial, issuer, not_after in certs:
-            self.cert_not_after.labels(site, f"{serial:X}", issuer).set(not_after)
+    def certificates(self, certs: Iterable[ServedCertificate]) -> None:
+        """Every certificate now served (replacing the previous list)."""
+        self.certs.certificates = tuple(certs)
 
     def render(self) -> bytes:
         from prometheus_client import CollectorRegistry, generate_latest
@@ -97,6 +220,7 @@ class Metrics:
         if self.multiprocess:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(self.certs)
             return generate_latest(registry)
         return generate_latest(self.registry)
 

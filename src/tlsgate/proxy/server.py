@@ -40,7 +40,13 @@ from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCerti
 from tlsgate.proxy.client_auth import InternalCrl
 from tlsgate.proxy.clienthello import ClientHello
 from tlsgate.proxy.edge import Edge
-from tlsgate.proxy.metrics import AdminProtocol, Metrics, prepare_multiprocess
+from tlsgate.proxy.metrics import (
+    AdminProtocol,
+    Metrics,
+    RenewalStatus,
+    ServedCertificate,
+    prepare_multiprocess,
+)
 from tlsgate.proxy.ocsp import OcspCache, cache_directory
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
@@ -201,7 +207,7 @@ class EdgeServer:
         if self.config.server.admin_listen is not None:
             if workers > 1:
                 metrics_dir = prepare_multiprocess()
-            self.metrics = Metrics()
+            self.metrics = Metrics(renewals=self._renewal_statuses)
             self._publish_certificates()
         try:
             return self._run(workers)
@@ -212,9 +218,18 @@ class EdgeServer:
     def _publish_certificates(self) -> None:
         if self.metrics is not None:
             self.metrics.certificates(
-                (c.name, c.leaf.serial_number, c.source, c.leaf.not_valid_after_utc.timestamp())
-                for c in self.manager.current.values()
+                ServedCertificate.of(c.name, c.leaf) for c in self.manager.current.values()
             )
+
+    def _renewal_statuses(self) -> list[RenewalStatus]:
+        """Master, at scrape time: the renewal loop's state for the sites it renews (the store
+        may hold states of sites no longer configured; those are not this server's business)."""
+        renewed = {site.hosts[0] for site in self.config.sites if site.tls is None}
+        return [
+            RenewalStatus(state.name, state.failures, state.next_attempt)
+            for state in self.store.list_renewal_states()
+            if state.name in renewed
+        ]
 
     def _run(self, workers: int) -> int:
         if workers == 1:
