@@ -1,7 +1,15 @@
 """Persistence: where the CA, its certificates, ACME state and renewal state live.
 
-``open_store`` is the one place that turns "where is my state" (``--state DIR``,
-``TLSGATE_STATE``, or the XDG default) into a :class:`~tlsgate.store.base.Store`.
+``open_store`` is the one place that turns "where is my state" into a
+:class:`~tlsgate.store.base.Store`: an explicit location (``--store URL_OR_DIR`` or ``--state
+DIR``), else ``TLSGATE_STORE``, else ``TLSGATE_STATE``, else the XDG default. A directory is the
+embedded SQLite store; a ``postgresql://`` (or ``postgres://``) URL is PostgreSQL, for several
+nodes sharing one state. psycopg is imported only then, so SQLite users never load it.
+
+Some files are local to a machine whatever the store (the internal CRL file ``serve`` keeps for
+its TLS contexts, the OCSP response cache, ``tlsgate cert`` output): :func:`resolve_state_dir`
+says where they go. With a directory store it is that directory; with a database store it is
+``TLSGATE_STATE``, else the XDG default.
 """
 
 from __future__ import annotations
@@ -25,9 +33,14 @@ __all__ = [
     "NewAuthority",
     "Store",
     "default_state_dir",
+    "is_database_url",
     "open_store",
     "resolve_state_dir",
+    "resolve_store",
 ]
+
+#: URL schemes of the PostgreSQL store (kept here so resolving a location imports no driver).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def default_state_dir() -> Path:
@@ -36,17 +49,48 @@ def default_state_dir() -> Path:
     return Path(base) / "tlsgate"
 
 
-def resolve_state_dir(option: str | None) -> Path:
-    """``--state`` wins over ``TLSGATE_STATE``, which wins over the XDG default."""
-    value = option or os.environ.get("TLSGATE_STATE")
-    return Path(value).expanduser() if value else default_state_dir()
+def is_database_url(location: str | Path | None) -> bool:
+    """Whether ``location`` names a database server rather than a directory."""
+    return location is not None and "://" in str(location)
+
+
+def resolve_store(option: str | Path | None) -> str:
+    """The store's location: the option, else ``TLSGATE_STORE``, else ``TLSGATE_STATE``, else
+    the XDG default directory."""
+    value = (
+        (str(option) if option else None)
+        or os.environ.get("TLSGATE_STORE")
+        or os.environ.get("TLSGATE_STATE")
+    )
+    return value if value else str(default_state_dir())
+
+
+def resolve_state_dir(option: str | Path | None) -> Path:
+    """The local directory: the store's when it is a directory, else (a database store)
+    ``TLSGATE_STATE`` or the XDG default."""
+    location = resolve_store(option)
+    if not is_database_url(location):
+        return Path(location).expanduser()
+    value = os.environ.get("TLSGATE_STATE")
+    return Path(value).expanduser() if value and not is_database_url(value) else default_state_dir()
 
 
 def open_store(state: str | Path | None = None) -> Store:
-    location = str(state) if state is not None else None
-    if location and "://" in location:
-        scheme = location.split("://", 1)[0]
-        raise ConfigError(f"unsupported store {scheme}://; use a directory path for SQLite state")
+    location = resolve_store(state)
+    if is_database_url(location):
+        scheme = location.split("://", 1)[0].lower()
+        if scheme not in POSTGRES_SCHEMES:
+            raise ConfigError(
+                f"unsupported store {scheme}://; use postgresql://... or a directory for SQLite"
+            )
+        try:
+            from tlsgate.store.postgres import PostgresStore
+        except ImportError as exc:  # psycopg or libpq missing
+            raise ConfigError(
+                f"the PostgreSQL store needs psycopg 3 and libpq ({exc}); "
+                "pip install 'psycopg>=3.1'"
+            ) from None
+        return PostgresStore(location)
     from tlsgate.store.sqlite import SQLiteStore
 
-    return SQLiteStore(resolve_state_dir(location))
+    return SQLiteStore(Path(location).expanduser())

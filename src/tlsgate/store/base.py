@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -129,6 +129,14 @@ class Store(AcmeStore, Protocol):
         """Where the state lives, for messages (a path or a redacted URL)."""
         ...
 
+    def reopen(self) -> Store:
+        """A new store on the same state with a connection of its own.
+
+        For a forked worker or another thread: a database connection must not cross ``fork()``,
+        and :attr:`location` cannot be opened again when it is a URL (it has no password).
+        """
+        ...
+
     def close(self) -> None: ...
 
     # -- certificate authority --------------------------------------------------------------
@@ -239,4 +247,36 @@ class Store(AcmeStore, Protocol):
         Created on first use; concurrent first callers all get the same value. It is key
         material: kept like private keys and never logged.
         """
+        ...
+
+    # -- leases: one node at a time does a job (renewing a certificate, ...) ----------------
+    def try_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``.
+
+        True if it is free, expired at ``now``, or already ``holder``'s; False while another
+        holder has it. Atomic across processes and nodes, so of several callers exactly one
+        holds it. A holder re-checks the state it is about to change after taking it.
+        """
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up early; nothing happens unless ``holder`` has it."""
+        ...
+
+    def lease_holder(self, name: str, now: datetime) -> str | None:
+        """Who holds ``name`` at ``now`` (``None``: free or expired)."""
+        ...
+
+    # -- ACME anti-replay nonces shared by several processes or nodes ----------------------
+    def issue_nonce(self, nonce: str, expires: datetime) -> None:
+        """Record a nonce handed out; AlreadyExists if it was already issued."""
+        ...
+
+    def consume_nonce(self, nonce: str, now: datetime) -> bool:
+        """True exactly once for an issued nonce unexpired at ``now``; it is used up either way,
+        atomically, so two requests replaying the same nonce never both pass."""
+        ...
+
+    def purge_nonces(self, now: datetime) -> int:
+        """Delete nonces expired at ``now``; how many there were."""
         ...

@@ -36,8 +36,8 @@ from tlsgate.store.sqlite_acme import SQLiteAcmeMixin
 from tlsgate.store.sqlite_columns import dt as _dt
 from tlsgate.store.sqlite_columns import serial_key as _serial_key
 from tlsgate.store.sqlite_columns import ts as _ts
+from tlsgate.store.sqlite_renewal import CLUSTER_MIGRATION, SQLiteRenewalMixin
 from tlsgate.store.sqlite_renewal import MIGRATION as RENEWAL_MIGRATION
-from tlsgate.store.sqlite_renewal import SQLiteRenewalMixin
 
 __all__ = ["SQLiteStore"]
 
@@ -95,6 +95,9 @@ _MIGRATIONS: tuple[str, ...] = (
     ACME_MIGRATION,
     # 4: renewal state per served certificate, ACME challenge answers for the workers
     RENEWAL_MIGRATION,
+    # 5: leases and shared ACME nonces (what the PostgreSQL store offers clusters, so a single
+    # node behaves the same)
+    CLUSTER_MIGRATION,
 )
 
 
@@ -124,6 +127,10 @@ class SQLiteStore(SQLiteAcmeMixin, SQLiteRenewalMixin):
     @property
     def location(self) -> str:
         return str(self.directory)
+
+    def reopen(self) -> SQLiteStore:
+        """A new store on the same directory with its own connection (after ``fork()``)."""
+        return SQLiteStore(self.directory)
 
     def close(self) -> None:
         self._db.close()

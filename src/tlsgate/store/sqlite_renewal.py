@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from tlsgate.store.base import ManagedCertificate, RenewalState
 from tlsgate.store.files import PRIVATE, atomic_write
 from tlsgate.store.sqlite_columns import dt, ts
 
-__all__ = ["CHALLENGE_KINDS", "MIGRATION", "SQLiteRenewalMixin"]
+__all__ = ["CHALLENGE_KINDS", "CLUSTER_MIGRATION", "MIGRATION", "SQLiteRenewalMixin"]
 
 #: What workers answer themselves; dns-01 is published in DNS, not here.
 CHALLENGE_KINDS = frozenset({"http-01", "tls-alpn-01"})
@@ -53,6 +53,20 @@ MIGRATION = """
         PRIMARY KEY (kind, key)
     ) WITHOUT ROWID;
     CREATE INDEX challenge_answer_expiry ON challenge_answer(expires_at)
+"""
+
+#: Schema 5: leases (one node at a time does a job) and ACME nonces shared by processes.
+CLUSTER_MIGRATION = """
+    CREATE TABLE lease (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires TEXT NOT NULL
+    );
+    CREATE TABLE nonce (
+        value TEXT PRIMARY KEY,
+        expires TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX nonce_expiry ON nonce(expires)
 """
 
 #: keys/acme-account-<sha256(directory URL)[:32]>.key
@@ -184,3 +198,46 @@ class SQLiteRenewalMixin:
                 f"the ACME account key {path} is empty; delete it to register a new account"
             )
         return pem
+
+    # -- leases (one process at a time does a job) ---------------------------------------------
+    def try_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Take or renew ``name`` under the write lock, which makes read-then-write atomic."""
+        with self._write() as db:
+            row = db.execute("SELECT holder, expires FROM lease WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != holder and dt(row[1]) > now:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO lease (name, holder, expires) VALUES (?,?,?)",
+                (name, holder, ts(now + ttl)),
+            )
+            return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
+
+    def lease_holder(self, name: str, now: datetime) -> str | None:
+        rows = self._query(
+            "SELECT holder FROM lease WHERE name = ? AND expires > ?", (name, ts(now))
+        )
+        return str(rows[0][0]) if rows else None
+
+    # -- ACME nonces shared by processes ------------------------------------------------------
+    def issue_nonce(self, nonce: str, expires: datetime) -> None:
+        try:
+            with self._write() as db:
+                db.execute("INSERT INTO nonce (value, expires) VALUES (?,?)", (nonce, ts(expires)))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists("nonce already issued") from None
+
+    def consume_nonce(self, nonce: str, now: datetime) -> bool:
+        with self._write() as db:
+            row = db.execute("SELECT expires FROM nonce WHERE value = ?", (nonce,)).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM nonce WHERE value = ?", (nonce,))
+            return now < dt(row[0])
+
+    def purge_nonces(self, now: datetime) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM nonce WHERE expires <= ?", (ts(now),)).rowcount
