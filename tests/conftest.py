@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.postgres import postgres_server  # noqa: F401 (a fixture for every test)
 from tlsgate.ca import CertificateAuthority
 from tlsgate.store.sqlite import SQLiteStore
 
@@ -47,6 +48,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty state directory, also exported as TLSGATE_STATE for CLI calls."""
     path = tmp_path / "state"
     monkeypatch.setenv("TLSGATE_STATE", str(path))
+    monkeypatch.delenv("TLSGATE_STORE", raising=False)  # it would win over TLSGATE_STATE
     monkeypatch.delenv("TLSGATE_CA_PASSPHRASE", raising=False)
     return path
 

@@ -1,4 +1,5 @@
-"""The ACME part of the SQLite store: round trips, uniqueness, compare-and-set, atomicity."""
+"""The ACME part of the Store contract on every backend: round trips, uniqueness, compare-and-set,
+atomicity; and the SQLite schema migration that added it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tlsgate.errors import AlreadyExists, NotFound, StorageError
-from tlsgate.store import Store
+from tlsgate.store import Store, open_store
 from tlsgate.store.acme import (
     AccountStatus,
     AcmeAccount,
@@ -98,7 +99,7 @@ def certificate(serial: int, authority_id: int, **changes: object) -> Certificat
 
 
 # -- accounts ----------------------------------------------------------------------------------
-def test_account_round_trip_and_lookup(store: SQLiteStore) -> None:
+def test_account_round_trip_and_lookup(store: Store) -> None:
     acct = account()
     store.add_account(acct)
     assert store.get_account(acct.id) == acct
@@ -109,7 +110,7 @@ def test_account_round_trip_and_lookup(store: SQLiteStore) -> None:
     assert len(acct.id) == 22 and "=" not in acct.id  # 16 bytes of base64url
 
 
-def test_duplicate_thumbprint_is_refused(store: SQLiteStore) -> None:
+def test_duplicate_thumbprint_is_refused(store: Store) -> None:
     store.add_account(account("1"))
     with pytest.raises(AlreadyExists, match="already exists for this key"):
         store.add_account(account("1"))
@@ -119,7 +120,7 @@ def test_duplicate_thumbprint_is_refused(store: SQLiteStore) -> None:
         store.add_account(replace(account("3"), id=first.id))
 
 
-def test_update_account(store: SQLiteStore) -> None:
+def test_update_account(store: Store) -> None:
     acct = account()
     store.add_account(acct)
     got = store.update_account(acct.id, contact=["mailto:new@example.com"])
@@ -136,7 +137,7 @@ def test_update_account(store: SQLiteStore) -> None:
         store.update_account(acct.id, jwk="{}")
 
 
-def test_key_change_to_a_taken_thumbprint_is_refused(store: SQLiteStore) -> None:
+def test_key_change_to_a_taken_thumbprint_is_refused(store: Store) -> None:
     one, two = account("1"), account("2")
     store.add_account(one)
     store.add_account(two)
@@ -146,7 +147,7 @@ def test_key_change_to_a_taken_thumbprint_is_refused(store: SQLiteStore) -> None
 
 
 # -- orders, authorizations, challenges --------------------------------------------------------
-def test_order_authorization_challenge_round_trip(store: SQLiteStore) -> None:
+def test_order_authorization_challenge_round_trip(store: Store) -> None:
     acct = account()
     store.add_account(acct)
     authz = replace(authorization(acct.id), wildcard=True)
@@ -176,7 +177,7 @@ def test_order_authorization_challenge_round_trip(store: SQLiteStore) -> None:
             getter("unknown")
 
 
-def test_add_order_is_all_or_nothing(store: SQLiteStore) -> None:
+def test_add_order_is_all_or_nothing(store: Store) -> None:
     acct = account()
     store.add_account(acct)
     _, taken = new_order(store, acct.id)
@@ -194,7 +195,7 @@ def test_add_order_is_all_or_nothing(store: SQLiteStore) -> None:
     assert len(store.list_orders(acct.id)) == 1
 
 
-def test_add_order_refuses_records_that_do_not_belong(store: SQLiteStore) -> None:
+def test_add_order_refuses_records_that_do_not_belong(store: Store) -> None:
     acct, other = account("1"), account("2")
     store.add_account(acct)
     store.add_account(other)
@@ -219,7 +220,7 @@ def test_add_order_refuses_records_that_do_not_belong(store: SQLiteStore) -> Non
     assert store.list_orders(acct.id) == []
 
 
-def test_authorization_reuse_only_while_valid_unexpired_and_own(store: SQLiteStore) -> None:
+def test_authorization_reuse_only_while_valid_unexpired_and_own(store: Store) -> None:
     acct, other = account("1"), account("2")
     store.add_account(acct)
     store.add_account(other)
@@ -246,7 +247,7 @@ def test_authorization_reuse_only_while_valid_unexpired_and_own(store: SQLiteSto
     assert store.find_valid_authorization(acct.id, DNS, NOW) is None
 
 
-def test_compare_and_set(store: SQLiteStore) -> None:
+def test_compare_and_set(store: Store) -> None:
     acct = account()
     store.add_account(acct)
     o, authz = new_order(store, acct.id)
@@ -271,7 +272,7 @@ def test_compare_and_set(store: SQLiteStore) -> None:
         store.update_challenge("nope", status=ChallengeStatus.VALID)
 
 
-def test_challenge_outcome_updates_its_authorization_atomically(store: SQLiteStore) -> None:
+def test_challenge_outcome_updates_its_authorization_atomically(store: Store) -> None:
     acct = account()
     store.add_account(acct)
     _, authz = new_order(store, acct.id)
@@ -300,7 +301,7 @@ def test_challenge_outcome_updates_its_authorization_atomically(store: SQLiteSto
     assert all(c.status is ChallengeStatus.PENDING for c in others)
 
 
-def test_order_certificate_link_and_revoker(store: SQLiteStore) -> None:
+def test_order_certificate_link_and_revoker(store: Store) -> None:
     auth = store.create_authority(new_authority())
     acct = account()
     store.add_account(acct)
@@ -361,8 +362,8 @@ def test_migration_from_schema_2_keeps_data(state_dir: Path) -> None:
 
 
 # -- several processes at once -----------------------------------------------------------------
-def _finalize(directory: str, order_id: str, barrier: Barrier, out: Queue[bool]) -> None:
-    store = SQLiteStore(Path(directory))
+def _finalize(location: str, order_id: str, barrier: Barrier, out: Queue[bool]) -> None:
+    store = open_store(location)
     barrier.wait(timeout=60)
     out.put(
         store.update_order(
@@ -372,8 +373,8 @@ def _finalize(directory: str, order_id: str, barrier: Barrier, out: Queue[bool])
     store.close()
 
 
-def test_concurrent_finalize_has_one_winner(state_dir: Path) -> None:
-    store = SQLiteStore(state_dir)
+def test_concurrent_finalize_has_one_winner(store_location: str) -> None:
+    store = open_store(store_location)
     acct = account()
     store.add_account(acct)
     o, _ = new_order(store, acct.id)
@@ -382,7 +383,7 @@ def test_concurrent_finalize_has_one_winner(state_dir: Path) -> None:
     barrier = ctx.Barrier(4)
     out: Queue[bool] = ctx.Queue()
     procs = [
-        ctx.Process(target=_finalize, args=(str(state_dir), o.id, barrier, out)) for _ in range(4)
+        ctx.Process(target=_finalize, args=(store_location, o.id, barrier, out)) for _ in range(4)
     ]
     for p in procs:
         p.start()

@@ -1,4 +1,5 @@
-"""The renewal part of the SQLite store: what the renewal loop, the workers and `status` share."""
+"""The renewal part of the Store contract on every backend: what the renewal loop, the workers and
+`status` share; and the SQLite store's own files and schema upgrade."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tlsgate.errors import StorageError
-from tlsgate.store import sqlite
+from tlsgate.store import Store, open_store, sqlite
 from tlsgate.store.acme import ChallengeType
 from tlsgate.store.base import ManagedCertificate, RenewalState
 from tlsgate.store.sqlite import _MIGRATIONS, DB_NAME, SQLiteStore
@@ -43,7 +44,7 @@ def managed(name: str, key: bytes = b"key") -> ManagedCertificate:
 
 
 # -- renewal state -----------------------------------------------------------------------------
-def test_renewal_state_round_trip(store: SQLiteStore) -> None:
+def test_renewal_state_round_trip(store: Store) -> None:
     assert store.load_renewal_state("a.example") is None
     assert store.list_renewal_states() == []
     state = full_state()
@@ -54,7 +55,7 @@ def test_renewal_state_round_trip(store: SQLiteStore) -> None:
     assert store.load_renewal_state("b.example") == minimal
 
 
-def test_renewal_state_times_come_back_in_utc(store: SQLiteStore) -> None:
+def test_renewal_state_times_come_back_in_utc(store: Store) -> None:
     paris = datetime(2026, 1, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
     store.save_renewal_state(RenewalState("a.example", "internal", paris, "lifetime"))
     loaded = store.load_renewal_state("a.example")
@@ -62,7 +63,7 @@ def test_renewal_state_times_come_back_in_utc(store: SQLiteStore) -> None:
     assert loaded.next_attempt.tzinfo is UTC
 
 
-def test_save_renewal_state_replaces_by_name(store: SQLiteStore) -> None:
+def test_save_renewal_state_replaces_by_name(store: Store) -> None:
     store.save_renewal_state(full_state())
     succeeded = replace(
         full_state(),
@@ -78,20 +79,26 @@ def test_save_renewal_state_replaces_by_name(store: SQLiteStore) -> None:
     assert store.list_renewal_states() == [succeeded]
 
 
-def test_list_renewal_states_is_ordered_by_name(store: SQLiteStore) -> None:
+def test_list_renewal_states_is_ordered_by_name(store: Store) -> None:
     for name in ("c.example", "a.example", "b.example"):
         store.save_renewal_state(full_state(name))
     assert [s.name for s in store.list_renewal_states()] == ["a.example", "b.example", "c.example"]
 
 
 # -- served certificates -----------------------------------------------------------------------
-def test_list_managed(store: SQLiteStore, state_dir: Path) -> None:
+def test_list_managed(store: Store) -> None:
     assert store.list_managed() == []
     for name in ("b.example", "a.example", "c.example"):
         store.save_managed(managed(name, key=b"key-" + name.encode()))
     assert store.list_managed() == [
         managed(n, key=b"key-" + n.encode()) for n in ("a.example", "b.example", "c.example")
     ]
+
+
+def test_list_managed_leaves_out_lost_key_files(sqlite_store: SQLiteStore, state_dir: Path) -> None:
+    store = sqlite_store
+    for name in ("b.example", "a.example", "c.example"):
+        store.save_managed(managed(name, key=b"key-" + name.encode()))
     # A certificate whose key is lost is not served: it must be issued again, as load_managed says.
     lost = list((state_dir / "keys").iterdir())
     assert len(lost) == 3
@@ -101,7 +108,7 @@ def test_list_managed(store: SQLiteStore, state_dir: Path) -> None:
 
 
 # -- challenge answers -------------------------------------------------------------------------
-def test_challenge_answer_round_trip_and_replace(store: SQLiteStore) -> None:
+def test_challenge_answer_round_trip_and_replace(store: Store) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
     assert store.challenge_answer("http-01", "tok", now=NOW) is None
     store.put_challenge_answer("http-01", "tok", "tok.thumb", expires_at=later)
@@ -120,7 +127,7 @@ def test_challenge_answer_round_trip_and_replace(store: SQLiteStore) -> None:
     assert store.challenge_answer("tls-alpn-01", "a.example", now=NOW) == "alpn-auth"
 
 
-def test_challenge_answer_expires(store: SQLiteStore) -> None:
+def test_challenge_answer_expires(store: Store) -> None:
     expires = datetime.now(UTC) + timedelta(minutes=10)
     store.put_challenge_answer("http-01", "tok", "auth", expires_at=expires)
     assert store.challenge_answer("http-01", "tok", now=expires - timedelta(seconds=1)) == "auth"
@@ -128,7 +135,10 @@ def test_challenge_answer_expires(store: SQLiteStore) -> None:
     assert store.challenge_answer("http-01", "tok", now=expires + timedelta(days=1)) is None
 
 
-def test_put_challenge_answer_sweeps_expired_ones(store: SQLiteStore, state_dir: Path) -> None:
+def test_put_challenge_answer_sweeps_expired_ones(
+    sqlite_store: SQLiteStore, state_dir: Path
+) -> None:
+    store = sqlite_store
     now = datetime.now(UTC)
     store.put_challenge_answer("http-01", "old", "a", expires_at=now - timedelta(seconds=1))
     store.put_challenge_answer("http-01", "live", "b", expires_at=now + timedelta(hours=1))
@@ -140,7 +150,9 @@ def test_put_challenge_answer_sweeps_expired_ones(store: SQLiteStore, state_dir:
     assert keys == ["live"]
 
 
-def test_challenge_answer_is_one_primary_key_lookup(store: SQLiteStore, state_dir: Path) -> None:
+def test_challenge_answer_is_one_primary_key_lookup(
+    sqlite_store: SQLiteStore, state_dir: Path
+) -> None:
     """The workers' request path: a key lookup, never a scan, whatever the table holds."""
     db = sqlite3.connect(state_dir / DB_NAME)
     try:
@@ -155,13 +167,13 @@ def test_challenge_answer_is_one_primary_key_lookup(store: SQLiteStore, state_di
     assert "PRIMARY KEY" in details and "SCAN" not in details, details
 
 
-def test_unknown_challenge_kind_is_refused(store: SQLiteStore) -> None:
+def test_unknown_challenge_kind_is_refused(store: Store) -> None:
     with pytest.raises(StorageError, match="dns-01"):
         store.put_challenge_answer("dns-01", "a.example", "v", expires_at=NOW)
 
 
 # -- the ACME client account key ---------------------------------------------------------------
-def test_client_account_key_is_made_once_and_kept(store: SQLiteStore, state_dir: Path) -> None:
+def test_client_account_key_is_made_once_and_kept(store: Store) -> None:
     calls: list[int] = []
 
     def create() -> bytes:
@@ -172,9 +184,7 @@ def test_client_account_key_is_made_once_and_kept(store: SQLiteStore, state_dir:
     assert b"first" in key
     assert store.client_account_key(DIRECTORY, lambda: b"second") == key
     assert calls == [1]
-    files = [p for p in (state_dir / "keys").iterdir() if p.name.startswith("acme-account-")]
-    assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
-    reopened = SQLiteStore(state_dir)
+    reopened = store.reopen()
     try:
         assert reopened.client_account_key(DIRECTORY, lambda: b"third") == key
     finally:
@@ -183,7 +193,22 @@ def test_client_account_key_is_made_once_and_kept(store: SQLiteStore, state_dir:
     assert store.client_account_key(DIRECTORY + "2", lambda: b"other") == b"other"
 
 
-def test_empty_client_account_key_is_a_clear_error(store: SQLiteStore, state_dir: Path) -> None:
+def test_client_account_key_file_is_private(sqlite_store: SQLiteStore, state_dir: Path) -> None:
+    sqlite_store.client_account_key(DIRECTORY, lambda: b"key")
+    files = [p for p in (state_dir / "keys").iterdir() if p.name.startswith("acme-account-")]
+    assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
+
+
+def test_empty_client_account_key_is_refused(store: Store) -> None:
+    with pytest.raises(StorageError, match="empty"):
+        store.client_account_key(DIRECTORY, lambda: b"")
+    assert store.client_account_key(DIRECTORY, lambda: b"key") == b"key"  # nothing was kept
+
+
+def test_empty_client_account_key_is_a_clear_error(
+    sqlite_store: SQLiteStore, state_dir: Path
+) -> None:
+    store = sqlite_store
     with pytest.raises(StorageError, match="empty"):
         store.client_account_key(DIRECTORY, lambda: b"")
     assert not list((state_dir / "keys").iterdir())  # nothing kept: the next call may create
@@ -194,8 +219,8 @@ def test_empty_client_account_key_is_a_clear_error(store: SQLiteStore, state_dir
         store.client_account_key(DIRECTORY, lambda: b"new")
 
 
-def _account_key(directory: str, barrier: Barrier, out: Queue[bytes]) -> None:  # spawn target
-    store = SQLiteStore(Path(directory))
+def _account_key(location: str, barrier: Barrier, out: Queue[bytes]) -> None:  # spawn target
+    store = open_store(location)
 
     def create() -> bytes:
         barrier.wait(timeout=60)  # every process has decided to create before any one writes
@@ -205,14 +230,14 @@ def _account_key(directory: str, barrier: Barrier, out: Queue[bytes]) -> None:  
     store.close()
 
 
-def test_client_account_key_race_has_one_winner(state_dir: Path) -> None:
-    SQLiteStore(state_dir).close()
+def test_client_account_key_race_has_one_winner(store_location: str, backend: str) -> None:
+    open_store(store_location).close()
     ctx = multiprocessing.get_context("spawn")
     count = 4
     barrier = ctx.Barrier(count)
     out: Queue[bytes] = ctx.Queue()
     procs = [
-        ctx.Process(target=_account_key, args=(str(state_dir), barrier, out)) for _ in range(count)
+        ctx.Process(target=_account_key, args=(store_location, barrier, out)) for _ in range(count)
     ]
     for p in procs:
         p.start()
@@ -221,7 +246,9 @@ def test_client_account_key_race_has_one_winner(state_dir: Path) -> None:
         p.join(timeout=60)
         assert p.exitcode == 0
     assert len(keys) == 1
-    assert not [p for p in (state_dir / "keys").iterdir() if p.name.endswith(".tmp")]
+    if backend == "sqlite":
+        files = (Path(store_location) / "keys").iterdir()
+        assert not [p for p in files if p.name.endswith(".tmp")]
 
 
 # -- migration ---------------------------------------------------------------------------------
@@ -251,6 +278,6 @@ def test_schema_3_database_is_upgraded(state_dir: Path, monkeypatch: pytest.Monk
         store.close()
     db = sqlite3.connect(state_dir / DB_NAME)
     try:
-        assert db.execute("PRAGMA user_version").fetchone() == (len(_MIGRATIONS),) == (4,)
+        assert db.execute("PRAGMA user_version").fetchone() == (len(_MIGRATIONS),) == (5,)
     finally:
         db.close()
