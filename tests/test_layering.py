@@ -31,13 +31,22 @@ FORBIDDEN = {
 }
 
 
+#: Modules left out of a package's walk, and why.
+NOT_WALKED: dict[str, tuple[str, ...]] = {
+    # psycopg imports asyncio for its async API, which the PostgreSQL store does not use; it is
+    # loaded only for a postgresql:// store (test_sqlite_users_never_load_psycopg).
+    "tlsgate.store": ("tlsgate.store.postgres",),
+}
+
+
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_dependency_direction(package: str) -> None:
     code = (
         "import importlib, pkgutil, sys\n"
         f"pkg = importlib.import_module({package!r})\n"
         "for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
-        "    importlib.import_module(m.name)\n"
+        f"    if not m.name.startswith({NOT_WALKED.get(package, ())!r}):\n"
+        "        importlib.import_module(m.name)\n"
         "print('\\n'.join(sorted(sys.modules)))\n"
     )
     loaded = set(
@@ -47,6 +56,33 @@ def test_dependency_direction(package: str) -> None:
     )
     offenders = [m for m in FORBIDDEN[package] if m in loaded]
     assert not offenders, f"{package} pulls in {offenders}"
+
+
+def test_sqlite_users_never_load_psycopg(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from tlsgate.cli import main\n"
+        "from tlsgate.store import open_store\n"
+        f"open_store({str(tmp_path / 'state')!r}).close()\n"
+        "print('psycopg' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["False"]
+
+
+def test_postgres_store_stays_below_ca_and_cli() -> None:
+    code = (
+        "import sys\n"
+        "import tlsgate.store.postgres, tlsgate.store.postgres_schema\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert "psycopg" in loaded
+    assert not [m for m in loaded if m.startswith(("tlsgate.ca", "tlsgate.cli"))]
 
 
 #: Modules the pure layer must not import itself (``socket`` does arrive through

@@ -85,7 +85,7 @@ ERRORS: list[tuple[str, str]] = [
     (
         "[server]\nbind = 1\n" + SITE,
         "tlsgate.toml:2: server.bind: unknown key (known keys: listen, http_listen, admin_listen, "
-        "workers, trusted_proxies, access_log, state, ticket_rotation, timeouts, limits)",
+        "workers, trusted_proxies, access_log, state, store, ticket_rotation, timeouts, limits)",
     ),
     (
         "[server]\nhosts = []\n" + SITE,

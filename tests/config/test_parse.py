@@ -282,6 +282,7 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "server.access_log": ("[server]\naccess_log = VALUE\n" + SITE, (str,)),
     "server.ticket_rotation": ("[server]\nticket_rotation = VALUE\n" + SITE, (str, int, float)),
     "server.state": ("[server]\nstate = VALUE\n" + SITE, (str,)),
+    "server.store": ("[server]\nstore = VALUE\n" + SITE, (str,)),
     "server.timeouts": ("[server]\ntimeouts = VALUE\n" + SITE, (dict,)),
     "server.limits": ("[server]\nlimits = VALUE\n" + SITE, (dict,)),
     **{
@@ -491,3 +492,13 @@ def test_load_file_problems(tmp_path: Path, setup: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(path)
     assert str(info.value) == message.format(path=path)
+
+
+def test_store_is_a_database_url_or_a_directory() -> None:
+    url = "postgresql://tlsgate:pw@db.example/tlsgate"
+    assert loads(f'[server]\nstore = "{url}"\n' + SITE).server.store == url
+    assert loads('[server]\nstore = "/var/lib/tlsgate"\n' + SITE).server.store == "/var/lib/tlsgate"
+    with pytest.raises(ConfigError, match=r"server\.store: unsupported store redis://"):
+        loads('[server]\nstore = "redis://x"\n' + SITE)
+    with pytest.raises(ConfigError, match=r'give "state" \(a directory\) or "store", not both'):
+        loads(f'[server]\nstate = "/s"\nstore = "{url}"\n' + SITE)

@@ -26,6 +26,7 @@ from tlsgate.cli.output import (
     record_status,
     records_table,
 )
+from tlsgate.cli.state import add_state_options, store_location
 from tlsgate.errors import AlreadyExists, ConfigError, CSRError, StorageError
 from tlsgate.pki.csr import load_and_check_csr, same_names
 from tlsgate.pki.info import CertInfo
@@ -57,17 +58,13 @@ def _positive_int(text: str) -> int:
 
 
 def _common(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
-    parser.add_argument(
-        "--state",
-        metavar="DIR",
-        help="state directory (default: $TLSGATE_STATE, else $XDG_DATA_HOME/tlsgate)",
-    )
+    add_state_options(parser)
     if json_output:
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def _store(args: argparse.Namespace) -> Store:
-    return open_store(args.state)
+    return open_store(store_location(args))
 
 
 def _ca(args: argparse.Namespace) -> CertificateAuthority:

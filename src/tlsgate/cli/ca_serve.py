@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from tlsgate.ca.authority import CertificateAuthority, passphrase_from_env
+from tlsgate.cli.state import store_location
 from tlsgate.config import eab_key, parse_duration, parse_listen
 from tlsgate.errors import ConfigError
 from tlsgate.pki.profiles import MIN_LEAF_LIFETIME
@@ -48,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tlsgate.acme.validation import ValidationConfig
 
     listen = parse_listen(args.listen, "--listen")
-    store = open_store(args.state)
+    store = open_store(store_location(args))
     ca = CertificateAuthority.load(store, passphrase_from_env())
     allow_dns, allow_ip = _allow(args.allow)
     validation = ValidationConfig.from_options(

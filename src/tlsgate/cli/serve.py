@@ -19,6 +19,7 @@ from typing import Any
 from rich.panel import Panel
 
 from tlsgate.cli.output import console
+from tlsgate.cli.state import add_state_options
 from tlsgate.config import Config, TlsFiles, from_flags, load
 from tlsgate.errors import ConfigError
 from tlsgate.pki.pem import certificate_pem
@@ -67,7 +68,10 @@ def _config(args: argparse.Namespace) -> Config:
                 )
         config = load(Path(args.config))
         if args.state:
-            config = replace(config, server=replace(config.server, state=Path(args.state)))
+            server = replace(config.server, state=Path(args.state), store=None)
+            config = replace(config, server=server)
+        if args.store:
+            config = replace(config, server=replace(config.server, store=args.store, state=None))
         return config
     if not args.hosts or not args.to:
         raise ConfigError("give -c tlsgate.toml, or --host NAME and --to http://HOST:PORT")
@@ -92,6 +96,8 @@ def _config(args: argparse.Namespace) -> Config:
         allow_cn=args.allow_cn or None,
         allow_ou=args.allow_ou or None,
     )
+    if args.store:
+        config = replace(config, server=replace(config.server, store=args.store))
     if bool(args.cert) != bool(args.key):
         raise ConfigError("--cert and --key go together")
     if args.cert and args.acme:
@@ -110,7 +116,7 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_serve(args: argparse.Namespace) -> int:
     _logging(not args.quiet)
     config = _config(args)
-    store = open_store(str(config.server.state) if config.server.state else None)
+    store = open_store(config.server.store or config.server.state)
     from tlsgate.proxy.server import EdgeServer
 
     return EdgeServer(config, store).run()
@@ -327,9 +333,7 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--access-log", metavar="stdout|off|FILE", help="JSON access log (default stdout)"
     )
-    p.add_argument(
-        "--state", metavar="DIR", help="state directory (default: $TLSGATE_STATE or XDG)"
-    )
+    add_state_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(handler=cmd_serve)
 

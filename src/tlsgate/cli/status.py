@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tlsgate.cli.output import console, print_json
+from tlsgate.cli.state import add_state_options, store_location
 from tlsgate.errors import PKIError
 from tlsgate.pki.info import format_remaining
 from tlsgate.pki.pem import load_certificates
@@ -186,7 +187,7 @@ def _print_errors(rows: Sequence[_Row]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = open_store(args.state)
+    store = open_store(store_location(args))
     location = store.location
     try:
         rows = _rows(store)
@@ -209,10 +210,6 @@ def register(commands: Any) -> None:
     p = commands.add_parser(
         "status", help="certificates serve manages and their renewal (exit 1: failing, 2: expired)"
     )
-    p.add_argument(
-        "--state",
-        metavar="DIR",
-        help="state directory (default: $TLSGATE_STATE, else $XDG_DATA_HOME/tlsgate)",
-    )
+    add_state_options(p)
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(handler=cmd_status)

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tlsgate.cli.state import add_state_options, store_location
 from tlsgate.config import parse_duration, parse_listen
 from tlsgate.errors import ConfigError
 
@@ -77,7 +78,7 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
         lifetime = timedelta(seconds=parse_duration(args.lifetime, "--lifetime"))
     identity = ReloadingIdentity(
         args.identity,
-        state=args.state,
+        state=store_location(args),
         trust=Path(args.ca) if args.ca else None,
         lifetime=lifetime,
         expect_spiffe=args.expect_spiffe,
@@ -148,8 +149,6 @@ def register(commands: Any) -> None:
         metavar="DURATION",
         help="client certificate lifetime, e.g. 24h, 30m, 1m (default 24h)",
     )
-    p.add_argument(
-        "--state", metavar="DIR", help="state directory (default: $TLSGATE_STATE or XDG)"
-    )
+    add_state_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(handler=cmd_tunnel)

@@ -332,14 +332,13 @@ class ReloadingIdentity:
         if self._thread is not None:
             return
         started = threading.Event()
-        location = self.store.location
 
         def handoff(cert: ClientCertificate) -> None:
             with self._lock:
                 self._renewed = cert
 
         async def main() -> None:
-            store = open_store(location)
+            store = self.store.reopen()
             try:
                 renewer = client_renewer(
                     store, self.identity, lifetime=self.lifetime, on_renewed=handoff

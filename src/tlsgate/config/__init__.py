@@ -14,6 +14,7 @@ Example::
     trusted_proxies = ["10.0.0.0/8"]  # peers whose X-Forwarded-* / Forwarded we keep
     access_log = "stdout"             # "stdout", "off" or a file path (JSON lines)
     state = "/var/lib/tlsgate"        # the CA and certificate store
+    # store = "postgresql://tlsgate@db/tlsgate"  # instead of state: one state for several nodes
     ticket_rotation = "12h"           # session-ticket key period ("30m", "1d", seconds); "off"
 
     [server.timeouts]                 # seconds

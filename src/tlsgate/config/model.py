@@ -147,6 +147,9 @@ class ServerConfig:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     access_log: str = "stdout"
     state: Path | None = None
+    #: The state as a directory or a ``postgresql://`` URL (several nodes sharing one state);
+    #: the alternative to ``state``. Local files then go to $TLSGATE_STATE or the XDG default.
+    store: str | None = None
     #: Seconds per session-ticket key; None = no tickets ("off").
     ticket_rotation: float | None = 12 * 3600.0
     timeouts: Timeouts = field(default_factory=Timeouts)

@@ -106,6 +106,7 @@ _SERVER_KEYS = (
     "trusted_proxies",
     "access_log",
     "state",
+    "store",
     "ticket_rotation",
     "timeouts",
     "limits",
@@ -328,12 +329,31 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
         if "access_log" in table
         else defaults.access_log,
         state=_path(table["state"], at.child("state"), base) if "state" in table else None,
+        store=_store(table, at, base),
         ticket_rotation=_rotation(table["ticket_rotation"], at.child("ticket_rotation"))
         if "ticket_rotation" in table
         else defaults.ticket_rotation,
         timeouts=timeouts,
         limits=limits,
     )
+
+
+def _store(table: dict[str, object], at: _At, base: Path | None) -> str | None:
+    """``store``: a database URL as written (its password stays out of messages), or a directory
+    resolved like ``state``; the two keys say the same thing, so giving both is an error."""
+    if "store" not in table:
+        return None
+    if "state" in table:
+        raise at.child("store").error('give "state" (a directory) or "store", not both')
+    value = table["store"]
+    if isinstance(value, str) and "://" in value:
+        scheme = value.split("://", 1)[0].lower()
+        if scheme not in ("postgresql", "postgres"):
+            raise at.child("store").error(
+                f"unsupported store {scheme}://; use postgresql://... or a directory"
+            )
+        return value
+    return str(_path(value, at.child("store"), base))
 
 
 def _site(

@@ -58,7 +58,7 @@ from tlsgate.proxy.tickets import TicketKeys
 from tlsgate.proxy.tls import load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.renewal.renewer import Renewer
-from tlsgate.store import open_store
+from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
 
 __all__ = ["EdgeServer"]
@@ -80,7 +80,7 @@ class EdgeServer:
         self.children: list[int] = []
         self.on_ready: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
-        self.stapling = SiteStapling(OcspCache(cache_directory(store.location)))
+        self.stapling = SiteStapling(OcspCache(cache_directory(str(local_state_dir(store)))))
         self.renewer: Renewer | None = None
         self._challenge_contexts: dict[tuple[str, str], ssl.SSLContext] = {}
 
@@ -241,8 +241,8 @@ class EdgeServer:
                 code = 1
                 try:
                     _die_with(master)
-                    # A SQLite connection must not cross fork(): each worker opens its own.
-                    self.store = self.manager.store = open_store(self.store.location)
+                    # A database connection must not cross fork(): each worker opens its own.
+                    self.store = self.manager.store = self.store.reopen()
                     if self.metrics is not None:
                         self.metrics = Metrics()  # this worker's own counters
                     code = self._run_loop(master=False)

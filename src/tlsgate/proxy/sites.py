@@ -20,6 +20,7 @@ from tlsgate.proxy.client_auth import TrustMaterial, configure, file_material, i
 from tlsgate.proxy.stapling import SiteStapling
 from tlsgate.proxy.tickets import TicketKeys, install_all
 from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
+from tlsgate.store import local_state_dir
 from tlsgate.store.base import Store
 
 __all__ = ["SiteTls", "client_auth_of", "uses_client_auth"]
@@ -58,7 +59,8 @@ class SiteTls:
         return any(uses_client_auth(site) for site in self.sites)
 
     def state_dir(self) -> Path | None:
-        path = Path(self.store.location)
+        """The local directory (the internal CRL file), also with a database store."""
+        path = local_state_dir(self.store)
         return path if path.is_dir() else None
 
     def material(self, site: SiteConfig) -> TrustMaterial:

@@ -34,6 +34,7 @@ __all__ = [
     "Store",
     "default_state_dir",
     "is_database_url",
+    "local_state_dir",
     "open_store",
     "resolve_state_dir",
     "resolve_store",
@@ -73,6 +74,17 @@ def resolve_state_dir(option: str | Path | None) -> Path:
         return Path(location).expanduser()
     value = os.environ.get("TLSGATE_STATE")
     return Path(value).expanduser() if value and not is_database_url(value) else default_state_dir()
+
+
+def local_state_dir(store: Store) -> Path:
+    """Where ``store``'s machine-local files go (created 0700 if missing): its own directory,
+    or for a database store :func:`resolve_state_dir`'s answer."""
+    from tlsgate.store.files import ensure_private_dir
+
+    location = store.location
+    if not is_database_url(location):
+        return Path(location)
+    return ensure_private_dir(resolve_state_dir(location))
 
 
 def open_store(state: str | Path | None = None) -> Store:

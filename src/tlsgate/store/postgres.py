@@ -88,7 +88,11 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
         self._location = redact(url)
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[DictRow] | None = None
-        self._run(lambda cur: migrate(cur, self._where))
+        try:
+            self._run(lambda cur: migrate(cur, self._where))
+        except BaseException:
+            self.close()  # a store refused at the door must not leak its connection
+            raise
 
     @property
     def location(self) -> str:
