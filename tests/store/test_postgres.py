@@ -4,6 +4,7 @@ passwords kept out of messages, and surviving a server restart."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
@@ -124,3 +125,26 @@ def test_open_store_takes_postgres_urls(
     assert isinstance(store, PostgresStore)
     store.close()
     assert not (tmp_path / "state").exists()  # no SQLite state was made on the side
+
+
+def test_a_forked_child_leaves_the_parents_connection_alone(
+    postgres_server: PostgresServer,
+) -> None:
+    store = PostgresStore(postgres_server.create_database())
+    (before,) = store._rows("SELECT pg_backend_pid() AS pid")
+    pid = os.fork()
+    if pid == 0:  # the child: a worker that drops the store it inherited and opens its own
+        code = 1
+        try:
+            child = store.reopen()
+            child.ticket_secret()
+            child.close()
+            store.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    (after,) = store._rows("SELECT pg_backend_pid() AS pid")
+    assert after == before  # the same session: the child did not end it
+    store.close()

@@ -51,6 +51,8 @@ __all__ = ["PostgresStore", "describe", "redact"]
 
 TICKET_SECRET = "session-tickets"
 TICKET_SECRET_SIZE = 32
+#: Connections a forked process inherited from its parent: kept, never closed (see ``_drop``).
+_INHERITED: list[psycopg.Connection[DictRow]] = []
 _CONNECT_TIMEOUT = 10  # seconds: an unreachable server is reported, not waited for forever
 
 T = TypeVar("T")
@@ -88,6 +90,7 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
         self._location = redact(url)
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[DictRow] | None = None
+        self._pid = os.getpid()  # the process that opened ``_conn``
         try:
             self._run(lambda cur: migrate(cur, self._where))
         except BaseException:
@@ -104,9 +107,13 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._drop()
+
+    def __del__(self) -> None:
+        # Commands open a store and exit without closing it; SQLite does not mind, but an open
+        # PostgreSQL connection would be reported (ResourceWarning) rather than ended politely.
+        if getattr(self, "_conn", None) is not None:
+            self._drop()
 
     # -- plumbing ----------------------------------------------------------------------------
     def _unreachable(self, exc: BaseException) -> StorageError:
@@ -128,12 +135,21 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
             raise StorageError(f"cannot connect to PostgreSQL at {self._where}: {exc}") from None
 
     def _drop(self) -> None:
-        if self._conn is not None:
+        """Forget the connection, closing it if this process opened it.
+
+        A forked worker must not close the connection it inherited: closing sends the server a
+        goodbye on the parent's session. It is kept referenced instead, so it is never finalised.
+        """
+        if self._conn is None:
+            return
+        if self._pid == os.getpid():
             try:
                 self._conn.close()
             except psycopg.Error:
                 pass
-            self._conn = None
+        else:
+            _INHERITED.append(self._conn)
+        self._conn = None
 
     def _run(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work`` in one transaction on a live connection and commit; see the module doc
@@ -144,6 +160,7 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
                 if fresh:
                     self._drop()
                     self._conn = self._connect()
+                    self._pid = os.getpid()
                 conn = self._conn
                 assert conn is not None
                 try:
