@@ -10,12 +10,13 @@ extras=""
 tools=(openssl curl)
 # Debian package for each tool the tests drive (command -> package).
 declare -A packages=([openssl]=openssl [curl]=curl [certbot]=certbot [lego]=lego [pebble]=pebble
-  [nginx]=nginx [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux)
+  [nginx]=nginx [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux [initdb]=postgresql)
 for option in "$@"; do
   case "$option" in
     --test)
       extras="[test]"
       tools+=(certbot lego pebble)  # real ACME clients and a reference ACME server
+      tools+=(initdb)  # the PostgreSQL store's tests start a real server (initdb + pg_ctl)
       ;;
     --bench)
       tools+=(nginx wrk gcc haproxy taskset)
@@ -27,10 +28,17 @@ for option in "$@"; do
   esac
 done
 
+# A tool on PATH, or in Debian's versioned PostgreSQL directory (initdb, pg_ctl live there).
+have() {
+  command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+}
 missing=()
 for tool in "${tools[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${packages[$tool]}")
+  have "$tool" || missing+=("${packages[$tool]}")
 done
+# psycopg (the PostgreSQL store) is pure Python over the system's libpq.
+compgen -G "/usr/lib/*/libpq.so.5*" >/dev/null || compgen -G "/usr/lib/libpq.so.5*" >/dev/null \
+  || missing+=(libpq5)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
