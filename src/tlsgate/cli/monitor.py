@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -68,8 +69,9 @@ def _table(reports: Sequence[Report], now: datetime) -> Table:
         if expires is None:
             when, left = Text("-", style="dim"), Text("-", style="dim")
         else:
-            days = (expires - now).total_seconds() / 86400
-            when, left = Text(f"{expires:%Y-%m-%d}"), Text(f"{days:.0f}", style=style)
+            # Whole days still left, as the findings count them ("expires in 4 days").
+            days = math.floor((expires - now).total_seconds() / 86400)
+            when, left = Text(f"{expires:%Y-%m-%d}"), Text(str(days), style=style)
         # Text, not markup: target names and messages may contain "[".
         table.add_row(
             Text(report.target),
