@@ -8,9 +8,11 @@ because a monitor checking a thousand names from one CA must not fetch its CRL a
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 import httpx
 from cryptography import x509
@@ -82,9 +84,16 @@ async def lookup(
     """Ask the leaf's OCSP responder, else fetch its CRL; ``path`` is the verified path."""
     if len(path) < 2:
         return RevocationStatus(False, False, "not checked (no issuer to check against)")
+    target = ocsp_target(path)
+    urls = _crl_urls(path[0])
+    if target is None and not urls:
+        return RevocationStatus(
+            False, False, "not checked: the certificate names no OCSP or CRL URL"
+        )
     problems: list[str] = []
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-        target = ocsp_target(path)
+    async with httpx.AsyncClient(
+        timeout=timeout, follow_redirects=False, verify=_https_context()
+    ) as client:
         if target is not None:
             try:
                 response = await client.post(
@@ -99,7 +108,7 @@ async def lookup(
                 problems.append(f"OCSP {target.url}: {exc or type(exc).__name__}")
             else:
                 return RevocationStatus(False, True, f"good (OCSP responder {target.url})")
-        for url in _crl_urls(path[0]):
+        for url in urls:
             try:
                 crl = await _fetch_crl(client, url, now)
                 if crl.issuer != path[1].subject or not crl.is_signature_valid(
@@ -113,9 +122,14 @@ async def lookup(
                 problems.append(f"CRL {url}: {exc or type(exc).__name__}")
                 continue
             return RevocationStatus(False, True, f"not revoked (CRL {url})")
-    if problems:
-        return RevocationStatus(False, False, "unknown: " + "; ".join(problems))
-    return RevocationStatus(False, False, "not checked: the certificate names no OCSP or CRL URL")
+    return RevocationStatus(False, False, "unknown: " + "; ".join(problems))
+
+
+@cache
+def _https_context() -> ssl.SSLContext:
+    """One verifying context for every lookup: building one (reading the system bundle) per
+    check would cost a thousand-target monitor round ~0.1 s of CPU per target."""
+    return ssl.create_default_context()
 
 
 async def _fetch_crl(
