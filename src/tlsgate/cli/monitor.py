@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.x509.oid import NameOID
 from rich.console import Console
@@ -29,8 +29,10 @@ from rich.text import Text
 
 from tlsgate.cli.output import console, print_json
 from tlsgate.errors import ConfigError
-from tlsgate.inspect import Report, Severity
-from tlsgate.monitor import MonitorConfig, check_trusts, load, run_round, serve_monitor
+from tlsgate.inspect.report import Report, Severity
+
+if TYPE_CHECKING:  # aiohttp, httpx and prometheus load when the monitor runs, not per command
+    from tlsgate.monitor import MonitorConfig
 
 __all__ = ["register"]
 
@@ -87,6 +89,8 @@ def _table(reports: Sequence[Report], now: datetime) -> Table:
 def _once(config: MonitorConfig, concurrency: int | None, as_json: bool) -> int:
     import uvloop
 
+    from tlsgate.monitor import run_round
+
     stderr = Console(stderr=True, highlight=False)
     bar = Progress(
         TextColumn("checking"),
@@ -127,6 +131,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         raise ConfigError(f"--concurrency {args.concurrency}: must be at least 1")
     if args.json and not args.once:
         raise ConfigError("--json goes with --once (the service exposes /metrics instead)")
+    from tlsgate.monitor import check_trusts, load, serve_monitor
+
     config = load(Path(args.config))
     check_trusts(config)
     if args.once:
