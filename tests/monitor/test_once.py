@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.postgres import PostgresServer
 from tlsgate.ca import CertificateAuthority
 from tlsgate.cli import main
+from tlsgate.monitor import load
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import certificate_pem
 from tlsgate.pki.profiles import LeafProfile
+from tlsgate.store import open_store
 from tlsgate.store.sqlite import SQLiteStore
 
 
@@ -101,3 +104,37 @@ def test_a_missing_store_is_a_failed_check_not_a_new_store(
     assert report["target"] == "nowhere" and report["verdict"] == "critical"
     assert "holds no tlsgate state" in report["findings"][0]["message"]
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_postgresql_store_is_watched_like_a_directory(
+    postgres_server: PostgresServer,
+    now: datetime,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = postgres_server.create_database()
+    store = open_store(url)
+    try:
+        ca = CertificateAuthority.init(store, now=now, name="Cluster")
+        ca.issue(parse_identities(["db.test"]), now=now, profile=LeafProfile())
+    finally:
+        store.close()
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'[[target]]\nstore = "{url}"\nname = "cluster"\n')
+    code = main(["monitor", "-c", str(path), "--once", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    verdicts = {r["target"]: r["verdict"] for r in json.loads(out.out)}
+    assert verdicts == {
+        "cluster: root CA": "ok",
+        "cluster: intermediate CA": "ok",
+        "cluster: issued db.test": "ok",
+    }
+
+
+def test_a_database_url_name_never_carries_its_password(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text('[[target]]\nstore = "postgresql://tls:s3cret@db.internal:5432/tlsgate"\n')
+    (target,) = load(path).targets
+    assert target.name == "postgresql://tls@db.internal:5432/tlsgate"
+    assert "s3cret" not in target.name

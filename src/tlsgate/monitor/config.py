@@ -47,7 +47,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tlsgate.config.addresses import _listen
 from tlsgate.config.locate import _locate
@@ -86,10 +86,10 @@ class FileTarget:
 
 @dataclass(frozen=True)
 class StoreTarget:
-    """A state directory; trusted through its own root, so it takes no ``ca``."""
+    """A state directory or database URL; trusted through its own root, so it takes no ``ca``."""
 
     name: str
-    path: Path
+    path: Path | str  # a directory, or a postgresql:// URL (kept as written)
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -323,10 +323,23 @@ def _target(table: dict[str, object], at: _At, base: Path | None) -> Target:
             raise at.child(key).error(str(exc)) from None
         default = f"{servername}@{written}" if servername is not None else written
         return EndpointTarget(name or default, endpoint, ca, labels)
+    if kind == "store" and "://" in written:
+        # A database store (postgresql://...): its URL may carry a password, which must never
+        # become a metric label or a log line.
+        return StoreTarget(name or _without_password(written), written, labels)
     path = _path(written, at.child(kind), base)
     if kind == "file":
         return FileTarget(name or written, path, ca, labels)
     return StoreTarget(name or written, path, labels)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[2]}"))
 
 
 def _targets(value: object, root: _At, base: Path | None) -> tuple[Target, ...]:

@@ -40,32 +40,33 @@ class StoredChain:
 
 
 def read_store(
-    path: Path, name: str, now: datetime
+    path: Path | str, name: str, now: datetime
 ) -> tuple[Trust, list[StoredChain], list[tuple[str, str]]]:
     """The store's trust, the chains to judge, and records that cannot be read (label, why).
 
     Raises :class:`~tlsgate.errors.TlsgateError` when the store as a whole cannot be read, which
     the round reports as a failed check of this target.
     """
-    if not (path / DB_NAME).is_file():
+    if isinstance(path, Path) and not (path / DB_NAME).is_file():
         # open_store would create an empty state here; a monitor must never write.
         raise NotInitialized(f"{path} holds no tlsgate state ({DB_NAME} is missing)")
     store = open_store(path)
+    where = store.location  # a database URL without its password
     try:
         authority = store.active_authority()
         if authority is None:
-            raise NotInitialized(f"no certificate authority in {path}")
+            raise NotInitialized(f"no certificate authority in {where}")
         managed = store.list_managed()
         issued = store.list_certificates(
             authority_id=authority.id, status=CertStatus.VALID, not_after_after=now
         )
     finally:
         store.close()
-    root = load_certificate(authority.root_pem, source=f"root certificate in {path}")
+    root = load_certificate(authority.root_pem, source=f"root certificate in {where}")
     intermediate = load_certificate(
-        authority.intermediate_pem, source=f"intermediate certificate in {path}"
+        authority.intermediate_pem, source=f"intermediate certificate in {where}"
     )
-    trust = Trust(f"the CA in {path}", (root,), None)
+    trust = Trust(f"the CA in {where}", (root,), None)
     chains = [
         StoredChain(f"{name}: root CA", (root,)),
         StoredChain(f"{name}: intermediate CA", (intermediate,)),
