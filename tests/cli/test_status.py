@@ -251,3 +251,19 @@ def test_table_names_the_ca_by_host(issuer: str, shown: str) -> None:
     from tlsgate.cli.status import _short_issuer
 
     assert _short_issuer(issuer) == shown
+
+
+def test_an_unreachable_store_is_said_in_those_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """PostgreSQL down: serve nodes keep serving, but status must not look like "no
+    certificates"; it names the store (without its password) and exits 2."""
+    pytest.importorskip("psycopg")
+    from tests.conftest import free_port
+
+    url = f"postgresql://tlsgate:secret@127.0.0.1:{free_port()}/tlsgate"
+    code, out, _ = run(capsys, "status", "--store", url)
+    assert code == 2
+    assert "the store at postgresql://tlsgate@127.0.0.1:" in out
+    assert "is unreachable: " in out and "secret" not in out
+    code, out, err = run(capsys, "status", "--json", "--store", url)
+    assert code == 2 and out == ""
+    assert "is unreachable: " in err and "secret" not in err

@@ -6,12 +6,15 @@ says why a certificate is not being renewed without anyone reading logs.
 
 Exit status, so a check can alert on it: 0 all fine; 1 at least one renewal's latest attempt
 failed (a ``last_error`` is recorded); 2 at least one certificate has expired (2 wins over 1).
-A state that cannot be read is also 2, as for every command, so "non-zero" always means "look".
+A state that cannot be read is also 2, as for every command, so "non-zero" always means "look";
+an unreachable store (PostgreSQL down) is said in those words, since the ``serve`` nodes are then
+serving what they hold and renewing nothing until it returns.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,11 +26,11 @@ from rich.text import Text
 
 from tlsgate.cli.output import console, print_json
 from tlsgate.cli.state import add_state_options, store_location
-from tlsgate.errors import PKIError
+from tlsgate.errors import PKIError, StorageError
 from tlsgate.pki.info import format_remaining
 from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.serial import format_serial
-from tlsgate.store import open_store
+from tlsgate.store import is_database_url, open_store, resolve_store
 from tlsgate.store.base import ManagedCertificate, RenewalState, Store
 
 __all__ = ["ALL_FINE", "EXPIRED", "RENEWAL_FAILING", "register"]
@@ -186,13 +189,34 @@ def _print_errors(rows: Sequence[_Row]) -> None:
         console.print(Padding(Text(state.last_error, style="red"), (0, 0, 0, 2), expand=False))
 
 
+def _shown(location: str) -> str:
+    """The store's location for a message: a database URL without its password."""
+    if not is_database_url(location):
+        return location
+    from tlsgate.store.postgres import redact
+
+    return redact(location)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    store = open_store(store_location(args))
-    location = store.location
+    location = resolve_store(store_location(args))
     try:
-        rows = _rows(store)
-    finally:
-        store.close()
+        store = open_store(location)
+        location = store.location
+        try:
+            rows = _rows(store)
+        finally:
+            store.close()
+    except StorageError as exc:
+        if " is unreachable: " not in str(exc):
+            raise  # refused, damaged, too new: the CLI reports it as it is
+        detail = str(exc).split(" is unreachable: ", 1)[1]
+        message = f"the store at {_shown(location)} is unreachable: {detail}"
+        if args.json:  # stdout stays JSON-only (empty); the reason goes to stderr
+            print(f"tlsgate status: {message}", file=sys.stderr)
+        else:
+            console.print(Text(message, style="red"))
+        return EXPIRED
     now = datetime.now(UTC)
     if args.json:
         print_json([_json(r) for r in rows])

@@ -115,22 +115,28 @@ class CertificateManager:
         Due or from another issuer is fine: serving it beats a placeholder while the renewer
         replaces it."""
         stored = self.store.load_managed(site.hosts[0])
+        return self._usable(site, stored, now) if stored is not None else None
+
+    def accept(self, record: ManagedCertificate, now: datetime) -> SiteCertificate | None:
+        """A stored certificate (this node's renewal or another node's) if it may replace what
+        a site serves: the site's own, renewed here, currently valid and covering its names.
+        A cluster node whose configuration lags behind its peers' never serves a certificate
+        for names it was not told about."""
+        for site in self.sites:
+            if site.tls is None and site.hosts[0] == record.name:
+                return self._usable(site, record, now)
+        return None
+
+    @staticmethod
+    def _usable(
+        site: SiteConfig, stored: ManagedCertificate, now: datetime
+    ) -> SiteCertificate | None:
         leaf, why = stored_leaf(stored, certified_names(site))
-        if stored is None or leaf is None or why:
+        if leaf is None or why:
             return None
         if not leaf.not_valid_before_utc <= now < leaf.not_valid_after_utc:
             return None
         return SiteCertificate(site, stored.fullchain_pem, stored.key_pem, leaf, stored.issuer)
-
-    def from_record(self, record: ManagedCertificate) -> SiteCertificate | None:
-        """A certificate the renewer just stored, for the site it belongs to."""
-        for site in self.sites:
-            if site.hosts[0] == record.name:
-                leaf = load_certificates(record.fullchain_pem, source="new certificate")[0]
-                return SiteCertificate(
-                    site, record.fullchain_pem, record.key_pem, leaf, record.issuer
-                )
-        return None
 
     def _first(self, site: SiteConfig, now: datetime) -> SiteCertificate:
         """A site with nothing stored: the internal CA issues at once (no network involved);

@@ -103,9 +103,14 @@ _CERT_LABELS = ("target", "subject", "serial", "issuer")
 class CertificateCollector:
     """The certificate and renewal gauges, computed when scraped (in the master only)."""
 
-    def __init__(self, renewals: Callable[[], Iterable[RenewalStatus]] | None = None) -> None:
+    def __init__(
+        self,
+        renewals: Callable[[], Iterable[RenewalStatus]] | None = None,
+        store_up: Callable[[], bool] | None = None,
+    ) -> None:
         self.certificates: tuple[ServedCertificate, ...] = ()
         self.renewals = renewals
+        self.store_up = store_up
 
     def describe(self) -> Iterator[Metric]:
         """The families without samples: registering must not read the store."""
@@ -135,6 +140,15 @@ class CertificateCollector:
                 expires_in.add_metric(labels, cert.not_after - now)
         yield not_after
         yield expires_in
+        if self.store_up is not None:
+            up = GaugeMetricFamily(
+                "tlsgate_store_up",
+                "1 while the state store answers, 0 during an outage (certificates keep being "
+                "served; renewals and pick-up of other nodes' certificates wait).",
+            )
+            if with_samples:
+                up.add_metric([], 1.0 if self.store_up() else 0.0)
+            yield up
         if self.renewals is None:
             return
         failures = GaugeMetricFamily(
@@ -163,7 +177,11 @@ class CertificateCollector:
 
 
 class Metrics:
-    def __init__(self, renewals: Callable[[], Iterable[RenewalStatus]] | None = None) -> None:
+    def __init__(
+        self,
+        renewals: Callable[[], Iterable[RenewalStatus]] | None = None,
+        store_up: Callable[[], bool] | None = None,
+    ) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.multiprocess = bool(os.environ.get(_ENV))
@@ -192,7 +210,7 @@ class Metrics:
             "Client connections that completed a TLS handshake.",
             registry=self.registry,
         )
-        self.certs = CertificateCollector(renewals)
+        self.certs = CertificateCollector(renewals, store_up)
         if not self.multiprocess:
             self.registry.register(self.certs)
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}

@@ -11,6 +11,12 @@ the live contexts and retries failing renewals at once. The master runs the rene
 tells the workers (SIGHUP) to pick it up; a renewal failure keeps the current certificate
 serving. The workers answer the CA's http-01 and tls-alpn-01 validations from the store, where
 the master's renewer put the answers.
+
+Several nodes on one PostgreSQL store form a cluster with nothing more: the renewer orders each
+certificate on one node at a time (a lease in the store), and every master watches the store
+(:mod:`tlsgate.proxy.store_sync`: notifications, and a poll every few seconds) and swaps in what
+another node stored, exactly as for its own renewals. A store outage is reported (logs,
+``tlsgate_store_up``) and waited out; what is served stays served.
 """
 
 from __future__ import annotations
@@ -54,12 +60,14 @@ from tlsgate.proxy.relay import TcpRelay
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.sites import SiteTls, client_auth_of
 from tlsgate.proxy.stapling import SiteStapling
+from tlsgate.proxy.store_sync import StoreSync
 from tlsgate.proxy.tickets import TicketKeys
 from tlsgate.proxy.tls import load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.renewal.renewer import Renewer
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
+from tlsgate.store.health import StoreHealth
 
 __all__ = ["EdgeServer"]
 
@@ -82,6 +90,7 @@ class EdgeServer:
         self.metrics: Metrics | None = None
         self.stapling = SiteStapling(OcspCache(cache_directory(str(local_state_dir(store)))))
         self.renewer: Renewer | None = None
+        self.health = StoreHealth(store.location)
         self._challenge_contexts: dict[tuple[str, str], ssl.SSLContext] = {}
 
     def _ticket_keys(self) -> TicketKeys | None:
@@ -118,14 +127,21 @@ class EdgeServer:
         self.tls.refresh_trust(self.manager.current)  # the CRL the master wrote
         self.stapling.reload(now)  # the OCSP responses the master wrote
 
-    def _on_renewed(self, record: ManagedCertificate) -> None:
-        """The renewer stored a new certificate: serve it here, then in every worker."""
-        cert = self.manager.from_record(record)
+    def _on_renewed(self, record: ManagedCertificate) -> bool:
+        """A new certificate is in the store (this node's renewal or another node's): serve it
+        here, then in every worker. True when it is served (now or already); False when it is
+        not fit for its site here (expired, other names), which keeps the current one."""
+        cert = self.manager.accept(record, datetime.now(UTC))
         if cert is None:
-            return
+            return False
+        current = self.manager.current.get(cert.name)
+        if current is not None and current.fullchain_pem == cert.fullchain_pem:
+            return True  # already served (the renewer and the store watch both tell us)
         self.manager.current[cert.name] = cert
         self._swap([cert])
         self._tell_workers()
+        log.info("site %s: serving certificate %X", cert.name, cert.leaf.serial_number)
+        return True
 
     # -- ACME validations ----------------------------------------------------------------------
     def _http01(self, target: bytes) -> bytes | None:
@@ -207,7 +223,7 @@ class EdgeServer:
         if self.config.server.admin_listen is not None:
             if workers > 1:
                 metrics_dir = prepare_multiprocess()
-            self.metrics = Metrics(renewals=self._renewal_statuses)
+            self.metrics = Metrics(renewals=self._renewal_statuses, store_up=lambda: self.health.up)
             self._publish_certificates()
         try:
             return self._run(workers)
@@ -339,8 +355,14 @@ class EdgeServer:
         background: list[asyncio.Task[None]] = []
         if master:
             self._announce()
-            self.renewer = Renewer(self.store, self.manager.managed(), self._on_renewed)
+            managed = self.manager.managed()
+            self.renewer = Renewer(self.store, managed, self._on_renewed, health=self.health)
             background.append(loop.create_task(self.renewer.run()))
+            if managed:
+                sync = StoreSync(
+                    self.store, (m.name for m in managed), self.health, self._on_renewed
+                )
+                background.append(loop.create_task(sync.run()))
             background.append(loop.create_task(self.stapling.run(self._tell_workers)))
             if self.manager.has_files:
                 background.append(loop.create_task(self._file_loop()))

@@ -21,7 +21,7 @@ from tlsgate.acme.hooks import Dns01Hook
 from tlsgate.acme.solvers import StoredAnswers
 from tlsgate.ca import CertificateAuthority, passphrase_from_env
 from tlsgate.config import AcmeSettings
-from tlsgate.errors import NotInitialized, TlsgateError
+from tlsgate.errors import AlreadyExists, NotInitialized, TlsgateError
 from tlsgate.pki.keys import PrivateKey, generate_key, private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import load_certificates
@@ -89,7 +89,10 @@ class InternalIssuer:
                 self._ca = CertificateAuthority.load(self.store, passphrase)
             except NotInitialized:
                 log.warning("no certificate authority in %s: creating one", self.store.location)
-                self._ca = CertificateAuthority.init(self.store, now=now, passphrase=passphrase)
+                try:
+                    self._ca = CertificateAuthority.init(self.store, now=now, passphrase=passphrase)
+                except AlreadyExists:  # another node of a cluster created it a moment ago
+                    self._ca = CertificateAuthority.load(self.store, passphrase)
         return self._ca
 
     def issue_now(self, names: tuple[str, ...], *, now: datetime) -> Issued:

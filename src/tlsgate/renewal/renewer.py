@@ -9,13 +9,31 @@ where ``tlsgate status`` reads them.
 
 What counts as "the current certificate" is what the store holds: a certificate that is
 expired, for other names or from another issuer is replaced at once (but served until then).
+
+Several nodes on one store (a cluster on PostgreSQL) renew each certificate once, the way
+certmagic does: before ordering, a node takes the lease ``renew:<name>`` (held while the order
+runs, renewed every ``heartbeat``, expiring ``lease_ttl`` after the last renewal, so a node that
+crashed mid-order is taken over within seconds), then re-reads the store, because another node
+may have stored a new certificate since this one planned. A node that finds the lease taken does
+not order: it waits for the certificate (or for the lease to end without one) and plans again
+from what the store then holds, including the holder's failures and backoff. On a single node
+the lease is always free and nothing changes.
+
+A store that cannot be reached stops renewals, not serving: the loop waits and retries with
+growing pauses, and a certificate obtained just before the store went away is kept in memory
+and stored when it returns rather than ordered again (a fresh order would spend the CA's rate
+limits on a certificate we already hold; the one being served meanwhile is still valid, since
+renewal starts with a third of its lifetime left).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import secrets
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -23,13 +41,14 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 
 from tlsgate.acme.schedule import RenewalPlan, backoff, next_attempt
-from tlsgate.errors import TlsgateError
+from tlsgate.errors import StorageError, TlsgateError
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import load_certificates
 from tlsgate.renewal.issuers import Issuer
 from tlsgate.store.base import ManagedCertificate, RenewalState, Store
+from tlsgate.store.health import StoreHealth
 
-__all__ = ["Managed", "Renewer", "stored_leaf"]
+__all__ = ["Managed", "Renewer", "holder_id", "stored_leaf"]
 
 log = logging.getLogger("tlsgate.renewal")
 
@@ -42,6 +61,23 @@ STEP = 30.0
 RENEW_AGAIN = timedelta(minutes=10)
 #: Orders in flight at once; more sites wait their turn rather than hammer the CA.
 PARALLEL = 4
+#: How long a renewal lease outlives its holder's last heartbeat: how soon another node takes
+#: over an order whose node died (certmagic considers its locks stale after about 10 s).
+LEASE_TTL = timedelta(seconds=15)
+#: How often a node that is not the holder checks whether the certificate arrived or the lease
+#: ended without one.
+LEASE_POLL = 1.0
+#: Pauses while the store is unreachable, in seconds (the last one repeats).
+STORE_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def holder_id() -> str:
+    """Who holds a lease: unique per process, and readable in ``lease`` rows and logs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _chain(cert: ManagedCertificate | None) -> bytes | None:
+    return cert.fullchain_pem if cert is not None else None
 
 
 @dataclass(frozen=True)
@@ -77,14 +113,24 @@ class Renewer:
         self,
         store: Store,
         managed: Sequence[Managed],
-        on_renewed: Callable[[ManagedCertificate], None],
+        on_renewed: Callable[[ManagedCertificate], object],
         *,
         rng: random.Random | None = None,
+        holder: str | None = None,
+        lease_ttl: timedelta = LEASE_TTL,
+        lease_poll: float = LEASE_POLL,
+        health: StoreHealth | None = None,
     ) -> None:
         self.store = store
         self.managed = tuple(managed)
         self.on_renewed = on_renewed
         self.rng = rng or random.Random()
+        self.holder = holder or holder_id()
+        self.lease_ttl = lease_ttl
+        #: a third of the TTL: two heartbeats may fail (a slow store) before the lease lapses
+        self.heartbeat = lease_ttl.total_seconds() / 3
+        self.lease_poll = lease_poll
+        self.health = health
         self._wake = asyncio.Event()
         self._parallel = asyncio.Semaphore(PARALLEL)
 
@@ -104,17 +150,40 @@ class Renewer:
 
     # -- one certificate ---------------------------------------------------------------------
     async def _keep(self, m: Managed) -> None:
-        state = self.store.load_renewal_state(m.name)
-        if state is None or state.issuer != m.issuer.name:
-            state = RenewalState(name=m.name, issuer=m.issuer.name, next_attempt=None, reason="")
+        state: RenewalState | None = None
+        outage = 0
         while True:
             try:
+                if state is None:
+                    state = self._stored_state(m)
                 state = await self._round(m, state)
+                outage = 0
             except asyncio.CancelledError:
                 raise
+            except StorageError as exc:
+                # Without the store there is no lease, no challenge answer and nowhere to put a
+                # certificate: wait for it. What is served stays served.
+                self._store_failed(m, exc)
+                await asyncio.sleep(STORE_RETRY[min(outage, len(STORE_RETRY) - 1)])
+                outage += 1
             except Exception:  # a bug must not end renewals for good: log it, try later
                 log.exception("site %s: renewal loop error", m.name)
                 await asyncio.sleep(60)
+
+    def _stored_state(self, m: Managed, fallback: RenewalState | None = None) -> RenewalState:
+        """The state the store holds (another node's, in a cluster), if it is for this issuer."""
+        state = self.store.load_renewal_state(m.name)
+        if state is not None and state.issuer == m.issuer.name:
+            return state
+        if fallback is not None:
+            return fallback
+        return RenewalState(name=m.name, issuer=m.issuer.name, next_attempt=None, reason="")
+
+    def _store_failed(self, m: Managed, exc: StorageError) -> None:
+        if self.health is not None:
+            self.health.failed(exc)  # logs the outage once, for every site
+        else:
+            log.warning("site %s: renewal waits for the store: %s", m.name, exc)
 
     async def _round(self, m: Managed, state: RenewalState) -> RenewalState:
         now = datetime.now(UTC)
@@ -139,8 +208,117 @@ class Renewer:
             log.info("site %s: next renewal %s (%s)", m.name, _when(plan.at), plan.reason)
         if not await self._sleep_until(plan.at, min(plan.at, now + REPLAN), state.failures > 0):
             return state  # re-plan: ARI may have moved, or the day changed under us
+        return await self._leased(m, stored, leaf, why, state)
+
+    # -- one node at a time ------------------------------------------------------------------
+    async def _leased(
+        self,
+        m: Managed,
+        planned: ManagedCertificate | None,
+        leaf: x509.Certificate | None,
+        why: str,
+        state: RenewalState,
+    ) -> RenewalState:
+        """Attempt under the lease; without it, wait for the holder's result."""
+        lease = f"renew:{m.name}"
+        if not self.store.try_lease(lease, self.holder, self.lease_ttl, datetime.now(UTC)):
+            return await self._wait_for_holder(m, lease, planned, state)
+        lost = asyncio.Event()
+        work = asyncio.create_task(self._locked_attempt(m, planned, leaf, why, state))
+        beat = asyncio.create_task(self._beat(m, lease, work, lost))
+        try:
+            return await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if lost.is_set() and task is not None and not task.cancelling():
+                return self._stored_state(m, state)  # the new holder's result decides
+            raise
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            if not lost.is_set():
+                try:
+                    self.store.release_lease(lease, self.holder)
+                except StorageError:
+                    pass  # it lapses by itself after the TTL
+
+    async def _locked_attempt(
+        self,
+        m: Managed,
+        planned: ManagedCertificate | None,
+        leaf: x509.Certificate | None,
+        why: str,
+        state: RenewalState,
+    ) -> RenewalState:
         async with self._parallel:
+            # Planned from an older read: another node may have stored a certificate since
+            # (it held the lease a moment ago). Then there is nothing to order.
+            stored = self.store.load_managed(m.name)
+            if _chain(stored) != _chain(planned):
+                log.info("site %s: another node stored a new certificate; not ordering", m.name)
+                if stored is None:
+                    return self._stored_state(m, state)
+                return self._adopt(m, stored, state)
             return await self._attempt(m, leaf, why, state)
+
+    async def _beat(
+        self, m: Managed, lease: str, work: asyncio.Task[RenewalState], lost: asyncio.Event
+    ) -> None:
+        """Renew the lease while ``work`` runs; cancel it if another node took the lease (ours
+        lapsed: this process stalled, or could not reach the store for a whole TTL)."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                ours = self.store.try_lease(lease, self.holder, self.lease_ttl, datetime.now(UTC))
+            except StorageError as exc:
+                self._store_failed(m, exc)
+                continue  # the order goes on; the lease is retaken when the store is back
+            if not ours:
+                log.warning(
+                    "site %s: lost the renewal lease to %s; leaving the order to it",
+                    m.name,
+                    self.store.lease_holder(lease, datetime.now(UTC)) or "another node",
+                )
+                lost.set()
+                work.cancel()
+                return
+
+    async def _wait_for_holder(
+        self, m: Managed, lease: str, planned: ManagedCertificate | None, state: RenewalState
+    ) -> RenewalState:
+        """Another node is ordering: wait until it stored a certificate, or until its lease
+        ended without one (it failed, or died and the lease lapsed), then plan again from what
+        the store holds, its failures and backoff included."""
+        holder = self.store.lease_holder(lease, datetime.now(UTC))
+        log.info(
+            "site %s: %s is renewing it; waiting for its certificate",
+            m.name,
+            holder or "another node",
+        )
+        while True:
+            await asyncio.sleep(self.lease_poll)
+            stored = self.store.load_managed(m.name)
+            if _chain(stored) != _chain(planned):
+                if stored is None:
+                    break
+                log.info("site %s: another node stored a new certificate", m.name)
+                return self._adopt(m, stored, state)
+            if self.store.lease_holder(lease, datetime.now(UTC)) is None:
+                break
+        return self._stored_state(m, state)
+
+    def _adopt(self, m: Managed, stored: ManagedCertificate, state: RenewalState) -> RenewalState:
+        """Serve a certificate another node stored; its arrival ends any failure streak, even
+        if the holder's own record of that is not in the store yet (the plan then starts from
+        the certificate, not from a stale "due now")."""
+        self.on_renewed(stored)
+        return replace(
+            self._stored_state(m, state),
+            failures=0,
+            last_error=None,
+            next_attempt=None,
+            reason="",
+        )
 
     def _plan(
         self,
@@ -213,15 +391,6 @@ class Renewer:
         log.info("site %s: requesting a certificate from %s", m.name, m.issuer.name)
         try:
             issued = await m.issuer.issue(m.names, replaces=leaf)
-            record = ManagedCertificate(
-                name=m.name,
-                fullchain_pem=issued.fullchain_pem,
-                key_pem=issued.key_pem,
-                not_after=issued.leaf.not_valid_after_utc,
-                issuer=m.issuer.name,
-                updated_at=now,
-            )
-            self.store.save_managed(record)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -239,6 +408,7 @@ class Renewer:
             )
             retry = self._plan(datetime.now(UTC), leaf, why, failed, state.ari_window)
             failed = replace(failed, next_attempt=retry.at, reason=retry.reason)
+            self._save(failed)  # before the lease goes: a waiting node plans from it
             if leaf is None or datetime.now(UTC) >= leaf.not_valid_after_utc:
                 serving = "no valid certificate to serve meanwhile"
             else:
@@ -253,6 +423,16 @@ class Renewer:
                 error,
             )
             return failed
+        record = ManagedCertificate(
+            name=m.name,
+            fullchain_pem=issued.fullchain_pem,
+            key_pem=issued.key_pem,
+            not_after=issued.leaf.not_valid_after_utc,
+            issuer=m.issuer.name,
+            updated_at=now,
+        )
+        if not await self._store_issued(record):
+            return self._stored_state(m, state)
         self.on_renewed(record)
         log.warning(
             "site %s: new certificate %X from %s, valid until %s",
@@ -261,7 +441,7 @@ class Renewer:
             m.issuer.name,
             _when(issued.leaf.not_valid_after_utc),
         )
-        return replace(
+        done = replace(
             state,
             failures=0,
             last_attempt=now,
@@ -270,6 +450,39 @@ class Renewer:
             next_attempt=None,
             reason="",
         )
+        self._save(done)  # before the lease goes: a waiting node plans from it
+        return done
+
+    async def _store_issued(self, record: ManagedCertificate) -> bool:
+        """Store what the CA issued, waiting out a store outage; False if it is not needed any
+        more (a newer certificate was stored meanwhile, or this one expired waiting)."""
+        outage = 0
+        while True:
+            try:
+                if outage:
+                    stored = self.store.load_managed(record.name)
+                    if stored is not None and stored.not_after > record.not_after:
+                        log.info("site %s: a newer certificate was stored meanwhile", record.name)
+                        return False
+                self.store.save_managed(record)
+            except StorageError as exc:
+                if outage == 0:
+                    log.error(
+                        "site %s: got a new certificate but cannot store it; keeping it and "
+                        "retrying (the current one serves meanwhile): %s",
+                        record.name,
+                        exc,
+                    )
+                if self.health is not None:
+                    self.health.failed(exc)
+                if datetime.now(UTC) >= record.not_after:
+                    return False
+                await asyncio.sleep(STORE_RETRY[min(outage, len(STORE_RETRY) - 1)])
+                outage += 1
+                continue
+            if outage:
+                log.warning("site %s: stored the new certificate after all", record.name)
+            return True
 
     def _save(self, state: RenewalState) -> None:
         try:

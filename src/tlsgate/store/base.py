@@ -11,6 +11,7 @@ passphrase is set; a store never parses or logs them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,10 +24,12 @@ __all__ = [
     "AuthorityRecord",
     "CertStatus",
     "CertificateRecord",
+    "CertificateWatch",
     "ManagedCertificate",
     "NewAuthority",
     "RenewalState",
     "Store",
+    "chain_fingerprint",
 ]
 
 
@@ -121,6 +124,18 @@ class RenewalState:
     updated_at: datetime | None = None
 
 
+def chain_fingerprint(fullchain_pem: bytes) -> str:
+    """What :meth:`Store.managed_fingerprints` reports for a chain: hex SHA-256 of its PEM bytes
+    (PostgreSQL computes the same in SQL, so every backend and the server agree on it)."""
+    return hashlib.sha256(fullchain_pem).hexdigest()
+
+
+class CertificateWatch(Protocol):
+    """What :meth:`Store.watch_certificates` returns: stop it with :meth:`close`."""
+
+    def close(self) -> None: ...
+
+
 class Store(AcmeStore, Protocol):
     """Persistence for the CA, the ACME server (:class:`AcmeStore`) and certificate renewal."""
 
@@ -193,6 +208,26 @@ class Store(AcmeStore, Protocol):
     def list_managed(self) -> Sequence[ManagedCertificate]:
         """Every served certificate, ordered by name; one whose key is lost is left out, as
         :meth:`load_managed` returns ``None`` for it (it must be issued again)."""
+        ...
+
+    def managed_fingerprints(self) -> Mapping[str, str]:
+        """Name -> a digest of the stored chain, for every served certificate, in one cheap read.
+
+        How a cluster node (or another process on a shared SQLite store) notices that someone
+        else stored a certificate: it compares these with the ones it last saw and loads only
+        the names that changed, rather than every certificate every few seconds.
+        """
+        ...
+
+    def watch_certificates(self, changed: Callable[[str], None]) -> CertificateWatch:
+        """Call ``changed(name)`` soon after any process or node stores a managed certificate.
+
+        Best effort and a shortcut only: it is called from another thread, may be called with
+        ``""`` (after a reconnection, when notifications may have been missed: look at
+        everything) and may miss changes altogether, so callers still poll
+        :meth:`managed_fingerprints` now and then. PostgreSQL uses LISTEN/NOTIFY; SQLite,
+        whose writers are processes on the same machine, relies on polling alone.
+        """
         ...
 
     # -- automatic renewal -------------------------------------------------------------------

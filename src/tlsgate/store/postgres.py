@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -37,12 +37,14 @@ from tlsgate.errors import AlreadyExists, NotFound, StorageError
 from tlsgate.store.base import (
     AuthorityRecord,
     CertificateRecord,
+    CertificateWatch,
     CertStatus,
     ManagedCertificate,
     NewAuthority,
 )
 from tlsgate.store.postgres_acme import PostgresAcmeMixin
 from tlsgate.store.postgres_columns import Cursor, opt_utc, utc
+from tlsgate.store.postgres_notify import CERTIFICATES_CHANNEL, CertificateListener
 from tlsgate.store.postgres_renewal import PostgresRenewalMixin
 from tlsgate.store.postgres_schema import migrate
 from tlsgate.store.sqlite_columns import serial_key
@@ -397,8 +399,12 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
 
     # -- certificates the edge serves ------------------------------------------------------
     def save_managed(self, cert: ManagedCertificate) -> None:
-        self._run(
-            lambda cur: cur.execute(
+        """Upsert the row and ``NOTIFY`` in the same transaction: PostgreSQL delivers the
+        notification only when the row is committed, so a listening node never reads the old
+        certificate on being told about the new one, and never hears of one rolled back."""
+
+        def save(cur: Cursor) -> None:
+            cur.execute(
                 "INSERT INTO managed (name, fullchain_pem, key_pem, not_after, issuer,"
                 " updated_at) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (name) DO UPDATE SET"
                 " fullchain_pem = EXCLUDED.fullchain_pem, key_pem = EXCLUDED.key_pem,"
@@ -413,7 +419,16 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
                     cert.updated_at,
                 ),
             )
-        )
+            cur.execute("SELECT pg_notify(%s, %s)", (CERTIFICATES_CHANNEL, cert.name))
+
+        self._run(save)
+
+    def managed_fingerprints(self) -> Mapping[str, str]:
+        rows = self._rows("SELECT name, encode(sha256(fullchain_pem), 'hex') AS fp FROM managed")
+        return {row["name"]: str(row["fp"]) for row in rows}
+
+    def watch_certificates(self, changed: Callable[[str], None]) -> CertificateWatch:
+        return CertificateListener(self._url, self._where, changed)
 
     def load_managed(self, name: str) -> ManagedCertificate | None:
         rows = self._rows("SELECT * FROM managed WHERE name = %s", (name,))

@@ -15,13 +15,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlsgate.errors import AlreadyExists, StorageError
-from tlsgate.store.base import ManagedCertificate, RenewalState
+from tlsgate.store.base import (
+    CertificateWatch,
+    ManagedCertificate,
+    RenewalState,
+    chain_fingerprint,
+)
 from tlsgate.store.files import PRIVATE, atomic_write
 from tlsgate.store.sqlite_columns import dt, ts
 
@@ -73,6 +78,11 @@ CLUSTER_MIGRATION = """
 ACCOUNT_KEY_PREFIX = "acme-account-"
 
 
+class _NoWatch:
+    def close(self) -> None:
+        pass
+
+
 def _opt_ts(value: datetime | None) -> str | None:
     return ts(value) if value is not None else None
 
@@ -118,6 +128,15 @@ class SQLiteRenewalMixin:
     def list_managed(self) -> Sequence[ManagedCertificate]:
         rows = self._query("SELECT * FROM managed ORDER BY name")
         return [cert for cert in map(self._managed, rows) if cert is not None]
+
+    def managed_fingerprints(self) -> Mapping[str, str]:
+        rows = self._query("SELECT name, fullchain_pem FROM managed")
+        return {row["name"]: chain_fingerprint(bytes(row["fullchain_pem"])) for row in rows}
+
+    def watch_certificates(self, changed: Callable[[str], None]) -> CertificateWatch:
+        """Nothing to listen to: SQLite has no notifications across processes; the caller's
+        polling of :meth:`managed_fingerprints` is the whole mechanism."""
+        return _NoWatch()
 
     # -- renewal state -------------------------------------------------------------------------
     def save_renewal_state(self, state: RenewalState) -> None:
