@@ -394,3 +394,46 @@ def test_concurrent_finalize_has_one_winner(store_location: str) -> None:
     assert sorted(results) == [False, False, False, True]
     assert store.get_order(o.id).status is OrderStatus.PROCESSING
     store.close()
+
+
+def test_first_validation_outcome_decides_the_authorization(store: Store) -> None:
+    """Two challenges of one authorization validated at once (say on two nodes): the first
+    outcome stands; and an outcome arriving after deactivation does not revive it."""
+    acct = account()
+    store.add_account(acct)
+    _, authz = new_order(store, acct.id)
+    first, second = store.challenges_for(authz.id)[:2]
+    for chal in (first, second):
+        assert store.update_challenge(
+            chal.id, status=ChallengeStatus.PROCESSING, expected_status=ChallengeStatus.PENDING
+        )
+    assert store.update_challenge(
+        first.id,
+        status=ChallengeStatus.VALID,
+        validated_at=NOW,
+        expected_status=ChallengeStatus.PROCESSING,
+        authorization_status=AuthzStatus.VALID,
+    )
+    assert store.update_challenge(
+        second.id,
+        status=ChallengeStatus.INVALID,
+        expected_status=ChallengeStatus.PROCESSING,
+        authorization_status=AuthzStatus.INVALID,
+    )  # the challenge records its own outcome...
+    assert store.get_challenge(second.id).status is ChallengeStatus.INVALID
+    assert store.get_authorization(authz.id).status is AuthzStatus.VALID  # ...not its parent's
+
+    _, deactivated = new_order(store, acct.id)
+    chal = store.challenges_for(deactivated.id)[0]
+    assert store.update_challenge(
+        chal.id, status=ChallengeStatus.PROCESSING, expected_status=ChallengeStatus.PENDING
+    )
+    assert store.update_authorization(deactivated.id, status=AuthzStatus.DEACTIVATED)
+    assert store.update_challenge(
+        chal.id,
+        status=ChallengeStatus.VALID,
+        validated_at=NOW,
+        expected_status=ChallengeStatus.PROCESSING,
+        authorization_status=AuthzStatus.VALID,
+    )
+    assert store.get_authorization(deactivated.id).status is AuthzStatus.DEACTIVATED

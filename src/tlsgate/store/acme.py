@@ -283,7 +283,10 @@ class AcmeStore(Protocol):
 
         ``authorization_status`` sets the parent authorization's status in the same
         transaction, because a validation's outcome decides both and a crash between two
-        writes would leave a valid challenge under a pending authorization. NotFound if
-        unknown.
+        writes would leave a valid challenge under a pending authorization. It does so only
+        while the authorization is ``pending``: when two of its challenges are validated at
+        once (a client may start http-01 on one node and tls-alpn-01 on another) the first
+        outcome decides and a later one cannot overturn it, and a validation that ends after
+        the client deactivated the authorization cannot bring it back. NotFound if unknown.
         """
         ...

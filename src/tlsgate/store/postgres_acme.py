@@ -381,7 +381,8 @@ class PostgresAcmeMixin:
 
         The row is locked first, so the status read is the one the update applies to; with
         ``parent`` the challenge's authorization is updated in the same transaction when, and
-        only when, this row changed. ``clash`` is raised if the change breaks a constraint.
+        only when, this row changed and the authorization is still pending (see
+        ``AcmeStore.update_challenge``). ``clash`` is raised if the change breaks a constraint.
         """
         assert table in _TABLES
 
@@ -406,8 +407,8 @@ class PostgresAcmeMixin:
             if parent is not None:
                 sets = ", ".join(f"{column} = %s" for column in parent)
                 cur.execute(
-                    f"UPDATE acme_authorization SET {sets} WHERE id = %s".encode(),
-                    (*parent.values(), row["authorization_id"]),
+                    f"UPDATE acme_authorization SET {sets} WHERE id = %s AND status = %s".encode(),
+                    (*parent.values(), row["authorization_id"], AuthzStatus.PENDING.value),
                 )
             return True
 

@@ -444,7 +444,8 @@ class SQLiteAcmeMixin:
         """Apply ``changes`` to row ``key`` if its status is ``expected`` (or always).
 
         ``parent`` = (column naming an acme_authorization, its changes) updates that row in the
-        same transaction when, and only when, this one changed.
+        same transaction when, and only when, this one changed and the authorization is still
+        pending (see ``AcmeStore.update_challenge``).
         """
         with self._write() as db:
             row = db.execute(f"SELECT status FROM {table} WHERE id = ?", (key,)).fetchone()
@@ -460,7 +461,7 @@ class SQLiteAcmeMixin:
                 sets = ", ".join(f"{c} = ?" for c in parent_changes)
                 db.execute(
                     f"UPDATE acme_authorization SET {sets}"
-                    f" WHERE id = (SELECT {column} FROM {table} WHERE id = ?)",
-                    (*parent_changes.values(), key),
+                    f" WHERE id = (SELECT {column} FROM {table} WHERE id = ?) AND status = ?",
+                    (*parent_changes.values(), key, AuthzStatus.PENDING.value),
                 )
             return True
