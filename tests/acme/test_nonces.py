@@ -8,7 +8,8 @@ from itertools import count
 
 import pytest
 
-from tlsgate.acme.nonces import NonceBook, NonceStore
+from tlsgate.acme.nonces import NonceBook, NonceStore, StoreNonces
+from tlsgate.errors import AlreadyExists
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -72,3 +73,64 @@ def test_book_is_a_nonce_store() -> None:
 def test_bad_configuration(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         NonceBook(**kwargs)  # type: ignore[arg-type]
+
+
+class Table:
+    """The store's nonce methods, in memory, counting purges."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, datetime] = {}
+        self.purges = 0
+
+    def issue_nonce(self, nonce: str, expires: datetime) -> None:
+        if nonce in self.rows:
+            raise AlreadyExists("nonce already issued")
+        self.rows[nonce] = expires
+
+    def consume_nonce(self, nonce: str, now: datetime) -> bool:
+        expires = self.rows.pop(nonce, None)
+        return expires is not None and now < expires
+
+    def purge_nonces(self, now: datetime) -> int:
+        self.purges += 1
+        old = [n for n, e in self.rows.items() if e <= now]
+        for nonce in old:
+            del self.rows[nonce]
+        return len(old)
+
+
+def test_store_nonces_are_shared_by_every_node() -> None:
+    table = Table()
+    node_a, node_b = StoreNonces(table), StoreNonces(table)
+    nonce = node_a.issue(T0)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", nonce)
+    assert node_b.consume(nonce, T0)
+    assert not node_a.consume(nonce, T0)  # once, whichever node asks
+
+
+def test_store_nonces_expire_and_are_purged_once_a_minute() -> None:
+    table = Table()
+    nonces = StoreNonces(table, lifetime=timedelta(minutes=5), purge_every=timedelta(minutes=1))
+    old = nonces.issue(T0)
+    assert table.purges == 1  # the first issue purges what earlier runs left
+    for second in range(59):
+        nonces.issue(T0 + timedelta(seconds=second))
+    assert table.purges == 1
+    assert not nonces.consume(old, T0 + timedelta(minutes=5))
+    nonces.issue(T0 + timedelta(minutes=6))
+    assert table.purges == 2 and len(table.rows) == 1  # all but the newest were expired
+
+
+def test_store_nonces_draw_again_on_a_repeated_token() -> None:
+    tokens = iter(["same", "same", "other"])
+    nonces = StoreNonces(Table(), token=lambda: next(tokens))
+    assert [nonces.issue(T0), nonces.issue(T0)] == ["same", "other"]
+    stuck = StoreNonces(Table(), token=lambda: "same")
+    stuck.issue(T0)
+    with pytest.raises(AlreadyExists):
+        stuck.issue(T0)
+
+
+def test_store_nonces_refuse_nonsense_settings() -> None:
+    with pytest.raises(ValueError):
+        StoreNonces(Table(), lifetime=timedelta(0))

@@ -22,6 +22,10 @@ from .test_ca_cli import ok, refused
         (["--dns-resolver", "dns.example:53"], "dns.example"),
         (["--eab", "kid-without-key"], "KEY_ID:BASE64URL_MAC_KEY"),
         (["--eab", "kid:c2hvcnQ"], "at least 16 bytes"),
+        (["--public-url", "http://localhost:8443"], "https://HOST[:PORT]"),
+        (["--public-url", "https://localhost:8443/acme"], "https://HOST[:PORT]"),
+        (["--public-url", "https://acme.example:443"], "must be --hostname (localhost)"),
+        (["--nonces", "redis"], "invalid choice"),
     ],
 )
 def test_bad_options_are_refused(

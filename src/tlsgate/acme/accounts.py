@@ -16,6 +16,7 @@ from tlsgate.acme.problems import AcmeProblem
 from tlsgate.acme.resources import (
     render_account,
 )
+from tlsgate.errors import AlreadyExists
 from tlsgate.store.acme import (
     AccountStatus,
     AcmeAccount,
@@ -60,7 +61,17 @@ class AccountHandlers(ServerCore):
             created_at=self.clock(),
             eab_kid=eab_kid,
         )
-        self.store.add_account(account)
+        try:
+            self.store.add_account(account)
+        except AlreadyExists:
+            # Another node registered this key between our lookup and our insert (the client
+            # retried on another node, or sent two at once): that account is the answer.
+            existing = self.store.find_account_by_thumbprint(thumbprint)
+            if existing is None:
+                raise
+            return self._json(
+                render_account(existing, self.urls), 200, self.urls.account(existing.id)
+            )
         log.info("new ACME account %s (%s)", account.id, ", ".join(contact) or "no contact")
         return self._json(render_account(account, self.urls), 201, self.urls.account(account.id))
 
@@ -96,13 +107,19 @@ class AccountHandlers(ServerCore):
         )
         thumbprint = jws.thumbprint(new_jwk)
         other = self.store.find_account_by_thumbprint(thumbprint)
+        if other is None:
+            try:
+                account = self.store.update_account(
+                    account.id, jwk=jwk_text(new_jwk), thumbprint=thumbprint
+                )
+            except AlreadyExists:  # another node gave that key to an account meanwhile
+                other = self.store.find_account_by_thumbprint(thumbprint)
+                if other is None:
+                    raise
         if other is not None:
             response = self._problem(
                 AcmeProblem.malformed("the new key belongs to another account", status=409)
             )
             response.headers["Location"] = self.urls.account(other.id)
             return response
-        account = self.store.update_account(
-            account.id, jwk=jwk_text(new_jwk), thumbprint=thumbprint
-        )
         return self._json(render_account(account, self.urls), 200, self.urls.account(account.id))

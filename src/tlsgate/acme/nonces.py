@@ -6,9 +6,15 @@ only pushes out the oldest outstanding ones, whose holders get ``badNonce`` and 
 fresh nonce that error carries, which RFC 8555 clients do anyway. Memory stays at ``capacity``
 entries whatever the request rate.
 
-:class:`NonceStore` is the whole interface the request verifier needs, so a cluster can later
-put the book in PostgreSQL (an ``INSERT`` for issue, a ``DELETE ... RETURNING`` for consume)
-without touching the verifier. ``now`` is always passed in (sans-IO: no clock reads here).
+:class:`NonceStore` is the whole interface the request verifier needs. Two implementations:
+
+- :class:`NonceBook`, in memory: right for one ``ca serve`` process, and the fastest.
+- :class:`StoreNonces`, in the shared store (an ``INSERT`` to issue, a ``DELETE ... RETURNING``
+  to consume): what several ``ca serve`` nodes behind one name need, because a client takes its
+  nonce from whichever node answered last and sends the next request to whichever node the load
+  balancer picks. With a NonceBook per node every cross-node request would be a ``badNonce``.
+
+``now`` is always passed in (sans-IO: no clock reads here).
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-__all__ = ["NonceBook", "NonceStore"]
+from tlsgate.errors import AlreadyExists
+
+__all__ = ["NonceBook", "NonceStore", "SharedNonceTable", "StoreNonces"]
 
 
 class NonceStore(Protocol):
@@ -84,3 +92,64 @@ class NonceBook:
             if first > now:
                 break
             self._expires.popitem(last=False)
+
+
+class SharedNonceTable(Protocol):
+    """The part of :class:`~tlsgate.store.base.Store` that :class:`StoreNonces` uses."""
+
+    def issue_nonce(self, nonce: str, expires: datetime) -> None: ...
+
+    def consume_nonce(self, nonce: str, now: datetime) -> bool: ...
+
+    def purge_nonces(self, now: datetime) -> int: ...
+
+
+class StoreNonces:
+    """:class:`NonceStore` in the shared store, so a nonce from one node is good on every node.
+
+    Single use is the store's promise (``consume_nonce`` is true exactly once, atomically across
+    nodes). Every answer hands out a nonce and clients use only the last, so most rows are never
+    consumed: they are deleted by :meth:`purge`, which :meth:`issue` runs itself at most once per
+    ``purge_every`` (of ``now``), so no node needs a timer and the table holds about
+    ``lifetime + purge_every`` of answers. Several nodes purging at once only delete the same
+    expired rows. The lifetime is shorter than :class:`NonceBook`'s because those rows cost
+    disk and index, and a client holding an expired nonce only retries once (``badNonce``).
+    """
+
+    def __init__(
+        self,
+        table: SharedNonceTable,
+        *,
+        lifetime: timedelta = timedelta(minutes=10),
+        purge_every: timedelta = timedelta(minutes=1),
+        token: Callable[[], str] = lambda: secrets.token_urlsafe(16),
+    ) -> None:
+        if lifetime <= timedelta(0) or purge_every <= timedelta(0):
+            raise ValueError("lifetime and purge_every must be positive")
+        self.table = table
+        self.lifetime = lifetime
+        self.purge_every = purge_every
+        self._token = token
+        self._next_purge: datetime | None = None
+
+    def issue(self, now: datetime) -> str:
+        """Record a fresh nonce in the store (and purge expired ones when it is time)."""
+        if self._next_purge is None or now >= self._next_purge:
+            self.purge(now)
+        for _attempt in range(3):
+            nonce = self._token()
+            try:
+                self.table.issue_nonce(nonce, now + self.lifetime)
+            except AlreadyExists:  # only an injected token function can repeat itself
+                continue
+            return nonce
+        raise AlreadyExists("could not draw an unused nonce")
+
+    def consume(self, nonce: str, now: datetime) -> bool:
+        """Use ``nonce`` up in the store: True once, on whichever node, if it is unexpired."""
+        return self.table.consume_nonce(nonce, now)
+
+    def purge(self, now: datetime) -> int:
+        """Delete the nonces expired at ``now``; how many there were."""
+        self._next_purge = now + self.purge_every
+        return self.table.purge_nonces(now)

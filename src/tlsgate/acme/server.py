@@ -24,6 +24,7 @@ from tlsgate.acme.core import AcmeSettings, Handler, ServerCore
 from tlsgate.acme.jws import MAX_BODY
 from tlsgate.acme.ordering import OrderHandlers
 from tlsgate.acme.problems import AcmeProblem
+from tlsgate.errors import TlsgateError
 
 __all__ = ["AcmeServer", "AcmeSettings"]
 
@@ -75,7 +76,13 @@ class AcmeServer(AccountHandlers, OrderHandlers, CertificateHandlers, ServerCore
         except Exception:
             log.exception("ACME request %s %s failed", request.method, request.path)
             response = self._problem(AcmeProblem.server_internal())
-        response.headers["Replay-Nonce"] = self.nonces.issue(self.clock())
+        try:
+            response.headers["Replay-Nonce"] = self.nonces.issue(self.clock())
+        except TlsgateError as exc:
+            # Shared nonces live in the store: when it is unreachable, say so as a problem
+            # document (without a nonce) rather than as aiohttp's bare 500 page.
+            log.error("cannot issue a nonce: %s", exc)
+            response = self._problem(AcmeProblem.server_internal("the server's store failed"))
         response.headers.add("Link", f'<{self.urls.directory}>;rel="index"')
         response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from tlsgate.acme.nonces import NonceStore
 from tlsgate.acme.server import AcmeServer, AcmeSettings
 from tlsgate.ca.authority import CertificateAuthority
 from tlsgate.pki.keys import private_key_pem
@@ -45,9 +46,18 @@ async def serve_acme(
     listen_port: int,
     hostname: str,
     settings: AcmeSettings,
+    nonces: NonceStore | None = None,
+    public_url: str | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> int:
-    """Serve until SIGTERM/SIGINT; ``ready`` gets the directory URL once the port is open."""
+    """Serve until SIGTERM/SIGINT; ``ready`` gets the directory URL once the port is open.
+
+    ``nonces`` defaults to an in-memory book, right for one process; several nodes on one store
+    pass :class:`~tlsgate.acme.nonces.StoreNonces`. ``public_url`` is where clients reach the
+    server when that is not ``https://hostname:listen_port``: behind a load balancer every node
+    must hand out the same URLs, since a JWS names the URL it is sent to (RFC 8555 6.4) and the
+    client's next request may land on another node.
+    """
     now = datetime.now(UTC)
     issued = ca.issue(
         parse_identities(with_loopback([hostname])),
@@ -58,7 +68,8 @@ async def serve_acme(
     assert issued.private_key is not None
     context = new_server_context()
     load_chain_into(context, issued.fullchain_pem, private_key_pem(issued.private_key))
-    server = AcmeServer(ca, store, base_url(hostname, listen_port), settings)
+    url = public_url or base_url(hostname, listen_port)
+    server = AcmeServer(ca, store, url, settings, nonces=nonces)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     host = listen_host

@@ -3,6 +3,12 @@
 Options follow Pebble's for private networks and tests: which ports the validator connects to
 (``--http-01-port``, ``--tls-alpn-01-port``), how names resolve without public DNS
 (``--resolve PATTERN=ADDR``) and which DNS server answers dns-01 (``--dns-resolver``).
+
+Several nodes may serve one PostgreSQL store (``--store postgresql://...``): every record is in
+the store, and so are the anti-replay nonces then (``--nonces auto``), because a client takes a
+nonce from one node and may send its next request to another. A directory store keeps them in
+memory: one process serves it, and a write per answer on SQLite (``synchronous=FULL``) would cost
+more than it buys.
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ import ipaddress
 import sys
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from tlsgate.ca.authority import CertificateAuthority, passphrase_from_env
 from tlsgate.cli.state import store_location
 from tlsgate.config import eab_key, parse_duration, parse_listen
 from tlsgate.errors import ConfigError
 from tlsgate.pki.profiles import MIN_LEAF_LIFETIME
-from tlsgate.store import open_store
+from tlsgate.store import is_database_url, open_store
 
 __all__ = ["add_parser"]
 
@@ -42,6 +49,19 @@ def _allow(values: list[str]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     return tuple(dns), tuple(ips)
 
 
+def _public_url(value: str | None, hostname: str) -> str | None:
+    """The load balancer's URL; its host must be the one the server's certificate names, since
+    TLS goes through a TCP balancer to the node."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(f"--public-url {value!r}: expected https://HOST[:PORT]")
+    if parts.hostname.lower() != hostname.strip("[]").lower():
+        raise ConfigError(f"--public-url {value!r}: its host must be --hostname ({hostname})")
+    return value.rstrip("/")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from tlsgate.acme.policy import IdentifierPolicy
     from tlsgate.acme.server import AcmeSettings
@@ -49,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tlsgate.acme.validation import ValidationConfig
 
     listen = parse_listen(args.listen, "--listen")
+    public_url = _public_url(args.public_url, args.hostname)
     store = open_store(store_location(args))
     ca = CertificateAuthority.load(store, passphrase_from_env())
     allow_dns, allow_ip = _allow(args.allow)
@@ -77,6 +98,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(directory: str) -> None:
         print(f"tlsgate: ACME directory at {directory}", file=sys.stderr, flush=True)
 
+    nonces = None
+    if args.nonces == "store" or (args.nonces == "auto" and is_database_url(store.location)):
+        from tlsgate.acme.nonces import StoreNonces
+
+        nonces = StoreNonces(store)
+
     import uvloop
 
     return uvloop.run(
@@ -87,6 +114,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             listen_port=listen.port,
             hostname=args.hostname,
             settings=settings,
+            nonces=nonces,
+            public_url=public_url,
             ready=ready,
         )
     )
@@ -104,6 +133,12 @@ def add_parser(sub: Any, common: Any) -> None:
         "--hostname",
         default="localhost",
         help="name in the directory URLs and the server's certificate",
+    )
+    p.add_argument(
+        "--public-url",
+        metavar="https://HOST[:PORT]",
+        help="where clients reach the server, if not https://HOSTNAME:PORT of --listen (several"
+        " nodes behind one load balancer all give its URL; HOST must be --hostname)",
     )
     p.add_argument(
         "--http-01-port",
@@ -168,6 +203,13 @@ def add_parser(sub: Any, common: Any) -> None:
         default=300,
         metavar="N",
         help="new orders an account may place at once (default 300)",
+    )
+    p.add_argument(
+        "--nonces",
+        choices=("auto", "memory", "store"),
+        default="auto",
+        help="where anti-replay nonces live: 'store' lets several nodes on one database accept"
+        " each other's; auto: the store for postgresql://, memory for a directory (default auto)",
     )
     common(p, json_output=False)
     p.set_defaults(handler=cmd_serve)
