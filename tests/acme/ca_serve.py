@@ -25,12 +25,22 @@ class AcmeCA:
         *extra: str,
         http_port: int | None = None,
         tls_port: int | None = None,
+        store: str | None = None,
+        init: bool = True,
+        public_url: str | None = None,
     ) -> None:
+        """``store`` (a ``postgresql://`` URL) is shared with other nodes: only the first one
+        runs ``ca init`` on it (``init``); ``public_url`` is the load balancer's URL."""
         self.state = tmp_path / "state"
         self.env = {**os.environ, "TLSGATE_STATE": str(self.state)}
+        if store is not None:
+            self.env["TLSGATE_STORE"] = store
+        else:
+            self.env.pop("TLSGATE_STORE", None)
         self.env.pop("TLSGATE_CA_PASSPHRASE", None)
         tlsgate = [sys.executable, "-m", "tlsgate"]
-        for args in (["ca", "init"], ["ca", "export-root", "--out", str(tmp_path / "root.pem")]):
+        steps = [["ca", "export-root", "--out", str(tmp_path / "root.pem")]]
+        for args in [["ca", "init"], *steps] if init else steps:
             subprocess.run(
                 [*tlsgate, *args], env=self.env, check=True, capture_output=True, timeout=60
             )
@@ -38,7 +48,10 @@ class AcmeCA:
         self.port = free_port()
         self.http_port = http_port or free_port()
         self.tls_port = tls_port or free_port()
-        self.directory = f"https://localhost:{self.port}/directory"
+        self.url = public_url or f"https://localhost:{self.port}"
+        self.directory = f"{self.url}/directory"
+        if public_url is not None:
+            extra = ("--public-url", public_url, *extra)
         self.log = tmp_path / "ca-serve.log"
         self.cmd = [
             *tlsgate, "ca", "serve",
