@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 
 from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
-from tlsgate.errors import ConfigError, TlsgateError
+from tlsgate.errors import ConfigError, StorageError, TlsgateError
 from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
@@ -140,7 +140,6 @@ class EdgeServer:
         self.manager.current[cert.name] = cert
         self._swap([cert])
         self._tell_workers()
-        log.info("site %s: serving certificate %X", cert.name, cert.leaf.serial_number)
         return True
 
     # -- ACME validations ----------------------------------------------------------------------
@@ -241,9 +240,14 @@ class EdgeServer:
         """Master, at scrape time: the renewal loop's state for the sites it renews (the store
         may hold states of sites no longer configured; those are not this server's business)."""
         renewed = {site.hosts[0] for site in self.config.sites if site.tls is None}
+        try:
+            states = self.store.list_renewal_states()
+        except StorageError as exc:  # an outage: reported once by the health, not per scrape
+            self.health.failed(exc)
+            return []
         return [
             RenewalStatus(state.name, state.failures, state.next_attempt)
-            for state in self.store.list_renewal_states()
+            for state in states
             if state.name in renewed
         ]
 

@@ -39,10 +39,13 @@ class StoreHealth:
             if self._down_since is not None:
                 return
             self._down_since = time.monotonic()
+        # PostgreSQL's errors name the database again ("PostgreSQL at h:p/db is unreachable:
+        # ..."); the line says where once.
+        detail = str(error).split(" is unreachable: ", 1)[-1]
         log.error(
             "the store at %s is unreachable; serving the certificates held, renewals wait: %s",
             self.location,
-            error,
+            detail,
         )
 
     def ok(self) -> None:
