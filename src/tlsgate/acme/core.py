@@ -125,6 +125,14 @@ class ServerCore:
     # -- request authentication ----------------------------------------------------------------
     async def _authenticate(self, request: web.Request, rule: jws.KeyRule) -> Context:
         body = await request.read()
+        # The account read to check the signature is the one the handler gets: one store read
+        # per request, not two (with a database store every read is a round trip).
+        seen: dict[str, AcmeAccount] = {}
+
+        def account_key(kid: str) -> JWK:
+            seen[kid] = self._account_for_kid(kid)
+            return jwk_from_text(seen[kid].jwk)
+
         verified = jws.verify_request(
             body,
             url=self.urls.base + request.rel_url.path,
@@ -132,9 +140,11 @@ class ServerCore:
             rule=rule,
             nonces=self.nonces,
             now=self.clock(),
-            account_key=self._account_key,
+            account_key=account_key,
         )
-        account = self._account_for_kid(verified.kid) if verified.kid is not None else None
+        account = None
+        if verified.kid is not None:
+            account = seen.get(verified.kid) or self._account_for_kid(verified.kid)
         return Context(verified, account)
 
     def _account_for_kid(self, kid: str) -> AcmeAccount:
@@ -148,9 +158,6 @@ class ServerCore:
         if account.status is not AccountStatus.VALID:
             raise AcmeProblem.unauthorized(f"the account is {account.status.value}")
         return account
-
-    def _account_key(self, kid: str) -> JWK:
-        return jwk_from_text(self._account_for_kid(kid).jwk)
 
     async def _with_account(self, request: web.Request) -> tuple[Context, AcmeAccount]:
         context = await self._authenticate(request, jws.KeyRule.KID)
