@@ -12,7 +12,6 @@ import asyncio
 import base64
 import dataclasses
 import json
-import socket
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from josepy import jwa, jwk
 from josepy.json_util import decode_b64jose
 from josepy.jwk import JWKEC
 
+from tests.conftest import free_port
 from tlsgate.acme.policy import IdentifierPolicy
 from tlsgate.acme.server import AcmeServer, AcmeSettings
 from tlsgate.acme.validation import ValidationConfig, dns01_txt_value
@@ -196,9 +196,7 @@ async def environment(
         timeout=10.0,
     )
     options: dict[str, Any] = {"validation": validation, **settings}
-    with socket.socket() as probe:  # the URLs the server hands out must name its real port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # the URLs the server hands out must name its real port
     acme = AcmeServer(ca, store, f"http://127.0.0.1:{port}", AcmeSettings(**options))
     server = TestServer(acme.app(), host="127.0.0.1", port=port)
     await server.start_server()

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -28,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.conftest import free_port
 from tlsgate.acme.resolve import (
     DnsServer,
     Resolver,
@@ -80,11 +80,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def closed_port() -> int:
-    """A port nothing listens on (bound, then closed: connecting is refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+    """A port nothing listens on (connecting is refused), nor will while the test runs."""
+    return free_port()
 
 
 # --- servers -------------------------------------------------------------------------------

@@ -105,6 +105,14 @@ def wait_listening(*tunnels: Tunnel, timeout: float = 30) -> None:
                 time.sleep(0.05)
 
 
+def wait_logged(log: Path, text: str, timeout: float = 10) -> None:
+    """``text`` shows up in the log (a process may log just after its peer saw the outcome)."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"{text!r} not logged: {log.read_text()}"
+        time.sleep(0.05)
+
+
 def new_ca(state: Path) -> CertificateAuthority:
     store = SQLiteStore(state)
     try:
@@ -213,8 +221,8 @@ def test_service_a_reaches_service_b_through_the_tunnel_across_renewals(
     text = response.read().decode()
     conn.close()
     assert response.status == 502 and "refused our client certificate" in text, text
-    assert "refused our client certificate" in foreign.log.read_text()
-    assert "refused in the TLS handshake" in serve.log.read_text()
+    wait_logged(foreign.log, "refused our client certificate")
+    wait_logged(serve.log, "refused in the TLS handshake")  # logged after its alert went out
     # The upgraded connection's close (a close_notify after the 101) ended the tunnel cleanly.
     assert "Error calling eof_received" not in serve.log.read_text()
 
@@ -277,10 +285,7 @@ def test_tcp_mode_pipes_bytes_with_half_close_to_an_svid_server(
             except ConnectionResetError:
                 pass
         assert len(server.seen.echoed) == before
-        deadline = time.monotonic() + 10
-        while "refusing to talk to it" not in wrong.log.read_text():
-            assert time.monotonic() < deadline, wrong.log.read_text()
-            time.sleep(0.05)
+        wait_logged(wrong.log, "refusing to talk to it")
         assert good.stop() == 0 and wrong.stop() == 0
 
 

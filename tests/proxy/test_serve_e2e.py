@@ -315,7 +315,10 @@ def test_graceful_drain(serve: Serve) -> None:
 
     thread = threading.Thread(target=slow_request)
     thread.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20  # SIGTERM once the request is in flight (upstream has it)
+    while not any(r.target == b"/slow/1.5" for r in serve.seen.requests):
+        assert time.monotonic() < deadline, serve.log.read_text()
+        time.sleep(0.02)
     code = serve.stop(signal.SIGTERM)
     thread.join(10)
     assert result == {"status": 200, "body": b"slow\n"}
