@@ -159,10 +159,7 @@ def write_config(path: Path, ports: list[int], extra: str = "") -> list[tuple[st
     closed = free_port()
     # Revocation stays on (the default): these certificates name no CRL or OCSP URL, so the
     # lookup ends before any HTTP client is built.
-    lines = [
-        f'[monitor]\nconcurrency = 40\ntimeout = "5s"\nca = "roots.pem"\n'
-        f"{extra}\n"
-    ]
+    lines = [f'[monitor]\nconcurrency = 40\ntimeout = "5s"\nca = "roots.pem"\n{extra}\n']
     targets = []
     index = 0
     for zone, count in COUNTS.items():
