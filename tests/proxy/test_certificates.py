@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
+from tests.store.postgres import PostgresServer
 from tlsgate.ca import CertificateAuthority
 from tlsgate.config import AcmeSettings, SiteConfig, TlsFiles, Upstream
 from tlsgate.errors import ConfigError
@@ -16,7 +19,8 @@ from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.placeholder import PLACEHOLDER_SUBJECT
 from tlsgate.proxy.certificates import CertificateManager, certified_names
-from tlsgate.store.base import ManagedCertificate
+from tlsgate.store import open_store
+from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.sqlite import SQLiteStore
 
 SITE = SiteConfig(hosts=("localhost", "app.internal"), upstreams=(Upstream("127.0.0.1", 1),))
@@ -115,3 +119,29 @@ def test_files_are_reread_and_a_broken_file_keeps_the_current_one(
     changed = manager.reload(now + timedelta(minutes=1))
     assert [c.leaf.serial_number for c in changed] == [renewed.certificate.serial_number]
     assert "a.example" not in manager.file_errors
+
+
+def test_nodes_starting_together_issue_an_internal_certificate_once(
+    postgres_server: PostgresServer, now: datetime
+) -> None:
+    """Three cluster nodes on one store: one issues under the lease, the others serve its."""
+    url = postgres_server.create_database()
+    open_store(url).close()  # migrate once, so the race below is about the certificate
+    stores = [open_store(url) for _ in range(3)]
+    barrier = threading.Barrier(3)
+
+    def start(store: Store) -> int:
+        barrier.wait(timeout=30)
+        return CertificateManager(store, (SITE,)).load_all(now)["localhost"].leaf.serial_number
+
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            serials = list(pool.map(start, stores))
+        assert len(set(serials)) == 1, serials
+        ca = stores[0].active_authority()
+        assert ca is not None
+        issued = stores[0].list_certificates(authority_id=ca.id)
+        assert [r.serial for r in issued] == serials[:1]
+    finally:
+        for store in stores:
+            store.close()

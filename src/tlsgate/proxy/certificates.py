@@ -15,8 +15,9 @@ current and re-reads certificate files, so a renewal done outside tlsgate is ser
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -29,7 +30,7 @@ from tlsgate.pki.names import with_loopback
 from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.placeholder import placeholder_certificate
 from tlsgate.renewal.issuers import AcmeIssuer, InternalIssuer, Issuer
-from tlsgate.renewal.renewer import Managed, stored_leaf
+from tlsgate.renewal.renewer import LEASE_TTL, Managed, holder_id, stored_leaf
 from tlsgate.store.base import ManagedCertificate, Store
 
 __all__ = ["FILE_CHECK", "CertificateManager", "SiteCertificate", "certified_names"]
@@ -63,6 +64,11 @@ def certified_names(site: SiteConfig) -> tuple[str, ...]:
     return tuple(with_loopback(site.hosts))
 
 
+def _lease(site: SiteConfig) -> str:
+    """The renewer's lease name for a site: first issuance and renewals exclude each other."""
+    return f"renew:{site.hosts[0]}"
+
+
 class CertificateManager:
     def __init__(self, store: Store, sites: tuple[SiteConfig, ...]) -> None:
         self.store = store
@@ -71,6 +77,8 @@ class CertificateManager:
         self.internal = InternalIssuer(store)
         self._acme: dict[AcmeSettings, AcmeIssuer] = {}
         self.file_errors: dict[str, str] = {}
+        #: This process in renewal leases: the renewer takes over the first issuance's lease.
+        self.holder = holder_id()
 
     def ca(self, now: datetime) -> CertificateAuthority:
         return self.internal.ca(now)
@@ -142,18 +150,24 @@ class CertificateManager:
         """A site with nothing stored: the internal CA issues at once (no network involved);
         an ACME site starts on a placeholder until the renewer's first order completes."""
         if site.acme is None:
+            peer = self._await_peer(site, now)
+            if peer is not None:
+                return peer
             names = certified_names(site)
-            issued = self.internal.issue_now(names, now=now)
-            self.store.save_managed(
-                ManagedCertificate(
-                    name=site.hosts[0],
-                    fullchain_pem=issued.fullchain_pem,
-                    key_pem=issued.key_pem,
-                    not_after=issued.leaf.not_valid_after_utc,
-                    issuer=self.internal.name,
-                    updated_at=now,
+            try:
+                issued = self.internal.issue_now(names, now=now)
+                self.store.save_managed(
+                    ManagedCertificate(
+                        name=site.hosts[0],
+                        fullchain_pem=issued.fullchain_pem,
+                        key_pem=issued.key_pem,
+                        not_after=issued.leaf.not_valid_after_utc,
+                        issuer=self.internal.name,
+                        updated_at=now,
+                    )
                 )
-            )
+            finally:
+                self.store.release_lease(_lease(site), self.holder)
             log.info(
                 "issued certificate for %s (serial %X, until %s)",
                 ", ".join(site.hosts),
@@ -171,6 +185,31 @@ class CertificateManager:
             site.acme.directory,
         )
         return SiteCertificate(site, cert_pem, key_pem, leaf, PLACEHOLDER)
+
+    def _await_peer(self, site: SiteConfig, now: datetime) -> SiteCertificate | None:
+        """Cluster nodes starting together issue a site's first internal certificate once.
+
+        The node that takes the site's renewal lease issues (None: "issue now, under the
+        lease"), after looking once more, since a peer may have stored one meanwhile; the others
+        wait, at most a lease lifetime (the time a crashed issuer would hold it), for its
+        certificate to appear in the shared store. On a single node the lease is always free.
+        """
+        lease = _lease(site)
+        deadline = time.monotonic() + LEASE_TTL.total_seconds() + 5
+        waiting = False
+        while True:
+            if self.store.try_lease(lease, self.holder, LEASE_TTL, datetime.now(UTC)):
+                stored = self.from_store(site, now)
+                if stored is not None:
+                    self.store.release_lease(lease, self.holder)
+                return stored
+            stored = self.from_store(site, now)
+            if stored is not None or time.monotonic() > deadline:
+                return stored  # a peer's; or None: the holder is stuck, issue without it
+            if not waiting:
+                log.info("site %s: another node is issuing its certificate; waiting", lease[6:])
+                waiting = True
+            time.sleep(0.2)
 
     def load_all(self, now: datetime) -> dict[str, SiteCertificate]:
         """Every site's certificate for start-up: fail loudly, since nothing can be served yet."""

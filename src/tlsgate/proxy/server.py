@@ -360,7 +360,13 @@ class EdgeServer:
         if master:
             self._announce()
             managed = self.manager.managed()
-            self.renewer = Renewer(self.store, managed, self._on_renewed, health=self.health)
+            self.renewer = Renewer(
+                self.store,
+                managed,
+                self._on_renewed,
+                health=self.health,
+                holder=self.manager.holder,
+            )
             background.append(loop.create_task(self.renewer.run()))
             if managed:
                 sync = StoreSync(
