@@ -19,6 +19,7 @@ from tlsgate.pki.names import (
     display_name,
     dns_matches,
     parse_dns_name,
+    parse_host,
     parse_identities,
     parse_identity,
     parse_network,
@@ -883,3 +884,23 @@ def test_localhost_certificates_cover_the_loopback_addresses() -> None:
 
     assert with_loopback(["localhost", "app.test"]) == ["localhost", "app.test", "127.0.0.1", "::1"]
     assert with_loopback(["app.test"]) == ["app.test"]
+
+
+@pytest.mark.parametrize(
+    ("text", "host"),
+    [
+        ("Example.COM.", "example.com"),
+        ("::1", "::1"),
+        ("2001:DB8::1", "2001:db8::1"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("bücher.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_parse_host(text: str, host: str) -> None:
+    assert parse_host(text) == host
+
+
+@pytest.mark.parametrize("text", ["*.example.com", "", "exa mple.com", "[::1]"])
+def test_parse_host_refuses(text: str) -> None:
+    with pytest.raises(InvalidIdentity):
+        parse_host(text)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 from collections import deque
@@ -37,7 +36,7 @@ from urllib.parse import urlsplit
 from tlsgate.client.context import ReloadingIdentity
 from tlsgate.client.tlsstream import READ_SIZE, TlsStream, TunnelError, describe_failure
 from tlsgate.errors import ConfigError, InvalidIdentity, TlsgateError
-from tlsgate.pki.names import parse_dns_name
+from tlsgate.pki.names import parse_host
 from tlsgate.proxy.http import (
     BodyKind,
     Data,
@@ -105,11 +104,7 @@ class Target:
 
 def _host(text: str, what: str) -> str:
     try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
-    try:
-        return parse_dns_name(text, allow_wildcard=False)
+        return parse_host(text)
     except InvalidIdentity as exc:
         raise ConfigError(f"{what}: {exc}") from None
 

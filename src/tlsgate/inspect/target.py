@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tlsgate.errors import ConfigError, InvalidIdentity
-from tlsgate.pki.names import parse_dns_name
+from tlsgate.pki.names import parse_host
 
 __all__ = ["DEFAULT_PORT", "Endpoint", "looks_like_file", "parse_endpoint"]
 
@@ -84,11 +84,7 @@ def _split(text: str) -> tuple[str, str | None]:
 
 def _host(text: str, original: str) -> str:
     try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
-    try:
-        return parse_dns_name(text, allow_wildcard=False)
+        return parse_host(text)
     except InvalidIdentity as exc:
         raise ConfigError(f"{original!r} is not a host name: {exc}") from None
 

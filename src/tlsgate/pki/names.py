@@ -28,6 +28,7 @@ __all__ = [
     "display_name",
     "dns_matches",
     "parse_dns_name",
+    "parse_host",
     "parse_identities",
     "parse_identity",
     "parse_network",
@@ -105,6 +106,15 @@ def parse_dns_name(text: str, *, allow_wildcard: bool = True) -> str:
     if len(result) > 253:
         raise InvalidIdentity(f"{original!r}: longer than 253 characters")
     return result
+
+
+def parse_host(text: str) -> str:
+    """A host as a person types it for a connection: an IP literal (canonical form, IPv6
+    without brackets) or a DNS name (canonical, no wildcard); raises :class:`InvalidIdentity`."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return parse_dns_name(text, allow_wildcard=False)
 
 
 def parse_spiffe_id(text: str) -> str:
