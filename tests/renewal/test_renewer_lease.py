@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
 
+from tests.conftest import free_port
+from tests.store.postgres import PostgresServer
+from tlsgate.acme.solvers import StoredAnswers
 from tlsgate.errors import StorageError
 from tlsgate.renewal import renewer as renewer_module
-from tlsgate.renewal.issuers import InternalIssuer, Issued
+from tlsgate.renewal.issuers import InternalIssuer, Issued, IssuerError
 from tlsgate.renewal.renewer import Managed, Renewer
-from tlsgate.store.base import ManagedCertificate
+from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.health import StoreHealth
 from tlsgate.store.sqlite import SQLiteStore
 
@@ -62,7 +65,7 @@ class Slow:
 class Nodes:
     """``count`` renewal loops on ``store``, each with what it was told to serve."""
 
-    def __init__(self, store: SQLiteStore, issuer: Slow, count: int, **options: object) -> None:
+    def __init__(self, store: Store, issuer: Slow, count: int, **options: object) -> None:
         self.served: list[list[ManagedCertificate]] = [[] for _ in range(count)]
         self.renewers = [
             Renewer(
@@ -184,7 +187,7 @@ def test_a_failure_is_the_waiting_nodes_plan_too(store: SQLiteStore) -> None:
         ) -> Issued:
             self.calls += 1
             await asyncio.sleep(0.3)
-            raise StorageError("challenge answers cannot be stored")  # any failure will do
+            raise IssuerError("the CA refused the order")  # any failure but the store's
 
     issuer = Down(InternalIssuer(store))
     nodes = Nodes(store, issuer, 2)
@@ -238,5 +241,72 @@ def test_a_certificate_got_during_an_outage_is_kept_and_stored_later(
         assert caplog.text.count("got a new certificate but cannot store it") == 1
         assert caplog.text.count("is unreachable; serving the certificates held") == 1
         assert "stored the new certificate after all" in caplog.text
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def own_postgres(postgres_server: PostgresServer) -> Iterator[PostgresServer]:
+    """A server of its own, to stop mid-order without disturbing other tests."""
+    server = PostgresServer(postgres_server.bindir, free_port())
+    server.start()
+    yield server
+    server.remove()
+
+
+def test_an_order_cut_short_by_a_store_outage_is_no_failure(
+    own_postgres: PostgresServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL stops while an ACME order runs, so its challenge answer cannot be written:
+    that is the store's outage (reported once, retried on its pace), not the CA's failure
+    (counted, backed off for minutes to hours, shown in `tlsgate status`)."""
+    from tlsgate.store.postgres import PostgresStore
+
+    @dataclass
+    class Ordering(Slow):
+        """Answers its challenge through the store as an ACME order does, once ``go`` is set."""
+
+        go: asyncio.Event = field(default_factory=asyncio.Event)
+
+        async def issue(
+            self, names: tuple[str, ...], *, replaces: x509.Certificate | None
+        ) -> Issued:
+            self.calls += 1
+            await self.go.wait()
+            answers = StoredAnswers(store, "http-01")
+            await answers.present(names[0], "token", "token.thumbprint")
+            await answers.cleanup(names[0], "token")
+            issued = await self.inner.issue(names, replaces=replaces)
+            self.done.append(issued.leaf.serial_number)
+            return issued
+
+    monkeypatch.setattr(renewer_module, "STORE_RETRY", (0.05,))
+    store = PostgresStore(own_postgres.create_database())
+    issuer = Ordering(InternalIssuer(store))
+    health = StoreHealth(store.location)
+    nodes = Nodes(store, issuer, 1, health=health)
+
+    async def body(tasks: list[asyncio.Task[None]]) -> None:
+        await until(lambda: issuer.calls == 1)  # the order runs (under the lease)
+        await asyncio.to_thread(own_postgres.stop)
+        issuer.go.set()
+        await until(lambda: not health.up)
+        await asyncio.sleep(0.5)  # several store retries: none orders while the store is away
+        assert issuer.calls == 1
+        await asyncio.to_thread(own_postgres.start)
+        await until(lambda: nodes.served[0])
+
+    try:
+        with caplog.at_level(logging.INFO):
+            nodes.run(body)
+        assert issuer.calls == 2  # ordered again at once when the store answered
+        stored = store.load_managed("app")
+        assert stored is not None and [serial(stored)] == issuer.done
+        state = store.load_renewal_state("app")
+        assert state is not None and state.failures == 0 and state.last_error is None
+        assert caplog.text.count("is unreachable; serving the certificates held") == 1
+        assert "no certificate from" not in caplog.text
     finally:
         store.close()

@@ -23,7 +23,9 @@ A store that cannot be reached stops renewals, not serving: the loop waits and r
 growing pauses, and a certificate obtained just before the store went away is kept in memory
 and stored when it returns rather than ordered again (a fresh order would spend the CA's rate
 limits on a certificate we already hold; the one being served meanwhile is still valid, since
-renewal starts with a third of its lifetime left).
+renewal starts with a third of its lifetime left). An order the outage cuts short (its challenge
+answers cannot be written) is not the CA's failure: it is not counted, backed off or recorded
+as the certificate's error, and is ordered again on the outage's pace once the store answers.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 
 from tlsgate.acme.schedule import RenewalPlan, backoff, next_attempt
-from tlsgate.errors import StorageError, TlsgateError
+from tlsgate.errors import AlreadyExists, NotFound, NotInitialized, StorageError, TlsgateError
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import load_certificates
 from tlsgate.renewal.issuers import Issuer
@@ -69,6 +71,8 @@ LEASE_TTL = timedelta(seconds=15)
 LEASE_POLL = 1.0
 #: Pauses while the store is unreachable, in seconds (the last one repeats).
 STORE_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)
+#: Storage errors that are the store's answer, not its absence: an attempt they end failed.
+REFUSALS = (AlreadyExists, NotFound, NotInitialized)
 
 
 def holder_id() -> str:
@@ -394,6 +398,12 @@ class Renewer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if isinstance(exc, StorageError) and not isinstance(exc, REFUSALS):
+                # The store went away under the order (its challenge answers could not be
+                # written): counting that against the CA would back renewals off for hours
+                # after a one-minute outage and show the CA's error in `tlsgate status`.
+                # _keep waits for the store instead, reports the outage once and orders again.
+                raise
             if isinstance(exc, TlsgateError):
                 error = str(exc)
             else:  # not one of ours: keep the traceback for whoever debugs it
