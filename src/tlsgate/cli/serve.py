@@ -19,11 +19,11 @@ from typing import Any
 from rich.panel import Panel
 
 from tlsgate.cli.output import console
-from tlsgate.cli.state import add_state_options
+from tlsgate.cli.state import add_state_options, store_location
 from tlsgate.config import Config, TlsFiles, from_flags, load
 from tlsgate.errors import ConfigError
 from tlsgate.pki.pem import certificate_pem
-from tlsgate.store import open_store, resolve_state_dir
+from tlsgate.store import is_database_url, local_state_dir, open_store
 from tlsgate.store.files import PUBLIC, atomic_write
 
 __all__ = ["register"]
@@ -169,7 +169,10 @@ def _self_check(root: Path, port: int) -> dict[str, Any]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _logging(False)
-    state = resolve_state_dir(args.state)
+    store = open_store(store_location(args))
+    # root.pem is for the curl line on this machine: next to the state, or (a database store)
+    # in the local directory serve uses for its own files.
+    state = local_state_dir(store)
     port = args.port or 8443
     http_port = args.http_port or 8080
     upstream_port = _start_echo_thread()
@@ -181,10 +184,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         workers=1,
         state=str(state),
     )
-    config = replace(config, server=replace(config.server, access_log="off"))
+    server_config = replace(config.server, access_log="off")
+    if is_database_url(store.location):
+        server_config = replace(server_config, store=store.location)
+    config = replace(config, server=server_config)
     from tlsgate.proxy.server import EdgeServer
 
-    server = EdgeServer(config, open_store(state))
+    server = EdgeServer(config, store)
     root = state / "root.pem"
 
     def ready() -> None:
@@ -340,8 +346,6 @@ def register(commands: Any) -> None:
     p = commands.add_parser("demo", help="run the edge in front of a tiny echo app and explain it")
     p.add_argument("--port", type=int, default=0, metavar="N", help="HTTPS port (default 8443)")
     p.add_argument("--http-port", type=int, default=0, metavar="N", help="HTTP port (default 8080)")
-    p.add_argument(
-        "--state", metavar="DIR", help="state directory (default: $TLSGATE_STATE or XDG)"
-    )
+    add_state_options(p)
     p.add_argument("--once", action="store_true", help="exit after the self-check")
     p.set_defaults(handler=cmd_demo)
