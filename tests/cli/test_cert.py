@@ -21,6 +21,7 @@ from cryptography import x509
 
 from tests.acme.ca_serve import AcmeCA, running_acme_ca
 from tests.acme.test_interop_e2e import acme_ca  # noqa: F401
+from tests.store.postgres import PostgresServer
 
 from .test_ca_cli import refused
 
@@ -122,6 +123,56 @@ def test_renew_when_due_with_replaces_and_keep_files_when_the_ca_is_down(
     assert proc.returncode == 1 and "failed" in proc.stdout, proc.stdout + proc.stderr
     assert x509.load_pem_x509_certificate((out / "cert.pem").read_bytes()) == second
     assert json.loads(lineage.read_text())["failures"] == 1
+
+
+def test_obtain_and_renew_with_the_account_key_in_postgresql(
+    acme_ca: AcmeCA,  # noqa: F811
+    postgres_server: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    """With --store postgresql://... the account key is the one `serve` nodes share; the files
+    still go to --out and the renewal records to this machine's directory ($TLSGATE_STATE)."""
+    from tlsgate.store import open_store
+
+    url = postgres_server.create_database()
+    out, local = tmp_path / "certs", tmp_path / "local"
+    env = {k: v for k, v in os.environ.items() if k != "TLSGATE_STORE"}
+    env["TLSGATE_STATE"] = str(local)
+
+    def tlsgate(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tlsgate", "cert", *args, "--store", url],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+
+    proc = tlsgate(
+        "obtain", "pg.example.test", "--directory", acme_ca.directory,
+        "--ca-root", str(acme_ca.root), "--http-01-address", "127.0.0.1",
+        "--http-01-port", str(acme_ca.http_port), "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr + acme_ca.log.read_text()
+    first = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
+    store = open_store(url)
+    try:
+
+        def absent() -> bytes:
+            raise AssertionError("no account key in the PostgreSQL store")
+
+        key = store.client_account_key(acme_ca.directory, absent)
+    finally:
+        store.close()
+    proc = tlsgate("renew", "--force")
+    assert proc.returncode == 0 and "renewed" in proc.stdout, proc.stdout + proc.stderr
+    second = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
+    assert second.serial_number != first.serial_number
+    store = open_store(url)
+    try:
+        assert store.client_account_key(acme_ca.directory, absent) == key  # the same account
+    finally:
+        store.close()
+    # Nothing of the account in the local directory: only the renewal record.
+    assert [p.name for p in local.iterdir()] == ["acme-certs"]
+    assert len(list((local / "acme-certs").iterdir())) == 1
 
 
 class FileDns(socketserver.BaseRequestHandler):

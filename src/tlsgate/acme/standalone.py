@@ -60,13 +60,16 @@ class ObtainRequest:
     #: dns-01 through this command instead of answering http-01 (see hooks.py)
     dns_01_hook: str | None = None
     dns_01_wait: float = 0.0
+    #: where the account key lives when that is not ``state``: a database URL shared with
+    #: `serve`. The lineage records stay in ``state``: they name this machine's files and hooks.
+    store: str | None = None
 
 
-def _account_key(state: Path, directory: str) -> JWKEC:
-    """The account key for this directory, shared with `serve` through the state's store."""
-    store = open_store(state)
+def _account_key(request: ObtainRequest) -> JWKEC:
+    """The account key for this directory, shared with `serve` through the store."""
+    store = open_store(request.store or request.state)
     try:
-        return stored_account_key(store, directory)
+        return stored_account_key(store, request.directory)
     finally:
         store.close()
 
@@ -101,7 +104,7 @@ async def _obtain(request: ObtainRequest, *, replaces: str | None = None) -> byt
     try:
         async with AcmeClient(
             request.directory,
-            _account_key(request.state, request.directory),
+            _account_key(request),
             ssl_context=_trust(request.ca_root),
             contact=request.contact,
         ) as client:
@@ -179,7 +182,9 @@ def _save_lineage(
     atomic_write(path, json.dumps(data, indent=1).encode(), mode=PRIVATE)
 
 
-def _load_lineage(path: Path, state: Path) -> tuple[ObtainRequest, int, datetime | None]:
+def _load_lineage(
+    path: Path, state: Path, store: str | None = None
+) -> tuple[ObtainRequest, int, datetime | None]:
     try:
         data = json.loads(path.read_text())
         request = ObtainRequest(
@@ -187,6 +192,7 @@ def _load_lineage(path: Path, state: Path) -> tuple[ObtainRequest, int, datetime
             names=tuple(data["names"]),
             out=Path(data["out"]),
             state=state,
+            store=store,
             http_01_address=data["http_01_address"],
             http_01_port=int(data["http_01_port"]),
             ca_root=Path(data["ca_root"]) if data["ca_root"] else None,
@@ -217,12 +223,16 @@ def renew_all(
     force: bool = False,
     pre_hook: str | None = None,
     post_hook: str | None = None,
+    store: str | None = None,
 ) -> list[RenewalOutcome]:
-    """Renew every recorded certificate that is due; a failure keeps the current files."""
+    """Renew every recorded certificate that is due; a failure keeps the current files.
+
+    The records are in ``state``; the account keys in ``store`` when given (see ObtainRequest).
+    """
     outcomes: list[RenewalOutcome] = []
     hooks_ran = False
     for path in sorted(_lineage_dir(state).glob("*.json")):
-        request, failures, last_attempt = _load_lineage(path, state)
+        request, failures, last_attempt = _load_lineage(path, state, store)
         current = _current(request.out)
         # Asked once per certificate: it decides when to renew and whether to send replaces.
         window = asyncio.run(_ari_window(request, current)) if current is not None else None
@@ -266,7 +276,7 @@ async def _ari_window(
     try:
         async with AcmeClient(
             request.directory,
-            _account_key(request.state, request.directory),
+            _account_key(request),
             ssl_context=_trust(request.ca_root),
             timeout=30,
         ) as client:

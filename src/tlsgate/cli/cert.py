@@ -17,22 +17,33 @@ from pathlib import Path
 from typing import Any
 
 from tlsgate.cli.output import console
+from tlsgate.cli.state import add_state_options, store_location
 from tlsgate.config import eab_key
 from tlsgate.pki.keys import parse_key_type
-from tlsgate.store import resolve_state_dir
+from tlsgate.store import is_database_url, resolve_state_dir, resolve_store
 
 __all__ = ["register"]
+
+
+def _where(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The local directory for the renewal records, and the database holding the account
+    keys (shared with `serve`) if the state is one; a directory store holds both."""
+    location = store_location(args)
+    store = resolve_store(location)
+    return resolve_state_dir(location), store if is_database_url(store) else None
 
 
 def cmd_obtain(args: argparse.Namespace) -> int:
     from tlsgate.acme.standalone import ObtainRequest, obtain_certificate
 
     names = tuple(n.lower().rstrip(".") for n in args.names)
+    state, store = _where(args)
     request = ObtainRequest(
         directory=args.directory,
         names=names,
         out=Path(args.out or names[0].replace("*", "_")),
-        state=resolve_state_dir(args.state),
+        state=state,
+        store=store,
         http_01_address=args.http_01_address,
         http_01_port=args.http_01_port,
         ca_root=Path(args.ca_root) if args.ca_root else None,
@@ -56,8 +67,10 @@ def cmd_obtain(args: argparse.Namespace) -> int:
 def cmd_renew(args: argparse.Namespace) -> int:
     from tlsgate.acme.standalone import renew_all
 
+    state, store = _where(args)
     outcomes = renew_all(
-        resolve_state_dir(args.state),
+        state,
+        store=store,
         now=datetime.now(UTC),
         force=args.force,
         pre_hook=args.pre_hook,
@@ -101,7 +114,7 @@ def register(commands: Any) -> None:
         "--dns-01-wait", type=float, default=0.0, metavar="SECONDS",
         help="wait after the hook for the record to propagate",
     )  # fmt: skip
-    p.add_argument("--state", metavar="DIR", help="state directory (the ACME account key)")
+    add_state_options(p)
     p.set_defaults(handler=cmd_obtain)
 
     p = sub.add_parser("renew", help="renew every recorded certificate that is due")
@@ -109,5 +122,5 @@ def register(commands: Any) -> None:
     p.add_argument("--force", action="store_true", help="renew even what is not due")
     p.add_argument("--pre-hook", metavar="CMD", help="run once before the first renewal")
     p.add_argument("--post-hook", metavar="CMD", help="run once after renewals, if any ran")
-    p.add_argument("--state", metavar="DIR", help="state directory")
+    add_state_options(p)
     p.set_defaults(handler=cmd_renew)
