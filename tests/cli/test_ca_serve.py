@@ -26,6 +26,7 @@ from .test_ca_cli import ok, refused
         (["--public-url", "https://localhost:8443/acme"], "https://HOST[:PORT]"),
         (["--public-url", "https://acme.example:443"], "must be --hostname (localhost)"),
         (["--nonces", "redis"], "invalid choice"),
+        (["--rate-limits", "redis"], "invalid choice"),
     ],
 )
 def test_bad_options_are_refused(

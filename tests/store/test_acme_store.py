@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
@@ -437,3 +439,100 @@ def test_first_validation_outcome_decides_the_authorization(store: Store) -> Non
         authorization_status=AuthzStatus.VALID,
     )
     assert store.get_authorization(deactivated.id).status is AuthzStatus.DEACTIVATED
+
+
+# -- what a stopped node left processing -------------------------------------------------------
+def test_processing_since_and_csr_round_trip(store: Store) -> None:
+    acct = account()
+    store.add_account(acct)
+    o, authz = new_order(store, acct.id)
+    assert (store.get_order(o.id).processing_since, store.get_order(o.id).csr) == (None, None)
+    assert store.update_order(
+        o.id,
+        status=OrderStatus.PROCESSING,
+        expected_status=OrderStatus.PENDING,
+        processing_since=NOW,
+        csr=b"\x30\x00der",
+    )
+    got = store.get_order(o.id)
+    assert (got.status, got.processing_since, got.csr) == (
+        OrderStatus.PROCESSING,
+        NOW,
+        b"\x30\x00der",
+    )
+    first = store.challenges_for(authz.id)[0]
+    assert first.processing_since is None
+    later = NOW + timedelta(seconds=3)
+    assert store.update_challenge(
+        first.id,
+        status=ChallengeStatus.PROCESSING,
+        expected_status=ChallengeStatus.PENDING,
+        processing_since=later,
+    )
+    assert store.get_challenge(first.id).processing_since == later
+
+
+def test_take_over_order_only_when_stale_and_once(stores: list[Store]) -> None:
+    store = stores[0]
+    acct = account()
+    store.add_account(acct)
+    o, _ = new_order(store, acct.id)
+    minute = timedelta(minutes=1)
+    # Not processing: nothing to take over.
+    assert not store.take_over_order(o.id, stale_before=NOW, now=NOW)
+    store.update_order(o.id, status=OrderStatus.PROCESSING, processing_since=NOW)
+    assert not store.take_over_order(o.id, stale_before=NOW, now=NOW + minute)  # fresh
+    later = NOW + 2 * minute
+    results = _at_once(
+        stores, lambda s: s.take_over_order(o.id, stale_before=later - minute, now=later)
+    )
+    assert results.count(True) == 1  # of many nodes noticing at once, one takes it
+    assert store.get_order(o.id).processing_since == later
+    with pytest.raises(NotFound):
+        store.take_over_order("ghost", stale_before=NOW, now=NOW)
+
+
+def test_take_over_order_without_a_recorded_start(store: Store) -> None:
+    """Rows made processing before schema 6 have no start time: they count as abandoned."""
+    acct = account()
+    store.add_account(acct)
+    o, _ = new_order(store, acct.id)
+    store.update_order(o.id, status=OrderStatus.PROCESSING)
+    assert store.take_over_order(o.id, stale_before=NOW, now=NOW)
+    assert not store.take_over_order(o.id, stale_before=NOW, now=NOW)
+
+
+def test_order_certificate(store: Store) -> None:
+    auth = store.create_authority(new_authority())
+    acct = account()
+    store.add_account(acct)
+    o, _ = new_order(store, acct.id)
+    assert store.order_certificate(o.id) is None
+    store.add_certificate(certificate(0x7F01, auth.id, order_id=o.id))
+    store.add_certificate(certificate(0x02, auth.id, issued_at=NOW + timedelta(seconds=1)))
+    assert store.order_certificate(o.id) == 0x7F01
+
+
+def _at_once(stores: list[Store], work: object) -> list[object]:
+    barrier = threading.Barrier(len(stores))
+    results: list[object] = [None] * len(stores)
+
+    def run(index: int, s: Store) -> None:
+        barrier.wait(timeout=60)
+        results[index] = work(s)  # type: ignore[operator]
+
+    threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+@pytest.fixture
+def stores(store: Store) -> Iterator[list[Store]]:
+    """10 stores on the same state, each with its own connection, like 10 nodes."""
+    opened = [store.reopen() for _ in range(10)]
+    yield opened
+    for s in opened:
+        s.close()

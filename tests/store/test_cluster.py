@@ -107,3 +107,23 @@ def test_concurrent_consumers_accept_a_nonce_once(stores: list[Store]) -> None:
     stores[0].issue_nonce("replayed", NOW + TTL)
     results = _at_once(stores, lambda s: s.consume_nonce("replayed", NOW))
     assert results.count(True) == 1 and results.count(False) == len(stores) - 1
+
+
+def test_rate_tokens_burst_then_rate(store: Store) -> None:
+    t = NOW.timestamp()
+    assert [store.take_rate_token("a", t, rate=2.0, burst=3) for _ in range(3)] == [0.0] * 3
+    wait = store.take_rate_token("a", t, rate=2.0, burst=3)
+    assert wait == pytest.approx(0.5)  # one more every half second
+    assert store.take_rate_token("b", t, rate=2.0, burst=3) == 0.0  # another key, its own
+    assert store.take_rate_token("a", t + 0.5, rate=2.0, burst=3) == 0.0
+    assert store.take_rate_token("a", t + 0.5, rate=2.0, burst=3) == pytest.approx(0.5)
+    # A long pause refills up to the burst, not beyond.
+    later = t + 3600
+    assert [store.take_rate_token("a", later, rate=2.0, burst=3) for _ in range(4)][3] > 0
+
+
+def test_concurrent_rate_tokens_are_shared(stores: list[Store]) -> None:
+    """20 nodes taking at once from a burst of 5: exactly 5 pass, as on one node."""
+    t = NOW.timestamp()
+    results = _at_once(stores, lambda s: s.take_rate_token("acct", t, rate=0.01, burst=5))
+    assert sum(1 for r in results if r == 0.0) == 5

@@ -278,6 +278,6 @@ def test_schema_3_database_is_upgraded(state_dir: Path, monkeypatch: pytest.Monk
         store.close()
     db = sqlite3.connect(state_dir / DB_NAME)
     try:
-        assert db.execute("PRAGMA user_version").fetchone() == (len(_MIGRATIONS),) == (5,)
+        assert db.execute("PRAGMA user_version").fetchone() == (len(_MIGRATIONS),) == (6,)
     finally:
         db.close()

@@ -25,7 +25,7 @@ from josepy.jwk import JWK
 
 from tlsgate.acme import jws
 from tlsgate.acme.nonces import NonceBook, NonceStore
-from tlsgate.acme.policy import IdentifierPolicy, RateLimiter
+from tlsgate.acme.policy import IdentifierPolicy, OrderLimiter, RateLimiter
 from tlsgate.acme.problems import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from tlsgate.acme.problems import AcmeProblem
 from tlsgate.acme.resources import (
@@ -75,6 +75,16 @@ class AcmeSettings:
     order_rate: float = 10.0
     order_burst: int = 300
     terms_of_service: str | None = None
+    #: How long an order may stay ``processing`` before another node takes it over (finalize
+    #: issues in milliseconds, so only a node that stopped takes this long).
+    finalize_stale: timedelta = timedelta(minutes=1)
+    #: Added to the validation timeout: a challenge ``processing`` for longer than both was left
+    #: by a node that stopped (a live one always records an outcome within the timeout).
+    validation_stale_margin: timedelta = timedelta(minutes=1)
+
+    @property
+    def validation_stale(self) -> timedelta:
+        return timedelta(seconds=self.validation.timeout) + self.validation_stale_margin
 
 
 @dataclass
@@ -96,6 +106,7 @@ class ServerCore:
         settings: AcmeSettings | None = None,
         *,
         nonces: NonceStore | None = None,
+        limiter: OrderLimiter | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.ca = ca
@@ -104,7 +115,9 @@ class ServerCore:
         self.settings = settings or AcmeSettings()
         self.nonces: NonceStore = nonces or NonceBook()
         self.clock = clock
-        self.limiter = RateLimiter(self.settings.order_rate, self.settings.order_burst)
+        self.limiter: OrderLimiter = limiter or RateLimiter(
+            self.settings.order_rate, self.settings.order_burst
+        )
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _problem(self, problem: AcmeProblem) -> web.Response:

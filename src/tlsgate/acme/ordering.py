@@ -2,13 +2,30 @@
 
 A challenge the client says is ready is validated in a background task; the outcome is written
 to the challenge and its authorization in one transaction.
+
+Several nodes share one store, and a node can stop while a challenge or an order it was working
+on is ``processing``; nothing would ever move it on and the client would poll for ever. So every
+read of an order, authorization or challenge also looks at when its ``processing`` began (a
+comparison on the record already read; a write only when something is abandoned):
+
+- A challenge ``processing`` for longer than the validation timeout plus a margin becomes
+  ``invalid`` with a ``serverInternal`` problem saying the validating node stopped. RFC 8555
+  7.1.6 lets a processing challenge become only valid or invalid (or be retried in place); it
+  may not go back to ``pending``. Retrying was the other choice, but a validation that brought
+  one node down could then bring every node down in turn, while ``invalid`` ends it, and the
+  client recovers as from any failed validation: with a new order.
+- An order ``processing`` for longer than ``finalize_stale`` is taken over by the first node to
+  read it (a compare-and-set on ``processing_since``, so exactly one does) and finished as
+  finalize would have: with the certificate the stopped node already issued for it if there is
+  one, else by issuing from the CSR finalize stored. RFC 8555 lets a processing order become
+  only valid or invalid, and the client asked for a certificate, so issuing is the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -36,6 +53,7 @@ from tlsgate.acme.resources import (
 )
 from tlsgate.acme.validation import validate
 from tlsgate.errors import CSRError, NotFound, PolicyDenied, TlsgateError
+from tlsgate.pki.csr import CheckedCSR
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.profiles import LeafProfile
 from tlsgate.store.acme import (
@@ -171,9 +189,8 @@ class OrderHandlers(ServerCore):
         statuses = []
         for authz_id in order.authorization_ids:
             authz = self.store.get_authorization(authz_id)
-            statuses.append(
-                current_authorization_status(authz, self.store.challenges_for(authz_id), now)
-            )
+            challenges = self._recover_challenges(self.store.challenges_for(authz_id), now)
+            statuses.append(current_authorization_status(authz, challenges, now))
         return statuses
 
     def _owned_order(self, order_id: str, account: AcmeAccount) -> AcmeOrder:
@@ -181,15 +198,15 @@ class OrderHandlers(ServerCore):
 
     async def order(self, request: web.Request) -> web.Response:
         _, account = await self._with_account(request)
-        order = self._owned_order(request.match_info["id"], account)
         now = self.clock()
+        order = self._recover_order(self._owned_order(request.match_info["id"], account), now)
         status = current_order_status(order, self._authz_statuses(order, now), now)
         return self._json(render_order(order, status, self.urls))
 
     async def finalize(self, request: web.Request) -> web.Response:
         context, account = await self._with_account(request)
-        order = self._owned_order(request.match_info["id"], account)
         now = self.clock()
+        order = self._recover_order(self._owned_order(request.match_info["id"], account), now)
         status = current_order_status(order, self._authz_statuses(order, now), now)
         if status != "ready":
             raise AcmeProblem.order_not_ready(f"the order is {status}, not ready")
@@ -200,32 +217,122 @@ class OrderHandlers(ServerCore):
             checked = check_finalize_csr(der, identifiers)
         except CSRError as exc:
             raise AcmeProblem.bad_csr(str(exc)) from None
-        # To processing exactly once: a second concurrent finalize loses here.
+        # To processing exactly once: a second concurrent finalize loses here. The CSR and the
+        # time go with it, so another node can finish the order if this one stops.
         if not self.store.update_order(
-            order.id, status=OrderStatus.PROCESSING, expected_status=order.status
+            order.id,
+            status=OrderStatus.PROCESSING,
+            expected_status=order.status,
+            processing_since=now,
+            csr=der,
         ):
             raise AcmeProblem.order_not_ready("the order is already being finalized")
-        life = self.settings.profiles[order.profile or "default"]
+        problem = self._issue(order, checked, now)
+        if problem is not None:
+            raise problem
+        order = self.store.get_order(order.id)
+        status = current_order_status(order, [], now)
+        return self._json(render_order(order, status, self.urls), 200, self.urls.order(order.id))
+
+    def _issue(self, order: AcmeOrder, checked: CheckedCSR, now: datetime) -> AcmeProblem | None:
+        """Issue for a ``processing`` order and record the outcome; the problem if refused."""
+        identifiers = [(i.type, i.value) for i in order.identifiers]
+        life = self.settings.profiles.get(order.profile or "default")
+        if life is None:  # a profile removed from the configuration since the order was placed
+            life = self.settings.profiles["default"]
         try:
             issued = self.ca.issue(
                 parse_identities(identifier_values(identifiers)),
                 now=now,
                 profile=LeafProfile(lifetime=life),
                 csr=checked,
-                requester=f"acme:{account.id}/{order.id}",
+                requester=f"acme:{order.account_id}/{order.id}",
                 order_id=order.id,
             )
         except (PolicyDenied, TlsgateError) as exc:
             problem = AcmeProblem.bad_csr(str(exc))
             self.store.update_order(
-                order.id, status=OrderStatus.INVALID, error=problem.to_json().decode()
+                order.id,
+                status=OrderStatus.INVALID,
+                error=problem.to_json().decode(),
+                expected_status=OrderStatus.PROCESSING,
             )
-            raise problem from None
+            return problem
         serial = issued.certificate.serial_number
-        self.store.update_order(order.id, status=OrderStatus.VALID, certificate_serial=serial)
-        log.info("ACME order %s of %s: issued %X", order.id, account.id, serial)
-        order = self.store.get_order(order.id)
-        return self._json(render_order(order, "valid", self.urls), 200, self.urls.order(order.id))
+        self.store.update_order(
+            order.id,
+            status=OrderStatus.VALID,
+            certificate_serial=serial,
+            expected_status=OrderStatus.PROCESSING,
+        )
+        log.info("ACME order %s of %s: issued %X", order.id, order.account_id, serial)
+        return None
+
+    # -- what a stopped node left processing (see the module docstring) ---------------------
+    def _recover_order(self, order: AcmeOrder, now: datetime) -> AcmeOrder:
+        """``order``, or, if a stopped node left it ``processing``, the order finished here."""
+        if order.status is not OrderStatus.PROCESSING:
+            return order
+        stale_before = now - self.settings.finalize_stale
+        if order.processing_since is not None and order.processing_since >= stale_before:
+            return order  # its node is (most likely) still at it
+        if not self.store.take_over_order(order.id, stale_before=stale_before, now=now):
+            return self.store.get_order(order.id)  # another node took it, or it finished
+        log.warning("ACME order %s: its finalizing node stopped; finishing it here", order.id)
+        serial = self.store.order_certificate(order.id)
+        if serial is not None:  # the stopped node issued, then died before recording it
+            self.store.update_order(
+                order.id,
+                status=OrderStatus.VALID,
+                certificate_serial=serial,
+                expected_status=OrderStatus.PROCESSING,
+            )
+            return self.store.get_order(order.id)
+        try:
+            if order.csr is None:  # finalized before schema 6 kept the CSR
+                raise CSRError("the CSR was not kept")
+            checked = check_finalize_csr(order.csr, [(i.type, i.value) for i in order.identifiers])
+        except CSRError as exc:
+            problem = AcmeProblem.server_internal(
+                f"the node finalizing this order stopped and it cannot be finished ({exc});"
+                " place a new order"
+            )
+            self.store.update_order(
+                order.id,
+                status=OrderStatus.INVALID,
+                error=problem.to_json().decode(),
+                expected_status=OrderStatus.PROCESSING,
+            )
+            return self.store.get_order(order.id)
+        self._issue(order, checked, now)  # a refusal is recorded in the order
+        return self.store.get_order(order.id)
+
+    def _recover_challenges(
+        self, challenges: Sequence[AcmeChallenge], now: datetime
+    ) -> Sequence[AcmeChallenge]:
+        """``challenges``, with those a stopped node left ``processing`` made invalid."""
+        stale_before = now - self.settings.validation_stale
+        if not any(_abandoned(c, stale_before) for c in challenges):
+            return challenges  # the common case: no write, no copy
+        out = []
+        for challenge in challenges:
+            if _abandoned(challenge, stale_before):
+                problem = AcmeProblem.server_internal(
+                    "the node validating this challenge stopped before it finished;"
+                    " place a new order to try again"
+                )
+                # Compare-and-set: a validation that did finish meanwhile keeps its outcome.
+                if self.store.update_challenge(
+                    challenge.id,
+                    status=ChallengeStatus.INVALID,
+                    error=problem.to_json().decode(),
+                    expected_status=ChallengeStatus.PROCESSING,
+                    authorization_status=AuthzStatus.INVALID,
+                ):
+                    log.warning("ACME challenge %s: its validating node stopped", challenge.id)
+                challenge = self.store.get_challenge(challenge.id)
+            out.append(challenge)
+        return out
 
     # -- authorizations and challenges ---------------------------------------------------------
     def _owned_authorization(self, authz_id: str, account: AcmeAccount) -> AcmeAuthorization:
@@ -240,16 +347,18 @@ class OrderHandlers(ServerCore):
                 raise AcmeProblem.malformed("an authorization's status can only become deactivated")
             self.store.update_authorization(authz.id, status=AuthzStatus.DEACTIVATED)
             authz = self.store.get_authorization(authz.id)
-        challenges = self.store.challenges_for(authz.id)
-        return self._json(render_authorization(authz, challenges, self.urls, self.clock()))
+        now = self.clock()
+        challenges = self._recover_challenges(self.store.challenges_for(authz.id), now)
+        return self._json(render_authorization(authz, challenges, self.urls, now))
 
     async def challenge(self, request: web.Request) -> web.Response:
         context, account = await self._with_account(request)
         challenge = _found(self.store.get_challenge, request.match_info["id"], "challenge")
         authz = self._owned_authorization(challenge.authorization_id, account)
+        now = self.clock()
+        challenge = self._recover_challenges([challenge], now)[0]
         if not context.request.is_post_as_get and challenge.status is ChallengeStatus.PENDING:
             # {} (not POST-as-GET): the client is ready; validate once, in the background.
-            now = self.clock()
             status = current_authorization_status(authz, self.store.challenges_for(authz.id), now)
             if status != "pending":
                 raise AcmeProblem.malformed(f"the authorization is {status}")
@@ -257,6 +366,7 @@ class OrderHandlers(ServerCore):
                 challenge.id,
                 status=ChallengeStatus.PROCESSING,
                 expected_status=ChallengeStatus.PENDING,
+                processing_since=now,
             ):
                 key_authz = jws.key_authorization(challenge.token, jwk_from_text(account.jwk))
                 task = asyncio.get_running_loop().create_task(
@@ -301,6 +411,14 @@ class OrderHandlers(ServerCore):
 
 _R = TypeVar("_R")
 _Owned = TypeVar("_Owned", AcmeOrder, AcmeAuthorization)
+
+
+def _abandoned(challenge: AcmeChallenge, stale_before: datetime) -> bool:
+    """Left ``processing`` by a stopped node: since before ``stale_before``, or since a time not
+    recorded (set by a node older than schema 6)."""
+    if challenge.status is not ChallengeStatus.PROCESSING:
+        return False
+    return challenge.processing_since is None or challenge.processing_since < stale_before
 
 
 def _found(lookup: Callable[[str], _R], key: str, what: str) -> _R:

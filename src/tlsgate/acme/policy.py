@@ -11,14 +11,21 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from cryptography import x509
 
 from tlsgate.errors import InvalidIdentity, PolicyDenied
 from tlsgate.pki.names import NameConstraints, check_constraints, dns_matches, parse_dns_name
 
-__all__ = ["IdentifierPolicy", "RateLimiter", "Refusal"]
+__all__ = [
+    "IdentifierPolicy",
+    "OrderLimiter",
+    "RateLimiter",
+    "Refusal",
+    "SharedRateTable",
+    "StoreRateLimiter",
+]
 
 RefusalKind = Literal["malformed", "rejectedIdentifier", "unsupportedIdentifier"]
 
@@ -117,6 +124,12 @@ class IdentifierPolicy:
         return None
 
 
+class OrderLimiter(Protocol):
+    """What the front end asks before a new order: how long must ``key`` wait (0.0: none)?"""
+
+    def take(self, key: str, now: float) -> float: ...
+
+
 class RateLimiter:
     """A token bucket per key (an account, a client address): ``burst`` at once, then ``rate``
     per second.
@@ -151,3 +164,31 @@ class RateLimiter:
         ]
         for key in full:
             del self._buckets[key]
+
+
+class SharedRateTable(Protocol):
+    """The part of :class:`~tlsgate.store.base.Store` that :class:`StoreRateLimiter` uses."""
+
+    def take_rate_token(self, key: str, now: float, *, rate: float, burst: int) -> float: ...
+
+
+class StoreRateLimiter:
+    """:class:`RateLimiter`'s budget kept in the shared store, so it holds across nodes.
+
+    With one in-memory bucket per node, N ``ca serve`` nodes behind a load balancer would let
+    an account place N times the configured rate. Here every node spends from one row per key,
+    updated atomically by the store (one UPSERT on PostgreSQL), at the cost of one write per
+    ``newOrder``, which already writes the order itself. Keys are prefixed (``order:``) so other
+    budgets can share the table later.
+    """
+
+    def __init__(self, table: SharedRateTable, rate: float, burst: int) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.table = table
+        self.rate = rate
+        self.burst = burst
+
+    def take(self, key: str, now: float) -> float:
+        """Spend one request of ``key``'s shared budget: 0.0 when allowed, else the wait."""
+        return self.table.take_rate_token(f"order:{key}", now, rate=self.rate, burst=self.burst)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from tlsgate.acme.nonces import NonceStore
+from tlsgate.acme.policy import OrderLimiter
 from tlsgate.acme.server import AcmeServer, AcmeSettings
 from tlsgate.ca.authority import CertificateAuthority
 from tlsgate.pki.keys import private_key_pem
@@ -47,16 +48,19 @@ async def serve_acme(
     hostname: str,
     settings: AcmeSettings,
     nonces: NonceStore | None = None,
+    limiter: OrderLimiter | None = None,
     public_url: str | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> int:
     """Serve until SIGTERM/SIGINT; ``ready`` gets the directory URL once the port is open.
 
     ``nonces`` defaults to an in-memory book, right for one process; several nodes on one store
-    pass :class:`~tlsgate.acme.nonces.StoreNonces`. ``public_url`` is where clients reach the
-    server when that is not ``https://hostname:listen_port``: behind a load balancer every node
-    must hand out the same URLs, since a JWS names the URL it is sent to (RFC 8555 6.4) and the
-    client's next request may land on another node.
+    pass :class:`~tlsgate.acme.nonces.StoreNonces`, and likewise ``limiter`` (the new-order rate
+    limit, in memory by default) :class:`~tlsgate.acme.policy.StoreRateLimiter`, so the nodes
+    together allow the configured rate rather than one rate each. ``public_url`` is where
+    clients reach the server when that is not ``https://hostname:listen_port``: behind a load
+    balancer every node must hand out the same URLs, since a JWS names the URL it is sent to
+    (RFC 8555 6.4) and the client's next request may land on another node.
     """
     now = datetime.now(UTC)
     issued = ca.issue(
@@ -69,7 +73,7 @@ async def serve_acme(
     context = new_server_context()
     load_chain_into(context, issued.fullchain_pem, private_key_pem(issued.private_key))
     url = public_url or base_url(hostname, listen_port)
-    server = AcmeServer(ca, store, url, settings, nonces=nonces)
+    server = AcmeServer(ca, store, url, settings, nonces=nonces, limiter=limiter)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     host = listen_host

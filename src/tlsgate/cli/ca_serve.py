@@ -8,7 +8,8 @@ Several nodes may serve one PostgreSQL store (``--store postgresql://...``): eve
 the store, and so are the anti-replay nonces then (``--nonces auto``), because a client takes a
 nonce from one node and may send its next request to another. A directory store keeps them in
 memory: one process serves it, and a write per answer on SQLite (``synchronous=FULL``) would cost
-more than it buys.
+more than it buys. The new-order rate limit follows the same rule (``--rate-limits auto``): in
+the store for PostgreSQL, so N nodes allow the configured rate and not N times it.
 """
 
 from __future__ import annotations
@@ -104,6 +105,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         nonces = StoreNonces(store)
 
+    limiter = None
+    shared = is_database_url(store.location)
+    if args.rate_limits == "store" or (args.rate_limits == "auto" and shared):
+        from tlsgate.acme.policy import StoreRateLimiter
+
+        limiter = StoreRateLimiter(store, args.order_rate, args.order_burst)
+
     import uvloop
 
     return uvloop.run(
@@ -115,6 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             hostname=args.hostname,
             settings=settings,
             nonces=nonces,
+            limiter=limiter,
             public_url=public_url,
             ready=ready,
         )
@@ -210,6 +219,13 @@ def add_parser(sub: Any, common: Any) -> None:
         default="auto",
         help="where anti-replay nonces live: 'store' lets several nodes on one database accept"
         " each other's; auto: the store for postgresql://, memory for a directory (default auto)",
+    )
+    p.add_argument(
+        "--rate-limits",
+        choices=("auto", "memory", "store"),
+        default="auto",
+        help="where --order-rate budgets live: 'store' makes several nodes on one database share"
+        " one; auto: the store for postgresql://, memory for a directory (default auto)",
     )
     common(p, json_output=False)
     p.set_defaults(handler=cmd_serve)

@@ -135,6 +135,10 @@ class AcmeChallenge:
     validated_at: datetime | None = None
     #: An RFC 7807 problem document as JSON text, once validation failed.
     error: str | None = None
+    #: When the challenge became ``processing``: a node that sees it still processing long
+    #: after that knows the validating node stopped (``None`` before schema 6 or when not
+    #: processing).
+    processing_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,10 @@ class AcmeOrder:
     replaces: str | None = None
     #: The profile the client asked for (draft-aaron-acme-profiles), if any.
     profile: str | None = None
+    #: When finalize made the order ``processing``, and the CSR (DER) it was given: kept so that
+    #: another node can finish the order if the finalizing node stops half-way.
+    processing_since: datetime | None = None
+    csr: bytes | None = None
 
 
 class AcmeStore(Protocol):
@@ -224,12 +232,32 @@ class AcmeStore(Protocol):
         error: str | None = None,
         certificate_serial: int | None = None,
         expected_status: OrderStatus | None = None,
+        processing_since: datetime | None = None,
+        csr: bytes | None = None,
     ) -> bool:
         """Change what is given (``None`` leaves a field as it is); with ``expected_status``
         only if the order is in that status.
 
         Returns whether it changed, so of two concurrent ``ready -> processing`` finalizes only
         one goes on to issue. NotFound if the order, or the certificate serial, is unknown.
+        """
+        ...
+
+    def take_over_order(self, order_id: str, *, stale_before: datetime, now: datetime) -> bool:
+        """Claim a ``processing`` order whose finalizing node seems gone, atomically.
+
+        True, with ``processing_since`` moved to ``now``, only if the order is ``processing``
+        since before ``stale_before`` (or since an unknown time, as rows from before schema 6);
+        so of several nodes noticing the same abandoned order exactly one finishes it, and the
+        others see a fresh ``processing_since``. NotFound if the order is unknown.
+        """
+        ...
+
+    def order_certificate(self, order_id: str) -> int | None:
+        """The serial of a certificate issued for this order, if any (the earliest if several).
+
+        A node that takes an abandoned order over looks here first: the stopped node may have
+        issued the certificate and died before recording it in the order.
         """
         ...
 
@@ -278,8 +306,12 @@ class AcmeStore(Protocol):
         error: str | None = None,
         expected_status: ChallengeStatus | None = None,
         authorization_status: AuthzStatus | None = None,
+        processing_since: datetime | None = None,
     ) -> bool:
         """Record a validation step; compare-and-set with ``expected_status``.
+
+        ``processing_since`` is recorded with the move to ``processing``, so that other nodes
+        can tell a validation in progress from one whose node stopped.
 
         ``authorization_status`` sets the parent authorization's status in the same
         transaction, because a validation's outcome decides both and a crash between two

@@ -315,3 +315,13 @@ class Store(AcmeStore, Protocol):
     def purge_nonces(self, now: datetime) -> int:
         """Delete nonces expired at ``now``; how many there were."""
         ...
+
+    # -- rate limits shared by several processes or nodes ----------------------------------
+    def take_rate_token(self, key: str, now: float, *, rate: float, burst: int) -> float:
+        """Spend one request of ``key``'s budget: ``burst`` at once, then ``rate`` per second.
+
+        0.0 when allowed, else the seconds until a request would be. Atomic across processes
+        and nodes, so N nodes together allow what one would, not N times as much. ``now`` is
+        seconds since the epoch (the caller's clock, so tests can move time).
+        """
+        ...

@@ -70,6 +70,8 @@ def _order(row: DictRow) -> AcmeOrder:
         certificate_serial=int(serial, 16) if serial else None,
         replaces=row["replaces"],
         profile=row["profile"],
+        processing_since=opt_utc(row["processing_since"]),
+        csr=bytes(row["csr"]) if row["csr"] is not None else None,
     )
 
 
@@ -94,6 +96,7 @@ def _challenge(row: DictRow) -> AcmeChallenge:
         status=ChallengeStatus(row["status"]),
         validated_at=opt_utc(row["validated_at"]),
         error=row["error"],
+        processing_since=opt_utc(row["processing_since"]),
     )
 
 
@@ -276,6 +279,8 @@ class PostgresAcmeMixin:
         error: str | None = None,
         certificate_serial: int | None = None,
         expected_status: OrderStatus | None = None,
+        processing_since: datetime | None = None,
+        csr: bytes | None = None,
     ) -> bool:
         changes: dict[str, Any] = {}
         if status is not None:
@@ -284,11 +289,39 @@ class PostgresAcmeMixin:
             changes["error"] = error
         if certificate_serial is not None:
             changes["certificate_serial"] = serial_key(certificate_serial)
+        if processing_since is not None:
+            changes["processing_since"] = processing_since
+        if csr is not None:
+            changes["csr"] = csr
         # The certificate_serial foreign key is the only constraint a change can break.
         unknown = NotFound(f"no certificate with serial {serial_key(certificate_serial or 0)}")
         return self._compare_and_set(
             "acme_order", "order", order_id, changes, expected_status, clash=unknown
         )
+
+    def take_over_order(self, order_id: str, *, stale_before: datetime, now: datetime) -> bool:
+        def take(cur: Cursor) -> bool:
+            # One statement: the row lock it takes makes the check and the claim one step.
+            cur.execute(
+                "UPDATE acme_order SET processing_since = %s WHERE id = %s AND status = %s"
+                " AND (processing_since IS NULL OR processing_since < %s)",
+                (now, order_id, OrderStatus.PROCESSING.value, stale_before),
+            )
+            if cur.rowcount:
+                return True
+            cur.execute("SELECT 1 FROM acme_order WHERE id = %s", (order_id,))
+            if cur.fetchone() is None:
+                raise NotFound(f"no ACME order {order_id!r}")
+            return False
+
+        return self._run(take)
+
+    def order_certificate(self, order_id: str) -> int | None:
+        rows = self._rows(
+            "SELECT serial FROM certificate WHERE order_id = %s ORDER BY issued_at, serial LIMIT 1",
+            (order_id,),
+        )
+        return int(rows[0]["serial"], 16) if rows else None
 
     # -- authorizations ------------------------------------------------------------------------
     def get_authorization(self, authorization_id: str) -> AcmeAuthorization:
@@ -352,10 +385,13 @@ class PostgresAcmeMixin:
         error: str | None = None,
         expected_status: ChallengeStatus | None = None,
         authorization_status: AuthzStatus | None = None,
+        processing_since: datetime | None = None,
     ) -> bool:
         changes: dict[str, Any] = {"status": status.value}
         if validated_at is not None:
             changes["validated_at"] = validated_at
+        if processing_since is not None:
+            changes["processing_since"] = processing_since
         if error is not None:
             changes["error"] = error
         parent = None

@@ -205,3 +205,33 @@ class PostgresRenewalMixin:
             return cur.rowcount
 
         return self._run(purge)
+
+    # -- rate limits shared by several nodes -------------------------------------------------
+    def take_rate_token(self, key: str, now: float, *, rate: float, burst: int) -> float:
+        # GCRA (see sqlite_renewal.gcra_wait) as one UPSERT: the row lock of ON CONFLICT makes
+        # the read, the decision and the write one atomic step, in one round trip.
+        params = {
+            "key": key,
+            "now": float(now),
+            "step": 1.0 / rate,
+            "ahead": (burst - 1) / rate + 1e-9,
+        }
+
+        def take(cur: Cursor) -> float:
+            cur.execute(
+                "INSERT INTO rate_bucket AS b (key, tat, granted)"
+                " VALUES (%(key)s, %(now)s + %(step)s, TRUE)"
+                " ON CONFLICT (key) DO UPDATE SET"
+                " granted = b.tat - %(now)s <= %(ahead)s,"
+                " tat = CASE WHEN b.tat - %(now)s <= %(ahead)s"
+                " THEN greatest(b.tat, %(now)s) + %(step)s ELSE b.tat END"
+                " RETURNING tat, granted",
+                params,
+            )
+            row = cur.fetchone()
+            assert row is not None
+            if row["granted"]:
+                return 0.0
+            return max(float(row["tat"]) - float(now) - (burst - 1) / rate, 1e-9)
+
+        return self._run(take)

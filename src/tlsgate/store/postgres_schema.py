@@ -9,8 +9,8 @@ Why this shape:
   fails leaves the schema as it was.
 - A store never downgrades: a database whose schema is newer than this code is refused rather
   than written with assumptions that no longer hold.
-- Unlike the SQLite store there is a single first migration: PostgreSQL support began with the
-  whole contract (CA, ACME, renewal, leases, nonces), so there is no older layout to carry.
+- Unlike the SQLite store the first migration is the whole contract (CA, ACME, renewal, leases,
+  nonces): PostgreSQL support began with it, so there is no older layout to carry.
 """
 
 from __future__ import annotations
@@ -160,6 +160,20 @@ MIGRATIONS: tuple[str, ...] = (
         expires TIMESTAMPTZ NOT NULL
     );
     CREATE INDEX nonce_expiry ON nonce(expires)
+    """,
+    # 2: when orders and challenges became processing (another node finishes what a stopped
+    # node left), finalize's CSR, and rate-limit budgets shared by the nodes (GCRA: ``tat`` is
+    # when the budget is whole again, in epoch seconds; ``granted`` is the last answer, so one
+    # UPSERT both decides and reports)
+    """
+    ALTER TABLE acme_order ADD COLUMN processing_since TIMESTAMPTZ;
+    ALTER TABLE acme_order ADD COLUMN csr BYTEA;
+    ALTER TABLE acme_challenge ADD COLUMN processing_since TIMESTAMPTZ;
+    CREATE TABLE rate_bucket (
+        key TEXT PRIMARY KEY,
+        tat DOUBLE PRECISION NOT NULL,
+        granted BOOLEAN NOT NULL
+    )
     """,
 )
 

@@ -32,7 +32,7 @@ from tlsgate.store.base import (
 )
 from tlsgate.store.files import PRIVATE, atomic_write, ensure_private_dir
 from tlsgate.store.sqlite_acme import MIGRATION as ACME_MIGRATION
-from tlsgate.store.sqlite_acme import SQLiteAcmeMixin
+from tlsgate.store.sqlite_acme import NODE_LOSS_MIGRATION, SQLiteAcmeMixin
 from tlsgate.store.sqlite_columns import dt as _dt
 from tlsgate.store.sqlite_columns import serial_key as _serial_key
 from tlsgate.store.sqlite_columns import ts as _ts
@@ -98,6 +98,9 @@ _MIGRATIONS: tuple[str, ...] = (
     # 5: leases and shared ACME nonces (what the PostgreSQL store offers clusters, so a single
     # node behaves the same)
     CLUSTER_MIGRATION,
+    # 6: when orders and challenges became processing (another node finishes what a stopped
+    # node left), finalize's CSR, and rate-limit budgets shared by processes
+    NODE_LOSS_MIGRATION,
 )
 
 

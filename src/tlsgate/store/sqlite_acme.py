@@ -32,7 +32,7 @@ from tlsgate.store.acme import (
 )
 from tlsgate.store.sqlite_columns import dt, serial_key, ts
 
-__all__ = ["MIGRATION", "SQLiteAcmeMixin"]
+__all__ = ["MIGRATION", "NODE_LOSS_MIGRATION", "SQLiteAcmeMixin"]
 
 #: Schema 3. No semicolons inside: the migration runner splits statements on them.
 MIGRATION = """
@@ -89,6 +89,18 @@ MIGRATION = """
     CREATE INDEX certificate_order ON certificate(order_id) WHERE order_id IS NOT NULL;
 """
 
+#: Schema 6: what lets a node finish what a stopped node left ``processing`` (when it started,
+#: and finalize's CSR), and request budgets shared by every process on the store.
+NODE_LOSS_MIGRATION = """
+    ALTER TABLE acme_order ADD COLUMN processing_since TEXT;
+    ALTER TABLE acme_order ADD COLUMN csr BLOB;
+    ALTER TABLE acme_challenge ADD COLUMN processing_since TEXT;
+    CREATE TABLE rate_bucket (
+        key TEXT PRIMARY KEY,
+        tat REAL NOT NULL                  -- GCRA: when the budget is whole again, epoch seconds
+    ) WITHOUT ROWID
+"""
+
 
 def _account(row: sqlite3.Row) -> AcmeAccount:
     return AcmeAccount(
@@ -118,6 +130,8 @@ def _order(row: sqlite3.Row) -> AcmeOrder:
         certificate_serial=int(serial, 16) if serial else None,
         replaces=row["replaces"],
         profile=row["profile"],
+        processing_since=_opt_dt(row["processing_since"]),
+        csr=bytes(row["csr"]) if row["csr"] is not None else None,
     )
 
 
@@ -142,7 +156,12 @@ def _challenge(row: sqlite3.Row) -> AcmeChallenge:
         status=ChallengeStatus(row["status"]),
         validated_at=dt(row["validated_at"]) if row["validated_at"] else None,
         error=row["error"],
+        processing_since=_opt_dt(row["processing_since"]),
     )
+
+
+def _opt_dt(value: str | None) -> datetime | None:
+    return dt(value) if value else None
 
 
 def _opt_ts(value: datetime | None) -> str | None:
@@ -342,6 +361,8 @@ class SQLiteAcmeMixin:
         error: str | None = None,
         certificate_serial: int | None = None,
         expected_status: OrderStatus | None = None,
+        processing_since: datetime | None = None,
+        csr: bytes | None = None,
     ) -> bool:
         changes: dict[str, Any] = {}
         if status is not None:
@@ -350,11 +371,35 @@ class SQLiteAcmeMixin:
             changes["error"] = error
         if certificate_serial is not None:
             changes["certificate_serial"] = serial_key(certificate_serial)
+        if processing_since is not None:
+            changes["processing_since"] = ts(processing_since)
+        if csr is not None:
+            changes["csr"] = csr
         try:
             return self._compare_and_set("acme_order", "order", order_id, changes, expected_status)
         except sqlite3.IntegrityError:  # the certificate_serial foreign key
             serial = serial_key(certificate_serial or 0)
             raise NotFound(f"no certificate with serial {serial}") from None
+
+    def take_over_order(self, order_id: str, *, stale_before: datetime, now: datetime) -> bool:
+        with self._write() as db:
+            taken = db.execute(
+                "UPDATE acme_order SET processing_since = ? WHERE id = ? AND status = ?"
+                " AND (processing_since IS NULL OR processing_since < ?)",
+                (ts(now), order_id, OrderStatus.PROCESSING.value, ts(stale_before)),
+            ).rowcount
+            if taken:
+                return True
+            if db.execute("SELECT 1 FROM acme_order WHERE id = ?", (order_id,)).fetchone() is None:
+                raise NotFound(f"no ACME order {order_id!r}")
+            return False
+
+    def order_certificate(self, order_id: str) -> int | None:
+        rows = self._query(
+            "SELECT serial FROM certificate WHERE order_id = ? ORDER BY issued_at, rowid LIMIT 1",
+            (order_id,),
+        )
+        return int(rows[0][0], 16) if rows else None
 
     # -- authorizations ------------------------------------------------------------------------
     def get_authorization(self, authorization_id: str) -> AcmeAuthorization:
@@ -418,10 +463,13 @@ class SQLiteAcmeMixin:
         error: str | None = None,
         expected_status: ChallengeStatus | None = None,
         authorization_status: AuthzStatus | None = None,
+        processing_since: datetime | None = None,
     ) -> bool:
         changes: dict[str, Any] = {"status": status.value}
         if validated_at is not None:
             changes["validated_at"] = ts(validated_at)
+        if processing_since is not None:
+            changes["processing_since"] = ts(processing_since)
         if error is not None:
             changes["error"] = error
         parent = None

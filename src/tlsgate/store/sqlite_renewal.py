@@ -30,7 +30,13 @@ from tlsgate.store.base import (
 from tlsgate.store.files import PRIVATE, atomic_write
 from tlsgate.store.sqlite_columns import dt, ts
 
-__all__ = ["CHALLENGE_KINDS", "CLUSTER_MIGRATION", "MIGRATION", "SQLiteRenewalMixin"]
+__all__ = [
+    "CHALLENGE_KINDS",
+    "CLUSTER_MIGRATION",
+    "MIGRATION",
+    "SQLiteRenewalMixin",
+    "gcra_wait",
+]
 
 #: What workers answer themselves; dns-01 is published in DNS, not here.
 CHALLENGE_KINDS = frozenset({"http-01", "tls-alpn-01"})
@@ -73,6 +79,19 @@ CLUSTER_MIGRATION = """
     ) WITHOUT ROWID;
     CREATE INDEX nonce_expiry ON nonce(expires)
 """
+
+
+def gcra_wait(tat: float, now: float, *, rate: float, burst: int) -> float:
+    """The generic cell rate algorithm's answer for one request: 0.0 to allow, else the wait.
+
+    A bucket is one number, ``tat``: when it would be full again. A request fits while ``tat``
+    is at most ``burst - 1`` intervals ahead of ``now``; allowing it moves ``tat`` one interval
+    on. One number per key means one row and one atomic update in a shared store, and the same
+    answers as a token bucket of ``burst`` refilled at ``rate``.
+    """
+    ahead = tat - now - (burst - 1) / rate
+    return 0.0 if ahead <= 1e-9 else ahead
+
 
 #: keys/acme-account-<sha256(directory URL)[:32]>.key
 ACCOUNT_KEY_PREFIX = "acme-account-"
@@ -260,3 +279,18 @@ class SQLiteRenewalMixin:
     def purge_nonces(self, now: datetime) -> int:
         with self._write() as db:
             return db.execute("DELETE FROM nonce WHERE expires <= ?", (ts(now),)).rowcount
+
+    # -- rate limits shared by processes -----------------------------------------------------
+    def take_rate_token(self, key: str, now: float, *, rate: float, burst: int) -> float:
+        # GCRA under the write lock: read the bucket's time, decide, write it back.
+        with self._write() as db:
+            row = db.execute("SELECT tat FROM rate_bucket WHERE key = ?", (key,)).fetchone()
+            tat = now if row is None else float(row[0])
+            wait = gcra_wait(tat, now, rate=rate, burst=burst)
+            if wait == 0.0:
+                db.execute(
+                    "INSERT INTO rate_bucket (key, tat) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+                    (key, max(tat, now) + 1.0 / rate),
+                )
+            return wait
