@@ -126,7 +126,9 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
         try:
             return psycopg.connect(
                 self._url,
-                autocommit=False,
+                # Reads run as single statements (one round trip); everything else opens its
+                # transaction explicitly (``_run``), so autocommit never half-applies a change.
+                autocommit=True,
                 row_factory=dict_row,
                 connect_timeout=_CONNECT_TIMEOUT,
                 application_name="tlsgate",
@@ -153,9 +155,14 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
             _INHERITED.append(self._conn)
         self._conn = None
 
-    def _run(self, work: Callable[[Cursor], T]) -> T:
+    def _run(self, work: Callable[[Cursor], T], *, read: bool = False) -> T:
         """Run ``work`` in one transaction on a live connection and commit; see the module doc
-        for when a lost connection is retried."""
+        for when a lost connection is retried.
+
+        ``read``: ``work`` is one SELECT, run without BEGIN/COMMIT around it: one round trip
+        instead of three, which is most of what a store call costs on the ACME server's event
+        loop (a statement is its own transaction, so it sees one consistent snapshot anyway).
+        """
         with self._lock:
             for attempt in (1, 2):
                 fresh = self._conn is None or self._conn.closed or self._conn.broken
@@ -166,6 +173,10 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
                 conn = self._conn
                 assert conn is not None
                 try:
+                    if read:
+                        with conn.cursor() as cursor:
+                            return work(cursor)
+                    conn.execute(b"BEGIN")
                     with conn.cursor() as cursor:
                         result = work(cursor)
                 except psycopg.OperationalError as exc:
@@ -211,7 +222,7 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
             cur.execute(sql.encode(), params)
             return cur.fetchall()
 
-        return self._run(read)
+        return self._run(read, read=True)
 
     # -- certificate authority --------------------------------------------------------------
     @staticmethod
