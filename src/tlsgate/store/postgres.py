@@ -4,6 +4,8 @@ Why this shape:
 - One connection per store object, used by one operation at a time (a lock), each operation one
   transaction that commits or rolls back before the method returns: no connection sits idle in
   a transaction holding a snapshot, and every method keeps the Store contract's "all or nothing".
+  A read that is a single SELECT runs as an autocommit statement (its own transaction, one round
+  trip instead of BEGIN/SELECT/COMMIT); everything that writes opens its transaction explicitly.
 - Where the SQLite store relied on its single writer, this one says what it means: ``SELECT ...
   FOR UPDATE`` before a compare-and-set, ``INSERT ... ON CONFLICT`` for first-caller-wins values
   (the ticket secret, ACME account keys), ``UPDATE ... RETURNING`` for counters (CRL numbers) and
