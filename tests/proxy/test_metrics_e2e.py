@@ -49,8 +49,9 @@ def test_metrics(serve_factory: Any, workers: int) -> None:
     }
     assert requests == {"2xx": 10.0, "5xx": 1.0}
     expiry = [s for s in families["tlsgate_cert_not_after_timestamp_seconds"]]
-    assert len(expiry) == 1 and expiry[0].labels["target"] == "localhost"
-    assert expiry[0].value > time.time() + 80 * 86400
+    # The leaf and its intermediate, as presented.
+    assert len(expiry) == 2 and {s.labels["target"] for s in expiry} == {"localhost"}
+    assert min(s.value for s in expiry) > time.time() + 80 * 86400
     hist = [s for s in families["tlsgate_request_duration_seconds"] if s.name.endswith("_count")]
     assert sum(s.value for s in hist) == 11
 
@@ -83,11 +84,14 @@ def test_certificate_metrics_match_the_served_certificate(serve_factory: Any, wo
         "issuer": leaf.issuer.rfc4514_string(),
     }
     assert "localhost" in labels["subject"] and "tlsgate" in labels["issuer"].lower()
+    # Every presented certificate is reported: the leaf first, then its intermediate.
     not_after = families["tlsgate_cert_not_after_timestamp_seconds"]
-    assert [s.labels for s in not_after] == [labels]
+    assert len(not_after) == 2 and not_after[0].labels == labels
+    intermediate = not_after[1].labels
+    assert intermediate["target"] == "localhost" and intermediate["subject"] == labels["issuer"]
     assert not_after[0].value == leaf.not_valid_after_utc.timestamp()
     expires_in = families["tlsgate_cert_expires_in_seconds"]
-    assert [s.labels for s in expires_in] == [labels]
+    assert [s.labels for s in expires_in] == [s.labels for s in not_after]
     # Computed at scrape time: not_after minus the moment of the scrape.
     assert not_after[0].value - after <= expires_in[0].value <= not_after[0].value - before
     failures = families["tlsgate_cert_renewal_failures"]

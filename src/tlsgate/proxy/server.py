@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
 from tlsgate.errors import ConfigError, StorageError, TlsgateError
+from tlsgate.pki.pem import load_certificates
 from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
@@ -232,8 +233,12 @@ class EdgeServer:
 
     def _publish_certificates(self) -> None:
         if self.metrics is not None:
+            # Every certificate presented, intermediates included: an intermediate that expires
+            # before the leaf breaks the site as surely (tlsgate monitor reports them the same).
             self.metrics.certificates(
-                ServedCertificate.of(c.name, c.leaf) for c in self.manager.current.values()
+                ServedCertificate.of(c.name, cert)
+                for c in self.manager.current.values()
+                for cert in [c.leaf, *load_certificates(c.fullchain_pem)[1:]]
             )
 
     def _renewal_statuses(self) -> list[RenewalStatus]:
