@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +104,39 @@ def test_certificate_metrics_match_the_served_certificate(serve_factory: Any, wo
     (next_renewal,) = families["tlsgate_cert_next_renewal_timestamp_seconds"]
     assert next_renewal.labels == {"target": "localhost"}
     assert before < next_renewal.value < not_after[0].value
+
+
+def test_serve_and_monitor_label_a_certificate_alike(serve_factory: Any, tmp_path: Path) -> None:
+    """One alert rule for both: the series serve exports for its certificates are exactly the
+    ones `tlsgate monitor` exports for serve as a target (when the target is named after the
+    site), so an expiry shows once whichever way it is watched."""
+    admin = free_port()
+    serve: Serve = serve_factory("--admin-listen", f"127.0.0.1:{admin}")
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[monitor]\nca = "{serve.root}"\n[[target]]\nendpoint = "127.0.0.1:{serve.port}"\n'
+        'servername = "localhost"\nname = "localhost"\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "tlsgate", "monitor", "-c", str(config), "--once", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    (report,) = json.loads(run.stdout)
+    from_monitor = {
+        (c["subject"], c["serial"], c["issuer"], c["not_after"]) for c in report["chain"]
+    }
+    served = scrape(admin)["tlsgate_cert_not_after_timestamp_seconds"]
+    from_serve = {
+        (
+            s.labels["subject"],
+            s.labels["serial"],
+            s.labels["issuer"],
+            datetime.fromtimestamp(s.value, UTC).isoformat(),
+        )
+        for s in served
+        if s.labels["target"] == "localhost"
+    }
+    assert from_serve == from_monitor and len(from_serve) == 2
