@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tlsgate.cli import main
-from tlsgate.client.tunnel import _end_to_end, parse_server_name, parse_target
+from tlsgate.client.tunnel import _end_to_end
+from tlsgate.client.tunnel_config import parse_server_name, parse_target
 from tlsgate.errors import ConfigError
 
 

@@ -21,7 +21,7 @@ from tlsgate.config import parse_duration, parse_listen
 from tlsgate.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tlsgate.client.tunnel import TunnelConfig
+    from tlsgate.client.tunnel_config import TunnelConfig
 
 __all__ = ["register"]
 
@@ -35,7 +35,7 @@ def _logging(quiet: bool) -> None:
 
 
 def _config(args: argparse.Namespace) -> TunnelConfig:
-    from tlsgate.client.tunnel import TunnelConfig, parse_server_name, parse_target
+    from tlsgate.client.tunnel_config import TunnelConfig, parse_server_name, parse_target
 
     listen = parse_listen(args.listen, "--listen")
     target = parse_target(args.to)

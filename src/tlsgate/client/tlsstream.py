@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 
 from tlsgate.errors import TlsgateError
 from tlsgate.proxy.http import LocalProtocolError
 
-__all__ = ["READ_SIZE", "TlsStream", "TunnelError", "describe_failure"]
+__all__ = ["READ_SIZE", "TlsStream", "TunnelError", "describe_failure", "pipe"]
+
+#: The tunnel's log: a pipe's end is part of the tunnel's story.
+log = logging.getLogger("tlsgate.tunnel")
 
 READ_SIZE = 65536
 
@@ -216,3 +220,47 @@ class TlsStream:
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(2):
                 await self._writer.wait_closed()
+
+
+async def pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    tls: TlsStream,
+    first_up: bytes = b"",
+    first_down: bytes = b"",
+) -> None:
+    """Bytes both ways until both sides have ended; each end is passed on as a half-close."""
+
+    async def up() -> None:
+        if first_up:
+            await tls.send(first_up)
+        while data := await reader.read(READ_SIZE):
+            await tls.send(data)
+        await tls.shutdown_write()
+
+    async def down() -> None:
+        if first_down:
+            writer.write(first_down)
+            await writer.drain()
+        while data := await tls.recv():
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+
+    tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                log.info(
+                    "tunnel: pipe to %s ended: %s", tls.where, describe_failure(exc, tls.where)
+                )
+                tls.abort()
+                writer.transport.abort()
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -31,12 +31,11 @@ import signal
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from tlsgate.client.context import ReloadingIdentity
-from tlsgate.client.tlsstream import READ_SIZE, TlsStream, TunnelError, describe_failure
-from tlsgate.errors import ConfigError, InvalidIdentity, TlsgateError
-from tlsgate.pki.names import parse_host
+from tlsgate.client.tlsstream import READ_SIZE, TlsStream, TunnelError, describe_failure, pipe
+from tlsgate.client.tunnel_config import TunnelConfig
+from tlsgate.errors import ConfigError, TlsgateError
 from tlsgate.proxy.http import (
     BodyKind,
     Data,
@@ -56,16 +55,7 @@ from tlsgate.proxy.http import (
     serialize_response_head,
 )
 
-__all__ = [
-    "Target",
-    "TlsStream",
-    "Tunnel",
-    "TunnelConfig",
-    "TunnelError",
-    "parse_server_name",
-    "parse_target",
-    "run_tunnel",
-]
+__all__ = ["TlsStream", "Tunnel", "TunnelError", "run_tunnel"]
 
 log = logging.getLogger("tlsgate.tunnel")
 
@@ -87,70 +77,6 @@ _HOP_BY_HOP = frozenset(
         b"host",
     ]
 )
-
-
-# -- what the tunnel connects to ----------------------------------------------------------------
-@dataclass(frozen=True)
-class Target:
-    """``--to https://HOST[:PORT]``: where requests are meant for."""
-
-    host: str  # lower-case name or address literal (IPv6 without brackets)
-    port: int
-    authority: str  # the Host header: host[:port] as a client would write it
-
-    def __str__(self) -> str:
-        return self.authority if self.port != 443 else f"{self.authority}:443"
-
-
-def _host(text: str, what: str) -> str:
-    try:
-        return parse_host(text)
-    except InvalidIdentity as exc:
-        raise ConfigError(f"{what}: {exc}") from None
-
-
-def parse_server_name(text: str) -> str:
-    """``--server-name``: a DNS name or an address literal, what the certificate must name."""
-    return _host(text[1:-1] if text.startswith("[") and text.endswith("]") else text, text)
-
-
-def parse_target(url: str) -> Target:
-    """An ``https://`` URL with a host and optional port, nothing else (the tunnel forwards
-    whatever path the local client asks for)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or 443
-    except ValueError as exc:
-        raise ConfigError(f"--to {url}: {exc}") from None
-    if parts.scheme != "https":
-        raise ConfigError(f"--to {url}: give https://HOST[:PORT] (the tunnel speaks TLS to it)")
-    if not parts.hostname or parts.username is not None or parts.password is not None:
-        raise ConfigError(f"--to {url}: give https://HOST[:PORT]")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"--to {url}: no path or query; local clients choose the path")
-    host = _host(parts.hostname, "--to")
-    shown = f"[{host}]" if ":" in host else host
-    authority = shown if port == 443 else f"{shown}:{port}"
-    return Target(host, port, authority)
-
-
-@dataclass(frozen=True)
-class TunnelConfig:
-    listen_host: str
-    listen_port: int
-    target: Target
-    #: where to dial (``--connect``); the target's host is still the name verified and sent
-    connect_host: str
-    connect_port: int
-    #: SNI and the name checked on the server's certificate (``--server-name``; else the host)
-    server_name: str
-    tcp: bool = False
-    connect_timeout: float = 10.0
-    handshake_timeout: float = 10.0
-    #: a local keep-alive connection waits this long for its next request
-    idle_timeout: float = 120.0
-    #: SIGTERM: connections in the middle of something get this long to finish
-    drain_timeout: float = 5.0
 
 
 # -- parsed events on demand --------------------------------------------------------------------
@@ -334,7 +260,7 @@ class Tunnel:
             writer.transport.abort()
             return
         try:
-            await _pipe(reader, writer, tls)
+            await pipe(reader, writer, tls)
         finally:
             await tls.close()
 
@@ -498,7 +424,7 @@ class Tunnel:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
         if result is _UPGRADE:
-            await _pipe(reader, writer, upstream.tls, client.upgraded(), upstream.events.upgraded())
+            await pipe(reader, writer, upstream.tls, client.upgraded(), upstream.events.upgraded())
             return False
         body_done = upload is None or (
             upload.done() and not upload.cancelled() and upload.exception() is None
@@ -601,50 +527,6 @@ async def _upload(request: Request, client: _Events, tls: TlsStream) -> None:
             return
         else:  # pragma: no cover - a head or Upgraded cannot come before the EndOfMessage
             raise LocalProtocolError(f"unexpected {event!r} in a request body")
-
-
-async def _pipe(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    tls: TlsStream,
-    first_up: bytes = b"",
-    first_down: bytes = b"",
-) -> None:
-    """Bytes both ways until both sides have ended; each end is passed on as a half-close."""
-
-    async def up() -> None:
-        if first_up:
-            await tls.send(first_up)
-        while data := await reader.read(READ_SIZE):
-            await tls.send(data)
-        await tls.shutdown_write()
-
-    async def down() -> None:
-        if first_down:
-            writer.write(first_down)
-            await writer.drain()
-        while data := await tls.recv():
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-
-    tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            exc = task.exception()
-            if exc is not None:
-                log.info(
-                    "tunnel: pipe to %s ended: %s", tls.where, describe_failure(exc, tls.where)
-                )
-                tls.abort()
-                writer.transport.abort()
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _peer(peer: object) -> str:
