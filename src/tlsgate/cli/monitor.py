@@ -29,14 +29,13 @@ from rich.text import Text
 
 from tlsgate.cli.output import console, print_json
 from tlsgate.errors import ConfigError
+from tlsgate.inspect.explain import STYLE
 from tlsgate.inspect.report import Report, Severity
 
 if TYPE_CHECKING:  # aiohttp, httpx and prometheus load when the monitor runs, not per command
     from tlsgate.monitor import MonitorConfig
 
 __all__ = ["register"]
-
-_STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "red"}
 
 
 def _issuer(report: Report) -> str:
@@ -66,7 +65,7 @@ def _table(reports: Sequence[Report], now: datetime) -> Table:
     far = datetime.max.replace(tzinfo=UTC)
     ordered = sorted(reports, key=lambda r: (-int(r.severity), r.chain_not_after or far, r.target))
     for report in ordered:
-        style = _STYLE[report.severity]
+        style = STYLE[report.severity]
         expires = report.chain_not_after
         if expires is None:
             when, left = Text("-", style="dim"), Text("-", style="dim")

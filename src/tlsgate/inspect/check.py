@@ -31,6 +31,7 @@ from tlsgate.inspect.probe import (
 from tlsgate.inspect.report import Code, Finding, Negotiated, Report, Severity
 from tlsgate.inspect.revocation import RevocationStatus, check_stapled, lookup
 from tlsgate.inspect.target import Endpoint
+from tlsgate.inspect.trust import parse_certificates
 
 __all__ = ["check_certificates", "check_endpoint", "check_file"]
 
@@ -161,23 +162,11 @@ def _finish(report: Report, findings: list[Finding], started: float) -> Report:
     return report.replace(findings=tuple(ordered), duration=time.monotonic() - started)
 
 
-def _read_certificates(path: Path) -> list[x509.Certificate]:
-    """PEM (any number of certificates, other blocks ignored) or a single DER certificate."""
-    data = path.read_bytes()
-    if b"-----BEGIN" in data:
-        if b"-----BEGIN CERTIFICATE-----" not in data:
-            raise ValueError("it has PEM blocks but no CERTIFICATE block (a key or CSR only?)")
-        return x509.load_pem_x509_certificates(data)
-    if not data:
-        raise ValueError("the file is empty")
-    return [x509.load_der_x509_certificate(data)]
-
-
 def check_file(path: Path, options: CheckOptions, *, name: str | None = None) -> Report:
     """Judge the certificate(s) in a PEM/DER file; a garbage file is a finding, not an error."""
     started = time.monotonic()
     try:
-        chain = _read_certificates(path)
+        chain = parse_certificates(path.read_bytes())
     except OSError as exc:
         problem = f"cannot read {path}: {exc.strerror or exc}"
     except ValueError as exc:

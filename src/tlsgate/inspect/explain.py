@@ -16,7 +16,7 @@ from rich.text import Text
 from tlsgate.inspect.report import Code, Report, Severity
 from tlsgate.pki.info import CertInfo, format_remaining
 
-__all__ = ["BROWSER_ERRORS", "explain"]
+__all__ = ["BROWSER_ERRORS", "STYLE", "explain"]
 
 #: What Chrome / Firefox show for each refusal.
 BROWSER_ERRORS: dict[Code, str] = {
@@ -41,8 +41,8 @@ BROWSER_ERRORS: dict[Code, str] = {
 #: Findings that mean "no chain to a trusted root" (the others fail a chain that has one).
 _TRUST_CODES = {Code.SELF_SIGNED, Code.UNKNOWN_ISSUER, Code.INCOMPLETE_CHAIN, Code.INVALID_FILE}
 
-_STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "red"}
-_WORD = {Severity.OK: "OK", Severity.WARNING: "WARNING", Severity.CRITICAL: "CRITICAL"}
+#: The colour of each verdict, wherever one is printed (``check``, ``monitor --once``).
+STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "red"}
 
 
 def _cert_lines(index: int, cert: x509.Certificate, now: datetime) -> list[str]:
@@ -141,7 +141,7 @@ def explain(report: Report, console: Console) -> None:
     for line in _steps(report):
         console.print(Text(line))
     severity = report.severity
-    verdict = Text(f"Verdict: {_WORD[severity]}", style=f"bold {_STYLE[severity]}")
+    verdict = Text(f"Verdict: {severity.name}", style=f"bold {STYLE[severity]}")
     if severity is Severity.OK:
         leaf = report.leaf_not_after
         tail = ""
@@ -159,7 +159,7 @@ def explain(report: Report, console: Console) -> None:
     for finding in report.findings:
         if finding.severity is Severity.OK:
             continue
-        mark = Text(f"  - [{finding.code.value}] ", style=_STYLE[finding.severity])
+        mark = Text(f"  - [{finding.code.value}] ", style=STYLE[finding.severity])
         mark.append(finding.message)
         browser = BROWSER_ERRORS.get(finding.code)
         if browser and finding.severity is Severity.CRITICAL:

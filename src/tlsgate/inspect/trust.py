@@ -18,7 +18,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from tlsgate.errors import InvalidPEM, TlsgateError
 
-__all__ = ["Trust", "load_trust", "system_trust"]
+__all__ = ["Trust", "load_trust", "parse_certificates", "system_trust"]
 
 
 @dataclass(frozen=True)
@@ -28,25 +28,31 @@ class Trust:
     cafile: Path | None  # the same roots as a file OpenSSL can load
 
 
+def parse_certificates(data: bytes) -> list[x509.Certificate]:
+    """PEM (any number of certificates, other blocks ignored) or a single DER certificate;
+    ValueError saying what the bytes are instead. One reader for ``--ca`` and ``check FILE``."""
+    if b"-----BEGIN" in data:
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise ValueError("it has PEM blocks but no CERTIFICATE block (a key or CSR only?)")
+        with warnings.catch_warnings():
+            # System bundles still carry a few old roots with non-positive serials; they are
+            # usable anchors and the warning is about a future cryptography release, not us.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return x509.load_pem_x509_certificates(data)
+    if not data:
+        raise ValueError("the file is empty")
+    return [x509.load_der_x509_certificate(data)]
+
+
 def _read_roots(path: Path) -> tuple[x509.Certificate, ...]:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise TlsgateError(f"cannot read the CA file {path}: {exc.strerror or exc}") from None
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        try:
-            return (x509.load_der_x509_certificate(data),)
-        except ValueError:
-            raise InvalidPEM(f"{path} contains no certificate (expected PEM or DER)") from None
     try:
-        with warnings.catch_warnings():
-            # System bundles still carry a few old roots with non-positive serials; they are
-            # usable anchors and the warning is about a future cryptography release, not us.
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            certs = x509.load_pem_x509_certificates(data)
+        return tuple(parse_certificates(data))
     except ValueError as exc:
-        raise InvalidPEM(f"{path}: a certificate in it cannot be read: {exc}") from None
-    return tuple(certs)
+        raise InvalidPEM(f"{path} is not a CA file (PEM or DER certificates): {exc}") from None
 
 
 def load_trust(ca: Path | None) -> Trust:
