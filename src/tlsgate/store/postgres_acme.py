@@ -27,11 +27,17 @@ from tlsgate.store.acme import (
     AcmeOrder,
     AuthzStatus,
     ChallengeStatus,
-    ChallengeType,
     OrderStatus,
 )
-from tlsgate.store.postgres_columns import Cursor, opt_utc, utc
-from tlsgate.store.sqlite_acme import _check_consistent as check_consistent
+from tlsgate.store.acme_rows import (
+    Columns,
+    account_from_row,
+    authorization_from_row,
+    challenge_from_row,
+    check_consistent,
+    order_from_row,
+)
+from tlsgate.store.postgres_columns import Cursor, utc
 from tlsgate.store.sqlite_columns import serial_key
 
 __all__ = ["PostgresAcmeMixin"]
@@ -42,62 +48,24 @@ T = TypeVar("T")
 _TABLES = frozenset({"acme_account", "acme_order", "acme_authorization", "acme_challenge"})
 
 
+#: PostgreSQL has timestamptz, arrays and jsonb: values arrive as Python objects already.
+_COLUMNS = Columns(time=utc, items=list)
+
+
 def _account(row: DictRow) -> AcmeAccount:
-    return AcmeAccount(
-        id=row["id"],
-        jwk=row["jwk"],
-        thumbprint=row["thumbprint"],
-        contact=tuple(row["contact"]),
-        status=AccountStatus(row["status"]),
-        created_at=utc(row["created_at"]),
-        eab_kid=row["eab_kid"],
-    )
+    return account_from_row(row, _COLUMNS)
 
 
 def _order(row: DictRow) -> AcmeOrder:
-    serial = row["certificate_serial"]
-    return AcmeOrder(
-        id=row["id"],
-        account_id=row["account_id"],
-        identifiers=tuple(AcmeIdentifier(t, v) for t, v in row["identifiers"]),
-        status=OrderStatus(row["status"]),
-        expires=utc(row["expires"]),
-        authorization_ids=tuple(row["authorization_ids"]),
-        created_at=utc(row["created_at"]),
-        not_before=opt_utc(row["not_before"]),
-        not_after=opt_utc(row["not_after"]),
-        error=row["error"],
-        certificate_serial=int(serial, 16) if serial else None,
-        replaces=row["replaces"],
-        profile=row["profile"],
-        processing_since=opt_utc(row["processing_since"]),
-        csr=bytes(row["csr"]) if row["csr"] is not None else None,
-    )
+    return order_from_row(row, _COLUMNS)
 
 
 def _authorization(row: DictRow) -> AcmeAuthorization:
-    return AcmeAuthorization(
-        id=row["id"],
-        account_id=row["account_id"],
-        identifier=AcmeIdentifier(row["identifier_type"], row["identifier_value"]),
-        status=AuthzStatus(row["status"]),
-        expires=utc(row["expires"]),
-        created_at=utc(row["created_at"]),
-        wildcard=bool(row["wildcard"]),
-    )
+    return authorization_from_row(row, _COLUMNS)
 
 
 def _challenge(row: DictRow) -> AcmeChallenge:
-    return AcmeChallenge(
-        id=row["id"],
-        authorization_id=row["authorization_id"],
-        type=ChallengeType(row["type"]),
-        token=row["token"],
-        status=ChallengeStatus(row["status"]),
-        validated_at=opt_utc(row["validated_at"]),
-        error=row["error"],
-        processing_since=opt_utc(row["processing_since"]),
-    )
+    return challenge_from_row(row, _COLUMNS)
 
 
 class PostgresAcmeMixin:

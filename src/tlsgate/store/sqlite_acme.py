@@ -27,8 +27,15 @@ from tlsgate.store.acme import (
     AcmeOrder,
     AuthzStatus,
     ChallengeStatus,
-    ChallengeType,
     OrderStatus,
+)
+from tlsgate.store.acme_rows import (
+    Columns,
+    account_from_row,
+    authorization_from_row,
+    challenge_from_row,
+    check_consistent,
+    order_from_row,
 )
 from tlsgate.store.sqlite_columns import dt, serial_key, ts
 
@@ -102,68 +109,6 @@ NODE_LOSS_MIGRATION = """
 """
 
 
-def _account(row: sqlite3.Row) -> AcmeAccount:
-    return AcmeAccount(
-        id=row["id"],
-        jwk=row["jwk"],
-        thumbprint=row["thumbprint"],
-        contact=tuple(json.loads(row["contact"])),
-        status=AccountStatus(row["status"]),
-        created_at=dt(row["created_at"]),
-        eab_kid=row["eab_kid"],
-    )
-
-
-def _order(row: sqlite3.Row) -> AcmeOrder:
-    serial = row["certificate_serial"]
-    return AcmeOrder(
-        id=row["id"],
-        account_id=row["account_id"],
-        identifiers=tuple(AcmeIdentifier(t, v) for t, v in json.loads(row["identifiers"])),
-        status=OrderStatus(row["status"]),
-        expires=dt(row["expires"]),
-        authorization_ids=tuple(json.loads(row["authorization_ids"])),
-        created_at=dt(row["created_at"]),
-        not_before=dt(row["not_before"]) if row["not_before"] else None,
-        not_after=dt(row["not_after"]) if row["not_after"] else None,
-        error=row["error"],
-        certificate_serial=int(serial, 16) if serial else None,
-        replaces=row["replaces"],
-        profile=row["profile"],
-        processing_since=_opt_dt(row["processing_since"]),
-        csr=bytes(row["csr"]) if row["csr"] is not None else None,
-    )
-
-
-def _authorization(row: sqlite3.Row) -> AcmeAuthorization:
-    return AcmeAuthorization(
-        id=row["id"],
-        account_id=row["account_id"],
-        identifier=AcmeIdentifier(row["identifier_type"], row["identifier_value"]),
-        status=AuthzStatus(row["status"]),
-        expires=dt(row["expires"]),
-        created_at=dt(row["created_at"]),
-        wildcard=bool(row["wildcard"]),
-    )
-
-
-def _challenge(row: sqlite3.Row) -> AcmeChallenge:
-    return AcmeChallenge(
-        id=row["id"],
-        authorization_id=row["authorization_id"],
-        type=ChallengeType(row["type"]),
-        token=row["token"],
-        status=ChallengeStatus(row["status"]),
-        validated_at=dt(row["validated_at"]) if row["validated_at"] else None,
-        error=row["error"],
-        processing_since=_opt_dt(row["processing_since"]),
-    )
-
-
-def _opt_dt(value: str | None) -> datetime | None:
-    return dt(value) if value else None
-
-
 def _opt_ts(value: datetime | None) -> str | None:
     return ts(value) if value is not None else None
 
@@ -172,25 +117,24 @@ def _opt_serial(value: int | None) -> str | None:
     return serial_key(value) if value is not None else None
 
 
-def _check_consistent(
-    order: AcmeOrder,
-    authorizations: Sequence[AcmeAuthorization],
-    challenges: Sequence[AcmeChallenge],
-) -> None:
-    """Refuse records that do not belong together before anything is written."""
-    new_ids = [a.id for a in authorizations]
-    if len(set(order.authorization_ids)) != len(order.authorization_ids):
-        raise StorageError(f"order {order.id} lists an authorization twice")
-    for authz in authorizations:
-        if authz.account_id != order.account_id:
-            raise StorageError(f"authorization {authz.id} belongs to another account")
-        if authz.id not in order.authorization_ids:
-            raise StorageError(f"authorization {authz.id} is not one of order {order.id}'s")
-    for challenge in challenges:
-        if challenge.authorization_id not in new_ids:
-            raise StorageError(
-                f"challenge {challenge.id} is not for a new authorization of order {order.id}"
-            )
+#: SQLite keeps timestamps as ISO text and lists as JSON text.
+_COLUMNS = Columns(time=dt, items=json.loads)
+
+
+def _account(row: sqlite3.Row) -> AcmeAccount:
+    return account_from_row(row, _COLUMNS)
+
+
+def _order(row: sqlite3.Row) -> AcmeOrder:
+    return order_from_row(row, _COLUMNS)
+
+
+def _authorization(row: sqlite3.Row) -> AcmeAuthorization:
+    return authorization_from_row(row, _COLUMNS)
+
+
+def _challenge(row: sqlite3.Row) -> AcmeChallenge:
+    return challenge_from_row(row, _COLUMNS)
 
 
 class SQLiteAcmeMixin:
@@ -269,7 +213,7 @@ class SQLiteAcmeMixin:
         authorizations: Sequence[AcmeAuthorization],
         challenges: Sequence[AcmeChallenge],
     ) -> None:
-        _check_consistent(order, authorizations, challenges)
+        check_consistent(order, authorizations, challenges)
         new_ids = {a.id for a in authorizations}
         try:
             with self._write() as db:
