@@ -83,16 +83,20 @@ def load(path: Path) -> Config:
     means the same thing whatever the working directory is later.
     """
     path = Path(path)
+    return _parse(read_text(path), source=str(path), base=path.absolute().parent)
+
+
+def read_text(path: Path) -> str:
+    """A config file's text (tlsgate.toml, monitor.toml), or ConfigError saying why not."""
     try:
         # utf-8-sig: a BOM from a Windows editor is not worth a syntax error at line 1.
-        text = path.read_bytes().decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    return _parse(text, source=str(path), base=path.absolute().parent)
 
 
 # --- the schema -------------------------------------------------------------------------------

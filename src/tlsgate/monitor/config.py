@@ -53,6 +53,7 @@ from tlsgate.config.addresses import _listen
 from tlsgate.config.locate import _locate
 from tlsgate.config.messages import _At, _show, _syntax_error
 from tlsgate.config.model import ListenAddress
+from tlsgate.config.parse import read_text
 from tlsgate.config.values import _bool, _count, _duration_text, _path, _table
 from tlsgate.errors import ConfigError
 from tlsgate.inspect.target import Endpoint, parse_endpoint
@@ -136,15 +137,7 @@ def loads(text: str, *, source: str = "monitor.toml", base: Path | None = None) 
 def load(path: Path) -> MonitorConfig:
     """Read a config file; its directory (made absolute) anchors relative paths."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    return loads(text, source=str(path), base=path.absolute().parent)
+    return loads(read_text(path), source=str(path), base=path.absolute().parent)
 
 
 # --- the schema -------------------------------------------------------------------------------
