@@ -122,14 +122,8 @@ async def check_endpoint(endpoint: Endpoint, options: CheckOptions) -> Report:
         http = await check_http(endpoint, cafile, options.timeout, options.http_port)
         findings += http.findings
         hsts, redirect = http.hsts, http.redirect
-    report = Report(
-        target=report.target,
-        kind="endpoint",
-        checked_at=now,
-        servername=endpoint.name,
+    report = report.replace(
         address=observation.address,
-        trust=options.trust.label,
-        offered=report.offered,
         negotiated=Negotiated(
             version=observation.version,
             cipher=observation.cipher,
@@ -204,7 +198,8 @@ def check_certificates(
     now = _now(options)
     chain = tuple(chain)
     roots = options.trust.roots
-    if chain and _is_ca(chain[0]) and len(chain) == 1:
+    anchor_only = len(chain) == 1 and _is_ca(chain[0])
+    if anchor_only:
         roots = (*roots, chain[0])
     judgement = judge_chain(
         chain,
@@ -216,7 +211,7 @@ def check_certificates(
         trust_label=options.trust.label,
     )
     findings = judgement.findings
-    if chain and _is_ca(chain[0]) and len(chain) == 1:
+    if anchor_only:
         # verify_chain rejects a CA as an end entity; dates and strength still apply.
         findings = [f for f in findings if f.code not in _ANCHOR_IRRELEVANT]
     report = Report(

@@ -116,6 +116,10 @@ def describe_offer(ctx: ssl.SSLContext, servername: str | None) -> Offer:
     return Offer(versions, ciphers, BROWSER_GROUPS, servername, ALPN)
 
 
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _looks_like_tls(first: bytes) -> bool:
     """A TLS record starts with content type 21/22 and major version 3."""
     return len(first) < 2 or (first[0] in (0x15, 0x16) and first[1] == 0x03)
@@ -177,7 +181,7 @@ async def observe(
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeout
-    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    shown = _hostport(host, port)
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except TimeoutError:
@@ -197,9 +201,7 @@ async def observe(
             Code.UNREACHABLE, f"cannot connect to {shown}: {exc.strerror or exc}"
         ) from None
     peer = writer.get_extra_info("peername")
-    address = f"[{peer[0]}]:{peer[1]}" if peer and ":" in peer[0] else shown
-    if peer and ":" not in peer[0]:
-        address = f"{peer[0]}:{peer[1]}"
+    address = _hostport(peer[0], peer[1]) if peer else shown
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname=servername)
     libssl.request_ocsp(obj)
