@@ -33,7 +33,6 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from josepy.jwk import JWKEC
@@ -42,6 +41,8 @@ from tests.conftest import free_port, require_tool
 from tests.store.postgres import PostgresServer
 from tlsgate.acme.client import AcmeClient
 from tlsgate.acme.solvers import Http01Solver
+from tlsgate.pki.csr import build_csr
+from tlsgate.pki.keys import generate_key
 from tlsgate.store.postgres import PostgresStore
 
 from .ca_serve import AcmeCA
@@ -239,14 +240,7 @@ def b64(data: bytes) -> str:
 
 
 def _csr(name: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
-        .sign(key, hashes.SHA256())
-    )
-    return b64(csr.public_bytes(Encoding.DER))
+    return b64(build_csr(generate_key(), [x509.DNSName(name)]).public_bytes(Encoding.DER))
 
 
 def crl_serials(node: AcmeCA, out: Path) -> set[int]:

@@ -21,8 +21,6 @@ import pytest
 from acme import jws as acme_jws
 from aiohttp.test_utils import TestServer
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from josepy import jwa
 
@@ -32,6 +30,8 @@ from tlsgate.acme.orders import check_finalize_csr
 from tlsgate.acme.policy import StoreRateLimiter
 from tlsgate.acme.server import AcmeServer
 from tlsgate.ca import CertificateAuthority
+from tlsgate.pki.csr import build_csr
+from tlsgate.pki.keys import generate_key
 from tlsgate.pki.names import parse_identities
 from tlsgate.store.acme import AcmeAccount, ChallengeStatus, OrderStatus
 from tlsgate.store.sqlite import SQLiteStore
@@ -126,13 +126,7 @@ LONG_AGO = timedelta(minutes=10)
 
 
 def _csr(names: list[str]) -> bytes:
-    private = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(private, hashes.SHA256())
-    )
+    csr = build_csr(generate_key(), [x509.DNSName(n) for n in names])
     return csr.public_bytes(Encoding.DER)
 
 
