@@ -27,6 +27,7 @@ from tlsgate.pki.chain import (
 )
 from tlsgate.pki.info import format_remaining
 from tlsgate.pki.keys import MIN_RSA_BITS
+from tlsgate.pki.malformed import MISSING_OR_MALFORMED, PARSE_ERRORS
 from tlsgate.pki.serial import format_serial
 
 __all__ = ["Judgement", "judge_chain", "protocol_findings"]
@@ -43,8 +44,12 @@ _REASON_CODES = {
     Reason.WRONG_USAGE: Code.WRONG_USAGE,
     Reason.WEAK_KEY: Code.WEAK_KEY,
     Reason.UNSUPPORTED_ALGORITHM: Code.WEAK_SIGNATURE,
+    Reason.MALFORMED: Code.MALFORMED,
     Reason.INVALID: Code.INVALID,
 }
+
+#: Refusals none of the checks below can see for themselves: always reported.
+_ALWAYS_REPORTED = {Reason.MALFORMED}
 
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
@@ -120,7 +125,11 @@ def _dates(
 def _strength(certs: Sequence[x509.Certificate], anchors: int) -> list[Finding]:
     findings: list[Finding] = []
     for index, cert in enumerate(certs):
-        key = cert.public_key()
+        try:
+            key = cert.public_key()
+            algorithm = cert.signature_hash_algorithm
+        except PARSE_ERRORS:  # unreadable or unknown: the verdict's `malformed` says so
+            continue
         weak = None
         if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
             weak = f"a {key.key_size}-bit RSA key; browsers require at least {MIN_RSA_BITS} bits"
@@ -139,7 +148,6 @@ def _strength(certs: Sequence[x509.Certificate], anchors: int) -> list[Finding]:
             )
         # A root's own signature is never checked; every other one must be SHA-2 or better.
         if index < len(certs) - anchors or not _self_issued(cert):
-            algorithm = cert.signature_hash_algorithm
             if isinstance(algorithm, _WEAK_HASHES):
                 findings.append(
                     Finding(
@@ -153,6 +161,13 @@ def _strength(certs: Sequence[x509.Certificate], anchors: int) -> list[Finding]:
     return findings
 
 
+def _same_subject_and_key(a: x509.Certificate, b: x509.Certificate) -> bool:
+    try:
+        return a.subject == b.subject and bool(a.public_key() == b.public_key())
+    except PARSE_ERRORS:
+        return False
+
+
 def _trust(
     chain: Sequence[x509.Certificate],
     roots: Sequence[x509.Certificate],
@@ -162,7 +177,7 @@ def _trust(
     leaf = chain[0]
     path, _ = build_path(leaf, [*chain[1:], *roots])
     top = path[-1]
-    anchored = any(r.subject == top.subject and r.public_key() == top.public_key() for r in roots)
+    anchored = any(_same_subject_and_key(r, top) for r in roots)
     if anchored:
         return []
     if top is leaf and _self_issued(leaf):
@@ -226,7 +241,7 @@ def judge_chain(
     shown = path or chain
     warn, critical = timedelta(days=warn_days), timedelta(days=critical_days)
     findings += _dates(shown, now, warn, critical)
-    if name is not None and not hostname_matches(leaf, name):
+    if name is not None and not _matches(leaf, name):
         names = _names(leaf)
         findings.append(
             Finding(
@@ -241,7 +256,10 @@ def judge_chain(
     findings += _strength(shown, 1 if path else 0)
     if not path:
         findings += _trust(chain, roots, trust_label)
-    if failure is not None and not any(f.severity is Severity.CRITICAL for f in findings):
+    if failure is not None and (
+        failure.reason in _ALWAYS_REPORTED
+        or not any(f.severity is Severity.CRITICAL for f in findings)
+    ):
         # Validation said no for a reason none of the checks above names: say what it said.
         findings.append(
             Finding(
@@ -254,10 +272,18 @@ def judge_chain(
     return Judgement(path, findings)
 
 
+def _matches(leaf: x509.Certificate, name: str) -> bool:
+    """Unreadable names match nothing, but are not a mismatch to report: `malformed` is."""
+    try:
+        return hostname_matches(leaf, name)
+    except VerificationFailed:
+        return True
+
+
 def _names(cert: x509.Certificate) -> list[str]:
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+    except MISSING_OR_MALFORMED:
         return []
     return [str(n.value) for n in sans if isinstance(n, x509.DNSName | x509.IPAddress)]
 

@@ -60,6 +60,7 @@ class Code(StrEnum):
     WRONG_USAGE = "wrong-usage"
     LONG_LIFETIME = "long-lifetime"
     NO_SUBJECT_ALT_NAME = "no-subject-alt-name"
+    MALFORMED = "malformed"
     INVALID = "invalid"
     # the connection
     LEGACY_TLS = "legacy-tls"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsgate.pki.keys import describe_key, key_type_of
+from tlsgate.pki.malformed import MISSING_OR_MALFORMED, PARSE_ERRORS
 from tlsgate.pki.names import display_name
 from tlsgate.pki.serial import format_serial
 
@@ -37,37 +38,36 @@ class CertInfo:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> CertInfo:
-        try:
-            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            names = tuple(display_name(n) for n in sans)
-        except x509.ExtensionNotFound:
-            names = ()
-        try:
-            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-            usages = tuple(
-                label
-                for oid, label in (
-                    (ExtendedKeyUsageOID.SERVER_AUTH, "server"),
-                    (ExtendedKeyUsageOID.CLIENT_AUTH, "client"),
-                )
-                if oid in eku
+        """The summary; a part that cannot be parsed (a peer's malformed certificate, which the
+        verdict reports as ``malformed``) is shown empty or as ``unreadable``, never raised."""
+        sans = _extension(cert, x509.SubjectAlternativeName)
+        names = tuple(display_name(n) for n in sans) if sans is not None else ()
+        eku = _extension(cert, x509.ExtendedKeyUsage)
+        usages = tuple(
+            label
+            for oid, label in (
+                (ExtendedKeyUsageOID.SERVER_AUTH, "server"),
+                (ExtendedKeyUsageOID.CLIENT_AUTH, "client"),
             )
-        except x509.ExtensionNotFound:
-            usages = ()
+            if eku is not None and oid in eku
+        )
+        constraints = _extension(cert, x509.BasicConstraints)
+        is_ca = constraints is not None and constraints.ca
         try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
-        key = cert.public_key()
+            key = cert.public_key()
+            key_type = key_type_of(key)  # type: ignore[arg-type]
+            key_description = describe_key(key)  # type: ignore[arg-type]
+        except PARSE_ERRORS:
+            key_type = key_description = "unreadable"
         return cls(
             serial=cert.serial_number,
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
+            subject=_rfc4514(cert, "subject"),
+            issuer=_rfc4514(cert, "issuer"),
             names=names,
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
-            key_type=key_type_of(key),  # type: ignore[arg-type]
-            key_description=describe_key(key),  # type: ignore[arg-type]
+            key_type=key_type,
+            key_description=key_description,
             usages=usages,
             is_ca=is_ca,
             sha256=cert.fingerprint(hashes.SHA256()).hex(),
@@ -100,6 +100,25 @@ class CertInfo:
         if now is not None:
             data["expires_in_seconds"] = int(self.remaining(now).total_seconds())
         return data
+
+
+_T = TypeVar("_T", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[_T]) -> _T | None:
+    """The extension's value; None when absent or when the certificate's extensions are
+    unreadable."""
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except MISSING_OR_MALFORMED:
+        return None
+
+
+def _rfc4514(cert: x509.Certificate, which: str) -> str:
+    try:
+        return (cert.subject if which == "subject" else cert.issuer).rfc4514_string()
+    except PARSE_ERRORS:
+        return "(unreadable name)"
 
 
 def format_remaining(delta: timedelta) -> str:
