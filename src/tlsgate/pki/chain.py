@@ -26,8 +26,8 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from tlsgate.pki.diagnosis import build_path, diagnose
-from tlsgate.pki.malformed import PARSE_ERRORS
+from tlsgate.pki.diagnosis import build_path, diagnose, weak_key
+from tlsgate.pki.malformed import MISSING_OR_MALFORMED, PARSE_ERRORS
 from tlsgate.pki.revocation import REASONS
 from tlsgate.pki.serial import format_serial
 from tlsgate.pki.verdict import (
@@ -171,6 +171,11 @@ def verify_chain(
             max_depth=max_depth,
         ) from None
     chain = VerifiedChain(tuple(path))
+    # cryptography checks an RSA key's size only where it verifies a signature, so a 1024-bit
+    # leaf (whose key signs nothing in the chain) passes it: browsers refuse it (CA/B 6.1.5).
+    weak = weak_key(chain.certificates)
+    if weak is not None:
+        raise weak
     check_revocation(chain, crls, now=now)
     return chain
 
@@ -178,22 +183,85 @@ def verify_chain(
 def check_revocation(
     chain: VerifiedChain, crls: Sequence[x509.CertificateRevocationList], *, now: datetime
 ) -> None:
-    """Fail if any certificate in the path is listed in a CRL its issuer signed."""
-    certs = chain.certificates
-    for cert, issuer in itertools.pairwise(certs):
+    """Fail if any certificate in the path is listed in a CRL its issuer signed.
+
+    A CRL that names an issuer in the path but cannot be trusted (its signature does not verify
+    with that issuer's key, it has no CRL number, it is not yet valid or past its nextUpdate, the
+    issuer may not sign CRLs, or it cannot be parsed) is :attr:`Reason.BAD_CRL`, never skipped:
+    a revocation that cannot be read must not pass for "not revoked". A CRL from an issuer that is
+    not in the path is not about this chain and is left alone. A revocation in a CRL that is fine
+    is reported before a CRL that is not.
+    """
+    problem: VerificationFailed | None = None
+    for cert, issuer in itertools.pairwise(chain.certificates):
         for crl in crls:
-            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            if _crl_issuer(crl) != issuer.subject:
                 continue
-            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-            if entry is not None and entry.revocation_date_utc <= now:
-                reason = _crl_reason(entry)
+            defect = _crl_defect(crl, issuer, now)
+            if defect is not None:
+                problem = problem or VerificationFailed(
+                    Reason.BAD_CRL,
+                    f"the CRL from {who(issuer)} cannot be trusted: {defect}",
+                    issuer,
+                )
+                continue
+            try:
+                entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+                revoked_on = entry.revocation_date_utc if entry is not None else None
+                reason = _crl_reason(entry) if entry is not None else None
+            except PARSE_ERRORS as exc:
+                problem = problem or VerificationFailed(
+                    Reason.BAD_CRL,
+                    f"the CRL from {who(issuer)} cannot be trusted: an entry is malformed ({exc})",
+                    issuer,
+                )
+                continue
+            if revoked_on is not None and revoked_on <= now:
                 raise VerificationFailed(
                     Reason.REVOKED,
                     f"{who(cert)} (serial {format_serial(cert.serial_number)}) was revoked on "
-                    f"{entry.revocation_date_utc:%Y-%m-%d %H:%M} UTC"
-                    + (f" ({reason})" if reason else ""),
+                    f"{revoked_on:%Y-%m-%d %H:%M} UTC" + (f" ({reason})" if reason else ""),
                     cert,
                 )
+    if problem is not None:
+        raise problem
+
+
+def _crl_issuer(crl: x509.CertificateRevocationList) -> x509.Name | None:
+    try:
+        return crl.issuer
+    except PARSE_ERRORS:
+        return None
+
+
+def _crl_defect(
+    crl: x509.CertificateRevocationList, issuer: x509.Certificate, now: datetime
+) -> str | None:
+    """Why a CRL naming ``issuer`` cannot be relied on, or None when it can."""
+    try:
+        if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            return f"its signature does not verify with the key of {who(issuer)}"
+        crl.extensions.get_extension_for_class(x509.CRLNumber)
+    except x509.ExtensionNotFound:
+        return "it has no CRL number (RFC 5280 requires one)"
+    except PARSE_ERRORS as exc:
+        return f"it cannot be parsed ({exc})"
+    if crl.last_update_utc > now:
+        return f"it is not valid until {crl.last_update_utc:%Y-%m-%d %H:%M} UTC"
+    if crl.next_update_utc is None:
+        return "it has no nextUpdate, so nothing says when it stops being current"
+    if crl.next_update_utc < now:
+        return (
+            f"it is out of date: its nextUpdate was {crl.next_update_utc:%Y-%m-%d %H:%M} UTC "
+            "(a newer CRL is needed)"
+        )
+    try:
+        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+    except MISSING_OR_MALFORMED:
+        return None  # no keyUsage: every usage is allowed (RFC 5280 4.2.1.3)
+    if not usage.crl_sign:
+        return f"{who(issuer)} may not sign CRLs (its keyUsage lacks cRLSign)"
+    return None
 
 
 def _crl_reason(entry: x509.RevokedCertificate) -> str | None:

@@ -38,7 +38,7 @@ from tlsgate.pki.verdict import (
     who,
 )
 
-__all__ = ["build_path", "diagnose"]
+__all__ = ["build_path", "diagnose", "weak_key"]
 
 #: The most signature checks :func:`build_path` makes for one chain (cryptography's own budget):
 #: a server can present hundreds of certificates with the same subject.
@@ -206,7 +206,7 @@ def _diagnose(
             f"the certificate is not valid for {hostname}; it is for {shown}",
             leaf,
         )
-    if (weak := _weak_key(path)) is not None:
+    if (weak := weak_key(path)) is not None:
         return weak
     if "forbidden" in lowered and "algorithm" in lowered:
         return VerificationFailed(
@@ -261,9 +261,13 @@ def _name_constraints(
     return None
 
 
-def _weak_key(path: Sequence[x509.Certificate]) -> VerificationFailed | None:
+def weak_key(path: Sequence[x509.Certificate]) -> VerificationFailed | None:
+    """The refusal for the first RSA key under :data:`~tlsgate.pki.keys.MIN_RSA_BITS`, if any."""
     for cert in path:
-        key = cert.public_key()
+        try:
+            key = cert.public_key()
+        except PARSE_ERRORS:  # unreadable keys are `malformed`, not weak
+            continue
         if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
             return VerificationFailed(
                 Reason.WEAK_KEY,

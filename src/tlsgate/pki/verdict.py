@@ -50,6 +50,7 @@ class Reason(StrEnum):
     WEAK_KEY = "weak-key"
     UNSUPPORTED_ALGORITHM = "unsupported-algorithm"
     MALFORMED = "malformed"
+    BAD_CRL = "bad-crl"
     INVALID = "invalid"
 
 
