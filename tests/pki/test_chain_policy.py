@@ -7,12 +7,13 @@ and CRLs that cannot be trusted reported instead of skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.pki.helpers import Hierarchy, hierarchy
@@ -22,6 +23,7 @@ from tlsgate.pki.profiles import LeafProfile
 from tlsgate.pki.revocation import RevokedEntry, build_crl
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+LeafKey = PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | dsa.DSAPrivateKey
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ def leaf_cert(
     issuer_key: PrivateKey | rsa.RSAPrivateKey,
     names: list[x509.GeneralName] | None,
     *,
-    key: PrivateKey | rsa.RSAPrivateKey | None = None,
+    key: LeafKey | None = None,
     usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> x509.Certificate:
     key = key or generate_key()
@@ -196,6 +198,26 @@ def test_a_1024_bit_rsa_leaf_is_refused(
     assert exc.value.certificate == leaf
 
 
+@pytest.mark.parametrize(
+    ("make_key", "words"),
+    [
+        (lambda: rsa.generate_private_key(65537, 2052), "2052-bit RSA key; the CA/Browser Forum"),
+        (lambda: ec.generate_private_key(ec.SECP192R1()), "an EC key on secp192r1"),
+        (lambda: dsa.generate_private_key(2048), "a DSA key, which no browser accepts"),
+    ],
+    ids=["rsa-2052", "p-192", "dsa"],
+)
+def test_other_keys_browsers_refuse_in_a_leaf(
+    pki: Hierarchy, make_key: Callable[[], LeafKey], words: str
+) -> None:
+    leaf = leaf_cert(
+        pki.intermediate, pki.intermediate_key, [x509.DNSName("a.example")], key=make_key()
+    )
+    with pytest.raises(VerificationFailed) as exc:
+        verify_chain(leaf, [pki.intermediate], [pki.root], now=NOW, hostname="a.example")
+    assert exc.value.reason is Reason.WEAK_KEY and words in str(exc.value)
+
+
 def test_a_1024_bit_rsa_intermediate_is_refused(pki: Hierarchy, rsa1024: rsa.RSAPrivateKey) -> None:
     weak = ca_cert("Weak Intermediate", rsa1024, pki.root, pki.root_key)
     leaf = leaf_cert(weak, rsa1024, [x509.DNSName("a.example")])
@@ -215,11 +237,12 @@ def crl_for(
     last_update: datetime = NOW - timedelta(hours=1),
     next_update: datetime = NOW + timedelta(days=1),
     number: bool = True,
+    critical_number: bool = False,
 ) -> x509.CertificateRevocationList:
     builder = x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
     builder = builder.last_update(last_update).next_update(next_update)
     if number:
-        builder = builder.add_extension(x509.CRLNumber(7), critical=False)
+        builder = builder.add_extension(x509.CRLNumber(7), critical=critical_number)
     for serial in revoked:
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder()
@@ -245,6 +268,7 @@ def test_a_good_crl_is_used(pki: Hierarchy) -> None:
     [
         ("forged", "its signature does not verify with the key of CN=Policy Intermediate"),
         ("no-number", "it has no CRL number"),
+        ("critical-number", "its CRL number is marked critical"),
         ("not-yet-valid", "it is not valid until"),
         ("stale", "it is out of date: its nextUpdate was"),
     ],
@@ -257,6 +281,7 @@ def test_an_untrustworthy_crl_is_reported_not_skipped(
     crl = {
         "forged": lambda: crl_for(pki.intermediate, generate_key(), [leaf.serial_number]),
         "no-number": lambda: crl_for(pki.intermediate, key, number=False),
+        "critical-number": lambda: crl_for(pki.intermediate, key, critical_number=True),
         "not-yet-valid": lambda: crl_for(pki.intermediate, key, last_update=NOW + timedelta(1)),
         "stale": lambda: crl_for(
             pki.intermediate, key, last_update=NOW - timedelta(8), next_update=NOW - timedelta(1)

@@ -171,8 +171,9 @@ def verify_chain(
             max_depth=max_depth,
         ) from None
     chain = VerifiedChain(tuple(path))
-    # cryptography checks an RSA key's size only where it verifies a signature, so a 1024-bit
-    # leaf (whose key signs nothing in the chain) passes it: browsers refuse it (CA/B 6.1.5).
+    # cryptography checks a key's size and type only where it verifies a signature, so a
+    # 1024-bit RSA or a DSA leaf (whose key signs nothing in the chain) passes it: browsers
+    # refuse them (CA/B 6.1.5).
     weak = weak_key(chain.certificates)
     if weak is not None:
         raise weak
@@ -186,11 +187,11 @@ def check_revocation(
     """Fail if any certificate in the path is listed in a CRL its issuer signed.
 
     A CRL that names an issuer in the path but cannot be trusted (its signature does not verify
-    with that issuer's key, it has no CRL number, it is not yet valid or past its nextUpdate, the
-    issuer may not sign CRLs, or it cannot be parsed) is :attr:`Reason.BAD_CRL`, never skipped:
-    a revocation that cannot be read must not pass for "not revoked". A CRL from an issuer that is
-    not in the path is not about this chain and is left alone. A revocation in a CRL that is fine
-    is reported before a CRL that is not.
+    with that issuer's key, it has no CRL number or a critical one, it is not yet valid or past
+    its nextUpdate, the issuer may not sign CRLs, or it cannot be parsed) is
+    :attr:`Reason.BAD_CRL`, never skipped: a revocation that cannot be read must not pass for "not
+    revoked". A CRL from an issuer that is not in the path is not about this chain and is left
+    alone. A revocation in a CRL that is fine is reported before a CRL that is not.
     """
     problem: VerificationFailed | None = None
     for cert, issuer in itertools.pairwise(chain.certificates):
@@ -241,7 +242,8 @@ def _crl_defect(
     try:
         if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
             return f"its signature does not verify with the key of {who(issuer)}"
-        crl.extensions.get_extension_for_class(x509.CRLNumber)
+        if crl.extensions.get_extension_for_class(x509.CRLNumber).critical:
+            return "its CRL number is marked critical (RFC 5280 5.2.3 forbids it)"
     except x509.ExtensionNotFound:
         return "it has no CRL number (RFC 5280 requires one)"
     except PARSE_ERRORS as exc:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from tlsgate.errors import PKIError
 from tlsgate.pki.keys import MIN_RSA_BITS
@@ -262,17 +262,32 @@ def _name_constraints(
 
 
 def weak_key(path: Sequence[x509.Certificate]) -> VerificationFailed | None:
-    """The refusal for the first RSA key under :data:`~tlsgate.pki.keys.MIN_RSA_BITS`, if any."""
+    """The refusal for the first key in ``path`` the Web PKI does not allow (CA/B 6.1.5), if any.
+
+    RSA under :data:`~tlsgate.pki.keys.MIN_RSA_BITS` or of a size that is not a multiple of 8, EC
+    on a curve other than P-256/P-384/P-521, DSA: what ``tlsgate check`` calls ``weak-key``.
+    cryptography checks only the keys that verify a signature, so a leaf's key needs this.
+    """
     for cert in path:
         try:
             key = cert.public_key()
         except PARSE_ERRORS:  # unreadable keys are `malformed`, not weak
             continue
+        weak = None
         if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-            return VerificationFailed(
-                Reason.WEAK_KEY,
-                f"{who(cert)} has a {key.key_size}-bit RSA key; browsers require at least "
-                f"{MIN_RSA_BITS} bits",
-                cert,
+            weak = f"a {key.key_size}-bit RSA key; browsers require at least {MIN_RSA_BITS} bits"
+        elif isinstance(key, rsa.RSAPublicKey) and key.key_size % 8:
+            weak = (
+                f"a {key.key_size}-bit RSA key; the CA/Browser Forum requires a size that is a "
+                "multiple of 8"
             )
+        elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _WEB_CURVES:
+            weak = f"an EC key on {key.curve.name}; browsers accept P-256, P-384 and P-521"
+        elif isinstance(key, dsa.DSAPublicKey):
+            weak = "a DSA key, which no browser accepts"
+        if weak is not None:
+            return VerificationFailed(Reason.WEAK_KEY, f"{who(cert)} has {weak}", cert)
     return None
+
+
+_WEB_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
