@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from cryptography import x509
@@ -64,7 +64,9 @@ def _subject(hostname: str) -> x509.verification.Subject:
         return x509.DNSName(host.lower())
 
 
-def _eku_check(allowed: frozenset[x509.ObjectIdentifier], role: str) -> object:
+def _eku_check(
+    allowed: frozenset[x509.ObjectIdentifier], role: str
+) -> Callable[[Policy, x509.Certificate, x509.ExtendedKeyUsage | None], None]:
     """An extendedKeyUsage validator: absent is "any", present must name one of ``allowed``."""
 
     def check(_policy: Policy, _cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
@@ -86,14 +88,12 @@ def _nameless_server_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
     ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
         x509.ExtendedKeyUsage,
         Criticality.NON_CRITICAL,
-        _eku_check(frozenset({server}), "certificate"),  # type: ignore[arg-type]
+        _eku_check(frozenset({server}), "certificate"),
     )
     ca = ExtensionPolicy.webpki_defaults_ca().may_be_present(
         x509.ExtendedKeyUsage,
         Criticality.NON_CRITICAL,
-        _eku_check(  # type: ignore[arg-type]
-            frozenset({server, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}), "issuing CA"
-        ),
+        _eku_check(frozenset({server, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}), "issuing CA"),
     )
     return ca, ee
 
