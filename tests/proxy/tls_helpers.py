@@ -42,29 +42,51 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+class Exchange:
+    """Both ends of a TLS connection in memory, and what each end writes to the other."""
+
+    def __init__(
+        self,
+        server_ctx: ssl.SSLContext,
+        client_ctx: ssl.SSLContext,
+        session: ssl.SSLSession | None = None,
+    ) -> None:
+        self.c_in, self.c_out, self.s_in, self.s_out = (ssl.MemoryBIO() for _ in range(4))
+        self.client = client_ctx.wrap_bio(
+            self.c_in, self.c_out, server_hostname="localhost", session=session
+        )
+        self.server = server_ctx.wrap_bio(self.s_in, self.s_out, server_side=True)
+
+    def pump(self) -> None:
+        self.s_in.write(self.c_out.read())
+        self.c_in.write(self.s_out.read())
+
+    def handshake(self) -> None:
+        done = {"client": False, "server": False}
+        for _ in range(10):
+            for side, obj in (("client", self.client), ("server", self.server)):
+                if not done[side]:
+                    try:
+                        obj.do_handshake()
+                        done[side] = True
+                    except ssl.SSLWantReadError:
+                        pass
+                self.pump()
+            if all(done.values()):
+                break
+        assert all(done.values()), "handshake did not complete"
+        # One byte from the server, so a TLS 1.3 client has processed the tickets sent after
+        # the handshake.
+        self.server.write(b"!")
+        self.pump()
+        assert self.client.read(1) == b"!"
+
+
 def connect(
     server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
 ) -> ssl.SSLObject:
-    """A full TLS exchange in memory; returns the client end after it has read one byte, so a
-    TLS 1.3 client has processed the tickets sent after the handshake."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    cli = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost", session=session)
-    srv = server_ctx.wrap_bio(s_in, s_out, server_side=True)
-    done = {"client": False, "server": False}
-    for _ in range(10):
-        for side, obj in (("client", cli), ("server", srv)):
-            if not done[side]:
-                try:
-                    obj.do_handshake()
-                    done[side] = True
-                except ssl.SSLWantReadError:
-                    pass
-            s_in.write(c_out.read())
-            c_in.write(s_out.read())
-        if all(done.values()):
-            break
-    assert all(done.values()), "handshake did not complete"
-    srv.write(b"!")
-    c_in.write(s_out.read())
-    assert cli.read(1) == b"!"
-    return cli
+    """A full TLS exchange in memory; returns the client end. The server end is dropped without
+    a close_notify, as when the client closes first."""
+    exchange = Exchange(server_ctx, client_ctx, session)
+    exchange.handshake()
+    return exchange.client
