@@ -55,5 +55,14 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \
   | grep -v "is ignored: it is neither a file nor a directory" || true
+if [ -n "$extras" ]; then
+  # sslyze checks `serve` against Mozilla's TLS profile (tests/interop/test_sslyze.py). It gets a
+  # virtualenv of its own: it pins cryptography<47, which in .venv would hold back the
+  # cryptography (and acme) that tlsgate is tested with.
+  [ -x .venv/sslyze/bin/python ] || python3 -m venv .venv/sslyze
+  .venv/sslyze/bin/python -m pip install --quiet --disable-pip-version-check "sslyze>=6.3" 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+  .venv/sslyze/bin/sslyze --help >/dev/null
+fi
 .venv/bin/tlsgate --version >/dev/null
 echo "install.sh: tlsgate installed in $(pwd)/.venv (run .venv/bin/tlsgate)" >&2

@@ -8,15 +8,11 @@ import hmac
 import logging
 import os
 import ssl
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.proxy.tls_helpers import connect, self_signed
 from tlsgate import libssl
 from tlsgate.proxy.tickets import TicketKeys, derive, disable_tickets, install
 from tlsgate.proxy.tls import new_server_context
@@ -41,32 +37,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("tickets")
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return self_signed(tmp_path_factory.mktemp("tickets"))
 
 
 def server(cert_files: tuple[Path, Path], keys: TicketKeys | None) -> ssl.SSLContext:
@@ -81,34 +52,6 @@ def client(cert_files: tuple[Path, Path], version: ssl.TLSVersion) -> ssl.SSLCon
     ctx = ssl.create_default_context(cafile=str(cert_files[0]))
     ctx.maximum_version = version
     return ctx
-
-
-def connect(
-    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
-) -> ssl.SSLObject:
-    """A full TLS exchange in memory; returns the client end after it has read one byte, so a
-    TLS 1.3 client has processed the tickets sent after the handshake."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    cli = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost", session=session)
-    srv = server_ctx.wrap_bio(s_in, s_out, server_side=True)
-    done = {"client": False, "server": False}
-    for _ in range(10):
-        for side, obj in (("client", cli), ("server", srv)):
-            if not done[side]:
-                try:
-                    obj.do_handshake()
-                    done[side] = True
-                except ssl.SSLWantReadError:
-                    pass
-            s_in.write(c_out.read())
-            c_in.write(s_out.read())
-        if all(done.values()):
-            break
-    assert all(done.values()), "handshake did not complete"
-    srv.write(b"!")
-    c_in.write(s_out.read())
-    assert cli.read(1) == b"!"
-    return cli
 
 
 # -- key derivation --------------------------------------------------------------------------

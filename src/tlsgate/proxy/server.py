@@ -59,6 +59,7 @@ from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.relay import TcpRelay
 from tlsgate.proxy.routing import Router
+from tlsgate.proxy.sessions import SessionCache
 from tlsgate.proxy.sites import SiteTls, client_auth_of
 from tlsgate.proxy.stapling import SiteStapling
 from tlsgate.proxy.store_sync import StoreSync
@@ -209,7 +210,11 @@ class EdgeServer:
         _check_free((*cfg.listen, *cfg.http_listen, *admin))
         now = datetime.now(UTC)
         certs = self.manager.load_all(now)
-        self.tls = SiteTls(self.config.sites, self.store, self.stapling, self._ticket_keys())
+        # Before the fork, like the ticket keys: every worker resumes every other's TLS 1.2
+        # sessions by ID (OpenSSL's own cache is per process).
+        self.tls = SiteTls(
+            self.config.sites, self.store, self.stapling, self._ticket_keys(), SessionCache()
+        )
         auths = [a for a in map(client_auth_of, self.config.sites) if a is not None]
         if any(not auth.trust for auth in auths):  # someone trusts the internal CA
             state = self.tls.state_dir()

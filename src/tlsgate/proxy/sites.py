@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tlsgate.config import ClientAuth, SiteConfig
 from tlsgate.errors import TlsgateError
+from tlsgate.proxy import sessions
 from tlsgate.proxy.certificates import SiteCertificate
 from tlsgate.proxy.client_auth import TrustMaterial, configure, file_material, internal_material
 from tlsgate.proxy.stapling import SiteStapling
@@ -45,11 +46,15 @@ class SiteTls:
         store: Store,
         stapling: SiteStapling,
         tickets: TicketKeys | None,
+        session_cache: sessions.SessionCache | None = None,
     ) -> None:
+        """``session_cache``: where every context keeps its TLS 1.2 sessions (shared by the
+        workers); None leaves each process its own OpenSSL cache."""
         self.sites = sites
         self.store = store
         self.stapling = stapling
         self.tickets = tickets
+        self.session_cache = session_cache
         self.contexts = SiteContexts()
         self.by_name: dict[str, ssl.SSLContext] = {}
         self._trust: dict[str, bytes] = {}  # site -> fingerprint of the trust it was built with
@@ -73,6 +78,8 @@ class SiteTls:
     def _context(self, cert: SiteCertificate, material: TrustMaterial | None) -> ssl.SSLContext:
         ctx = new_server_context()
         install_all([ctx], self.tickets)
+        if self.session_cache is not None:
+            sessions.install(ctx, self.session_cache)
         load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
         auth = client_auth_of(cert.site)
         if material is not None and auth is not None:

@@ -18,13 +18,16 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from tlsgate import libssl
 from tlsgate.errors import ConfigError
 
 __all__ = [
     "MOZILLA_INTERMEDIATE_CIPHERS",
+    "MOZILLA_INTERMEDIATE_GROUPS",
     "SiteContexts",
     "load_chain_into",
     "new_server_context",
+    "set_mozilla_groups",
 ]
 
 #: Mozilla server-side TLS "intermediate" (v5.7) TLS 1.2 suites; TLS 1.3 suites are OpenSSL's
@@ -41,10 +44,42 @@ MOZILLA_INTERMEDIATE_CIPHERS = ":".join(
 )
 
 
+#: Mozilla intermediate key-exchange groups (OpenSSL names), most preferred first. OpenSSL's
+#: default list also has X448, secp521r1 and the ffdhe groups, which the profile leaves out.
+MOZILLA_INTERMEDIATE_GROUPS = ("X25519", "prime256v1", "secp384r1")
+
+#: The one group kept when OpenSSL cannot be reached through ctypes (see set_mozilla_groups).
+_FALLBACK_GROUP = "prime256v1"
+
+
+def set_mozilla_groups(ctx: ssl.SSLContext) -> None:
+    """Offer exactly Mozilla intermediate's groups on ``ctx``, for TLS 1.2 and 1.3 alike.
+
+    Python 3.11's ``ssl`` cannot set a list of groups, so this goes through
+    :func:`tlsgate.libssl.set_groups` (``SSL_CTX_set1_groups_list``). Where OpenSSL cannot be
+    reached through ctypes (another interpreter), ``ssl``'s own ``set_ecdh_curve`` keeps P-256
+    alone: still inside the profile, which is what matters. An OpenSSL that refuses the list (a
+    build without X25519, say) is a ``ConfigError``: serving other groups than the profile's
+    would be a silent downgrade.
+    """
+    if not libssl.available():
+        ctx.set_ecdh_curve(_FALLBACK_GROUP)
+        return
+    groups = ":".join(MOZILLA_INTERMEDIATE_GROUPS)
+    if not libssl.set_groups(ctx, groups):
+        raise ConfigError(
+            f"{ssl.OPENSSL_VERSION} refused the TLS key-exchange groups {groups} "
+            "(Mozilla intermediate); tlsgate needs an OpenSSL that supports all three"
+        )
+
+
 def new_server_context(alpn: Sequence[str] = ("http/1.1",)) -> ssl.SSLContext:
+    """A server context with Mozilla's "intermediate" profile: every TLS listener tlsgate opens
+    (``serve``'s sites and its tls-alpn-01 answers, ``ca serve``) is made here."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(MOZILLA_INTERMEDIATE_CIPHERS)
+    set_mozilla_groups(ctx)
     # Mozilla intermediate: the client's order wins (it knows if it has AES hardware).
     ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
