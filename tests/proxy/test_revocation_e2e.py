@@ -7,14 +7,18 @@ alert ``certificate_revoked`` (what the client sees), and connections already op
   what applied it);
 - without any signal, by the store watch (no ``crl_refresh`` shortened here: the default 300 s
   would be far beyond the deadline);
-- for a CRL file of another CA (``trust`` + ``crl``), re-read on ``kill -HUP``.
+- for a CRL file of another CA (``trust`` + ``crl``), re-read on ``kill -HUP``;
+- with a PostgreSQL store, by the notification the revocation sends (the poll an hour away).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,12 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from .conftest import Serve, config_text
+from tests.conftest import free_port
+from tests.store.postgres import PostgresServer
+
+from .conftest import Serve, config_text, wait_ready
 from .test_mtls_e2e import PROD, issue, tlsgate
+from .upstream_app import run_upstream
 
 pytestmark = pytest.mark.interop
 
@@ -151,3 +159,47 @@ def test_kill_hup_re_reads_a_crl_file(serve_factory: Any, tmp_path: Path) -> Non
     assert attempt(serve, client) == "200"  # CRL files are re-read every 5 minutes, or on HUP
     serve.proc.send_signal(signal.SIGHUP)
     refused_from_now_on(serve, client)
+
+
+def test_postgresql_tells_serve_of_a_revocation_at_once(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """With a database store the revocation's NOTIFY is what applies it: the poll is an hour."""
+    url = postgres_server.create_database()
+
+    def cli(*args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "tlsgate", *args, "--store", url],
+            capture_output=True, check=True, timeout=60,
+            env={**os.environ, "TLSGATE_STATE": str(tmp_path / "cli-local")},
+        )  # fmt: skip
+
+    cli("ca", "init")
+    root, client = tmp_path / "root.pem", tmp_path / "client"
+    cli("ca", "export-root", "--out", str(root))
+    cli("ca", "issue", "--client", "--spiffe", PROD, "--out", str(client))
+    port, http_port = free_port(), free_port()
+    with run_upstream() as (upstream_port, seen):
+        config = tmp_path / "tlsgate.toml"
+        config.write_text(
+            config_text('["localhost"]', server='store_poll = "1h"').format(
+                port=port, http_port=http_port, upstream_port=upstream_port
+            )
+            + '\n[site.client_auth]\nmode = "require"\n'
+        )
+        log = tmp_path / "serve.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tlsgate", "serve", "-c", str(config), "--store", url],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "TLSGATE_STATE": str(tmp_path / "serve-local")},
+            )  # fmt: skip
+        try:
+            wait_ready(port, proc, log)
+            serve = Serve(proc, port, http_port, tmp_path, root, upstream_port, seen, log)
+            assert attempt(serve, client) == "200"
+            cli("ca", "revoke", serial_of(client))
+            refused_from_now_on(serve, client)
+        finally:
+            proc.kill()
+            proc.wait()
