@@ -100,12 +100,20 @@ def refused_from_now_on(serve: Serve, cert: Path, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
-def test_kill_hup_applies_a_revocation_at_once(serve_factory: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_hup_applies_a_revocation_at_once(
+    serve_factory: Any, tmp_path: Path, workers: int
+) -> None:
+    """One worker: the master serves; two: the master writes the CRL, the workers load it."""
     state = tmp_path / "state"
     tlsgate(state, "ca", "init")
-    config = config_text('["localhost"]', server='store_poll = "1h"') + (
-        '\n[site.client_auth]\nmode = "require"\n'
+    config = (
+        config_text('["localhost"]', server='store_poll = "1h"').replace(
+            "workers = 1", f"workers = {workers}"
+        )
+        + '\n[site.client_auth]\nmode = "require"\n'
     )
+    assert f"workers = {workers}" in config
     serve: Serve = serve_factory(config=config, state=state)
     client = issue(state, tmp_path / "client", PROD)
     assert attempt(serve, client) == "200"
