@@ -127,8 +127,9 @@ class EdgeServer:
     def _reload_trust(self) -> bool:
         """Master: the internal CRL regenerated from the store's revocations, then every mTLS
         site whose trust (its CA bundles, CRL files, that CRL) changed gets a new context, here
-        and in every worker; open connections keep theirs. What SIGHUP, a revocation seen in
-        the store and the ``crl_refresh`` timer do. False when the CRL could not be written."""
+        and in every worker; open connections keep theirs. What a revocation seen in the store
+        and the ``crl_refresh`` timer do (SIGHUP does the same and tells the workers anyway).
+        False when the CRL could not be written."""
         written = self._refresh_crl()
         assert self.tls is not None
         if self.tls.refresh_trust(self.manager.current):

@@ -3,10 +3,11 @@ and so are revocations (for the internal CA's CRL that client certificates are c
 
 In a cluster only one node renews a certificate; the others learn of it here. Two ways, one
 path: the store's notifications (:meth:`~tlsgate.store.base.Store.watch_certificates`, PostgreSQL
-LISTEN/NOTIFY: within a second) wake the loop early, and every ``POLL`` seconds it looks anyway
-(for notifications lost in an outage, and for SQLite, which has none). Each look is one cheap
-read of every chain's fingerprint; only names whose fingerprint changed since the last look are
-loaded, so a thousand sites cost one query every few seconds, not a thousand.
+LISTEN/NOTIFY: within a second) wake the loop early, and every ``poll`` seconds (``[server]
+store_poll``, 5 by default) it looks anyway (for notifications lost in an outage, and for
+SQLite, which has none). Each look is one cheap read of every chain's fingerprint; only
+names whose fingerprint changed since the last look are loaded, so a thousand sites cost one
+query every few seconds, not a thousand.
 
 Revocations the same way: one read of the active CA's revoked serials (``revocation_mark``, an
 index lookup; PostgreSQL notifies on every revocation), and the CRL is regenerated only when
