@@ -85,7 +85,8 @@ ERRORS: list[tuple[str, str]] = [
     (
         "[server]\nbind = 1\n" + SITE,
         "tlsgate.toml:2: server.bind: unknown key (known keys: listen, http_listen, admin_listen, "
-        "workers, trusted_proxies, access_log, state, store, ticket_rotation, timeouts, limits)",
+        "workers, trusted_proxies, access_log, state, store, ticket_rotation, store_poll, "
+        "timeouts, limits)",
     ),
     (
         "[server]\nhosts = []\n" + SITE,
@@ -487,6 +488,19 @@ ERRORS: list[tuple[str, str]] = [
     (
         '[server]\nticket_rotation = "8d"\n' + SITE,
         "tlsgate.toml:2: server.ticket_rotation: '8d': the ticket rotation must be at most 7 days",
+    ),
+    (
+        '[server]\nstore_poll = "5 seconds"\n' + SITE,
+        'tlsgate.toml:2: server.store_poll: \'5 seconds\': expected a duration like "5s", "1m" '
+        "or seconds",
+    ),
+    (
+        "[server]\nstore_poll = 0.5\n" + SITE,
+        "tlsgate.toml:2: server.store_poll: 0.5: the store poll must be at least 1 second",
+    ),
+    (
+        "[server]\nstore_poll = true\n" + SITE,
+        'tlsgate.toml:2: server.store_poll: expected a duration like "5s" or seconds, got true',
     ),
     (
         "[server]\nticket_rotation = false\n" + SITE,

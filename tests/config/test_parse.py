@@ -281,6 +281,7 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "server.trusted_proxies": ("[server]\ntrusted_proxies = VALUE\n" + SITE, (str, list)),
     "server.access_log": ("[server]\naccess_log = VALUE\n" + SITE, (str,)),
     "server.ticket_rotation": ("[server]\nticket_rotation = VALUE\n" + SITE, (str, int, float)),
+    "server.store_poll": ("[server]\nstore_poll = VALUE\n" + SITE, (str, int, float)),
     "server.state": ("[server]\nstate = VALUE\n" + SITE, (str,)),
     "server.store": ("[server]\nstore = VALUE\n" + SITE, (str,)),
     "server.timeouts": ("[server]\ntimeouts = VALUE\n" + SITE, (dict,)),

@@ -40,6 +40,12 @@ def test_ticket_rotation_values(value: str, seconds: float | None) -> None:
     assert cfg.server.ticket_rotation == seconds
 
 
+@pytest.mark.parametrize(("value", "seconds"), [('"5s"', 5.0), ('"1h"', 3600.0), ("2.5", 2.5)])
+def test_store_poll_values(value: str, seconds: float) -> None:
+    assert loads(SITE).server.store_poll == 5.0
+    assert loads(f"[server]\nstore_poll = {value}\n" + SITE).server.store_poll == seconds
+
+
 def test_ocsp_stapling_defaults_on_and_can_be_turned_off() -> None:
     tls = '[site.tls]\ncert = "c.pem"\nkey = "k.pem"\n'
     site = loads(SITE + tls).sites[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.test_sqlite import new_authority, record
 from tlsgate.errors import StorageError
 from tlsgate.proxy.metrics import Metrics
 from tlsgate.proxy.store_sync import StoreSync
@@ -87,3 +88,42 @@ def test_changes_are_applied_once_refusals_retried_and_outages_reported(
     assert caplog.text.count("is unreachable; serving the certificates held") == 1
     assert "renewals wait: connection refused" in caplog.text  # the database is named once
     assert caplog.text.count("is reachable again") == 1
+
+
+def test_revocations_are_applied_when_the_store_has_new_ones_and_retried_until_done(
+    state_dir: Path,
+) -> None:
+    store = SQLiteStore(state_dir)
+    authority = store.create_authority(new_authority())
+    for serial in (1, 2):
+        store.add_certificate(record(serial, authority.id))
+    health = StoreHealth(store.location)
+    calls: list[bool] = []
+    outcome = {"ok": True}
+
+    def revoked() -> bool:
+        calls.append(outcome["ok"])
+        return outcome["ok"]
+
+    # no served certificates at all (a site with file certificates that trusts the internal CA)
+    sync = StoreSync(store, [], health, lambda record: True, revoked=revoked)
+
+    async def main() -> None:
+        await sync.once()
+        assert calls == [True]  # the first look applies what the store holds
+        await sync.once()
+        assert calls == [True]  # nothing new: nothing done
+        store.reopen().revoke_certificate(1, at=NOW, reason="keyCompromise")  # ca revoke
+        outcome["ok"] = False  # e.g. the CRL file could not be written
+        await sync.once()
+        await sync.once()
+        assert calls == [True, False, False]  # tried again on every look until it is done
+        outcome["ok"] = True
+        await sync.once()
+        await sync.once()
+        assert calls == [True, False, False, True]
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()

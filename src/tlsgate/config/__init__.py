@@ -16,6 +16,8 @@ Example::
     state = "/var/lib/tlsgate"        # the CA and certificate store
     # store = "postgresql://tlsgate@db/tlsgate"  # instead of state: one state for several nodes
     ticket_rotation = "12h"           # session-ticket key period ("30m", "1d", seconds); "off"
+    store_poll = "5s"                 # how often the store is read for others' certificates
+                                      # and revocations (PostgreSQL also notifies at once)
 
     [server.timeouts]                 # seconds
     handshake = 10

@@ -152,6 +152,9 @@ class ServerConfig:
     store: str | None = None
     #: Seconds per session-ticket key; None = no tickets ("off").
     ticket_rotation: float | None = 12 * 3600.0
+    #: Seconds between looks at the store for certificates other nodes stored and revocations
+    #: (PostgreSQL also notifies at once; with SQLite the look is all there is).
+    store_poll: float = 5.0
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
 

@@ -59,6 +59,7 @@ from tlsgate.config.values import (
     _is_int,
     _items,
     _path,
+    _poll,
     _rotation,
     _seconds,
     _table,
@@ -112,6 +113,7 @@ _SERVER_KEYS = (
     "state",
     "store",
     "ticket_rotation",
+    "store_poll",
     "timeouts",
     "limits",
 )
@@ -337,6 +339,9 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
         ticket_rotation=_rotation(table["ticket_rotation"], at.child("ticket_rotation"))
         if "ticket_rotation" in table
         else defaults.ticket_rotation,
+        store_poll=_poll(table["store_poll"], at.child("store_poll"))
+        if "store_poll" in table
+        else defaults.store_poll,
         timeouts=timeouts,
         limits=limits,
     )

@@ -160,3 +160,20 @@ def _rotation(value: object, at: _At) -> float | None:
     if seconds > _MAX_ROTATION:
         raise at.error(f"{_show(value)}: the ticket rotation must be at most 7 days")
     return seconds
+
+
+def _poll(value: object, at: _At) -> float:
+    """``store_poll``: a duration ("5s", "1m") or seconds, at least 1 (a read every second of
+    every node is already more than a revocation needs)."""
+    if isinstance(value, str):
+        parsed = _duration_text(value)
+        if parsed is None:
+            raise at.error(f'{_show(value)}: expected a duration like "5s", "1m" or seconds')
+        seconds = parsed
+    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        seconds = float(value)
+    else:
+        raise at.error(f'expected a duration like "5s" or seconds, got {_show(value)}')
+    if seconds < 1:
+        raise at.error(f"{_show(value)}: the store poll must be at least 1 second")
+    return seconds

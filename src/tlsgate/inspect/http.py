@@ -3,10 +3,17 @@
 HSTS only counts when it arrives over a connection the browser trusts (RFC 6797 §8.1), so the
 request goes over a fully verifying context, and only after the chain verified; the redirect is
 checked on the plain-HTTP port with one request, never following it anywhere else.
+
+Some names need no HSTS, so a missing or short one is not a warning there: a browser ignores the
+header from an IP-address host (RFC 6797 §8.1), and ``localhost`` and ``*.localhost`` never
+leave the machine (RFC 6761 §6.3), so there is no network on which to strip TLS, while a policy
+for them would pin every other local server on that name, whatever its port, to HTTPS.
+``tlsgate serve`` leaves HSTS out for them on purpose.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 
@@ -15,7 +22,7 @@ import httpx
 from tlsgate.inspect.report import Code, Finding, Severity
 from tlsgate.inspect.target import Endpoint
 
-__all__ = ["HSTS_MIN_AGE", "HttpResult", "check_http"]
+__all__ = ["HSTS_MIN_AGE", "HttpResult", "check_http", "hsts_expected"]
 
 #: One year: the HSTS preload list's minimum; Mozilla recommends two (63072000).
 HSTS_MIN_AGE = 31_536_000
@@ -54,7 +61,8 @@ async def check_http(
             )
         else:
             result.hsts = response.headers.get("strict-transport-security")
-            result.findings += _hsts(result.hsts)
+            if hsts_expected(name):
+                result.findings += _hsts(result.hsts)
         try:
             plain = await http.get(
                 _url("http", dial_host, http_port, 80),
@@ -85,6 +93,17 @@ async def check_http(
                     )
                 )
     return result
+
+
+def hsts_expected(name: str) -> bool:
+    """Whether a browser would keep an HSTS policy for ``name`` (see the module docstring): not
+    for an IP address, ``localhost`` or a ``.localhost`` name; for every other name."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        host = name.lower().rstrip(".")
+        return host != "localhost" and not host.endswith(".localhost")
+    return False
 
 
 def _hsts(header: str | None) -> list[Finding]:

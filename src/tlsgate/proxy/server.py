@@ -6,16 +6,18 @@ connections across them) and run a uvloop event loop. With one worker, the maste
 
 Signals: SIGTERM/SIGINT stop accepting, let in-flight exchanges finish (up to ``drain``
 seconds), then exit. SIGHUP re-reads certificate files and the store, swaps certificates into
-the live contexts and retries failing renewals at once. The master runs the renewer
-(:mod:`tlsgate.renewal`) for every certificate that is not a file pair, stores what it gets and
-tells the workers (SIGHUP) to pick it up; a renewal failure keeps the current certificate
-serving. The workers answer the CA's http-01 and tls-alpn-01 validations from the store, where
-the master's renewer put the answers.
+the live contexts, regenerates the internal CA's CRL and re-reads CRL files (an mTLS site
+whose client trust changed gets a new context) and retries failing renewals at once. The
+master runs the renewer (:mod:`tlsgate.renewal`) for every certificate that is not a file
+pair, stores what it gets and tells the workers (SIGHUP) to pick it up; a renewal failure
+keeps the current certificate serving. The workers answer the CA's http-01 and tls-alpn-01
+validations from the store, where the master's renewer put the answers.
 
 Several nodes on one PostgreSQL store form a cluster with nothing more: the renewer orders each
 certificate on one node at a time (a lease in the store), and every master watches the store
 (:mod:`tlsgate.proxy.store_sync`: notifications, and a poll every few seconds) and swaps in what
-another node stored, exactly as for its own renewals. A store outage is reported (logs,
+another node stored, exactly as for its own renewals; a revocation recorded in the store by any
+process or node regenerates the internal CRL the same way. A store outage is reported (logs,
 ``tlsgate_store_up``) and waited out; what is served stays served.
 """
 
@@ -109,17 +111,31 @@ class EdgeServer:
             self._publish_certificates()
 
     def _refresh_crl(self) -> bool:
-        """Master: rewrite the internal CA's CRL if the revoked set changed (or it ages)."""
+        """Master: rewrite the internal CA's CRL if the revoked set changed (or it ages). False
+        when that failed (the contexts keep the CRL they have; the caller tries again)."""
         if self.crl is None:
-            return False
-        ca = self.manager.ca(datetime.now(UTC))
+            return True
         try:
-            return self.crl.refresh(datetime.now(UTC), lambda now: ca.crl(now=now))
+            ca = self.manager.ca(datetime.now(UTC))
+            self.crl.refresh(datetime.now(UTC), lambda now: ca.crl(now=now))
         except TlsgateError as exc:
             log.error(
                 "cannot write the internal CRL, client certificates keep the old one: %s", exc
             )
             return False
+        return True
+
+    def _reload_trust(self) -> bool:
+        """Master: the internal CRL regenerated from the store's revocations, then every mTLS
+        site whose trust (its CA bundles, CRL files, that CRL) changed gets a new context, here
+        and in every worker; open connections keep theirs. What a revocation seen in the store
+        and the ``crl_refresh`` timer do (SIGHUP does the same and tells the workers anyway).
+        False when the CRL could not be written."""
+        written = self._refresh_crl()
+        assert self.tls is not None
+        if self.tls.refresh_trust(self.manager.current):
+            self._tell_workers()
+        return written
 
     def _reload_from_sources(self) -> None:
         """Worker side of SIGHUP: take whatever the store and files hold now."""
@@ -378,9 +394,14 @@ class EdgeServer:
                 holder=self.manager.holder,
             )
             background.append(loop.create_task(self.renewer.run()))
-            if managed:
+            if managed or self.crl is not None:
                 sync = StoreSync(
-                    self.store, (m.name for m in managed), self.health, self._on_renewed
+                    self.store,
+                    (m.name for m in managed),
+                    self.health,
+                    self._on_renewed,
+                    revoked=self._reload_trust if self.crl is not None else None,
+                    poll=server_cfg.store_poll,
                 )
                 background.append(loop.create_task(sync.run()))
             background.append(loop.create_task(self.stapling.run(self._tell_workers)))
@@ -440,6 +461,10 @@ class EdgeServer:
     def _on_hup(self, master: bool) -> None:
         if master:
             self._swap(self.manager.reload(datetime.now(UTC)))
+            if self.tls is not None and self.tls.client_auth:
+                # Before the workers hear of it: they load the CRL this writes.
+                self._refresh_crl()
+                self.tls.refresh_trust(self.manager.current)
             if self.renewer is not None:
                 self.renewer.retry_now()
             self.stapling.retry_now()
@@ -458,10 +483,7 @@ class EdgeServer:
         )
         while True:
             await asyncio.sleep(every)
-            self._refresh_crl()
-            assert self.tls is not None
-            if self.tls.refresh_trust(self.manager.current):
-                self._tell_workers()
+            self._reload_trust()
 
     async def _file_loop(self) -> None:
         """Re-read certificate files: a renewal done outside tlsgate is served within a minute."""

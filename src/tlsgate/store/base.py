@@ -12,7 +12,7 @@ passphrase is set; a store never parses or logs them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,6 +30,7 @@ __all__ = [
     "RenewalState",
     "Store",
     "chain_fingerprint",
+    "revocation_digest",
 ]
 
 
@@ -130,6 +131,13 @@ def chain_fingerprint(fullchain_pem: bytes) -> str:
     return hashlib.sha256(fullchain_pem).hexdigest()
 
 
+def revocation_digest(authority_id: int | None, serials: Iterable[str]) -> str:
+    """What :meth:`Store.revocation_mark` reports: hex SHA-256 over the active CA's id and its
+    revoked serials (sorted, so the order the database returns them in does not matter)."""
+    text = f"{authority_id}:" + ",".join(sorted(serials))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class CertificateWatch(Protocol):
     """What :meth:`Store.watch_certificates` returns: stop it with :meth:`close`."""
 
@@ -198,6 +206,16 @@ class Store(AcmeStore, Protocol):
         """A CRL number greater than any handed out before for this CA (RFC 5280 5.2.3)."""
         ...
 
+    def revocation_mark(self) -> str:
+        """A digest of which certificates of the active CA are revoked, in one cheap read
+        (:func:`revocation_digest`; an index lookup, not a scan of every certificate).
+
+        How ``serve`` notices a revocation made by another process or node (``tlsgate ca
+        revoke``, an ACME ``revokeCert``): it compares this with the mark it last applied and
+        regenerates its CRL only when it changed. A new active CA changes it too.
+        """
+        ...
+
     # -- certificates the edge serves ------------------------------------------------------
     def save_managed(self, cert: ManagedCertificate) -> None:
         """Replace the certificate and key served for ``cert.name`` (atomically)."""
@@ -223,10 +241,11 @@ class Store(AcmeStore, Protocol):
         """Call ``changed(name)`` soon after any process or node stores a managed certificate.
 
         Best effort and a shortcut only: it is called from another thread, may be called with
-        ``""`` (after a reconnection, when notifications may have been missed: look at
-        everything) and may miss changes altogether, so callers still poll
-        :meth:`managed_fingerprints` now and then. PostgreSQL uses LISTEN/NOTIFY; SQLite,
-        whose writers are processes on the same machine, relies on polling alone.
+        ``""`` (after a reconnection, when notifications may have been missed, and after a
+        revocation: look at everything, :meth:`revocation_mark` included) and may miss changes
+        altogether, so callers still poll :meth:`managed_fingerprints` now and then.
+        PostgreSQL uses LISTEN/NOTIFY; SQLite, whose writers are processes on the same
+        machine, relies on polling alone.
         """
         ...
 

@@ -43,6 +43,7 @@ from tlsgate.store.base import (
     CertStatus,
     ManagedCertificate,
     NewAuthority,
+    revocation_digest,
 )
 from tlsgate.store.postgres_acme import PostgresAcmeMixin
 from tlsgate.store.postgres_columns import Cursor, opt_utc, utc
@@ -392,6 +393,9 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
             )
             updated = cur.fetchone()
             assert updated is not None
+            # Delivered on commit: every serving node looks at the revocations at once
+            # (the payload "" asks listeners to look at everything, revocations included).
+            cur.execute("SELECT pg_notify(%s, '')", (CERTIFICATES_CHANNEL,))
             return self._certificate(updated)
 
         return self._run(revoke)
@@ -409,6 +413,15 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
             return int(row["crl_number"])
 
         return self._run(bump)
+
+    def revocation_mark(self) -> str:
+        rows = self._rows(
+            "SELECT a.id, c.serial FROM authority a LEFT JOIN certificate c"
+            " ON c.authority_id = a.id AND c.status = %s WHERE a.active",
+            (CertStatus.REVOKED.value,),
+        )
+        authority = rows[0]["id"] if rows else None
+        return revocation_digest(authority, (r["serial"] for r in rows if r["serial"] is not None))
 
     # -- certificates the edge serves ------------------------------------------------------
     def save_managed(self, cert: ManagedCertificate) -> None:

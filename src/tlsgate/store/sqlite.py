@@ -29,6 +29,7 @@ from tlsgate.store.base import (
     CertStatus,
     ManagedCertificate,
     NewAuthority,
+    revocation_digest,
 )
 from tlsgate.store.files import PRIVATE, atomic_write, ensure_private_dir
 from tlsgate.store.sqlite_acme import MIGRATION as ACME_MIGRATION
@@ -365,6 +366,15 @@ class SQLiteStore(SQLiteAcmeMixin, SQLiteRenewalMixin):
         if row is None:
             raise NotFound(f"no certificate authority with id {authority_id}")
         return int(row[0])
+
+    def revocation_mark(self) -> str:
+        rows = self._query(
+            "SELECT a.id, c.serial FROM authority a LEFT JOIN certificate c"
+            " ON c.authority_id = a.id AND c.status = ? WHERE a.active = 1",
+            (CertStatus.REVOKED.value,),
+        )
+        authority = rows[0][0] if rows else None
+        return revocation_digest(authority, (row[1] for row in rows if row[1] is not None))
 
     # -- certificates the edge serves ------------------------------------------------------
     def save_managed(self, cert: ManagedCertificate) -> None:
