@@ -60,6 +60,10 @@ Choices worth knowing
   which is 501's meaning ("not supported for any resource"); 405 would claim the method works on
   some other resource and obliges an ``Allow`` header.
 * An unknown method spelled like one (``FOO``) is 501 as well; garbage is 400.
+* A request target in absolute form (``GET http://a.example/x``) is forwarded in origin form
+  (``/x``) with ``Host`` replaced by its authority (RFC 9112 3.2.2), so everything after the
+  parser (routing, client-certificate path rules, the upstream) sees one authority; ``*`` is
+  for ``OPTIONS`` only; anything else but origin form is refused (``target.py`` says how).
 * A request llhttp reads as an upgrade (``Connection: upgrade`` + ``Upgrade``) but which is not a
   ``GET`` on HTTP/1.1 is served as an ordinary request without the upgrade; one carrying a body
   is refused (llhttp would treat the body as tunnel bytes, an origin might not).

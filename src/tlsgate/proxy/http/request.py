@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from httptools import HttpRequestParser
 
-from tlsgate.proxy.http.events import EndOfMessage, Event, Limits, LocalProtocolError, Request
+from tlsgate.proxy.http.events import (
+    EndOfMessage,
+    Event,
+    Limits,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Request,
+)
 from tlsgate.proxy.http.framer import (
     _CHUNKED,
     _CHUNKED_KIND,
@@ -20,6 +27,7 @@ from tlsgate.proxy.http.framer import (
     _Framer,
     _keep_alive,
 )
+from tlsgate.proxy.http.target import split_target
 
 __all__ = ["RequestParser"]
 
@@ -120,6 +128,16 @@ class RequestParser(_Framer[HttpRequestParser]):
                 self._fail("several host headers")
             if version == b"1.1":
                 self._fail("missing host header")
+        target = self._start
+        if target[:1] != b"/":  # (origin-form, the hot path, needs no more than llhttp's check)
+            try:
+                target, authority = split_target(method, target)
+            except RemoteProtocolError as exc:
+                self._fail(str(exc), exc.status)
+            if authority is not None:
+                # RFC 9112 3.2.2: the target's authority, not Host, names the resource; it
+                # replaces Host so that everything downstream sees one authority.
+                headers = [(b"host", authority), *(h for h in headers if h[0] != b"host")]
         length: int | None = None
         if coding is not None:
             if version == b"1.0":
@@ -160,7 +178,7 @@ class RequestParser(_Framer[HttpRequestParser]):
         self._events.append(
             Request(
                 method,
-                self._start,
+                target,
                 version,
                 headers,
                 body,
