@@ -113,6 +113,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self._out: list[bytes] = []
         self._out_size = 0
         self._sent = 0  # bytes queued for the client over the connection's life
+        self._head_since = 0.0  # when the head being read (not yet a Request) began
+        self._refused = False  # a refusal was answered and logged: the connection is ending
         self._deadline = Deadline(self.loop, self._on_deadline)
 
     # -- asyncio callbacks: the client side ------------------------------------------------------
@@ -163,6 +165,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             return
         if x is None and self._deadline.kind != _HEAD:
             self._deadline.set(self.edge.timeouts.header, _HEAD)
+            self._head_since = time.monotonic()
         try:
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
@@ -264,8 +267,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self.close()
         elif kind == _HEAD:
             # A client that started a request but has not finished its head in time (slowloris).
-            self._write(error_response(408))
-            self.close()
+            self._refuse(408, "request head timeout")
         elif x is None:  # pragma: no cover - exchange deadlines are cleared with the exchange
             self.close()
         elif kind == _BODY:
@@ -312,14 +314,13 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self._resume(_PAUSE_QUEUE)
         if self._x is None and not queue:
             if self._client_error is not None:
-                self._write(error_response(self._client_error.status))
-                self.close()
+                self._refuse(self._client_error.status, str(self._client_error))
             elif self._client_eof:
                 self.close()
         elif self._client_error is not None and self._x is not None:
             x = self._x
             if not x.request_done:  # the client's body was malformed mid-stream
-                self._abort(x, self._client_error.status, "bad request body")
+                self._abort(x, self._client_error.status, str(self._client_error))
 
     def _begin(self, request: Request) -> None:
         edge = self.edge
@@ -555,7 +556,11 @@ class ClientProtocol(asyncio.BufferedProtocol):
             return
         self._flush()
         self._resume(_PAUSE_UPSTREAM)
-        self._deadline.set(self.edge.timeouts.idle, _IDLE)
+        self._head_since = time.monotonic()  # (a pipelined head waiting is timed from here)
+        if not self.parser.in_head:
+            self._deadline.set(self.edge.timeouts.idle, _IDLE)
+        else:  # the next request's head began (pipelined) while this exchange ran
+            self._deadline.set(self.edge.timeouts.header, _HEAD)
         if self._queue or self._client_error is not None or self._client_eof:
             self._pump()
 
@@ -572,6 +577,40 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if not x.head_sent:
             self._write(error_response(status))
         self._end(x, status, keep_alive=False, error=reason)
+
+    def _refuse(self, status: int, error: str) -> None:
+        """Answer a request refused before it became an exchange (a head the parser refused, or
+        one not complete in time), log it, and end the connection.
+
+        Logged like any request, with what is known of it: the method and target once its
+        request line was read whole (None before), no host, site or upstream.
+        """
+        if self._refused:  # (the parser repeats its error to every later feed)
+            return
+        self._refused = True
+        sent = self._sent
+        self._write(error_response(status))
+        edge = self.edge
+        if edge.metrics is not None or edge.log is not None:
+            duration = time.monotonic() - self._head_since
+            if edge.metrics is not None:
+                edge.metrics.observe("-", status, duration)
+            if edge.log is not None:
+                method, target = self.parser.partial_request() or (None, None)
+                edge.log(
+                    AccessRecord(
+                        self.client.address,
+                        method.decode("latin-1") if method is not None else None,
+                        target.decode("latin-1") if target is not None else None,
+                        "",
+                        status,
+                        self._sent - sent,
+                        "",
+                        duration,
+                        error,
+                    )
+                )
+        self.close()
 
     def _log(self, x: Exchange, status: int, error: str = "") -> None:
         edge = self.edge

@@ -74,6 +74,27 @@ class RequestParser(_Framer[HttpRequestParser]):
             self._proto = data.endswith(b"HTTP/", start, i - 4)
             self._version = data[i - 4 : i - 1]
 
+    @property
+    def in_head(self) -> bool:
+        """A request head has begun (more than blank lines) and has not ended yet."""
+        return self._started and not self._head_done
+
+    def partial_request(self) -> tuple[bytes, bytes] | None:
+        """``(method, target)`` of a request whose head was refused or is still being read, once
+        its request line has been read whole (None before that, or when the line itself was
+        refused): what the access log can say about a request that never became a
+        :class:`Request`. The target is as received (an absolute form is not split yet).
+        """
+        if not self._started:
+            return None
+        if (
+            self._head_done
+            or self._headers
+            or (self._proto and (self._error is None or self._line_read))
+        ):
+            return self._hp.get_method(), self._start
+        return None
+
     def feed_eof(self) -> list[Event]:
         """The client closed; an error if it was in the middle of a message."""
         if self._error is not None:
@@ -84,6 +105,7 @@ class RequestParser(_Framer[HttpRequestParser]):
         if state == _CLOSED or state == _EOF or (state == _HEAD and not self._started):
             self._state = _EOF
             return []
+        self._line_read = bool(self._proto)
         self._error = self._refuse("connection closed in the middle of a request", 400)
         raise self._error
 
