@@ -6,14 +6,18 @@ authority replaces Host (RFC 9112 3.2.2), so the upstream never sees two that di
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tlsgate.config import SiteConfig, Upstream
 from tlsgate.proxy.http import RemoteProtocolError, Request
 from tlsgate.proxy.http.target import split_target
+from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router, normalize_host
 
 from .test_http import parse, refused
+from .test_responder import FakeTransport
 
 ABSOLUTE = {
     # target -> (target forwarded, Host forwarded)
@@ -123,3 +127,21 @@ def test_the_authority_is_routed_and_checked_against_sni_as_host_is() -> None:
     assert route(b"https://b.example/x", a) == (None, 421)
     # A site this listener does not serve: 404, as for such a Host.
     assert route(b"https://c.example/x", a) == (None, 404)
+
+
+def test_the_plain_http_listener_redirects_to_the_targets_authority_and_path() -> None:
+    # The port-80 listener parses with the same parser: an absolute-form request is redirected
+    # to its own authority and path (before: to Host's name, path dropped).
+    async def run() -> bytes:
+        protocol = RedirectProtocol(8443, idle=30)
+        transport = FakeTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol.data_received(
+            b"GET http://a.example/x?y HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n"
+        )
+        protocol.connection_lost(None)
+        return transport.written
+
+    out = asyncio.run(run())
+    assert out.startswith(b"HTTP/1.1 308")
+    assert b"\r\nlocation: https://a.example:8443/x?y\r\n" in out
