@@ -20,6 +20,7 @@ import pytest
 from tlsgate.config import Limits, SiteConfig, Timeouts, Upstream
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.edge import AccessRecord, Edge
+from tlsgate.proxy.http import RemoteProtocolError, RequestParser
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.upstream import UpstreamPool
@@ -372,3 +373,35 @@ def test_the_log_line_escapes_whatever_the_client_sent(tmp_path: Path) -> None:
         )
 
     run(test)
+
+
+PARTIAL = {
+    # what was fed -> (method, target) the log can name, or None
+    b"": None,
+    b"GE": None,
+    b"GET /a HT": None,
+    b"GET /a HTTP/1.1\r\n": (b"GET", b"/a"),
+    b"GET /a HTTP/1.1\r\nHost: x\r\nX-A": (b"GET", b"/a"),
+    b"GET /b HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n": (b"GET", b"/b"),  # refused after the head
+    b"GET /c HTTP/1.1\r\nX(: 1\r\n\r\n": (b"GET", b"/c"),  # refused in the first header
+    b"GET /d HTTP/1.1\r\n\x01: 1\r\n\r\n": (b"GET", b"/d"),
+    b"GET /e HTTP/1.1 \r\n\r\n": None,  # the request line itself refused
+    b"G\x01T / HTTP/1.1\r\n\r\n": None,
+    b"FOO /f HTTP/1.1\r\n\r\n": None,
+}
+
+
+@pytest.mark.parametrize("data", sorted(PARTIAL))
+def test_the_parser_names_a_requests_method_and_target_once_its_line_was_read(
+    data: bytes,
+) -> None:
+    for pieces in ([data], [data[i : i + 1] for i in range(len(data))]):
+        parser = RequestParser()
+        try:
+            for piece in pieces:
+                parser.feed(piece)
+        except RemoteProtocolError:
+            pass
+        else:  # still reading the head
+            assert parser.head_in_progress == bool(data)
+        assert parser.partial_request() == PARTIAL[data], pieces

@@ -557,7 +557,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self._flush()
         self._resume(_PAUSE_UPSTREAM)
         self._head_since = time.monotonic()  # (a pipelined head waiting is timed from here)
-        if not self.parser.in_head:
+        if not self.parser.head_in_progress:
             self._deadline.set(self.edge.timeouts.idle, _IDLE)
         else:  # the next request's head began (pipelined) while this exchange ran
             self._deadline.set(self.edge.timeouts.header, _HEAD)

@@ -75,7 +75,7 @@ class RequestParser(_Framer[HttpRequestParser]):
             self._version = data[i - 4 : i - 1]
 
     @property
-    def in_head(self) -> bool:
+    def head_in_progress(self) -> bool:
         """A request head has begun (more than blank lines) and has not ended yet."""
         return self._started and not self._head_done
 
