@@ -244,6 +244,24 @@ def test_a_refusal_after_a_keep_alive_request_is_its_own_line() -> None:
     run(test)
 
 
+def test_a_request_for_no_site_is_a_404_line_saying_so() -> None:
+    async def test() -> None:
+        async with edge() as e:
+            out = await e.exchange(
+                b"GET /n HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n"
+            )
+            await e.settle()
+            assert out.startswith(b"HTTP/1.1 404")
+            record = only(e.records)
+            assert (record.status, record.host, record.error) == (
+                404,
+                "other.example",
+                "no site for this host",
+            )
+
+    run(test)
+
+
 def test_a_head_timeout_is_a_408_line() -> None:
     async def test() -> None:
         async with edge(timeouts=Timeouts(header=0.3, idle=LONG)) as e:

@@ -4,6 +4,7 @@ its access log (to a file), the edge's own refusals included; an idle keep-alive
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,20 @@ CASES: list[tuple[tuple[bytes, ...], int, str | None, str | None, str]] = [
         "ftp://localhost/g",
         "request target scheme is not http or https",
     ),
-    ((b"GET http://other.example/h HTTP/1.1\r\n" + HOST + CLOSE + b"\r\n",), 404, "GET", "/h", ""),
+    (
+        (b"GET http://other.example/h HTTP/1.1\r\n" + HOST + CLOSE + b"\r\n",),
+        404,
+        "GET",
+        "/h",
+        "no site for this host",
+    ),
+    (
+        (b"GET /o HTTP/1.1\r\nHost: dead.test\r\n" + CLOSE + b"\r\n",),
+        421,
+        "GET",
+        "/o",
+        "host names another site than the tls handshake",
+    ),
     # head timeout (header = 1): the request line and one header, then nothing
     ((b"GET /i HTTP/1.1\r\nX-A: b\r\n",), 408, "GET", "/i", "request head timeout"),
     # body timeout (idle = 1): 3 of 10 bytes
@@ -138,3 +152,28 @@ def test_every_answer_and_timeout_is_one_line(serve_factory: Any, tmp_path: Path
         assert lines[index]["bytes"] == sizes[index], CASES[index][0][0][:30]
     timed = {r["target"]: r["duration_ms"] for r in lines if r.get("error", "").endswith("timeout")}
     assert all(ms >= 900 for ms in timed.values()), timed
+
+
+def test_a_request_cut_short_by_the_drain_deadline_is_answered_and_logged(
+    serve_factory: Any, tmp_path: Path
+) -> None:
+    access = tmp_path / "access.jsonl"
+    config = config_text('["localhost"]', server=f'access_log = "{access}"', timeouts="drain = 1")
+    serve: Serve = serve_factory(config=config)
+    result: list[bytes] = []
+    thread = threading.Thread(
+        target=lambda: result.append(send(serve, b"GET /slow/10 HTTP/1.1\r\n" + HOST + b"\r\n"))
+    )
+    thread.start()
+    deadline = time.monotonic() + 20  # SIGTERM once the upstream has the request
+    while not any(r.target == b"/slow/10" for r in serve.seen.requests):
+        assert time.monotonic() < deadline, serve.log.read_text()
+        time.sleep(0.02)
+    assert serve.stop() == 0
+    thread.join(20)
+    assert result and result[0].startswith(b"HTTP/1.1 503 "), result
+    lines = [json.loads(line) for line in access.read_text().splitlines()]
+    assert [(r["status"], r["target"], r.get("error")) for r in lines] == [
+        (503, "/slow/10", "the server is shutting down")
+    ]
+    assert lines[0]["bytes"] == len(result[0])

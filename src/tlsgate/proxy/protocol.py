@@ -57,6 +57,11 @@ from tlsgate.proxy.upstream import UpstreamConnection
 __all__ = ["ClientProtocol"]
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+#: Why the edge answered a request itself (the access log's error; the client sees the status).
+_ROUTING_ERRORS = {
+    404: "no site for this host",
+    421: "host names another site than the tls handshake",
+}
 
 #: Decrypted bytes are read into one buffer per worker (see :meth:`ClientProtocol.get_buffer`).
 READ_BUFFER_SIZE = 64 * 1024
@@ -242,6 +247,13 @@ class ClientProtocol(asyncio.BufferedProtocol):
             transport.write(data)
 
     def close(self) -> None:
+        x = self._x
+        if x is not None:
+            # Only the server closes a connection mid-exchange (draining past its deadline): the
+            # request is answered (if nothing was yet) and logged now, not when the loop may
+            # already be gone.
+            self._abort(x, 503, "the server is shutting down")
+            return  # (_abort ends the exchange, then closes)
         self._flush()
         if self.transport is not None:
             self.transport.close()
@@ -366,7 +378,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
 
     def _answer_locally(self, x: Exchange) -> None:
         self._write(error_response(x.local_status, close=False, detail=x.local_reason))
-        self._end(x, x.local_status, keep_alive=x.request.keep_alive, error=x.local_reason)
+        error = x.local_reason or _ROUTING_ERRORS.get(x.local_status, "")
+        self._end(x, x.local_status, keep_alive=x.request.keep_alive, error=error)
 
     # -- the upstream side ------------------------------------------------------------------------
     def _connect(self, x: Exchange) -> None:
