@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -183,3 +184,53 @@ def run_upstream() -> Iterator[tuple[int, Seen]]:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+
+
+@contextmanager
+def run_raw_upstream() -> Iterator[tuple[int, list[bytes]]]:
+    """An upstream that answers each request with the bytes of its head exactly as received.
+
+    For what the edge forwards byte for byte (request line, Host): the upstream above parses
+    with tlsgate's own parser, which would normalize what it sees. One request per connection
+    (``Connection: close``), no body read.
+    """
+    heads: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve_one(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    head += data
+            except OSError:
+                return
+            head = head.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+            heads.append(head)
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            conn.sendall(answer % len(head) + head)
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            serve_one(conn)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], heads
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        server.close()

@@ -1,5 +1,11 @@
 """The access log: one JSON line per request (per connection for TCP sites).
 
+One line for every response the edge sends, its own refusals and timeouts included, and for
+every request cut short (the client gone, 499); none for a keep-alive connection that only
+idles out between requests, which is not a request. Values from the client (method, target,
+host) are JSON strings: control characters, DEL and non-ASCII bytes are escaped (``\u0001``),
+so no input can break a line or reach a terminal raw.
+
 Lines are written in whole-line batches of at most 4 KiB, one ``write()`` each on an
 ``O_APPEND`` descriptor (which Linux appends whole, and 4 KiB is within ``PIPE_BUF`` for a pipe
 to stdout), so several workers sharing one file never interleave a line. A batch goes out when
@@ -43,7 +49,7 @@ class AccessLog:
                     "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                     "client": record.client,
                     "method": record.method,
-                    "target": record.target[:2048],
+                    "target": record.target[:2048] if record.target is not None else None,
                     "host": record.host,
                     "status": record.status,
                     "bytes": record.bytes_sent,
@@ -52,7 +58,9 @@ class AccessLog:
                     **({"error": record.error} if record.error else {}),
                 },
                 separators=(",", ":"),
-            ).encode()
+            )
+            .encode()
+            .replace(b"\x7f", b"\\u007f")  # (the one control character JSON leaves raw)
             + b"\n"
         )
         self._lines.append(line)

@@ -40,9 +40,13 @@ def error_response(status: int, *, close: bool = True, detail: str = "") -> byte
 
 @dataclass(slots=True)
 class AccessRecord:
+    """One access-log line: one per request the edge answered or cut short (per connection
+    for TCP sites). ``method`` and ``target`` are None for a request refused before its request
+    line was read whole; ``error`` says in words why the edge answered it itself."""
+
     client: str
-    method: str
-    target: str
+    method: str | None
+    target: str | None
     host: str
     status: int
     bytes_sent: int

@@ -57,6 +57,11 @@ from tlsgate.proxy.upstream import UpstreamConnection
 __all__ = ["ClientProtocol"]
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+#: Why the edge answered a request itself (the access log's error; the client sees the status).
+_ROUTING_ERRORS = {
+    404: "no site for this host",
+    421: "host names another site than the tls handshake",
+}
 
 #: Decrypted bytes are read into one buffer per worker (see :meth:`ClientProtocol.get_buffer`).
 READ_BUFFER_SIZE = 64 * 1024
@@ -113,6 +118,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
         self._out: list[bytes] = []
         self._out_size = 0
         self._sent = 0  # bytes queued for the client over the connection's life
+        self._head_since = 0.0  # when the head being read (not yet a Request) began
+        self._refused = False  # a refusal was answered and logged: the connection is ending
         self._deadline = Deadline(self.loop, self._on_deadline)
 
     # -- asyncio callbacks: the client side ------------------------------------------------------
@@ -163,6 +170,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             return
         if x is None and self._deadline.kind != _HEAD:
             self._deadline.set(self.edge.timeouts.header, _HEAD)
+            self._head_since = time.monotonic()
         try:
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
@@ -239,6 +247,13 @@ class ClientProtocol(asyncio.BufferedProtocol):
             transport.write(data)
 
     def close(self) -> None:
+        x = self._x
+        if x is not None:
+            # Only the server closes a connection mid-exchange (draining past its deadline): the
+            # request is answered (if nothing was yet) and logged now, not when the loop may
+            # already be gone.
+            self._abort(x, 503, "the server is shutting down")
+            return  # (_abort ends the exchange, then closes)
         self._flush()
         if self.transport is not None:
             self.transport.close()
@@ -264,8 +279,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self.close()
         elif kind == _HEAD:
             # A client that started a request but has not finished its head in time (slowloris).
-            self._write(error_response(408))
-            self.close()
+            self._refuse(408, "request head timeout")
         elif x is None:  # pragma: no cover - exchange deadlines are cleared with the exchange
             self.close()
         elif kind == _BODY:
@@ -312,14 +326,13 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self._resume(_PAUSE_QUEUE)
         if self._x is None and not queue:
             if self._client_error is not None:
-                self._write(error_response(self._client_error.status))
-                self.close()
+                self._refuse(self._client_error.status, str(self._client_error))
             elif self._client_eof:
                 self.close()
         elif self._client_error is not None and self._x is not None:
             x = self._x
             if not x.request_done:  # the client's body was malformed mid-stream
-                self._abort(x, self._client_error.status, "bad request body")
+                self._abort(x, self._client_error.status, str(self._client_error))
 
     def _begin(self, request: Request) -> None:
         edge = self.edge
@@ -365,7 +378,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
 
     def _answer_locally(self, x: Exchange) -> None:
         self._write(error_response(x.local_status, close=False, detail=x.local_reason))
-        self._end(x, x.local_status, keep_alive=x.request.keep_alive, error=x.local_reason)
+        error = x.local_reason or _ROUTING_ERRORS.get(x.local_status, "")
+        self._end(x, x.local_status, keep_alive=x.request.keep_alive, error=error)
 
     # -- the upstream side ------------------------------------------------------------------------
     def _connect(self, x: Exchange) -> None:
@@ -555,7 +569,11 @@ class ClientProtocol(asyncio.BufferedProtocol):
             return
         self._flush()
         self._resume(_PAUSE_UPSTREAM)
-        self._deadline.set(self.edge.timeouts.idle, _IDLE)
+        self._head_since = time.monotonic()  # (a pipelined head waiting is timed from here)
+        if not self.parser.head_in_progress:
+            self._deadline.set(self.edge.timeouts.idle, _IDLE)
+        else:  # the next request's head began (pipelined) while this exchange ran
+            self._deadline.set(self.edge.timeouts.header, _HEAD)
         if self._queue or self._client_error is not None or self._client_eof:
             self._pump()
 
@@ -572,6 +590,40 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if not x.head_sent:
             self._write(error_response(status))
         self._end(x, status, keep_alive=False, error=reason)
+
+    def _refuse(self, status: int, error: str) -> None:
+        """Answer a request refused before it became an exchange (a head the parser refused, or
+        one not complete in time), log it, and end the connection.
+
+        Logged like any request, with what is known of it: the method and target once its
+        request line was read whole (None before), no host, site or upstream.
+        """
+        if self._refused:  # (the parser repeats its error to every later feed)
+            return
+        self._refused = True
+        sent = self._sent
+        self._write(error_response(status))
+        edge = self.edge
+        if edge.metrics is not None or edge.log is not None:
+            duration = time.monotonic() - self._head_since
+            if edge.metrics is not None:
+                edge.metrics.observe("-", status, duration)
+            if edge.log is not None:
+                method, target = self.parser.partial_request() or (None, None)
+                edge.log(
+                    AccessRecord(
+                        self.client.address,
+                        method.decode("latin-1") if method is not None else None,
+                        target.decode("latin-1") if target is not None else None,
+                        "",
+                        status,
+                        self._sent - sent,
+                        "",
+                        duration,
+                        error,
+                    )
+                )
+        self.close()
 
     def _log(self, x: Exchange, status: int, error: str = "") -> None:
         edge = self.edge

@@ -8,6 +8,7 @@ the bytes. Where to look:
 * ``framer.py``: how llhttp is driven one message at a time, and every refusal (read its
   docstring before changing any parser);
 * ``request.py`` / ``response.py``: the two directions;
+* ``target.py``: the request target's forms, reduced to the origin form that is forwarded;
 * ``serialize.py``: heads and chunks going out, refusing header injection.
 """
 

@@ -60,6 +60,10 @@ Choices worth knowing
   which is 501's meaning ("not supported for any resource"); 405 would claim the method works on
   some other resource and obliges an ``Allow`` header.
 * An unknown method spelled like one (``FOO``) is 501 as well; garbage is 400.
+* A request target in absolute form (``GET http://a.example/x``) is forwarded in origin form
+  (``/x``) with ``Host`` replaced by its authority (RFC 9112 3.2.2), so everything after the
+  parser (routing, client-certificate path rules, the upstream) sees one authority; ``*`` is
+  for ``OPTIONS`` only; anything else but origin form is refused (``target.py`` says how).
 * A request llhttp reads as an upgrade (``Connection: upgrade`` + ``Upgrade``) but which is not a
   ``GET`` on HTTP/1.1 is served as an ordinary request without the upgrade; one carrying a body
   is refused (llhttp would treat the body as tunnel bytes, an origin might not).
@@ -153,6 +157,17 @@ _REASONS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Refusals llhttp (or we) make only once the start line was accepted: the line was read whole.
+_AFTER_LINE = frozenset(
+    {
+        "header section too large",
+        "invalid header name",
+        "invalid character in a header value",
+        "obs-fold line folding is not allowed",
+    }
+)
+
+
 class _Stop(Exception):
     """Raised inside an llhttp callback to stop it; the refusal itself is in ``_error``."""
 
@@ -217,6 +232,7 @@ class _Framer(Generic[_P]):
         "_in_head",
         "_keep",
         "_line",
+        "_line_read",
         "_max_body",
         "_max_head",
         "_max_headers",
@@ -260,6 +276,7 @@ class _Framer(Generic[_P]):
         self._first = 0
         self._tail = b""  # last <= 3 bytes fed in this state, for a CRLFCRLF split across feeds
         self._line = b""  # the start line's known part while it spans feeds
+        self._line_read = False  # when refused: an earlier feed had read the start line whole
         self._version = b""
         self._overhead = 0
         self._reset()
@@ -463,6 +480,7 @@ class _Framer(Generic[_P]):
         self._events = events
         n = len(data)
         pos = 0
+        line_read = self._proto  # (llhttp accepted the start line in an earlier feed)
         try:
             while pos < n:
                 state = self._state
@@ -481,6 +499,7 @@ class _Framer(Generic[_P]):
                     break
         except RemoteProtocolError as exc:
             self._error = exc
+            self._line_read = bool(line_read or (self._proto and str(exc) in _AFTER_LINE))
             raise
         return events
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from httptools import HttpRequestParser
 
-from tlsgate.proxy.http.events import EndOfMessage, Event, Limits, LocalProtocolError, Request
+from tlsgate.proxy.http.events import (
+    EndOfMessage,
+    Event,
+    Limits,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Request,
+)
 from tlsgate.proxy.http.framer import (
     _CHUNKED,
     _CHUNKED_KIND,
@@ -20,6 +27,7 @@ from tlsgate.proxy.http.framer import (
     _Framer,
     _keep_alive,
 )
+from tlsgate.proxy.http.target import split_target
 
 __all__ = ["RequestParser"]
 
@@ -66,6 +74,27 @@ class RequestParser(_Framer[HttpRequestParser]):
             self._proto = data.endswith(b"HTTP/", start, i - 4)
             self._version = data[i - 4 : i - 1]
 
+    @property
+    def head_in_progress(self) -> bool:
+        """A request head has begun (more than blank lines) and has not ended yet."""
+        return self._started and not self._head_done
+
+    def partial_request(self) -> tuple[bytes, bytes] | None:
+        """``(method, target)`` of a request whose head was refused or is still being read, once
+        its request line has been read whole (None before that, or when the line itself was
+        refused): what the access log can say about a request that never became a
+        :class:`Request`. The target is as received (an absolute form is not split yet).
+        """
+        if not self._started:
+            return None
+        if (
+            self._head_done
+            or self._headers
+            or (self._proto and (self._error is None or self._line_read))
+        ):
+            return self._hp.get_method(), self._start
+        return None
+
     def feed_eof(self) -> list[Event]:
         """The client closed; an error if it was in the middle of a message."""
         if self._error is not None:
@@ -76,6 +105,7 @@ class RequestParser(_Framer[HttpRequestParser]):
         if state == _CLOSED or state == _EOF or (state == _HEAD and not self._started):
             self._state = _EOF
             return []
+        self._line_read = bool(self._proto)
         self._error = self._refuse("connection closed in the middle of a request", 400)
         raise self._error
 
@@ -120,6 +150,16 @@ class RequestParser(_Framer[HttpRequestParser]):
                 self._fail("several host headers")
             if version == b"1.1":
                 self._fail("missing host header")
+        target = self._start
+        if target[:1] != b"/":  # (origin-form, the hot path, needs no more than llhttp's check)
+            try:
+                target, authority = split_target(method, target)
+            except RemoteProtocolError as exc:
+                self._fail(str(exc), exc.status)
+            if authority is not None:
+                # RFC 9112 3.2.2: the target's authority, not Host, names the resource; it
+                # replaces Host so that everything downstream sees one authority.
+                headers = [(b"host", authority), *(h for h in headers if h[0] != b"host")]
         length: int | None = None
         if coding is not None:
             if version == b"1.0":
@@ -160,7 +200,7 @@ class RequestParser(_Framer[HttpRequestParser]):
         self._events.append(
             Request(
                 method,
-                self._start,
+                target,
                 version,
                 headers,
                 body,
