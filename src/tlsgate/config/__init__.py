@@ -16,6 +16,7 @@ Example::
     state = "/var/lib/tlsgate"        # the CA and certificate store
     # store = "postgresql://tlsgate@db/tlsgate"  # instead of state: one state for several nodes
     ticket_rotation = "12h"           # session-ticket key period ("30m", "1d", seconds); "off"
+    max_connections_per_worker = 0    # recycle a worker after this many connections; 0 = never
 
     [server.timeouts]                 # seconds
     handshake = 10

@@ -152,6 +152,9 @@ class ServerConfig:
     store: str | None = None
     #: Seconds per session-ticket key; None = no tickets ("off").
     ticket_rotation: float | None = 12 * 3600.0
+    #: A worker that has accepted this many connections hands its listeners to a fresh worker
+    #: and drains (glibc keeps the heap a connection churn fragments); 0 = never.
+    max_connections_per_worker: int = 0
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
 

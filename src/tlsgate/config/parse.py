@@ -112,6 +112,7 @@ _SERVER_KEYS = (
     "state",
     "store",
     "ticket_rotation",
+    "max_connections_per_worker",
     "timeouts",
     "limits",
 )
@@ -337,6 +338,14 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
         ticket_rotation=_rotation(table["ticket_rotation"], at.child("ticket_rotation"))
         if "ticket_rotation" in table
         else defaults.ticket_rotation,
+        max_connections_per_worker=_count(
+            table["max_connections_per_worker"],
+            at.child("max_connections_per_worker"),
+            "connections",
+            zero=True,
+        )
+        if "max_connections_per_worker" in table
+        else defaults.max_connections_per_worker,
         timeouts=timeouts,
         limits=limits,
     )
