@@ -48,13 +48,24 @@ def fresh_get(serve: Serve, context: ssl.SSLContext, path: str) -> tuple[int, by
             return resp.status, resp.read()
 
 
+@pytest.mark.parametrize(
+    ("workers", "extra"),
+    [
+        (1, ()),
+        (2, ()),  # two slots, each with its own listening socket and successors
+        (1, ("--client-auth", "optional")),  # the peeking acceptor's listener
+    ],
+    ids=["one-worker", "two-workers", "peeking-acceptor"],
+)
 def test_workers_are_replaced_every_n_connections_without_a_failed_request(
-    serve_factory: Any,
+    serve_factory: Any, workers: int, extra: tuple[str, ...]
 ) -> None:
-    serve: Serve = serve_factory("--max-connections-per-worker", str(LIMIT))
+    serve: Serve = serve_factory(
+        "--max-connections-per-worker", str(LIMIT), *extra, workers=workers
+    )
     master = serve.proc.pid
     first = workers_of(master)
-    assert len(first) == 1, "with recycling on, the master forks its one worker"
+    assert len(first) == workers, "with recycling on, the master forks every worker"
     seen: set[int] = set(first)
     failures: list[str] = []
     done: list[int] = []
@@ -98,11 +109,11 @@ def test_workers_are_replaced_every_n_connections_without_a_failed_request(
     # Workers came and went: more than the first (the test samples, so it sees at least two).
     assert len(seen) >= 2
     assert workers_of(master) != first
-    # The retired workers finish draining (handshake grace, 10 s) and exit; one stays.
+    # The retired workers finish draining (handshake grace, 10 s) and exit; the slots' stay.
     deadline = time.monotonic() + 60
-    while len(workers_of(master)) > 1 and time.monotonic() < deadline:
+    while len(workers_of(master)) > workers and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(workers_of(master)) == 1
+    assert len(workers_of(master)) == workers
     assert serve.stop() == 0
     log = serve.log.read_text()
     assert "reached max_connections_per_worker" in log

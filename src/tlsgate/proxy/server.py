@@ -445,7 +445,10 @@ class EdgeServer:
             for pid in self.children:
                 signal_worker(pid, signal.SIGTERM)
         for server in servers:
-            server.close()
+            if budget.spent and isinstance(server, HelloAcceptor):
+                server.stop_accepting()  # its accepted connections are drained, not dropped
+            else:
+                server.close()
         deadline = time.monotonic() + server_cfg.timeouts.drain
         for edge in edges:
             edge.draining = True
