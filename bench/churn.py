@@ -12,7 +12,7 @@ Any wrk error (connect, read, write, timeout, non-2xx) flags the run: recycling 
 single request.
 
     .venv/bin/python bench/churn.py                                  # the two default runs
-    .venv/bin/python bench/churn.py --connections 5000 --segment 2   # smoke run, ~30 s
+    .venv/bin/python bench/churn.py --connections 5000 --segment 2   # smoke run, ~40 s
     .venv/bin/python bench/churn.py --run 'before={root}/.venv/bin/python -m tlsgate serve ...'
 
 A run is ``LABEL=TEMPLATE`` (placeholders as bench/proxy.py's ``--proxy-cmd``); without ``--run``
