@@ -37,15 +37,31 @@ def hello(path: str) -> bytes:
     return f"hello {path} \n".encode()
 
 
-def fresh_get(serve: Serve, context: ssl.SSLContext, path: str) -> tuple[int, bytes]:
-    """One request on a new TLS connection (``Connection: close``), as churn looks."""
+def fresh_get(
+    serve: Serve, context: ssl.SSLContext, path: str, session: ssl.SSLSession | None = None
+) -> tuple[int, bytes, ssl.SSLSession | None, bool]:
+    """One request on a new TLS connection (``Connection: close``), as churn looks; resumes
+    ``session`` if given. Returns the status, the body, the session to resume next and whether
+    this handshake was resumed."""
     with socket.create_connection(("127.0.0.1", serve.port), timeout=20) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            conn = http.client.HTTPConnection("localhost")
-            conn.sock = tls
-            conn.request("GET", path, headers={"Connection": "close"})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
+        with context.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+            reused = tls.session_reused
+            tls.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+            )
+            chunks = []
+            for _ in range(1000):  # until the server closes (Connection: close); bounded
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            # TLS 1.3 tickets arrive after the handshake: the session is complete by now.
+            next_session = tls.session
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+    if b"transfer-encoding: chunked" in head.lower():
+        raise AssertionError(f"unexpected chunked answer to {path}: {head!r}")
+    return status, body, next_session, bool(reused)
 
 
 @pytest.mark.parametrize(
@@ -69,6 +85,7 @@ def test_workers_are_replaced_every_n_connections_without_a_failed_request(
     seen: set[int] = set(first)
     failures: list[str] = []
     done: list[int] = []
+    resumed: list[bool] = []
 
     # A keep-alive client across the recycles: its requests all succeed (after a recycle its
     # connection ends after a response, with Connection: close, and http.client reconnects).
@@ -76,12 +93,14 @@ def test_workers_are_replaced_every_n_connections_without_a_failed_request(
     keep.host = "localhost"
 
     def churn(client: int) -> None:
-        context = serve.context()  # one per client: resumed handshakes after the first
-        if client % 2:
-            context.options |= ssl.OP_NO_TICKET  # and full handshakes for every other client
+        context = serve.context()
+        resume = client % 2 == 0  # resumed handshakes (tickets) for half the clients
+        session = None
         for i in range(CONNECTIONS_EACH):
             try:
-                status, body = fresh_get(serve, context, f"/c{client}/{i}")
+                status, body, last, reused = fresh_get(serve, context, f"/c{client}/{i}", session)
+                session = last if resume else None
+                resumed.append(reused)
                 if (status, body) != (200, hello(f"/c{client}/{i}")):
                     failures.append(f"client {client} request {i}: {status} {body!r}")
                 else:
@@ -106,6 +125,8 @@ def test_workers_are_replaced_every_n_connections_without_a_failed_request(
 
     assert failures == []
     assert len(done) == CLIENTS * CONNECTIONS_EACH
+    # Successors are forked from the master, with its ticket keys: sessions resume across them.
+    assert sum(resumed) >= CONNECTIONS_EACH
     # Workers came and went: more than the first (the test samples, so it sees at least two).
     assert len(seen) >= 2
     assert workers_of(master) != first
@@ -132,6 +153,6 @@ def test_a_worker_that_dies_is_replaced(serve_factory: Any) -> None:
         time.sleep(0.05)
     (successor,) = workers_of(master)
     assert successor != worker
-    assert fresh_get(serve, serve.context(), "/after") == (200, hello("/after"))
+    assert fresh_get(serve, serve.context(), "/after")[:2] == (200, hello("/after"))
     assert serve.stop() == 0
     assert "exited unexpectedly (signal 9)" in serve.log.read_text()
