@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -550,3 +551,29 @@ def test_serve_refuses_client_auth_flags_with_a_config_file(
     assert str(info.value) == (
         f"{argv[0]}: with -c FILE, client certificate settings go in the file's [site.client_auth]"
     )
+
+
+def test_serve_max_connections_per_worker_flag(tmp_path: Path) -> None:
+    """The flag sets recycling in both forms (over the file's value); off without it."""
+    flags = ("--host", "localhost", "--to", "127.0.0.1:8000")
+    assert _serve(*flags).server.max_connections_per_worker == 0
+    server = _serve(*flags, "--max-connections-per-worker", "500").server
+    assert server == replace(_serve(*flags).server, max_connections_per_worker=500)
+    path = tmp_path / "tlsgate.toml"
+    path.write_text(
+        "[server]\nmax_connections_per_worker = 10\n"
+        "[[site]]\nhosts = 'example.com'\nupstream = '127.0.0.1:8000'\n"
+    )
+    assert _serve("-c", str(path)).server.max_connections_per_worker == 10
+    cfg = _serve("-c", str(path), "--max-connections-per-worker", "0")
+    assert cfg.server.max_connections_per_worker == 0
+
+
+@pytest.mark.parametrize("bad", ["-1", "many", "1.5"])
+def test_serve_refuses_a_bad_max_connections_per_worker(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        _serve("--host", "localhost", "--to", "127.0.0.1:8000", "--max-connections-per-worker", bad)
+    assert info.value.code == 2
+    assert "--max-connections-per-worker" in capsys.readouterr().err

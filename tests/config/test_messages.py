@@ -86,7 +86,7 @@ ERRORS: list[tuple[str, str]] = [
         "[server]\nbind = 1\n" + SITE,
         "tlsgate.toml:2: server.bind: unknown key (known keys: listen, http_listen, admin_listen, "
         "workers, trusted_proxies, access_log, state, store, ticket_rotation, store_poll, "
-        "timeouts, limits)",
+        "max_connections_per_worker, timeouts, limits)",
     ),
     (
         "[server]\nhosts = []\n" + SITE,

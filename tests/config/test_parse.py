@@ -173,6 +173,17 @@ def test_timeouts_limits_workers_and_balance() -> None:
     assert (cfg.sites[0].balance, cfg.sites[0].via) == ("least_conn", True)
 
 
+def test_max_connections_per_worker() -> None:
+    """Recycling is off unless asked for; 0 says "never" explicitly; a count is a whole number."""
+    assert loads(SITE).server.max_connections_per_worker == 0
+    cfg = loads("[server]\nmax_connections_per_worker = 50000\n" + SITE)
+    assert cfg.server.max_connections_per_worker == 50000
+    assert loads("[server]\nmax_connections_per_worker = 0\n" + SITE).server == loads(SITE).server
+    for bad in ("-1", "1.5", '"many"', "true"):
+        with pytest.raises(ConfigError, match="max_connections_per_worker"):
+            loads(f"[server]\nmax_connections_per_worker = {bad}\n" + SITE)
+
+
 def test_dotted_and_inline_forms_mean_the_same() -> None:
     headers = (
         "[server]\n[server.timeouts]\nidle = 5\n" + SITE + "[site.tls]\ncert = 'c'\nkey = 'k'\n"
@@ -282,6 +293,10 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "server.access_log": ("[server]\naccess_log = VALUE\n" + SITE, (str,)),
     "server.ticket_rotation": ("[server]\nticket_rotation = VALUE\n" + SITE, (str, int, float)),
     "server.store_poll": ("[server]\nstore_poll = VALUE\n" + SITE, (str, int, float)),
+    "server.max_connections_per_worker": (
+        "[server]\nmax_connections_per_worker = VALUE\n" + SITE,
+        (int,),
+    ),
     "server.state": ("[server]\nstate = VALUE\n" + SITE, (str,)),
     "server.store": ("[server]\nstore = VALUE\n" + SITE, (str,)),
     "server.timeouts": ("[server]\ntimeouts = VALUE\n" + SITE, (dict,)),

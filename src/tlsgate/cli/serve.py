@@ -72,7 +72,7 @@ def _config(args: argparse.Namespace) -> Config:
             config = replace(config, server=server)
         if args.store:
             config = replace(config, server=replace(config.server, store=args.store, state=None))
-        return config
+        return _recycling(config, args)
     if not args.hosts or not args.to:
         raise ConfigError("give -c tlsgate.toml, or --host NAME and --to http://HOST:PORT")
     config = from_flags(
@@ -110,7 +110,25 @@ def _config(args: argparse.Namespace) -> Config:
         config = replace(config, sites=(site,))
     if args.access_log:
         config = replace(config, server=replace(config.server, access_log=args.access_log))
-    return config
+    return _recycling(config, args)
+
+
+def _recycling(config: Config, args: argparse.Namespace) -> Config:
+    """``--max-connections-per-worker`` over the file's value (both forms take it)."""
+    if args.max_connections_per_worker is None:
+        return config
+    server = replace(config.server, max_connections_per_worker=args.max_connections_per_worker)
+    return replace(config, server=server)
+
+
+def _connection_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; 0 means never")
+    return value
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -269,6 +287,12 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--no-http", action="store_true", help="no plain-HTTP listener")
     p.add_argument("--workers", type=int, default=0, metavar="N", help="processes (default: cores)")
+    p.add_argument(
+        "--max-connections-per-worker",
+        type=_connection_count,
+        metavar="N",
+        help="replace a worker, gracefully, after N connections (0: never)",
+    )
     p.add_argument(
         "--cert", metavar="FILE", help="serve this fullchain PEM instead of the internal CA"
     )

@@ -18,6 +18,7 @@ Example::
     ticket_rotation = "12h"           # session-ticket key period ("30m", "1d", seconds); "off"
     store_poll = "5s"                 # how often the store is read for others' certificates
                                       # and revocations (PostgreSQL also notifies at once)
+    max_connections_per_worker = 0    # recycle a worker after this many connections; 0 = never
 
     [server.timeouts]                 # seconds
     handshake = 10

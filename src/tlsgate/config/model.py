@@ -155,6 +155,9 @@ class ServerConfig:
     #: Seconds between looks at the store for certificates other nodes stored and revocations
     #: (PostgreSQL also notifies at once; with SQLite the look is all there is).
     store_poll: float = 5.0
+    #: A worker that has accepted this many connections hands its listeners to a fresh worker
+    #: and drains (glibc keeps the heap a connection churn fragments); 0 = never.
+    max_connections_per_worker: int = 0
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
 

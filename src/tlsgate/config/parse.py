@@ -114,6 +114,7 @@ _SERVER_KEYS = (
     "store",
     "ticket_rotation",
     "store_poll",
+    "max_connections_per_worker",
     "timeouts",
     "limits",
 )
@@ -342,6 +343,14 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
         store_poll=_poll(table["store_poll"], at.child("store_poll"))
         if "store_poll" in table
         else defaults.store_poll,
+        max_connections_per_worker=_count(
+            table["max_connections_per_worker"],
+            at.child("max_connections_per_worker"),
+            "connections",
+            zero=True,
+        )
+        if "max_connections_per_worker" in table
+        else defaults.max_connections_per_worker,
         timeouts=timeouts,
         limits=limits,
     )

@@ -79,11 +79,16 @@ class HelloAcceptor:
         sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=True)
         return cls(sock, choose, handshake_timeout=handshake_timeout)
 
-    def close(self) -> None:
-        """Stop accepting (as ``Server.close``); handshakes already started go on."""
+    def stop_accepting(self) -> None:
+        """Stop accepting; connections accepted already go on, those still waiting for their
+        ClientHello too (a recycled worker hands its listener over and finishes them)."""
         if self.sock.fileno() >= 0:
             self.loop.remove_reader(self.sock.fileno())
             self.sock.close()
+
+    def close(self) -> None:
+        """Stop accepting (as ``Server.close``); handshakes already started go on."""
+        self.stop_accepting()
         for fd, (conn, timer) in list(self._waiting.items()):
             self._drop(fd, conn, timer)
 

@@ -3,6 +3,8 @@
 Shape: the master loads configuration and certificates and builds the TLS contexts, then forks
 ``workers`` processes that each bind the listening ports with ``SO_REUSEPORT`` (the kernel spreads
 connections across them) and run a uvloop event loop. With one worker, the master is the worker.
+With ``max_connections_per_worker`` the master binds the listeners itself, holds them and forks
+every worker onto them, a successor whenever one is spent or dies (:mod:`tlsgate.proxy.workers`).
 
 Signals: SIGTERM/SIGINT stop accepting, let in-flight exchanges finish (up to ``drain``
 seconds), then exit. SIGHUP re-reads certificate files and the store, swaps certificates into
@@ -24,7 +26,6 @@ process or node regenerates the internal CRL the same way. A store outage is rep
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import errno
 import functools
 import logging
@@ -34,7 +35,6 @@ import shutil
 import signal
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -68,6 +68,19 @@ from tlsgate.proxy.store_sync import StoreSync
 from tlsgate.proxy.tickets import TicketKeys
 from tlsgate.proxy.tls import load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
+from tlsgate.proxy.workers import (
+    ConnectionBudget,
+    Recycler,
+    Slot,
+    bind_listener,
+    die_with,
+    drain,
+    listen_on,
+    reap_worker,
+    retire,
+    signal_worker,
+    trim_loop,
+)
 from tlsgate.renewal.renewer import Renewer
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
@@ -77,9 +90,10 @@ __all__ = ["EdgeServer"]
 
 log = logging.getLogger("tlsgate.serve")
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _CHALLENGE_PATH = b"/.well-known/acme-challenge/"
 _TOKEN = re.compile(rb"[A-Za-z0-9_-]{1,256}")
+#: How often the master looks for workers that exited (with recycling on).
+REAP_INTERVAL = 0.2
 
 
 class EdgeServer:
@@ -96,6 +110,7 @@ class EdgeServer:
         self.renewer: Renewer | None = None
         self.health = StoreHealth(store.location)
         self._challenge_contexts: dict[tuple[str, str], ssl.SSLContext] = {}
+        self.recycler: Recycler | None = None
 
     def _ticket_keys(self) -> TicketKeys | None:
         """Session-ticket keys from the store's secret: the same in every worker (they fork
@@ -242,7 +257,7 @@ class EdgeServer:
         workers = self.config.server.workers or os.cpu_count() or 1
         metrics_dir = None
         if self.config.server.admin_listen is not None:
-            if workers > 1:
+            if workers > 1 or self.config.server.max_connections_per_worker:
                 metrics_dir = prepare_multiprocess()
             self.metrics = Metrics(renewals=self._renewal_statuses, store_up=lambda: self.health.up)
             self._publish_certificates()
@@ -278,26 +293,56 @@ class EdgeServer:
         ]
 
     def _run(self, workers: int) -> int:
+        if self.config.server.max_connections_per_worker:
+            return self._run_recycling(workers)
         if workers == 1:
             return self._run_loop(master=True)
-        master = os.getpid()
         for _ in range(workers):
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    _die_with(master)
-                    # A database connection must not cross fork(): each worker opens its own.
-                    self.store = self.manager.store = self.store.reopen()
-                    if self.metrics is not None:
-                        self.metrics = Metrics()  # this worker's own counters
-                    code = self._run_loop(master=False)
-                finally:
-                    os._exit(code)
-            self.children.append(pid)
+            self.children.append(self._fork_worker(os.getpid(), None))
         return self._run_loop(master=True, listen=False)
 
-    def _run_loop(self, *, master: bool, listen: bool = True) -> int:
+    def _run_recycling(self, workers: int) -> int:
+        """The master holds every slot's listeners and forks workers onto them, then and
+        whenever one is spent or dies (:mod:`tlsgate.proxy.workers`)."""
+        cfg = self.config.server
+        slots = [
+            Slot(
+                [bind_listener(a, 4096) for a in cfg.listen]
+                + [bind_listener(a, 1024) for a in cfg.http_listen]
+            )
+            for _ in range(workers)
+        ]
+        master = os.getpid()
+        self.recycler = Recycler(slots, lambda slot: self._fork_worker(master, slot), self.children)
+        try:
+            self.recycler.start_all()
+            return self._run_loop(master=True, listen=False)
+        finally:
+            self.recycler.close()
+
+    def _fork_worker(self, master: int, slot: Slot | None) -> int:
+        """Fork a worker (serving ``slot``'s listeners if given); its pid, in the master."""
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            # A successor is forked inside the master's running loop: this process starts
+            # its own, and never returns to the master's.
+            asyncio.events._set_running_loop(None)
+            die_with(master)
+            if self.recycler is not None and slot is not None:
+                self.recycler.close_in_worker(slot)
+            self.children = []
+            # A database connection must not cross fork(): each worker opens its own.
+            self.store = self.manager.store = self.store.reopen()
+            if self.metrics is not None:
+                self.metrics = Metrics()  # this worker's own counters
+            code = self._run_loop(master=False, slot=slot)
+        finally:
+            os._exit(code)
+
+    def _run_loop(self, *, master: bool, listen: bool = True, slot: Slot | None = None) -> int:
         try:
             import uvloop
 
@@ -306,11 +351,11 @@ class EdgeServer:
             loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            return loop.run_until_complete(self._main(master=master, listen=listen))
+            return loop.run_until_complete(self._main(master=master, listen=listen, slot=slot))
         finally:
             loop.close()
 
-    async def _main(self, *, master: bool, listen: bool) -> int:
+    async def _main(self, *, master: bool, listen: bool, slot: Slot | None = None) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         server_cfg = self.config.server
@@ -319,10 +364,16 @@ class EdgeServer:
         pool = UpstreamPool(loop)
         edges: list[Edge] = []
         servers: list[asyncio.AbstractServer | HelloAcceptor] = []
+        background: list[asyncio.Task[None]] = []
 
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._on_hup(master))
+        budget = ConnectionBudget(
+            server_cfg.max_connections_per_worker if slot is not None else 0,
+            functools.partial(self._spent, stop),
+        )
+        held = iter(slot.sockets if slot is not None else ())
 
         if listen:
             assert self.tls is not None
@@ -330,6 +381,7 @@ class EdgeServer:
             assert front is not None
             https_port = server_cfg.listen[0].port if server_cfg.listen else 443
             for address in server_cfg.listen:
+                sock = next(held, None)
                 edge = Edge(
                     router=router,
                     pool=pool,
@@ -344,45 +396,44 @@ class EdgeServer:
                 factory = functools.partial(ClientProtocol, edge)
                 if self._peeks():
                     normal: Choice = (front, factory)
+                    choose = budget.wrap(functools.partial(self._choose, normal=normal, edge=edge))
+                    timeout = server_cfg.timeouts.handshake
                     servers.append(
-                        await HelloAcceptor.listen(
-                            address.host,
-                            address.port,
-                            functools.partial(self._choose, normal=normal, edge=edge),
-                            handshake_timeout=server_cfg.timeouts.handshake,
+                        HelloAcceptor(sock, choose, handshake_timeout=timeout)
+                        if sock is not None
+                        else await HelloAcceptor.listen(
+                            address.host, address.port, choose, handshake_timeout=timeout
                         )
                     )
                     continue
                 servers.append(
-                    await loop.create_server(
-                        factory,
-                        address.host,
-                        address.port,
-                        ssl=front,
-                        reuse_port=True,
+                    await listen_on(
+                        address,
+                        sock,
+                        budget.wrap(factory),
                         backlog=4096,
-                        ssl_handshake_timeout=server_cfg.timeouts.handshake,
+                        ssl=front,
+                        handshake_timeout=server_cfg.timeouts.handshake,
                     )
                 )
             for address in server_cfg.http_listen:
                 servers.append(
-                    await loop.create_server(
+                    await listen_on(
+                        address,
+                        next(held, None),
                         lambda: RedirectProtocol(
                             https_port, challenge=self._http01, idle=server_cfg.timeouts.idle
                         ),
-                        address.host,
-                        address.port,
-                        reuse_port=True,
                         backlog=1024,
                     )
                 )
+            background.append(loop.create_task(trim_loop(budget)))
         if master and server_cfg.admin_listen is not None and self.metrics is not None:
             metrics = self.metrics
             admin = server_cfg.admin_listen
             servers.append(
                 await loop.create_server(lambda: AdminProtocol(metrics), admin.host, admin.port)
             )
-        background: list[asyncio.Task[None]] = []
         if master:
             self._announce()
             managed = self.manager.managed()
@@ -409,31 +460,27 @@ class EdgeServer:
                 background.append(loop.create_task(self._file_loop()))
             if self.tls is not None and self.tls.client_auth:
                 background.append(loop.create_task(self._trust_loop()))
+            if self.recycler is not None:
+                background.append(loop.create_task(self.recycler.run(REAP_INTERVAL)))
         await stop.wait()
+        for task in background:
+            task.cancel()
+        # Let them unwind now: a task still pending when the loop closes is an error.
+        await asyncio.gather(*background, return_exceptions=True)
         if master:
-            for task in background:
-                task.cancel()
-            # Let them unwind now: a task still pending when the loop closes is an error.
-            await asyncio.gather(*background, return_exceptions=True)
             for pid in self.children:
-                _signal(pid, signal.SIGTERM)
-        # Graceful drain: stop accepting, finish what is in flight, close idle keep-alives.
+                signal_worker(pid, signal.SIGTERM)
         for server in servers:
-            server.close()
+            if budget.spent and isinstance(server, HelloAcceptor):
+                server.stop_accepting()  # its accepted connections are drained, not dropped
+            else:
+                server.close()
         deadline = time.monotonic() + server_cfg.timeouts.drain
         for edge in edges:
             edge.draining = True
-        while time.monotonic() < deadline:
-            busy = False
-            for edge in edges:
-                for conn in list(edge.connections):
-                    if conn.busy:
-                        busy = True
-                    elif conn.tunnel is None:
-                        conn.close()
-            if not busy:
-                break
-            await asyncio.sleep(0.05)
+        if budget.spent:
+            await retire(edges, deadline, grace=server_cfg.timeouts.handshake)
+        await drain(edges, deadline)
         for edge in edges:
             for conn in list(edge.connections):
                 conn.close()
@@ -442,7 +489,7 @@ class EdgeServer:
             access_log.flush()
         if master:
             for pid in self.children:
-                _reap(pid, server_cfg.timeouts.drain + 5)
+                reap_worker(pid, server_cfg.timeouts.drain + 5)
         return 0
 
     def _announce(self) -> None:
@@ -457,6 +504,12 @@ class EdgeServer:
         log.warning("tlsgate serve: %s; sites: %s", "; ".join(parts), sites)
         if self.on_ready is not None:
             self.on_ready()
+
+    def _spent(self, stop: asyncio.Event) -> None:
+        """Worker: ``max_connections_per_worker`` reached. Ask for a successor, then drain."""
+        assert self.recycler is not None
+        self.recycler.spent()
+        stop.set()
 
     def _on_hup(self, master: bool) -> None:
         if master:
@@ -474,7 +527,7 @@ class EdgeServer:
 
     def _tell_workers(self) -> None:
         for pid in self.children:
-            _signal(pid, signal.SIGHUP)
+            signal_worker(pid, signal.SIGHUP)
 
     async def _trust_loop(self) -> None:
         """Re-read client trust (the internal CRL, CRL files) every ``crl_refresh`` seconds."""
@@ -521,39 +574,6 @@ def _check_free(addresses: tuple[ListenAddress, ...]) -> None:
                         "connections silently)"
                     ) from None
                 raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from None
-
-
-def _die_with(master: int) -> None:
-    """Have the kernel stop this worker when the master dies, even by SIGKILL or OOM-kill.
-
-    Without it, workers whose master vanished keep the port (SO_REUSEPORT) and serve on with
-    stale certificates that nothing renews any more. Linux only (prctl); elsewhere a no-op.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
-    if os.getppid() != master:  # the master died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return
-        time.sleep(0.05)
-    _signal(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
 
 
 def listen_summary(addresses: tuple[ListenAddress, ...]) -> str:
