@@ -36,6 +36,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
@@ -260,11 +261,12 @@ class EdgeServer:
         if workers == 1:
             return self._run_loop(master=True)
         master = os.getpid()
-        for _ in range(workers):
+        for number in range(1, workers + 1):
             pid = os.fork()
             if pid == 0:
                 code = 1
                 try:
+                    _label_logs(f"worker {number} (pid {os.getpid()})")
                     _die_with(master)
                     # A database connection must not cross fork(): each worker opens its own.
                     self.store = self.manager.store = self.store.reopen()
@@ -428,7 +430,7 @@ class EdgeServer:
             f"{', '.join(s.hosts)} -> {', '.join(str(u) for u in s.upstreams)}"
             for s in self.config.sites
         )
-        log.warning("tlsgate serve: %s; sites: %s", "; ".join(parts), sites)
+        log.warning("serving %s; sites: %s", "; ".join(parts), sites)
         if self.on_ready is not None:
             self.on_ready()
 
@@ -494,6 +496,20 @@ def _check_free(addresses: tuple[ListenAddress, ...]) -> None:
                         "connections silently)"
                     ) from None
                 raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from None
+
+
+def _label_logs(label: str) -> None:
+    """Prefix this process's log lines with ``label``. The master and every worker log the same
+    events (a new certificate or CRL applied, each in its own process): unlabelled, N workers read
+    as the same line N + 1 times, and a worker's own trouble could not be told from the master's."""
+    make = logging.getLogRecordFactory()
+
+    def labelled(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.msg = f"{label}: {record.msg}"
+        return record
+
+    logging.setLogRecordFactory(labelled)
 
 
 def _die_with(master: int) -> None:
