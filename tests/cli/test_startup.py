@@ -7,6 +7,7 @@ Counted in imported modules, not seconds: the modules are the cost (cryptography
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -49,9 +50,11 @@ print("\\n".join(sorted(sys.modules)))
 
 def imported(*argv: str) -> tuple[int, set[str]]:
     """The exit code of ``python -m tlsgate ARGV`` and every module it left in sys.modules."""
+    # Without the test session's coverage, which would start in the child and load its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *argv],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     code, *names = proc.stdout.split()
