@@ -3,8 +3,16 @@
 # Usage: scripts/install.sh [--test] [--bench]
 #   --test adds what the test suite needs; --bench what bench/proxy.py drives (nginx, wrk, gcc for
 #   its shim, and haproxy, the client-certificate originator of --client-cert and --haproxy).
+#
+# One line on stderr per step it takes (the whole install is 30-60 s, mostly pip), nothing else
+# unless something fails. It is a no-op (well under a second) when .venv was installed by this
+# same install.sh from this same pyproject.toml with at least these options: the stamp
+# .venv/.tlsgate-install holds their hash. tlsgate itself is installed in editable mode, so a
+# change to its source needs no reinstall; a change to its dependencies does, and gets one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
+step() { echo "install.sh: $*" >&2; }
 
 extras=""
 tools=(openssl curl)
@@ -45,24 +53,56 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install.sh: please install with apt-get: ${missing[*]}" >&2
     exit 1
   fi
-  echo "install.sh: installing ${missing[*]} from Debian" >&2
+  step "installing ${missing[*]} from Debian (apt-get)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" ca-certificates >/dev/null
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# What this install is: these options of this install.sh and pyproject.toml. A .venv stamped
+# with it (or with --test's, which includes the plain install) is up to date.
+stamp=.venv/.tlsgate-install
+wanted="$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ -x .venv/bin/tlsgate ] && { [ -z "$extras" ] || [ -x .venv/sslyze/bin/sslyze ]; }; then
+  read -r have_hash have_extras <"$stamp" || true
+  if [ "${have_hash:-}" = "$wanted" ] && { [ -z "$extras" ] || [ "${have_extras:-}" = "$extras" ]; } \
+    && .venv/bin/tlsgate --version >/dev/null 2>&1; then
+    step "$(pwd)/.venv is up to date (pyproject.toml and install.sh unchanged since it was made)"
+    exit 0
+  fi
+fi
+rm -f "$stamp"  # an install cut short must not look complete
+
+if [ ! -x .venv/bin/python ]; then
+  step "creating .venv (python3 -m venv)"
+  python3 -m venv .venv
+fi
+step "pip install -e .${extras} (tlsgate and its dependencies, about 30 s the first time)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \
-  | grep -v "is ignored: it is neither a file nor a directory" || true
+pip_log=$(mktemp)
+trap 'rm -f "$pip_log"' EXIT
+quiet() { grep -v "is ignored: it is neither a file nor a directory" "$pip_log" >&2 || true; }
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" \
+  >"$pip_log" 2>&1; then
+  quiet
+  step "pip install failed (above); .venv is left unstamped, the next run installs again"
+  exit 1
+fi
+quiet
 if [ -n "$extras" ]; then
-  # sslyze checks `serve` against Mozilla's TLS profile (tests/interop/test_sslyze.py). It gets a
-  # virtualenv of its own: it pins cryptography<47, which in .venv would hold back the
+  # sslyze checks `serve` against Mozilla's TLS profile (tests/proxy/test_tls_profile_e2e.py). It
+  # gets a virtualenv of its own: it pins cryptography<47, which in .venv would hold back the
   # cryptography (and acme) that tlsgate is tested with.
+  step "pip install sslyze into .venv/sslyze (the TLS profile check the tests run)"
   [ -x .venv/sslyze/bin/python ] || python3 -m venv .venv/sslyze
-  .venv/sslyze/bin/python -m pip install --quiet --disable-pip-version-check "sslyze>=6.3" 2>&1 \
-    | grep -v "is ignored: it is neither a file nor a directory" || true
+  if ! .venv/sslyze/bin/python -m pip install --quiet --disable-pip-version-check "sslyze>=6.3" \
+    >"$pip_log" 2>&1; then
+    quiet
+    step "pip install sslyze failed (above); .venv is left unstamped, the next run installs again"
+    exit 1
+  fi
   .venv/sslyze/bin/sslyze --help >/dev/null
 fi
 .venv/bin/tlsgate --version >/dev/null
-echo "install.sh: tlsgate installed in $(pwd)/.venv (run .venv/bin/tlsgate)" >&2
+echo "$wanted ${extras}" >"$stamp"
+step "done in $((SECONDS - started)) s: tlsgate installed in $(pwd)/.venv (run .venv/bin/tlsgate)"

@@ -7,6 +7,12 @@ scripts/install.sh --test
 # `python -m tlsgate` processes the tests start would otherwise compile tlsgate again (~0.4 s).
 unset PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-${TMPDIR:-/tmp}/tlsgate-pycache-$(id -u)}"
+# Coverage data stays out of the checkout: every measured process (tests start hundreds of
+# `python -m tlsgate`, see [tool.coverage.run] in pyproject.toml) writes a file of its own, which
+# pytest-cov combines into one for the report; all of it is removed when the run ends.
+coverage_dir=$(mktemp -d "${TMPDIR:-/tmp}/tlsgate-coverage.XXXXXX")
+trap 'rm -rf "$coverage_dir"' EXIT
+export COVERAGE_FILE="$coverage_dir/.coverage"
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== pytest"

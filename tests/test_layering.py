@@ -8,6 +8,7 @@ imports hidden inside functions of other modules only once they run, and module-
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,13 @@ NOT_WALKED: dict[str, tuple[str, ...]] = {
 }
 
 
+def bare_env() -> dict[str, str]:
+    """The environment without the test session's coverage: under scripts/test.sh coverage
+    starts in every Python child (pyproject.toml: patch = subprocess) and brings its own imports
+    (sqlite3 among them), which are not the package's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+
+
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_dependency_direction(package: str) -> None:
     code = (
@@ -51,7 +59,12 @@ def test_dependency_direction(package: str) -> None:
     )
     loaded = set(
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env=bare_env(),
         ).stdout.split()
     )
     offenders = [m for m in FORBIDDEN[package] if m in loaded]
@@ -67,7 +80,12 @@ def test_sqlite_users_never_load_psycopg(tmp_path: Path) -> None:
         "print('psycopg' in sys.modules)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=bare_env(),
     )
     assert result.stdout.split() == ["False"]
 
@@ -79,7 +97,12 @@ def test_postgres_store_stays_below_ca_and_cli() -> None:
         "print('\\n'.join(sorted(sys.modules)))\n"
     )
     loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=bare_env(),
     ).stdout.split()
     assert "psycopg" in loaded
     assert not [m for m in loaded if m.startswith(("tlsgate.ca", "tlsgate.cli"))]

@@ -33,3 +33,42 @@ def test_readme_command_parses(command: str) -> None:
     args = shlex.split(command)[1:]
     parsed = build_parser().parse_args(args)
     assert callable(parsed.handler)
+
+
+def readme_section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_demo_once_is_documented() -> None:
+    assert "tlsgate demo --once" in readme_commands()
+    assert "./scripts/demo.sh --once" in readme_section("Two commands")
+
+
+def test_ca_commands_start_from_a_scratch_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new user runs the demo, then the README's `ca init`: the demo's CA is in the default
+    state, so the section says to use a scratch one first, and the refusal says so too."""
+    block = re.search(r"```sh\n(.*?)```", readme_section("Running the CA"), re.S)
+    assert block is not None
+    lines = block.group(1).splitlines()
+    assert lines[0].startswith("export TLSGATE_STATE=$(mktemp -d)")
+    assert lines[1].startswith("tlsgate ca init ")
+
+    from tlsgate.cli import main
+
+    monkeypatch.delenv("TLSGATE_STATE", raising=False)
+    monkeypatch.delenv("TLSGATE_STORE", raising=False)
+    monkeypatch.delenv("TLSGATE_CA_PASSPHRASE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert main(["ca", "init"]) == 0  # what the demo did in the default state
+    capsys.readouterr()
+    assert main(["ca", "init"]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "tlsgate ca info" in err and "--force" in err, err
+    assert "export TLSGATE_STATE=$(mktemp -d)" in err, err
+    monkeypatch.setenv("TLSGATE_STATE", str(tmp_path / "scratch"))  # what that line does
+    assert main(["ca", "init"]) == 0

@@ -37,6 +37,7 @@ __all__ = [
     "PolicyDenied",
     "StorageError",
     "TlsgateError",
+    "authority_exists",
 ]
 
 
@@ -86,3 +87,13 @@ class AlreadyExists(StorageError):
 
 class NotFound(StorageError):
     """The requested record does not exist."""
+
+
+def authority_exists(location: str) -> AlreadyExists:
+    """``ca init`` on a state that has a CA (often the demo's, in the default state): the way out,
+    not only the refusal."""
+    return AlreadyExists(
+        f"a certificate authority already exists in {location} (tlsgate ca info shows it); "
+        "for a new one use an empty state: --state DIR, or to try things out "
+        "export TLSGATE_STATE=$(mktemp -d); --force replaces this one"
+    )

@@ -310,7 +310,7 @@ def test_service_serves_metrics_and_alerts_then_stops_on_sigterm(
             zone = zone_of[alert["target"]]
             assert alert["kind"] == {"warn": "warning", "crit": "critical", "down": "failed"}[zone]
             assert alert["labels"] == {"zone": zone}
-        assert b"stopped after 1 rounds" in stderr
+        assert b"stopped after 1 round" in stderr
 
     asyncio.run(run(contexts, body))
 

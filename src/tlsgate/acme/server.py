@@ -25,6 +25,7 @@ from tlsgate.acme.jws import MAX_BODY
 from tlsgate.acme.ordering import OrderHandlers
 from tlsgate.acme.problems import AcmeProblem
 from tlsgate.errors import TlsgateError
+from tlsgate.pki.info import format_remaining
 
 __all__ = ["AcmeServer", "AcmeSettings"]
 
@@ -95,7 +96,7 @@ class AcmeServer(AccountHandlers, OrderHandlers, CertificateHandlers, ServerCore
                 terms=settings.terms_of_service,
                 eab_required=settings.eab_required,
                 profiles={
-                    name: f"certificates valid {life.days} days"
+                    name: f"certificates valid {format_remaining(life)}"
                     for name, life in settings.profiles.items()
                 },
             )

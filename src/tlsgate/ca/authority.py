@@ -18,7 +18,13 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
-from tlsgate.errors import AlreadyExists, ConfigError, NotInitialized, PolicyDenied
+from tlsgate.errors import (
+    AlreadyExists,
+    ConfigError,
+    NotInitialized,
+    PolicyDenied,
+    authority_exists,
+)
 from tlsgate.pki.csr import CheckedCSR
 from tlsgate.pki.info import CertInfo
 from tlsgate.pki.keys import (
@@ -127,10 +133,7 @@ class CertificateAuthority:
         if store.active_authority() is not None and not force:
             # Checked again inside the store's transaction; this early exit just saves key
             # generation when the answer is already known.
-            raise AlreadyExists(
-                f"a certificate authority already exists in {store.location} "
-                "(use --force to replace it)"
-            )
+            raise authority_exists(str(store.location))
         if not name.strip() or len(f"{name} Intermediate CA") > 64:
             raise ConfigError(
                 "the CA name must be 1 to 48 characters (it goes into 64-character fields)"

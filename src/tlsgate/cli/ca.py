@@ -36,6 +36,7 @@ from tlsgate.pki.pem import certificate_pem, load_certificate
 from tlsgate.pki.profiles import LeafProfile
 from tlsgate.pki.revocation import REASONS, parse_reason
 from tlsgate.pki.serial import format_serial, parse_serial
+from tlsgate.plural import count
 from tlsgate.store import open_store
 from tlsgate.store.base import CertStatus, Store
 from tlsgate.store.files import PRIVATE, PUBLIC, atomic_write
@@ -276,7 +277,7 @@ def cmd_crl(args: argparse.Namespace) -> int:
     data = crl.public_bytes(serialization.Encoding.DER if args.der else serialization.Encoding.PEM)
     if args.out:
         atomic_write(Path(args.out), data, mode=PUBLIC)
-        sys.stderr.write(f"wrote CRL with {len(crl)} entries to {args.out}\n")
+        sys.stderr.write(f"wrote CRL with {count(len(crl), 'entry', 'entries')} to {args.out}\n")
     elif args.der:
         sys.stdout.buffer.write(data)
     else:

@@ -31,6 +31,7 @@ from tlsgate.cli.output import console, print_json
 from tlsgate.errors import ConfigError
 from tlsgate.inspect.explain import STYLE
 from tlsgate.inspect.report import Report, Severity
+from tlsgate.plural import count
 
 if TYPE_CHECKING:  # aiohttp, httpx and prometheus load when the monitor runs, not per command
     from tlsgate.monitor import MonitorConfig
@@ -142,7 +143,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     def ready(url: str | None) -> None:
         where = f"; metrics at {url}" if url else ""
         logging.getLogger("tlsgate.monitor").info(
-            "monitoring %d targets every %g s%s", len(config.targets), config.interval, where
+            "monitoring %s every %g s%s",
+            count(len(config.targets), "target"),
+            config.interval,
+            where,
         )
 
     import uvloop

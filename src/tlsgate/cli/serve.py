@@ -227,7 +227,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         text = (
             f"[bold]You[/] ──https (TLS {seen['_tls']})──▶ [bold]tlsgate[/] 127.0.0.1:{port}"
             f" ──plain http──▶ [bold]your app[/] 127.0.0.1:{upstream_port}\n\n"
-            "The certificate for localhost comes from tlsgate's own CA; the client trusted only\n"
+            "The certificate for localhost comes from tlsgate's own CA; the client trusted only "
             f"its root: [cyan]{root}[/]\n\n"
             f"What the app saw (it never touches TLS):\n"
             f"  scheme on its socket:   [yellow]{seen['scheme_seen_by_app']}[/]   "
@@ -238,12 +238,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  X-Forwarded-For:        {headers.get('x-forwarded-for')}   (your address)\n"
             f"  X-Forwarded-Host/Port:  {headers.get('x-forwarded-host')}:"
             f"{headers.get('x-forwarded-port')}\n"
-            f"  Forwarded (RFC 7239):   {headers.get('forwarded')}\n\n"
-            f"Try it yourself:\n"
-            f"  [cyan]curl --cacert {root} https://localhost:{port}/hello[/]\n"
-            f"  [cyan]curl -i http://localhost:{http_port}/hello[/]   (308 redirect to https)\n"
+            f"  Forwarded (RFC 7239):   {headers.get('forwarded')}"
         )
         console.print(Panel(text, title="tlsgate demo", expand=False))
+        # Outside the panel, each on a line of its own that is never wrapped (a long state path
+        # would break it across the panel's border): copied from any terminal width, it runs.
+        console.print("Try it yourself:")
+        for line in (
+            f"curl --cacert {root} https://localhost:{port}/hello",
+            f"curl -i http://localhost:{http_port}/hello   # a 308 redirect to https",
+        ):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         if args.once:
             os.kill(os.getpid(), signal.SIGTERM)
         else:

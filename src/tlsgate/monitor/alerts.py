@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from tlsgate.inspect import Code, Report, Severity
+from tlsgate.plural import count
 
 __all__ = ["Alert", "AlertKind", "AlertSink", "TargetState", "transitions"]
 
@@ -155,8 +156,7 @@ def transitions(
 def _summary(alerts: Sequence[Alert]) -> str:
     shown = [a.line for a in alerts[:10]]
     more = f"\n... and {len(alerts) - 10} more" if len(alerts) > 10 else ""
-    plural = "s" if len(alerts) != 1 else ""
-    return f"tlsgate monitor: {len(alerts)} alert{plural}\n" + "\n".join(shown) + more
+    return f"tlsgate monitor: {count(len(alerts), 'alert')}\n" + "\n".join(shown) + more
 
 
 def payload(alerts: Sequence[Alert]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from tlsgate.monitor.alerts import AlertSink, TargetState, transitions
 from tlsgate.monitor.config import MonitorConfig
 from tlsgate.monitor.metrics import MonitorCollector, new_registry, render
 from tlsgate.monitor.rounds import RoundResult, run_round
+from tlsgate.plural import count
 
 __all__ = ["Monitor", "serve_monitor"]
 
@@ -61,9 +62,9 @@ class Monitor:
         for report in result.reports:
             counts[report.severity.label] += 1
         log.info(
-            "round %d: %d checks in %.1f s (at most %d at once): %d ok, %d warning, %d critical",
+            "round %d: %s in %.1f s (at most %d at once): %d ok, %d warning, %d critical",
             self.rounds,
-            len(result.reports),
+            count(len(result.reports), "check"),
             result.duration,
             result.peak_in_flight,
             counts["ok"],
@@ -166,5 +167,5 @@ async def serve_monitor(
             loop.remove_signal_handler(sig)
         if runner is not None:
             await runner.cleanup()
-    log.info("stopped after %d rounds", monitor.rounds)
+    log.info("stopped after %s", count(monitor.rounds, "round"))
     return 0

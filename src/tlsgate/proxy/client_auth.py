@@ -39,6 +39,7 @@ from tlsgate.mtls.identity import ClientIdentity, IdentityError
 from tlsgate.mtls.policy import Decision, authorize
 from tlsgate.mtls.xfcc import outgoing
 from tlsgate.pki.pem import certificate_pem, load_certificates
+from tlsgate.plural import count
 from tlsgate.proxy.headers import XFCC
 from tlsgate.proxy.http import Request
 from tlsgate.proxy.tickets import disable_tickets
@@ -170,7 +171,7 @@ class InternalCrl:
         self._revoked = revoked
         self._this_update = crl.last_update_utc
         self._next_update = crl.next_update_utc
-        log.info("internal CRL written (%d revoked certificates)", len(revoked))
+        log.info("internal CRL written (%s)", count(len(revoked), "revoked certificate"))
         return True
 
 

@@ -38,6 +38,7 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
@@ -104,6 +105,7 @@ class EdgeServer:
         self.tls: SiteTls | None = None
         self.crl: InternalCrl | None = None
         self.children: list[int] = []
+        self._forked = 0  # workers forked so far
         self.on_ready: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
         self.stapling = SiteStapling(OcspCache(cache_directory(str(local_state_dir(store)))))
@@ -322,6 +324,7 @@ class EdgeServer:
 
     def _fork_worker(self, master: int, slot: Slot | None) -> int:
         """Fork a worker (serving ``slot``'s listeners if given); its pid, in the master."""
+        self._forked += 1  # a worker's number: a replacement gets a new one
         pid = os.fork()
         if pid:
             return pid
@@ -330,6 +333,7 @@ class EdgeServer:
             # A successor is forked inside the master's running loop: this process starts
             # its own, and never returns to the master's.
             asyncio.events._set_running_loop(None)
+            _label_logs(f"worker {self._forked} (pid {os.getpid()})")
             die_with(master)
             if self.recycler is not None and slot is not None:
                 self.recycler.close_in_worker(slot)
@@ -501,7 +505,7 @@ class EdgeServer:
             f"{', '.join(s.hosts)} -> {', '.join(str(u) for u in s.upstreams)}"
             for s in self.config.sites
         )
-        log.warning("tlsgate serve: %s; sites: %s", "; ".join(parts), sites)
+        log.warning("serving %s; sites: %s", "; ".join(parts), sites)
         if self.on_ready is not None:
             self.on_ready()
 
@@ -574,6 +578,20 @@ def _check_free(addresses: tuple[ListenAddress, ...]) -> None:
                         "connections silently)"
                     ) from None
                 raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from None
+
+
+def _label_logs(label: str) -> None:
+    """Prefix this process's log lines with ``label``. The master and every worker log the same
+    events (a new certificate or CRL applied, each in its own process): unlabelled, N workers read
+    as the same line N + 1 times, and a worker's own trouble could not be told from the master's."""
+    make = logging.getLogRecordFactory()
+
+    def labelled(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.msg = f"{label}: {record.msg}"
+        return record
+
+    logging.setLogRecordFactory(labelled)
 
 
 def listen_summary(addresses: tuple[ListenAddress, ...]) -> str:

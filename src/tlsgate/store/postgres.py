@@ -35,7 +35,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
-from tlsgate.errors import AlreadyExists, NotFound, StorageError
+from tlsgate.errors import AlreadyExists, NotFound, StorageError, authority_exists
 from tlsgate.store.base import (
     AuthorityRecord,
     CertificateRecord,
@@ -252,10 +252,7 @@ class PostgresStore(PostgresAcmeMixin, PostgresRenewalMixin):
             cur.execute("LOCK TABLE authority IN SHARE ROW EXCLUSIVE MODE")
             cur.execute("SELECT id FROM authority WHERE active")
             if cur.fetchone() is not None and not replace:
-                raise AlreadyExists(
-                    f"a certificate authority already exists in {self._location} "
-                    "(use --force to replace it)"
-                )
+                raise authority_exists(str(self._location))
             for key_id, pem in new.keys.items():
                 try:
                     with cur.connection.transaction():  # a savepoint, to name the clash

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tlsgate.errors import AlreadyExists, NotFound, StorageError
+from tlsgate.errors import AlreadyExists, NotFound, StorageError, authority_exists
 from tlsgate.store.base import (
     AuthorityRecord,
     CertificateRecord,
@@ -213,10 +213,7 @@ class SQLiteStore(SQLiteAcmeMixin, SQLiteRenewalMixin):
             with self._write() as db:
                 active = db.execute("SELECT id FROM authority WHERE active = 1").fetchone()
                 if active is not None and not replace:
-                    raise AlreadyExists(
-                        f"a certificate authority already exists in {self.directory} "
-                        "(use --force to replace it)"
-                    )
+                    raise authority_exists(str(self.directory))
                 for key_id, pem in new.keys.items():
                     path = self._key_path(key_id)
                     atomic_write(path, pem, mode=PRIVATE, overwrite=False)
