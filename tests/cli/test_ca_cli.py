@@ -306,6 +306,13 @@ def test_csr_file_missing(
         (["a.example", "--days", "99999"], "outlive its issuer"),
         (["--spiffe", "spiffe://Bad_Domain/x"], "trust domain"),
         (["--spiffe", "spiffe://td/a/", "--client"], "trailing slash"),
+        # Not SPIFFE IDs at all: each used to be issued, as another URI or a DNS name.
+        (["--spiffe", "spife://prod.example/ns/x"], "starts with spiffe://"),
+        (["--spiffe", "notauri"], "starts with spiffe://"),
+        (["--spiffe", "notauri", "--client"], "spiffe://TRUST-DOMAIN/PATH"),
+        (["--spiffe", "https://prod.example/x", "--client"], "starts with spiffe://"),
+        (["--spiffe", ""], "starts with spiffe://"),
+        (["a.example", "--spiffe", "spiffe://td/a?x=1"], "query"),
     ],
 )
 def test_bad_issue_input(

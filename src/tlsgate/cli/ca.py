@@ -27,11 +27,17 @@ from tlsgate.cli.output import (
     records_table,
 )
 from tlsgate.cli.state import add_state_options, store_location
-from tlsgate.errors import AlreadyExists, ConfigError, CSRError, StorageError
+from tlsgate.errors import (
+    AlreadyExists,
+    ConfigError,
+    CSRError,
+    InvalidIdentity,
+    StorageError,
+)
 from tlsgate.pki.csr import load_and_check_csr, same_names
 from tlsgate.pki.info import CertInfo
 from tlsgate.pki.keys import parse_key_type, private_key_pem
-from tlsgate.pki.names import NameConstraints, parse_identities
+from tlsgate.pki.names import NameConstraints, parse_identities, parse_spiffe_id
 from tlsgate.pki.pem import certificate_pem, load_certificate
 from tlsgate.pki.profiles import LeafProfile
 from tlsgate.pki.revocation import REASONS, parse_reason
@@ -145,9 +151,22 @@ def _default_out_dir(first_name: str) -> Path:
     return Path(safe.strip(".") or "certificate")
 
 
+def _spiffe_option(text: str) -> str:
+    try:
+        return parse_spiffe_id(text)
+    except InvalidIdentity as exc:
+        raise InvalidIdentity(
+            f"--spiffe {exc} (expected spiffe://TRUST-DOMAIN/PATH, e.g. "
+            "spiffe://prod.example/ns/web/sa/api)"
+        ) from None
+
+
 def cmd_issue(args: argparse.Namespace) -> int:
     # 1. Validate everything before touching the store or the disk.
-    texts = list(args.names) + ([args.spiffe] if args.spiffe else [])
+    # --spiffe is a SPIFFE ID or nothing: through parse_identities "notauri" would become a DNS
+    # name and "spife://x" another URI, each issued as if it were an SVID.
+    spiffe_id = _spiffe_option(args.spiffe) if args.spiffe is not None else None
+    texts = list(args.names) + ([spiffe_id] if spiffe_id else [])
     csr = None
     if args.csr:
         csr = load_and_check_csr(_read_file(args.csr, "CSR"), source=args.csr)
