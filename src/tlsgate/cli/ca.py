@@ -26,7 +26,7 @@ from tlsgate.cli.output import (
     record_status,
     records_table,
 )
-from tlsgate.cli.state import add_state_options, store_location
+from tlsgate.cli.state import add_state_options, open_existing_store, store_location
 from tlsgate.errors import (
     AlreadyExists,
     ConfigError,
@@ -74,7 +74,8 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _ca(args: argparse.Namespace) -> CertificateAuthority:
-    return CertificateAuthority.load(_store(args), passphrase_from_env())
+    # Every command that needs the CA reads state made before: never create it.
+    return CertificateAuthority.load(open_existing_store(args), passphrase_from_env())
 
 
 def _read_file(path: str, what: str) -> bytes:
@@ -224,7 +225,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 # -- list / show ---------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = open_existing_store(args)
     now = _now()
     if args.expiring_within is not None:
         records = store.list_certificates(
@@ -248,7 +249,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     serial = parse_serial(args.serial)
-    record = _store(args).get_certificate(serial)
+    record = open_existing_store(args).get_certificate(serial)
     now = _now()
     if args.pem:
         sys.stdout.write(record.pem.decode())

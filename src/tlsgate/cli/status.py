@@ -25,12 +25,12 @@ from rich.table import Table
 from rich.text import Text
 
 from tlsgate.cli.output import console, print_json
-from tlsgate.cli.state import add_state_options, store_location
+from tlsgate.cli.state import add_state_options, existing_state
 from tlsgate.errors import PKIError, StorageError
 from tlsgate.pki.info import format_remaining
 from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.serial import format_serial
-from tlsgate.store import is_database_url, open_store, resolve_store
+from tlsgate.store import is_database_url, open_store
 from tlsgate.store.base import ManagedCertificate, RenewalState, Store
 
 __all__ = ["ALL_FINE", "EXPIRED", "RENEWAL_FAILING", "register"]
@@ -199,7 +199,7 @@ def _shown(location: str) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    location = resolve_store(store_location(args))
+    location = existing_state(args)  # a mistyped --state is refused, not created empty
     try:
         store = open_store(location)
         location = store.location

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tlsgate.cli.state import add_state_options, store_location
+from tlsgate.cli.state import add_state_options, existing_state
 from tlsgate.config import parse_duration, parse_listen
 from tlsgate.errors import ConfigError
 
@@ -78,7 +78,7 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
         lifetime = timedelta(seconds=parse_duration(args.lifetime, "--lifetime"))
     identity = ReloadingIdentity(
         args.identity,
-        state=store_location(args),
+        state=existing_state(args),  # identities come from a CA made before: never create
         trust=Path(args.ca) if args.ca else None,
         lifetime=lifetime,
         expect_spiffe=args.expect_spiffe,
