@@ -19,14 +19,16 @@ from cryptography.hazmat.primitives import serialization
 from tlsgate.ca import CertificateAuthority, passphrase_from_env
 from tlsgate.cli import ca_serve
 from tlsgate.cli.output import (
+    RECORD_COLUMNS,
     cert_table,
     console,
     print_json,
     record_json,
     record_status,
-    records_table,
+    records_rows,
 )
 from tlsgate.cli.state import add_state_options, open_existing_store, store_location
+from tlsgate.cli.tables import print_table
 from tlsgate.errors import (
     AlreadyExists,
     ConfigError,
@@ -243,7 +245,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not records:
         console.print("No certificates match.")
         return 0
-    console.print(records_table(records, now))
+    print_table(console, RECORD_COLUMNS, records_rows(records, now))
     return 0
 
 
