@@ -114,20 +114,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    return uvloop.run(
-        serve_acme(
-            ca,
-            store,
-            listen_host=listen.host,
-            listen_port=listen.port,
-            hostname=args.hostname,
-            settings=settings,
-            nonces=nonces,
-            limiter=limiter,
-            public_url=public_url,
-            ready=ready,
+    from tlsgate.config.listen import bind_listeners
+
+    # The port before the server's certificate: a refused start issues nothing.
+    sockets = bind_listeners(listen.host, listen.port)
+    try:
+        return uvloop.run(
+            serve_acme(
+                ca,
+                store,
+                sockets=sockets,
+                hostname=args.hostname,
+                settings=settings,
+                nonces=nonces,
+                limiter=limiter,
+                public_url=public_url,
+                ready=ready,
+            )
         )
-    )
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def add_parser(sub: Any, common: Any) -> None:

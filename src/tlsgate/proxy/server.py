@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import errno
 import functools
 import logging
 import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import sys
 import time
@@ -39,7 +37,7 @@ from datetime import UTC, datetime
 
 from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
-from tlsgate.errors import ConfigError, StorageError, TlsgateError
+from tlsgate.errors import StorageError, TlsgateError
 from tlsgate.pki.pem import load_certificates
 from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
@@ -55,6 +53,7 @@ from tlsgate.proxy.metrics import (
     prepare_multiprocess,
 )
 from tlsgate.proxy.ocsp import OcspCache, cache_directory
+from tlsgate.proxy.preflight import check_free
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.relay import TcpRelay
@@ -206,7 +205,7 @@ class EdgeServer:
     def run(self) -> int:
         cfg = self.config.server
         admin = (cfg.admin_listen,) if cfg.admin_listen is not None else ()
-        _check_free((*cfg.listen, *cfg.http_listen, *admin))
+        check_free((*cfg.listen, *cfg.http_listen, *admin))
         now = datetime.now(UTC)
         certs = self.manager.load_all(now)
         self.tls = SiteTls(self.config.sites, self.store, self.stapling, self._ticket_keys())
@@ -466,34 +465,6 @@ class EdgeServer:
             if changed:
                 self._swap(changed)
                 self._tell_workers()
-
-
-def _check_free(addresses: tuple[ListenAddress, ...]) -> None:
-    """Refuse to start on a port something else listens on.
-
-    The listeners use ``SO_REUSEPORT`` (so the workers share them), and Linux lets any other
-    ``SO_REUSEPORT`` socket of the same user bind the same port too: a second ``tlsgate serve``
-    (or an nginx with ``reuseport``) would silently get half the connections. A probe bind
-    without the option fails if anything is bound there.
-    """
-    for address in addresses:
-        if address.port == 0:
-            continue
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                probe.bind((address.host, address.port))
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise ConfigError(
-                        f"{address} is already in use by another process; tlsgate will not "
-                        "share it (its listeners use SO_REUSEPORT, which would split the "
-                        "connections silently)"
-                    ) from None
-                raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from None
 
 
 def _die_with(master: int) -> None:
