@@ -101,3 +101,26 @@ def test_never_plans_past_expiry_while_healthy_or_before_now(
 def test_emergency_retry_is_bounded(failures: int) -> None:
     plan = next_attempt(T0 + 89 * DAY, T0, T0 + 90 * DAY, failures=failures)
     assert plan.at - (T0 + 89 * DAY) <= timedelta(minutes=10)
+
+
+@given(
+    life_seconds=st.integers(min_value=60, max_value=400 * 86400),
+    elapsed=st.floats(min_value=0, max_value=0.9),
+    failures=st.integers(min_value=1, max_value=60),
+    seed=st.integers(),
+)
+def test_a_backoff_never_jumps_over_the_emergency_pace(
+    life_seconds: int, elapsed: float, failures: int, seed: int
+) -> None:
+    """A 1-minute certificate failing a sixth time with 11 s left waited ~19 s, past its
+    expiry; the wait ends where the last tenth of the life (the emergency pace) begins."""
+    life = timedelta(seconds=life_seconds)
+    now = T0 + life * elapsed
+    plan = next_attempt(now, T0, T0 + life, failures=failures, rng=random.Random(seed))
+    assert now <= plan.at <= max(now, T0 + life - life / 10)
+
+
+def test_a_short_certificate_after_many_failures_is_retried_before_it_expires() -> None:
+    now = T0 + timedelta(seconds=49)  # 11 s left of one minute
+    plan = next_attempt(now, T0, T0 + timedelta(minutes=1), failures=6, rng=random.Random(1))
+    assert plan.at <= T0 + timedelta(seconds=54)

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -306,6 +307,13 @@ def test_csr_file_missing(
         (["a.example", "--days", "99999"], "outlive its issuer"),
         (["--spiffe", "spiffe://Bad_Domain/x"], "trust domain"),
         (["--spiffe", "spiffe://td/a/", "--client"], "trailing slash"),
+        # Not SPIFFE IDs at all: each used to be issued, as another URI or a DNS name.
+        (["--spiffe", "spife://prod.example/ns/x"], "starts with spiffe://"),
+        (["--spiffe", "notauri"], "starts with spiffe://"),
+        (["--spiffe", "notauri", "--client"], "spiffe://TRUST-DOMAIN/PATH"),
+        (["--spiffe", "https://prod.example/x", "--client"], "starts with spiffe://"),
+        (["--spiffe", ""], "starts with spiffe://"),
+        (["a.example", "--spiffe", "spiffe://td/a?x=1"], "query"),
     ],
 )
 def test_bad_issue_input(
@@ -380,3 +388,21 @@ def test_subprocess_contract(state_dir: Path, tmp_path: Path) -> None:
         [*cmd, "ca", "issue", "--days"], env=env, capture_output=True, text=True, timeout=60
     )
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
+
+
+def test_minutes_long_certificate_is_barely_backdated(
+    inited: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """notBefore of a 3-minute certificate is its issuance, not 5 minutes before (which made
+    it look two-thirds spent to a client that renews at two thirds of its life)."""
+    before = datetime.now(UTC).replace(microsecond=0)
+    ok(capsys, "ca", "issue", "short.example", "--minutes", "3", "--out", str(tmp_path / "s"))
+    after = datetime.now(UTC)
+    cert = x509.load_pem_x509_certificate((tmp_path / "s" / "cert.pem").read_bytes())
+    assert before - timedelta(seconds=2) <= cert.not_valid_before_utc <= after
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc <= timedelta(minutes=3, seconds=2)
+    # A 90-day certificate keeps the 5-minute margin for clients whose clock is behind.
+    ok(capsys, "ca", "issue", "long.example", "--out", str(tmp_path / "l"))
+    cert = x509.load_pem_x509_certificate((tmp_path / "l" / "cert.pem").read_bytes())
+    issued = cert.not_valid_after_utc - timedelta(days=90)
+    assert cert.not_valid_before_utc == issued - timedelta(minutes=5)

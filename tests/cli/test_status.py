@@ -86,7 +86,7 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def test_empty_store(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_store(store: SQLiteStore, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "status")
     assert (code, err) == (0, "")
     assert "no managed certificates" in out.lower()
@@ -215,6 +215,7 @@ def test_state_option_wins_over_the_environment(
 ) -> None:
     served(store, "a.example", now + timedelta(days=30))
     elsewhere = tmp_path / "elsewhere"
+    SQLiteStore(elsewhere).close()  # an existing, empty state
     assert status_json(capsys, "--state", str(elsewhere)) == (0, [])
     _, data = status_json(capsys)  # TLSGATE_STATE, the fixture's store
     assert [d["name"] for d in data] == ["a.example"]

@@ -73,6 +73,14 @@ def renew_elsewhere(store: SQLiteStore, identity: str) -> int:
     return issued.leaf.serial_number
 
 
+def issue_past(store: SQLiteStore, identity: str) -> int:
+    """Store a 1-minute certificate issued 40 s ago: 20 s left, past its renewal point (half of
+    the life under 10 days) but still presentable. Its serial. (Not-before is no longer
+    backdated 5 minutes, which made every fresh 1-minute certificate due at once.)"""
+    past = datetime.now(UTC) - timedelta(seconds=40)
+    return current_certificate(store, identity, lifetime=timedelta(minutes=1), now=past).serial
+
+
 def make_due(store: SQLiteStore, identity: str) -> None:
     """Backdate the stored certificate's arrival so that the renewal loop renews it at once."""
     record = store.load_managed(managed_name(identity))
@@ -179,11 +187,13 @@ def test_a_renewal_goes_into_the_same_context(ca: CertificateAuthority, store: S
 def test_run_loads_what_the_renewal_loop_issues(
     ca: CertificateAuthority, store: SQLiteStore
 ) -> None:
+    issued = issue_past(store, ID)
     with (
         tls_server(ca, ["localhost"]) as server,
         ReloadingIdentity(ID, store=store, lifetime=timedelta(minutes=1)) as identity,
     ):
         first = identity.serial
+        assert first == issued
         make_due(store, ID)
 
         async def main() -> None:
@@ -205,7 +215,7 @@ def test_httpx_transports_follow_renewals(ca: CertificateAuthority, state_dir: P
     """The sync transport renews in a thread and loads the new certificate before a request."""
     store = SQLiteStore(state_dir)
     try:  # a stored certificate whose renewal is due: the renewal thread replaces it at once
-        first_serial = current_certificate(store, ID, lifetime=timedelta(minutes=1)).serial
+        first_serial = issue_past(store, ID)
         make_due(store, ID)
     finally:
         store.close()

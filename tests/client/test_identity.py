@@ -103,8 +103,11 @@ def test_the_renewal_loop_replaces_a_due_certificate(
 ) -> None:
     """serve's loop, with the client issuer: a certificate past its renewal point is replaced."""
     lifetime = timedelta(minutes=1)
-    first = current_certificate(store, ID, lifetime=lifetime)
-    # Stored ten minutes ago: its renewal point (half of what was left then) has passed.
+    # Issued 40 s ago (20 s left, past half its life) and stored ten minutes ago: its renewal
+    # point, and half of what was left when it was stored, have passed.
+    first = current_certificate(
+        store, ID, lifetime=lifetime, now=datetime.now(UTC) - timedelta(seconds=40)
+    )
     store.save_managed(replace(first.record, updated_at=datetime.now(UTC) - timedelta(minutes=10)))
     renewed: list[ClientCertificate] = []
 

@@ -10,6 +10,7 @@ from tlsgate.cli import main
 from tlsgate.client.tunnel import _end_to_end
 from tlsgate.client.tunnel_config import parse_server_name, parse_target
 from tlsgate.errors import ConfigError
+from tlsgate.store.sqlite import SQLiteStore
 
 
 def test_targets() -> None:
@@ -60,7 +61,13 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "--connect" in capsys.readouterr().err
     assert main([*base, "--to", "https://b:8443", *ident, "--lifetime", "30s"]) == 2
     assert "at least one minute" in capsys.readouterr().err
+    # No state at all: refused, and none is made.
+    assert main([*base, "--to", "https://b:8443", *ident]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no tlsgate state at" in err
+    assert not (tmp_path / "empty").exists()
     # No CA in the state: a client never makes one (nobody would trust it).
+    SQLiteStore(tmp_path / "empty").close()
     assert main([*base, "--to", "https://b:8443", *ident]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no certificate authority" in err

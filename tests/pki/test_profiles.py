@@ -10,7 +10,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from tlsgate.errors import ConfigError, PolicyDenied
 from tlsgate.pki.keys import KeyType, generate_key
 from tlsgate.pki.names import NameConstraints, parse_identities
-from tlsgate.pki.profiles import CLOCK_SKEW, LeafProfile, build_leaf
+from tlsgate.pki.profiles import CLOCK_SKEW, LeafProfile, backdate, build_leaf
 
 from .helpers import hierarchy
 
@@ -72,6 +72,41 @@ def test_server_leaf_shape(now: datetime) -> None:
         ski, x509.SubjectKeyIdentifier
     )
     assert aki.key_identifier == ski.digest
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "most"),
+    [
+        (timedelta(minutes=1), timedelta(seconds=1)),
+        (timedelta(minutes=3), timedelta(seconds=2)),
+        (timedelta(hours=1), timedelta(seconds=36)),
+    ],
+)
+def test_short_leaf_is_backdated_in_proportion(
+    now: datetime, lifetime: timedelta, most: timedelta
+) -> None:
+    """A fixed 5-minute backdate made a fresh 3-minute certificate 5/8 spent for a client that
+    renews at two thirds of notAfter - notBefore (Caddy renewed it every 30 s)."""
+    h = hierarchy(now)
+    leaf = h.leaf("short.example", now=now, profile=LeafProfile(lifetime=lifetime))
+    issued = now.replace(microsecond=0)
+    assert issued - most <= leaf.not_valid_before_utc <= issued
+    assert leaf.not_valid_after_utc == issued + lifetime
+    # Where a two-thirds renewer renews: at least 64 % of the lifetime after issuance.
+    life = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    renew_at = leaf.not_valid_before_utc + life * 2 / 3
+    assert renew_at - issued >= lifetime * 0.64
+
+
+def test_backdate_keeps_the_clock_skew_margin_for_long_certificates(now: datetime) -> None:
+    assert backdate(timedelta(days=90)) == CLOCK_SKEW == timedelta(minutes=5)
+    assert backdate(timedelta(hours=9)) == CLOCK_SKEW
+    assert backdate(timedelta(hours=1)) == timedelta(seconds=36)
+    h = hierarchy(now)
+    leaf = h.leaf("long.example", now=now, profile=LeafProfile(lifetime=timedelta(days=90)))
+    assert leaf.not_valid_before_utc == now.replace(microsecond=0) - CLOCK_SKEW
+    assert h.root.not_valid_before_utc == now.replace(microsecond=0) - CLOCK_SKEW
+    assert h.intermediate.not_valid_before_utc == now.replace(microsecond=0) - CLOCK_SKEW
 
 
 def test_rsa_server_leaf_has_key_encipherment(now: datetime) -> None:

@@ -411,5 +411,6 @@ def test_a_port_another_process_listens_on_is_refused(tmp_path: Path) -> None:
     finally:
         other.close()
     assert result.returncode == 2, result
-    assert f"127.0.0.1:{port} is already in use by another process" in result.stderr
+    assert f"127.0.0.1:{port}: it is already in use by another process" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state").exists()  # checked before the state is created

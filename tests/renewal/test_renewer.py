@@ -118,12 +118,13 @@ def test_a_due_certificate_is_renewed_and_short_lives_renew_at_half(store: SQLit
 def test_a_failing_issuer_keeps_the_certificate_backs_off_and_retries_on_request(
     store: SQLiteStore,
 ) -> None:
-    internal = InternalIssuer(store, lifetime=timedelta(minutes=1))
-    old = internal.issue_now(NAMES, now=datetime.now(UTC) - timedelta(seconds=40))
+    # 5 minutes long, 20 s left: under a tenth of its life (not-before is backdated 1 % only).
+    internal = InternalIssuer(store, lifetime=timedelta(minutes=5))
+    issued = datetime.now(UTC) - timedelta(minutes=4, seconds=40)
+    old = internal.issue_now(NAMES, now=issued)
     record = ManagedCertificate(
-        "app", old.fullchain_pem, old.key_pem, old.leaf.not_valid_after_utc, "internal",
-        datetime.now(UTC) - timedelta(seconds=40),
-    )  # fmt: skip
+        "app", old.fullchain_pem, old.key_pem, old.leaf.not_valid_after_utc, "internal", issued
+    )
     store.save_managed(record)
     flaky = Flaky(internal, down=True)
 

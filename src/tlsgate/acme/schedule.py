@@ -89,6 +89,10 @@ def next_attempt(
         step = min(high, max(low, life / 60))
         return RenewalPlan(now + (step if failures else timedelta(0)), "emergency")
     if failures:
-        return RenewalPlan(now + backoff(failures, rng, lifetime=life), "backoff")
+        wait = backoff(failures, rng, lifetime=life)
+        # Never beyond where the emergency pace starts: for a certificate of minutes a doubled
+        # wait (20 s after six failures of a 1-minute one) jumps over the whole last tenth.
+        emergency = not_after - life / EMERGENCY_FRACTION
+        return RenewalPlan(max(now, min(now + wait, emergency)), "backoff")
     plan = renewal_time(not_before, not_after, ari_window=ari_window, rng=rng)
     return plan if plan.at > now else RenewalPlan(now, plan.reason)

@@ -8,10 +8,10 @@ of trust their certificates will have.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -43,8 +43,7 @@ async def serve_acme(
     ca: CertificateAuthority,
     store: Store,
     *,
-    listen_host: str,
-    listen_port: int,
+    sockets: Sequence[socket.socket],
     hostname: str,
     settings: AcmeSettings,
     nonces: NonceStore | None = None,
@@ -52,7 +51,10 @@ async def serve_acme(
     public_url: str | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> int:
-    """Serve until SIGTERM/SIGINT; ``ready`` gets the directory URL once the port is open.
+    """Serve on ``sockets`` until SIGTERM/SIGINT; ``ready`` gets the directory URL.
+
+    The sockets are bound by the caller (:func:`tlsgate.config.listen.bind_listeners`) before
+    this issues the server's certificate, so a port that cannot be had costs no certificate.
 
     ``nonces`` defaults to an in-memory book, right for one process; several nodes on one store
     pass :class:`~tlsgate.acme.nonces.StoreNonces`, and likewise ``limiter`` (the new-order rate
@@ -72,17 +74,13 @@ async def serve_acme(
     assert issued.private_key is not None
     context = new_server_context()
     load_chain_into(context, issued.fullchain_pem, private_key_pem(issued.private_key))
-    url = public_url or base_url(hostname, listen_port)
+    port = int(sockets[0].getsockname()[1])
+    url = public_url or base_url(hostname, port)
     server = AcmeServer(ca, store, url, settings, nonces=nonces, limiter=limiter)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    host = listen_host
-    try:
-        host = str(ipaddress.ip_address(listen_host.strip("[]")))
-    except ValueError:
-        pass
-    site = web.TCPSite(runner, host, listen_port, ssl_context=context, backlog=1024)
-    await site.start()
+    for sock in sockets:
+        await web.SockSite(runner, sock, ssl_context=context, backlog=1024).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

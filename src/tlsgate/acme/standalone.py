@@ -96,11 +96,11 @@ async def _obtain(request: ObtainRequest, *, replaces: str | None = None) -> byt
         try:
             await web.TCPSite(runner, request.http_01_address, request.http_01_port).start()
         except OSError as exc:
+            from tlsgate.config.listen import listen_error
+
             await runner.cleanup()
-            raise ConfigError(
-                f"cannot answer http-01 on {request.http_01_address}:{request.http_01_port}: "
-                f"{exc.strerror}"
-            ) from None
+            where = f"{request.http_01_address}:{request.http_01_port}"
+            raise ConfigError(f"http-01: {listen_error(where, exc)}") from None
     try:
         async with AcmeClient(
             request.directory,

@@ -19,19 +19,27 @@ from cryptography.hazmat.primitives import serialization
 from tlsgate.ca import CertificateAuthority, passphrase_from_env
 from tlsgate.cli import ca_serve
 from tlsgate.cli.output import (
+    RECORD_COLUMNS,
     cert_table,
     console,
     print_json,
     record_json,
     record_status,
-    records_table,
+    records_rows,
 )
-from tlsgate.cli.state import add_state_options, store_location
-from tlsgate.errors import AlreadyExists, ConfigError, CSRError, StorageError
+from tlsgate.cli.state import add_state_options, open_existing_store, store_location
+from tlsgate.cli.tables import print_table
+from tlsgate.errors import (
+    AlreadyExists,
+    ConfigError,
+    CSRError,
+    InvalidIdentity,
+    StorageError,
+)
 from tlsgate.pki.csr import load_and_check_csr, same_names
 from tlsgate.pki.info import CertInfo
 from tlsgate.pki.keys import parse_key_type, private_key_pem
-from tlsgate.pki.names import NameConstraints, parse_identities
+from tlsgate.pki.names import NameConstraints, parse_identities, parse_spiffe_id
 from tlsgate.pki.pem import certificate_pem, load_certificate
 from tlsgate.pki.profiles import LeafProfile
 from tlsgate.pki.revocation import REASONS, parse_reason
@@ -69,7 +77,8 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _ca(args: argparse.Namespace) -> CertificateAuthority:
-    return CertificateAuthority.load(_store(args), passphrase_from_env())
+    # Every command that needs the CA reads state made before: never create it.
+    return CertificateAuthority.load(open_existing_store(args), passphrase_from_env())
 
 
 def _read_file(path: str, what: str) -> bytes:
@@ -146,9 +155,22 @@ def _default_out_dir(first_name: str) -> Path:
     return Path(safe.strip(".") or "certificate")
 
 
+def _spiffe_option(text: str) -> str:
+    try:
+        return parse_spiffe_id(text)
+    except InvalidIdentity as exc:
+        raise InvalidIdentity(
+            f"--spiffe {exc} (expected spiffe://TRUST-DOMAIN/PATH, e.g. "
+            "spiffe://prod.example/ns/web/sa/api)"
+        ) from None
+
+
 def cmd_issue(args: argparse.Namespace) -> int:
     # 1. Validate everything before touching the store or the disk.
-    texts = list(args.names) + ([args.spiffe] if args.spiffe else [])
+    # --spiffe is a SPIFFE ID or nothing: through parse_identities "notauri" would become a DNS
+    # name and "spife://x" another URI, each issued as if it were an SVID.
+    spiffe_id = _spiffe_option(args.spiffe) if args.spiffe is not None else None
+    texts = list(args.names) + ([spiffe_id] if spiffe_id else [])
     csr = None
     if args.csr:
         csr = load_and_check_csr(_read_file(args.csr, "CSR"), source=args.csr)
@@ -206,7 +228,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 # -- list / show ---------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = open_existing_store(args)
     now = _now()
     if args.expiring_within is not None:
         records = store.list_certificates(
@@ -224,13 +246,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not records:
         console.print("No certificates match.")
         return 0
-    console.print(records_table(records, now))
+    print_table(console, RECORD_COLUMNS, records_rows(records, now))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     serial = parse_serial(args.serial)
-    record = _store(args).get_certificate(serial)
+    record = open_existing_store(args).get_certificate(serial)
     now = _now()
     if args.pem:
         sys.stdout.write(record.pem.decode())

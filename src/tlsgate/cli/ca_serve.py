@@ -22,11 +22,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tlsgate.ca.authority import CertificateAuthority, passphrase_from_env
-from tlsgate.cli.state import store_location
+from tlsgate.cli.state import open_existing_store
 from tlsgate.config import eab_key, parse_duration, parse_listen
 from tlsgate.errors import ConfigError
 from tlsgate.pki.profiles import MIN_LEAF_LIFETIME
-from tlsgate.store import is_database_url, open_store
+from tlsgate.store import is_database_url
 
 __all__ = ["add_parser"]
 
@@ -71,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     listen = parse_listen(args.listen, "--listen")
     public_url = _public_url(args.public_url, args.hostname)
-    store = open_store(store_location(args))
+    store = open_existing_store(args)
     ca = CertificateAuthority.load(store, passphrase_from_env())
     allow_dns, allow_ip = _allow(args.allow)
     validation = ValidationConfig.from_options(
@@ -114,20 +114,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    return uvloop.run(
-        serve_acme(
-            ca,
-            store,
-            listen_host=listen.host,
-            listen_port=listen.port,
-            hostname=args.hostname,
-            settings=settings,
-            nonces=nonces,
-            limiter=limiter,
-            public_url=public_url,
-            ready=ready,
+    from tlsgate.config.listen import bind_listeners
+
+    # The port before the server's certificate: a refused start issues nothing.
+    sockets = bind_listeners(listen.host, listen.port)
+    try:
+        return uvloop.run(
+            serve_acme(
+                ca,
+                store,
+                sockets=sockets,
+                hostname=args.hostname,
+                settings=settings,
+                nonces=nonces,
+                limiter=limiter,
+                public_url=public_url,
+                ready=ready,
+            )
         )
-    )
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def add_parser(sub: Any, common: Any) -> None:

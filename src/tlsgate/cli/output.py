@@ -14,12 +14,22 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from tlsgate.cli.tables import Column
 from tlsgate.pki.info import CertInfo, format_remaining
 from tlsgate.pki.serial import format_serial
 from tlsgate.store.base import CertificateRecord, CertStatus
 
-__all__ = ["cert_table", "console", "print_json", "record_json", "record_status", "records_table"]
+__all__ = [
+    "RECORD_COLUMNS",
+    "cert_table",
+    "console",
+    "print_json",
+    "record_json",
+    "record_status",
+    "records_rows",
+]
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
@@ -60,26 +70,34 @@ def record_json(record: CertificateRecord, now: datetime) -> dict[str, Any]:
 
 _STATUS_STYLE = {"valid": "green", "expired": "red", "revoked": "magenta"}
 
+#: Serial, names and expiry identify a certificate and are always shown (the names fold); then,
+#: while the terminal has room, status, time left and usage. Piped, all of them in full.
+RECORD_COLUMNS = (
+    Column("serial", keep=True),
+    Column("names", keep=True, fold=True),
+    Column("usage", priority=1),
+    Column("expires (UTC)", keep=True),
+    Column("left", priority=2, justify="right"),
+    Column("status", priority=3),
+)
 
-def records_table(records: Sequence[CertificateRecord], now: datetime) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("serial", no_wrap=True)
-    table.add_column("names")
-    table.add_column("usage")
-    table.add_column("expires (UTC)", no_wrap=True)
-    table.add_column("left", no_wrap=True, justify="right")
-    table.add_column("status")
+
+def records_rows(records: Sequence[CertificateRecord], now: datetime) -> list[list[Text]]:
+    """The cells of ``RECORD_COLUMNS`` (Text, not markup: a name may contain "[")."""
+    rows = []
     for r in records:
         status = record_status(r, now)
-        table.add_row(
-            format_serial(r.serial),
-            ", ".join(r.names),
-            "+".join(r.usages),
-            f"{r.not_after:%Y-%m-%d %H:%M}",
-            format_remaining(r.not_after - now),
-            f"[{_STATUS_STYLE[status]}]{status}[/]",
+        rows.append(
+            [
+                Text(format_serial(r.serial)),
+                Text(", ".join(r.names)),
+                Text("+".join(r.usages)),
+                Text(f"{r.not_after:%Y-%m-%d %H:%M}"),
+                Text(format_remaining(r.not_after - now)),
+                Text(status, style=_STATUS_STYLE[status]),
+            ]
         )
-    return table
+    return rows
 
 
 def cert_table(info: CertInfo, now: datetime, extra: Sequence[tuple[str, str]] = ()) -> Table:

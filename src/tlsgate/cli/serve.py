@@ -134,8 +134,13 @@ def _connection_count(text: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     _logging(not args.quiet)
     config = _config(args)
-    store = open_store(config.server.store or config.server.state)
+    from tlsgate.proxy.preflight import preflight
     from tlsgate.proxy.server import EdgeServer
+
+    # Ports and files first: a refused start must not have created the state, a CA or a
+    # certificate (the store is created on opening, the CA and certificates as serve starts).
+    preflight(config)
+    store = open_store(config.server.store or config.server.state)
 
     return EdgeServer(config, store).run()
 

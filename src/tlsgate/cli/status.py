@@ -21,16 +21,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.padding import Padding
-from rich.table import Table
 from rich.text import Text
 
 from tlsgate.cli.output import console, print_json
-from tlsgate.cli.state import add_state_options, store_location
+from tlsgate.cli.state import add_state_options, existing_state
+from tlsgate.cli.tables import Column, print_table
 from tlsgate.errors import PKIError, StorageError
 from tlsgate.pki.info import format_remaining
 from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.serial import format_serial
-from tlsgate.store import is_database_url, open_store, resolve_store
+from tlsgate.store import is_database_url, open_store
 from tlsgate.store.base import ManagedCertificate, RenewalState, Store
 
 __all__ = ["ALL_FINE", "EXPIRED", "RENEWAL_FAILING", "register"]
@@ -41,8 +41,6 @@ EXPIRED = 2
 
 #: Less than this left is shown in yellow: renewal should have happened long before.
 _SOON = timedelta(days=7)
-#: Names up to this long are never folded in the table.
-_NAME_WIDTH = 40
 
 
 @dataclass(frozen=True)
@@ -129,20 +127,25 @@ def _short_issuer(issuer: str) -> str:
     return f"acme:{url.split('://', 1)[1].removesuffix('/directory')}"
 
 
-def _table(rows: Sequence[_Row], now: datetime) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    # The name is what a person looks for: the issuer folds first when the width runs out.
-    widest = max((len(r.name) for r in rows), default=0)
-    table.add_column("name", overflow="fold", min_width=min(widest, _NAME_WIDTH))
-    table.add_column("issuer", overflow="fold")
-    table.add_column("serial", no_wrap=True)
-    # The day is enough beside "left", which counts hours once under two days; the room goes
-    # to the issuer. --json has the exact time.
-    table.add_column("expires", no_wrap=True)
-    table.add_column("left", no_wrap=True, justify="right")
-    table.add_column("next renewal (UTC)", no_wrap=True)
-    table.add_column("reason", no_wrap=True)
-    table.add_column("failures", no_wrap=True, justify="right")
+#: Name, serial and expiry identify a row and are always shown; the issuer too (which CA, the
+#: question a person brings to this table); the rest only while the terminal has room, "left"
+#: first. Piped, every column is printed in full.
+_COLUMNS = (
+    Column("name", keep=True, fold=True),
+    Column("issuer", keep=True, fold=True),
+    Column("serial", keep=True),
+    # The day is enough beside "left", which counts hours once under two days. --json has
+    # the exact time.
+    Column("expires", keep=True),
+    Column("left", priority=4, justify="right"),
+    Column("next renewal (UTC)", priority=3),
+    Column("reason", priority=2),
+    Column("failures", priority=1, justify="right"),
+)
+
+
+def _table_rows(rows: Sequence[_Row], now: datetime) -> list[list[Text]]:
+    out = []
     for row in rows:
         # Text, not markup: names and URLs may contain "[".
         if row.cert is None:
@@ -161,17 +164,19 @@ def _table(rows: Sequence[_Row], now: datetime) -> Table:
         else:
             next_renewal, reason = Text(_when(state.next_attempt)), Text(state.reason)
         failures = state.failures if state is not None else 0
-        table.add_row(
-            Text(row.name),
-            Text(_short_issuer(row.issuer)),
-            serial,
-            expires,
-            left,
-            next_renewal,
-            reason,
-            Text(str(failures), style="red" if failures else "dim"),
+        out.append(
+            [
+                Text(row.name),
+                Text(_short_issuer(row.issuer)),
+                serial,
+                expires,
+                left,
+                next_renewal,
+                reason,
+                Text(str(failures), style="red" if failures else "dim"),
+            ]
         )
-    return table
+    return out
 
 
 def _print_errors(rows: Sequence[_Row]) -> None:
@@ -199,7 +204,7 @@ def _shown(location: str) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    location = resolve_store(store_location(args))
+    location = existing_state(args)  # a mistyped --state is refused, not created empty
     try:
         store = open_store(location)
         location = store.location
@@ -225,7 +230,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"No managed certificates in {location} (tlsgate serve creates them).", markup=False
         )
     else:
-        console.print(_table(rows, now))
+        print_table(console, _COLUMNS, _table_rows(rows, now))
         _print_errors(rows)
     return _exit_status(rows, now)
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tlsgate.cli.state import add_state_options, store_location
+from tlsgate.cli.state import add_state_options, existing_state
 from tlsgate.config import parse_duration, parse_listen
 from tlsgate.errors import ConfigError
 
@@ -68,22 +68,33 @@ def _loopback(host: str) -> bool:
 
 def cmd_tunnel(args: argparse.Namespace) -> int:
     from tlsgate.client.context import ReloadingIdentity
-    from tlsgate.client.identity import DEFAULT_LIFETIME
+    from tlsgate.client.identity import DEFAULT_LIFETIME, canonical_identity, check_lifetime
     from tlsgate.client.tunnel import run_tunnel
+    from tlsgate.config.listen import bind_listeners
 
     _logging(args.quiet)
     config = _config(args)
     lifetime = DEFAULT_LIFETIME
     if args.lifetime is not None:
         lifetime = timedelta(seconds=parse_duration(args.lifetime, "--lifetime"))
-    identity = ReloadingIdentity(
-        args.identity,
-        state=store_location(args),
-        trust=Path(args.ca) if args.ca else None,
-        lifetime=lifetime,
-        expect_spiffe=args.expect_spiffe,
-        alpn=None if config.tcp else ["http/1.1"],
-    )
+    canonical_identity(args.identity)  # input errors first, then the state, then the port
+    check_lifetime(lifetime)
+    state = existing_state(args)  # identities come from a CA made before: never create one
+    # The port before the identity: a refused start issues no certificate.
+    listeners = bind_listeners(config.listen_host, config.listen_port)
+    try:
+        identity = ReloadingIdentity(
+            args.identity,
+            state=state,
+            trust=Path(args.ca) if args.ca else None,
+            lifetime=lifetime,
+            expect_spiffe=args.expect_spiffe,
+            alpn=None if config.tcp else ["http/1.1"],
+        )
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
     checked = args.expect_spiffe or config.server_name
     if not _loopback(config.listen_host):
         log.warning(
@@ -106,9 +117,11 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
         )
 
     try:
-        return run_tunnel(config, identity, ready)
+        return run_tunnel(config, identity, ready, listeners)
     finally:
         identity.close()
+        for sock in listeners:
+            sock.close()
 
 
 def register(commands: Any) -> None:

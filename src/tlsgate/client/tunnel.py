@@ -28,14 +28,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from tlsgate.client.context import ReloadingIdentity
 from tlsgate.client.tlsstream import READ_SIZE, TlsStream, TunnelError, describe_failure, pipe
 from tlsgate.client.tunnel_config import TunnelConfig
-from tlsgate.errors import ConfigError, TlsgateError
+from tlsgate.config.listen import bind_listeners
+from tlsgate.errors import TlsgateError
 from tlsgate.proxy.http import (
     BodyKind,
     Data,
@@ -191,30 +193,39 @@ class Tunnel:
         )
         return tls, generation
 
-    async def run(self, stop: asyncio.Event, ready: Callable[[int], None] | None = None) -> None:
-        """Serve until ``stop`` is set, renewing the identity meanwhile."""
+    async def run(
+        self,
+        stop: asyncio.Event,
+        ready: Callable[[int], None] | None = None,
+        listeners: Sequence[socket.socket] | None = None,
+    ) -> None:
+        """Serve until ``stop`` is set, renewing the identity meanwhile.
+
+        ``listeners``: sockets bound before the identity was issued (``tlsgate tunnel`` binds
+        first, so a busy port costs no certificate); by default the configured address.
+        """
         cfg = self.config
-        try:
-            server = await asyncio.start_server(
-                self._accept, cfg.listen_host, cfg.listen_port, limit=READ_SIZE, reuse_address=True
-            )
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: {exc.strerror or exc}"
-            ) from None
-        self.port = int(server.sockets[0].getsockname()[1])
+        if listeners is None:
+            listeners = bind_listeners(cfg.listen_host, cfg.listen_port)
+        servers = [
+            await asyncio.start_server(self._accept, sock=sock, limit=READ_SIZE)
+            for sock in listeners
+        ]
+        self.port = int(servers[0].sockets[0].getsockname()[1])
         renew = asyncio.create_task(self.identity.run(), name="tlsgate-renewal")
         if ready is not None:
             ready(self.port)
         try:
             await stop.wait()
         finally:
-            server.close()
+            for server in servers:
+                server.close()
             await self._drain()
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renew
-            await server.wait_closed()
+            for server in servers:
+                await server.wait_closed()
 
     async def _drain(self) -> None:
         """Idle keep-alive connections go at once, busy ones get ``drain_timeout``."""
@@ -542,7 +553,10 @@ def _line(request: Request) -> str:
 
 # -- the process --------------------------------------------------------------------------------
 def run_tunnel(
-    config: TunnelConfig, identity: ReloadingIdentity, ready: Callable[[int], None] | None = None
+    config: TunnelConfig,
+    identity: ReloadingIdentity,
+    ready: Callable[[int], None] | None = None,
+    listeners: Sequence[socket.socket] | None = None,
 ) -> int:
     """Run until SIGTERM or SIGINT; 0 after a clean stop."""
     try:
@@ -557,7 +571,7 @@ def run_tunnel(
         running = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             running.add_signal_handler(sig, stop.set)
-        await Tunnel(config, identity).run(stop, ready)
+        await Tunnel(config, identity).run(stop, ready, listeners)
 
     try:
         loop.run_until_complete(main())

@@ -19,11 +19,13 @@ from cryptography.x509.oid import NameOID
 from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import certificate_pem
+from tlsgate.pki.profiles import backdate
 from tlsgate.pki.serial import random_serial
 
 __all__ = ["PLACEHOLDER_SUBJECT", "placeholder_certificate"]
 
 PLACEHOLDER_SUBJECT = "tlsgate placeholder: certificate not issued yet"
+_LIFETIME = timedelta(days=1)
 
 
 def placeholder_certificate(names: Sequence[str], *, now: datetime) -> tuple[bytes, bytes]:
@@ -36,8 +38,8 @@ def placeholder_certificate(names: Sequence[str], *, now: datetime) -> tuple[byt
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(random_serial())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
+        .not_valid_before(now - backdate(_LIFETIME))
+        .not_valid_after(now + _LIFETIME)
         .add_extension(x509.SubjectAlternativeName(parse_identities(names)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())

@@ -22,12 +22,14 @@ from tlsgate.pki.names import NameConstraints, check_constraints
 from tlsgate.pki.serial import random_serial
 
 __all__ = [
+    "BACKDATE_SHARE",
     "CLOCK_SKEW",
     "DEFAULT_INTERMEDIATE_LIFETIME",
     "DEFAULT_LEAF_LIFETIME",
     "DEFAULT_ROOT_LIFETIME",
     "MIN_LEAF_LIFETIME",
     "LeafProfile",
+    "backdate",
     "build_intermediate",
     "build_leaf",
     "build_root",
@@ -37,9 +39,27 @@ DEFAULT_ROOT_LIFETIME = timedelta(days=3650)
 DEFAULT_INTERMEDIATE_LIFETIME = timedelta(days=365 * 3)
 DEFAULT_LEAF_LIFETIME = timedelta(days=90)
 MIN_LEAF_LIFETIME = timedelta(minutes=1)
-#: not-before is moved back by this much so a client whose clock is slightly behind still accepts
-#: a certificate issued a moment ago.
+#: The most not-before is moved back, so that a client whose clock is slightly behind still
+#: accepts a certificate issued a moment ago.
 CLOCK_SKEW = timedelta(minutes=5)
+#: The backdate as a share of the lifetime, for certificates too short for the full CLOCK_SKEW.
+BACKDATE_SHARE = 0.01
+
+
+def backdate(lifetime: timedelta) -> timedelta:
+    """How far not-before goes back for a certificate meant to live ``lifetime`` (whole seconds).
+
+    1 % of the lifetime, at most :data:`CLOCK_SKEW`: 5 minutes from about 8 hours up, 1.8 s for a
+    3-minute certificate. A client that renews at two thirds of notAfter - notBefore (Caddy,
+    certbot, ARI) renews a fixed 5-minute backdate away: a fresh 3-minute certificate looked
+    5/8 spent and was renewed every 30 s. In proportion, the backdate never moves the renewal
+    point by more than 1 % of the life. The larger CAs backdate a fixed amount because their
+    shortest certificates live days (Boulder 0.9 x its configured maximum, 1 hour in production
+    for 6 days and more; step-ca 1 minute by default, for 5 minutes and more); 1 % keeps the
+    same order of share for any lifetime. notAfter stays issuance + lifetime, as in step-ca.
+    """
+    share = timedelta(seconds=int(lifetime.total_seconds() * BACKDATE_SHARE))
+    return max(timedelta(0), min(CLOCK_SKEW, share))
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,7 @@ def build_root(
         .issuer_name(name)
         .public_key(public)
         .serial_number(random_serial())
-        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_before(now - backdate(lifetime))
         .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(_CA_KEY_USAGE, critical=True)
@@ -133,7 +153,7 @@ def build_intermediate(
         .issuer_name(root.subject)
         .public_key(public_key)
         .serial_number(random_serial())
-        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_before(now - backdate(not_after - now))
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_CA_KEY_USAGE, critical=True)
@@ -207,7 +227,7 @@ def build_leaf(
         .issuer_name(issuer.subject)
         .public_key(public_key)
         .serial_number(serial if serial is not None else random_serial())
-        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_before(now - backdate(profile.lifetime))
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

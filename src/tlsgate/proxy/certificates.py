@@ -33,7 +33,13 @@ from tlsgate.renewal.issuers import AcmeIssuer, InternalIssuer, Issuer
 from tlsgate.renewal.renewer import LEASE_TTL, Managed, holder_id, stored_leaf
 from tlsgate.store.base import ManagedCertificate, Store
 
-__all__ = ["FILE_CHECK", "CertificateManager", "SiteCertificate", "certified_names"]
+__all__ = [
+    "FILE_CHECK",
+    "CertificateManager",
+    "SiteCertificate",
+    "certified_names",
+    "read_site_files",
+]
 
 log = logging.getLogger("tlsgate.certificates")
 
@@ -69,6 +75,23 @@ def _lease(site: SiteConfig) -> str:
     return f"renew:{site.hosts[0]}"
 
 
+def read_site_files(site: SiteConfig) -> SiteCertificate:
+    """A site's certificate and key files, read and checked to belong together."""
+    assert site.tls is not None
+    try:
+        chain_pem = Path(site.tls.cert).read_bytes()
+        key_pem = Path(site.tls.key).read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"site {site.hosts[0]}: cannot read {exc.filename}: {exc.strerror}"
+        ) from None
+    certs = load_certificates(chain_pem, source=str(site.tls.cert))
+    key = load_private_key(key_pem, source=str(site.tls.key))
+    if certs[0].public_key() != key.public_key():
+        raise ConfigError(f"site {site.hosts[0]}: {site.tls.key} is not the key of {site.tls.cert}")
+    return SiteCertificate(site, chain_pem, key_pem, certs[0], str(site.tls.cert))
+
+
 class CertificateManager:
     def __init__(self, store: Store, sites: tuple[SiteConfig, ...]) -> None:
         self.store = store
@@ -101,21 +124,7 @@ class CertificateManager:
 
     # -- loading -------------------------------------------------------------------------------
     def from_files(self, site: SiteConfig) -> SiteCertificate:
-        assert site.tls is not None
-        try:
-            chain_pem = Path(site.tls.cert).read_bytes()
-            key_pem = Path(site.tls.key).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"site {site.hosts[0]}: cannot read {exc.filename}: {exc.strerror}"
-            ) from None
-        certs = load_certificates(chain_pem, source=str(site.tls.cert))
-        key = load_private_key(key_pem, source=str(site.tls.key))
-        if certs[0].public_key() != key.public_key():
-            raise ConfigError(
-                f"site {site.hosts[0]}: {site.tls.key} is not the key of {site.tls.cert}"
-            )
-        return SiteCertificate(site, chain_pem, key_pem, certs[0], str(site.tls.cert))
+        return read_site_files(site)
 
     def from_store(self, site: SiteConfig, now: datetime) -> SiteCertificate | None:
         """The stored certificate while it is valid and for the site's names, else None.

@@ -26,14 +26,12 @@ process or node regenerates the internal CRL the same way. A store outage is rep
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import logging
 import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -42,7 +40,7 @@ from typing import Any
 
 from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
-from tlsgate.errors import ConfigError, StorageError, TlsgateError
+from tlsgate.errors import StorageError, TlsgateError
 from tlsgate.pki.pem import load_certificates
 from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
@@ -58,6 +56,7 @@ from tlsgate.proxy.metrics import (
     prepare_multiprocess,
 )
 from tlsgate.proxy.ocsp import OcspCache, cache_directory
+from tlsgate.proxy.preflight import check_free
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.relay import TcpRelay
@@ -240,7 +239,7 @@ class EdgeServer:
     def run(self) -> int:
         cfg = self.config.server
         admin = (cfg.admin_listen,) if cfg.admin_listen is not None else ()
-        _check_free((*cfg.listen, *cfg.http_listen, *admin))
+        check_free((*cfg.listen, *cfg.http_listen, *admin))
         now = datetime.now(UTC)
         certs = self.manager.load_all(now)
         # Before the fork, like the ticket keys: every worker resumes every other's TLS 1.2
@@ -550,34 +549,6 @@ class EdgeServer:
             if changed:
                 self._swap(changed)
                 self._tell_workers()
-
-
-def _check_free(addresses: tuple[ListenAddress, ...]) -> None:
-    """Refuse to start on a port something else listens on.
-
-    The listeners use ``SO_REUSEPORT`` (so the workers share them), and Linux lets any other
-    ``SO_REUSEPORT`` socket of the same user bind the same port too: a second ``tlsgate serve``
-    (or an nginx with ``reuseport``) would silently get half the connections. A probe bind
-    without the option fails if anything is bound there.
-    """
-    for address in addresses:
-        if address.port == 0:
-            continue
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                probe.bind((address.host, address.port))
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise ConfigError(
-                        f"{address} is already in use by another process; tlsgate will not "
-                        "share it (its listeners use SO_REUSEPORT, which would split the "
-                        "connections silently)"
-                    ) from None
-                raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from None
 
 
 def _label_logs(label: str) -> None:

@@ -358,9 +358,10 @@ class Renewer:
             if state.reason == plan.reason == "lifetime" and state.next_attempt <= plan.at:
                 plan = RenewalPlan(state.next_attempt, "lifetime")
         if got_at is not None and not state.failures and plan.reason in ("lifetime", "ari"):
-            # Lifetimes count from not-before, which CAs backdate for clock skew (ours by 5
-            # minutes, Let's Encrypt by an hour): for a certificate of a few minutes that
-            # makes it "due" the moment it arrives, and renewing would loop. So never before
+            # Lifetimes count from not-before, which CAs backdate for clock skew (ours by 1 %
+            # of the life, at most 5 minutes; Let's Encrypt by an hour, others by a fixed
+            # amount): for a certificate of a few minutes from such a CA that makes it
+            # "due" the moment it arrives, and renewing would loop. So never before
             # half of what was left of it when we got it; a CA that asks (ARI) for a certificate
             # it just issued to be replaced (revoked at once) waits at most RENEW_AGAIN.
             half = (leaf.not_valid_after_utc - got_at) / 2
