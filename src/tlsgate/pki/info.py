@@ -6,12 +6,16 @@ indexes; it is derived from the certificate alone so it can never disagree with 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsgate.pki.keys import describe_key, key_type_of
@@ -37,13 +41,16 @@ class CertInfo:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> CertInfo:
+        """The summary of any certificate that parses, malformed extensions or key included:
+        ``check`` must describe what it was given before it says what is wrong with it."""
+        extensions = _extensions(cert)
         try:
-            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            sans = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             names = tuple(display_name(n) for n in sans)
         except x509.ExtensionNotFound:
             names = ()
         try:
-            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            eku = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
             usages = tuple(
                 label
                 for oid, label in (
@@ -55,19 +62,23 @@ class CertInfo:
         except x509.ExtensionNotFound:
             usages = ()
         try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+            is_ca = extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         except x509.ExtensionNotFound:
             is_ca = False
-        key = cert.public_key()
+        key_type, key_description = _key(cert)
+        with warnings.catch_warnings():
+            # A zero or negative serial: cryptography warns it will refuse it one day; shown as is.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            serial = cert.serial_number
         return cls(
-            serial=cert.serial_number,
+            serial=serial,
             subject=cert.subject.rfc4514_string(),
             issuer=cert.issuer.rfc4514_string(),
             names=names,
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
-            key_type=key_type_of(key),  # type: ignore[arg-type]
-            key_description=describe_key(key),  # type: ignore[arg-type]
+            key_type=key_type,
+            key_description=key_description,
             usages=usages,
             is_ca=is_ca,
             sha256=cert.fingerprint(hashes.SHA256()).hex(),
@@ -100,6 +111,28 @@ class CertInfo:
         if now is not None:
             data["expires_in_seconds"] = int(self.remaining(now).total_seconds())
         return data
+
+
+def _extensions(cert: x509.Certificate) -> x509.Extensions:
+    """The extensions, or none when they do not parse (duplicated, malformed DER)."""
+    try:
+        return cert.extensions
+    except (ValueError, x509.DuplicateExtension):
+        return x509.Extensions([])
+
+
+def _key(cert: x509.Certificate) -> tuple[str, str]:
+    """(key type, description) for any key a certificate can carry, readable or not."""
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "unreadable", "a key that does not parse"
+    if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        return key_type_of(key), describe_key(key)
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"dsa-{key.key_size}", f"DSA {key.key_size}"
+    name = type(key).__name__.removesuffix("PublicKey")
+    return name.lower(), name
 
 
 def format_remaining(delta: timedelta) -> str:
