@@ -33,3 +33,15 @@ def test_readme_command_parses(command: str) -> None:
     args = shlex.split(command)[1:]
     parsed = build_parser().parse_args(args)
     assert callable(parsed.handler)
+
+
+def test_readme_lists_every_finding_code() -> None:
+    """Every code check and monitor can emit is explained in the README's table, and only those:
+    a code a user meets in --json or an alert is one they can look up."""
+    from tlsgate.inspect.report import Code
+
+    table = README.read_text().split("What it tells apart", 1)[1].split("\n\n", 2)[1]
+    listed = set(
+        re.findall(r"`([a-z-]+)`", "".join(line.split("|")[1] for line in table.splitlines()[2:]))
+    )
+    assert listed == {code.value for code in Code}

@@ -45,6 +45,17 @@ BY_ID = {case.id: case for case in CASES}
 #: under the same number: a chain a peer presents never costs more than cryptography allows.
 WORK_BUDGET = 1 << 20
 
+#: Fragments of cryptography's and Python's own messages, which a finding must never show.
+RAW = (
+    "validation failed",
+    "candidates exhausted",
+    "encountered processing",
+    "<Certificate",
+    "ParseError",
+    "error parsing",
+    "Traceback",
+)
+
 
 class OverBudget(BaseException):
     """Raised from the profiler, so no ``except Exception`` in the code under test can hide it."""
@@ -143,6 +154,8 @@ def test_check_file_gives_a_verdict(
     assert report["verdict"] in ("ok", "warning", "critical")
     if code:
         assert report["findings"], report
+    for finding in report["findings"]:  # plain words, never cryptography's own message
+        assert not any(raw in finding["message"] for raw in RAW), finding
 
 
 #: A few cases as real processes: the bombs, the chains that used to raise, a client case.

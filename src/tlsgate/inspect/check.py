@@ -177,8 +177,8 @@ def check_file(path: Path, options: CheckOptions, *, name: str | None = None) ->
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+        return False  # malformed extensions: judged as a leaf, and the verdict says what broke
 
 
 def check_certificates(
@@ -222,6 +222,7 @@ def check_certificates(
         trust=options.trust.label,
         chain=chain,
         path=judgement.path,
+        judged_as=judgement.usage.value,
     )
     return _finish(report, findings, started)
 

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
+from tlsgate.inspect.refusals import plain_refusal, purpose_of
 from tlsgate.inspect.report import Code, Finding, Severity
 from tlsgate.pki.chain import (
     Reason,
+    Usage,
     VerificationFailed,
     VerifiedChain,
     build_path,
@@ -51,10 +55,12 @@ _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
 @dataclass(frozen=True)
 class Judgement:
-    """The outcome for one chain: the verified path (empty when none) and the findings."""
+    """The outcome for one chain: the verified path (empty when none), the findings, and the
+    policy it was judged by (client or server)."""
 
     path: tuple[x509.Certificate, ...]
     findings: list[Finding]
+    usage: Usage = Usage.SERVER
 
 
 def _who(cert: x509.Certificate) -> str:
@@ -120,9 +126,11 @@ def _dates(
 def _strength(certs: Sequence[x509.Certificate], anchors: int) -> list[Finding]:
     findings: list[Finding] = []
     for index, cert in enumerate(certs):
-        key = cert.public_key()
+        key = _public_key(cert)
         weak = None
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        if key is None:
+            weak = "a public key that does not parse (malformed or of an unknown type)"
+        elif isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
             weak = f"a {key.key_size}-bit RSA key; browsers require at least {MIN_RSA_BITS} bits"
         elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 256:
             weak = f"an EC key on {key.curve.name}; browsers accept P-256 and P-384"
@@ -162,7 +170,7 @@ def _trust(
     leaf = chain[0]
     path, _ = build_path(leaf, [*chain[1:], *roots])
     top = path[-1]
-    anchored = any(r.subject == top.subject and r.public_key() == top.public_key() for r in roots)
+    anchored = any(r.subject == top.subject and _same_key(r, top) for r in roots)
     if anchored:
         return []
     if top is leaf and _self_issued(leaf):
@@ -211,55 +219,113 @@ def judge_chain(
     critical_days: float,
     trust_label: str,
 ) -> Judgement:
-    """Every finding about ``chain`` (as presented, leaf first) for a client expecting ``name``."""
+    """Every finding about ``chain`` (as presented, leaf first) for a client expecting ``name``.
+
+    With a ``name``, the question is whether a server may present it for that name. Without
+    one, a certificate is judged for what it is for (:func:`purpose_of`): an SVID, an e-mail or
+    a client-only certificate by the client policy, with no host name to match.
+    """
     if not chain:
         return Judgement((), [])
     leaf = chain[0]
+    usage = Usage.SERVER if name is not None else purpose_of(leaf)
     findings: list[Finding] = []
     path: tuple[x509.Certificate, ...] = ()
     failure: VerificationFailed | None = None
     try:
-        verified: VerifiedChain = verify_chain(leaf, chain[1:], roots, now=now, hostname=name)
+        verified: VerifiedChain = verify_chain(
+            leaf, chain[1:], roots, now=now, hostname=name, usage=usage
+        )
         path = verified.certificates
     except VerificationFailed as exc:
         failure = exc
     shown = path or chain
     warn, critical = timedelta(days=warn_days), timedelta(days=critical_days)
     findings += _dates(shown, now, warn, critical)
-    if name is not None and not hostname_matches(leaf, name):
-        names = _names(leaf)
+    if name is not None and not _matches(leaf, name):
         findings.append(
             Finding(
                 Severity.CRITICAL,
                 Code.HOSTNAME_MISMATCH,
-                f"the certificate is not valid for {name}: it names "
-                + (", ".join(names) if names else "no host at all (no subjectAltName)")
-                + ". Browsers refuse it: issue one that includes this name",
+                f"the certificate is not valid for {name}: it names {_named(leaf)}. Browsers "
+                "refuse it: issue one that includes this name",
                 0,
             )
         )
     findings += _strength(shown, 1 if path else 0)
     if not path:
         findings += _trust(chain, roots, trust_label)
+    if failure is not None and name is None and _lacks_sans(leaf):
+        findings.append(
+            Finding(
+                Severity.CRITICAL,
+                Code.NO_SUBJECT_ALT_NAME,
+                "the certificate has no subjectAltName: clients have ignored the subject's "
+                "common name since 2017, so it is valid for no name at all. Issue it with its "
+                "names as subjectAltNames (tlsgate ca issue NAME...)",
+                0,
+            )
+        )
     if failure is not None and not any(f.severity is Severity.CRITICAL for f in findings):
         # Validation said no for a reason none of the checks above names: say what it said.
         findings.append(
             Finding(
                 Severity.CRITICAL,
                 _REASON_CODES.get(failure.reason, Code.INVALID),
-                str(failure),
+                plain_refusal(failure, leaf, usage),
                 chain.index(failure.certificate) if failure.certificate in chain else 0,
             )
         )
-    return Judgement(path, findings)
+    return Judgement(path, findings, usage)
 
 
-def _names(cert: x509.Certificate) -> list[str]:
+def _matches(cert: x509.Certificate, name: str) -> bool:
     try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return hostname_matches(cert, name)
+    except (ValueError, x509.DuplicateExtension):  # malformed extensions match no name
+        return False
+
+
+def _lacks_sans(cert: x509.Certificate) -> bool:
+    try:
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
-        return []
-    return [str(n.value) for n in sans if isinstance(n, x509.DNSName | x509.IPAddress)]
+        return True
+    except (ValueError, x509.DuplicateExtension):  # there, but malformed: another finding
+        return False
+    return False
+
+
+def _public_key(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:
+    """The certificate's key, None when it does not parse (a finding, never an exception)."""
+    try:
+        return cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
+def _same_key(a: x509.Certificate, b: x509.Certificate) -> bool:
+    key = _public_key(a)
+    return key is not None and key == _public_key(b)
+
+
+def _named(cert: x509.Certificate) -> str:
+    """What the certificate names, for "it names ...": hosts first, else whatever it carries."""
+    try:
+        sans = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return "no host at all (no subjectAltName)"
+    except (ValueError, x509.DuplicateExtension):
+        return "nothing readable (its subjectAltName is malformed)"
+    hosts = [str(n.value) for n in sans if isinstance(n, x509.DNSName | x509.IPAddress)]
+    if hosts:
+        return ", ".join(hosts)
+    others = [
+        str(n.value)
+        for n in sans
+        if isinstance(n, x509.UniformResourceIdentifier | x509.RFC822Name)
+    ]
+    return "no host, only " + ", ".join(others) if others else "no host at all"
 
 
 def protocol_findings(version: str) -> list[Finding]:
