@@ -32,6 +32,7 @@ from tlsgate.inspect.report import Code, Finding, Negotiated, Report, Severity
 from tlsgate.inspect.revocation import RevocationStatus, check_stapled, lookup
 from tlsgate.inspect.target import Endpoint
 from tlsgate.inspect.trust import parse_certificates
+from tlsgate.pki.malformed import MISSING_OR_MALFORMED
 
 __all__ = ["check_certificates", "check_endpoint", "check_file"]
 
@@ -177,8 +178,8 @@ def check_file(path: Path, options: CheckOptions, *, name: str | None = None) ->
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
-        return False  # malformed extensions: judged as a leaf, and the verdict says what broke
+    except MISSING_OR_MALFORMED:  # malformed: judge_chain reports it
+        return False
 
 
 def check_certificates(

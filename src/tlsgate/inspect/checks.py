@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from tlsgate.inspect.refusals import plain_refusal, purpose_of
 from tlsgate.inspect.report import Code, Finding, Severity
@@ -31,6 +29,7 @@ from tlsgate.pki.chain import (
 )
 from tlsgate.pki.info import format_remaining
 from tlsgate.pki.keys import MIN_RSA_BITS
+from tlsgate.pki.malformed import PARSE_ERRORS
 from tlsgate.pki.serial import format_serial
 
 __all__ = ["Judgement", "judge_chain", "protocol_findings"]
@@ -47,8 +46,12 @@ _REASON_CODES = {
     Reason.WRONG_USAGE: Code.WRONG_USAGE,
     Reason.WEAK_KEY: Code.WEAK_KEY,
     Reason.UNSUPPORTED_ALGORITHM: Code.WEAK_SIGNATURE,
+    Reason.MALFORMED: Code.MALFORMED,
     Reason.INVALID: Code.INVALID,
 }
+
+#: Refusals none of the checks below can see for themselves: always reported.
+_ALWAYS_REPORTED = {Reason.MALFORMED}
 
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
@@ -126,11 +129,13 @@ def _dates(
 def _strength(certs: Sequence[x509.Certificate], anchors: int) -> list[Finding]:
     findings: list[Finding] = []
     for index, cert in enumerate(certs):
-        key = _public_key(cert)
+        try:
+            key = cert.public_key()
+            algorithm = cert.signature_hash_algorithm
+        except PARSE_ERRORS:  # unreadable or unknown: the verdict's `malformed` says so
+            continue
         weak = None
-        if key is None:
-            weak = "a public key that does not parse (malformed or of an unknown type)"
-        elif isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
             weak = f"a {key.key_size}-bit RSA key; browsers require at least {MIN_RSA_BITS} bits"
         elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 256:
             weak = f"an EC key on {key.curve.name}; browsers accept P-256 and P-384"
@@ -147,7 +152,6 @@ def _strength(certs: Sequence[x509.Certificate], anchors: int) -> list[Finding]:
             )
         # A root's own signature is never checked; every other one must be SHA-2 or better.
         if index < len(certs) - anchors or not _self_issued(cert):
-            algorithm = cert.signature_hash_algorithm
             if isinstance(algorithm, _WEAK_HASHES):
                 findings.append(
                     Finding(
@@ -161,6 +165,13 @@ def _strength(certs: Sequence[x509.Certificate], anchors: int) -> list[Finding]:
     return findings
 
 
+def _same_subject_and_key(a: x509.Certificate, b: x509.Certificate) -> bool:
+    try:
+        return a.subject == b.subject and bool(a.public_key() == b.public_key())
+    except PARSE_ERRORS:
+        return False
+
+
 def _trust(
     chain: Sequence[x509.Certificate],
     roots: Sequence[x509.Certificate],
@@ -170,7 +181,7 @@ def _trust(
     leaf = chain[0]
     path, _ = build_path(leaf, [*chain[1:], *roots])
     top = path[-1]
-    anchored = any(r.subject == top.subject and _same_key(r, top) for r in roots)
+    anchored = any(_same_subject_and_key(r, top) for r in roots)
     if anchored:
         return []
     if top is leaf and _self_issued(leaf):
@@ -266,7 +277,10 @@ def judge_chain(
                 0,
             )
         )
-    if failure is not None and not any(f.severity is Severity.CRITICAL for f in findings):
+    if failure is not None and (
+        failure.reason in _ALWAYS_REPORTED
+        or not any(f.severity is Severity.CRITICAL for f in findings)
+    ):
         # Validation said no for a reason none of the checks above names: say what it said.
         findings.append(
             Finding(
@@ -279,11 +293,12 @@ def judge_chain(
     return Judgement(path, findings, usage)
 
 
-def _matches(cert: x509.Certificate, name: str) -> bool:
+def _matches(leaf: x509.Certificate, name: str) -> bool:
+    """Unreadable names match nothing, but are not a mismatch to report: `malformed` is."""
     try:
-        return hostname_matches(cert, name)
-    except (ValueError, x509.DuplicateExtension):  # malformed extensions match no name
-        return False
+        return hostname_matches(leaf, name)
+    except VerificationFailed:
+        return True
 
 
 def _lacks_sans(cert: x509.Certificate) -> bool:
@@ -291,22 +306,9 @@ def _lacks_sans(cert: x509.Certificate) -> bool:
         cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return True
-    except (ValueError, x509.DuplicateExtension):  # there, but malformed: another finding
+    except PARSE_ERRORS:  # there, but malformed: the `malformed` finding says so
         return False
     return False
-
-
-def _public_key(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:
-    """The certificate's key, None when it does not parse (a finding, never an exception)."""
-    try:
-        return cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        return None
-
-
-def _same_key(a: x509.Certificate, b: x509.Certificate) -> bool:
-    key = _public_key(a)
-    return key is not None and key == _public_key(b)
 
 
 def _named(cert: x509.Certificate) -> str:
@@ -315,7 +317,7 @@ def _named(cert: x509.Certificate) -> str:
         sans = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     except x509.ExtensionNotFound:
         return "no host at all (no subjectAltName)"
-    except (ValueError, x509.DuplicateExtension):
+    except PARSE_ERRORS:
         return "nothing readable (its subjectAltName is malformed)"
     hosts = [str(n.value) for n in sans if isinstance(n, x509.DNSName | x509.IPAddress)]
     if hosts:

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from tlsgate.inspect.report import Code, Report, Severity
 from tlsgate.pki.info import CertInfo, format_remaining
+from tlsgate.pki.malformed import PARSE_ERRORS
 
 __all__ = ["BROWSER_ERRORS", "STYLE", "explain"]
 
@@ -29,6 +30,7 @@ BROWSER_ERRORS: dict[Code, str] = {
     Code.REVOKED: "NET::ERR_CERT_REVOKED / SEC_ERROR_REVOKED_CERTIFICATE",
     Code.WEAK_KEY: "NET::ERR_CERT_WEAK_KEY / SSL_ERROR_WEAK_SERVER_CERT_KEY",
     Code.WEAK_SIGNATURE: "NET::ERR_CERT_WEAK_SIGNATURE_ALGORITHM / SEC_ERROR_CERT_SIGNATURE_...",
+    Code.MALFORMED: "NET::ERR_CERT_INVALID / SEC_ERROR_BAD_DER",
     Code.LEGACY_TLS: "ERR_SSL_VERSION_OR_CIPHER_MISMATCH / SSL_ERROR_UNSUPPORTED_VERSION",
     Code.HANDSHAKE_FAILED: "ERR_SSL_PROTOCOL_ERROR / SSL_ERROR_NO_CYPHER_OVERLAP",
     Code.UNREACHABLE: "ERR_CONNECTION_REFUSED or ERR_NAME_NOT_RESOLVED",
@@ -58,17 +60,20 @@ def _cert_lines(index: int, cert: x509.Certificate, now: datetime) -> list[str]:
         lines.append(f"       names:    {', '.join(info.names)}")
     lines += [
         f"       issuer:   {info.issuer}",
-        f"       key:      {info.key_description}"
-        + (
-            f"; signed with {cert.signature_hash_algorithm.name.upper()}"
-            if cert.signature_hash_algorithm
-            else ""
-        ),
+        f"       key:      {info.key_description}" + _signed_with(cert),
         f"       valid:    {info.not_before:%Y-%m-%d %H:%M} to {info.not_after:%Y-%m-%d %H:%M} "
         f"UTC ({when})",
         f"       serial:   {info.serial_hex}",
     ]
     return lines
+
+
+def _signed_with(cert: x509.Certificate) -> str:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except PARSE_ERRORS:  # an algorithm cryptography does not know: the verdict says so
+        return "; signed with an unsupported algorithm"
+    return f"; signed with {algorithm.name.upper()}" if algorithm else ""
 
 
 def _steps(report: Report) -> list[str]:

@@ -58,6 +58,7 @@ class Code(StrEnum):
     NAME_CONSTRAINTS = "name-constraints"
     WRONG_USAGE = "wrong-usage"
     NO_SUBJECT_ALT_NAME = "no-subject-alt-name"
+    MALFORMED = "malformed"
     INVALID = "invalid"
     # the connection
     LEGACY_TLS = "legacy-tls"

@@ -18,7 +18,7 @@ import httpx
 from cryptography import x509
 
 from tlsgate.errors import PKIError
-from tlsgate.pki.chain import VerificationFailed, VerifiedChain, check_revocation
+from tlsgate.pki.chain import Reason, VerificationFailed, VerifiedChain, check_revocation
 from tlsgate.pki.ocsp import (
     CertificateRevoked,
     OcspError,
@@ -117,7 +117,10 @@ async def lookup(
                     raise ValueError("not signed by the certificate's issuer")
                 check_revocation(VerifiedChain(tuple(path[:2])), [crl], now=now)
             except VerificationFailed as exc:
-                return RevocationStatus(True, True, f"{exc} (CRL {url})")
+                if exc.reason is Reason.REVOKED:
+                    return RevocationStatus(True, True, f"{exc} (CRL {url})")
+                problems.append(f"CRL {url}: {exc}")  # stale or unusable: we cannot tell
+                continue
             except (httpx.HTTPError, ValueError, TypeError, PKIError) as exc:
                 problems.append(f"CRL {url}: {exc or type(exc).__name__}")
                 continue

@@ -1,10 +1,11 @@
 """Chain verification that answers "would a browser accept this, and if not, why?".
 
 The verdict is ``cryptography``'s RFC 5280 / CA-Browser-Forum path validation (the same Rust code
-as its TLS verifier), never ours. When it says no, :func:`diagnose` walks the presented chain to
-name the reason the way a browser's error page does (expired, wrong host, unknown issuer, ...),
-because "validation failed" is not something a person can fix. Revocation is checked against CRLs
-signed by the certificate's issuer, since ``cryptography``'s verifier does not do it.
+as its TLS verifier), never ours. When it says no, :func:`~tlsgate.pki.diagnosis.diagnose` walks
+the presented chain to name the reason the way a browser's error page does (expired, wrong host,
+unknown issuer, ...), because "validation failed" is not something a person can fix. Revocation
+is checked against CRLs signed by the certificate's issuer, since ``cryptography``'s verifier
+does not do it.
 """
 
 from __future__ import annotations
@@ -12,22 +13,35 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
-from tlsgate.errors import PKIError
-from tlsgate.pki.keys import MIN_RSA_BITS
-from tlsgate.pki.names import NameConstraints, check_constraints
+from tlsgate.pki.diagnosis import build_path, diagnose, weak_key
+from tlsgate.pki.malformed import MISSING_OR_MALFORMED, PARSE_ERRORS
 from tlsgate.pki.revocation import REASONS
 from tlsgate.pki.serial import format_serial
+from tlsgate.pki.verdict import (
+    MAX_DEPTH,
+    Reason,
+    Usage,
+    VerificationFailed,
+    VerifiedChain,
+    hostname_matches,
+    who,
+)
 
 __all__ = [
+    "MAX_DEPTH",
     "Reason",
     "Usage",
     "VerificationFailed",
@@ -38,103 +52,87 @@ __all__ = [
     "verify_chain",
 ]
 
-
-class Reason(StrEnum):
-    """Why a client refuses a certificate; values are stable identifiers for JSON and metrics."""
-
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not-yet-valid"
-    HOSTNAME_MISMATCH = "hostname-mismatch"
-    UNKNOWN_ISSUER = "unknown-issuer"
-    SELF_SIGNED = "self-signed"
-    REVOKED = "revoked"
-    BAD_SIGNATURE = "bad-signature"
-    NAME_CONSTRAINTS = "name-constraints"
-    WRONG_USAGE = "wrong-usage"
-    WEAK_KEY = "weak-key"
-    UNSUPPORTED_ALGORITHM = "unsupported-algorithm"
-    INVALID = "invalid"
+#: Everything cryptography raises for a chain it refuses or cannot read.
+_VALIDATION_ERRORS: tuple[type[Exception], ...] = (VerificationError, *PARSE_ERRORS)
 
 
-class Usage(StrEnum):
-    SERVER = "server"
-    CLIENT = "client"
-
-
-class VerificationFailed(PKIError):
-    """The chain does not verify; ``reason`` says why in a machine-readable way."""
-
-    def __init__(self, reason: Reason, message: str, certificate: x509.Certificate | None = None):
-        super().__init__(message)
-        self.reason = reason
-        self.certificate = certificate
-
-
-@dataclass(frozen=True)
-class VerifiedChain:
-    """A validated path, leaf first, trust anchor last."""
-
-    certificates: tuple[x509.Certificate, ...]
-
-    @property
-    def leaf(self) -> x509.Certificate:
-        return self.certificates[0]
-
-    @property
-    def anchor(self) -> x509.Certificate:
-        return self.certificates[-1]
-
-
-def _who(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string() or f"serial {format_serial(cert.serial_number)}"
-
-
-def _sans(cert: x509.Certificate) -> list[x509.GeneralName]:
+def _subject(hostname: str) -> x509.verification.Subject:
+    host = hostname.strip().rstrip(".").strip("[]")
     try:
-        return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        return []
-
-
-def hostname_matches(cert: x509.Certificate, hostname: str) -> bool:
-    """RFC 6125 matching against SANs only (browsers ignore the CN since 2017)."""
-    host = hostname.strip().rstrip(".").lower()
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
-        address = None
-    for name in _sans(cert):
-        if address is not None:
-            if isinstance(name, x509.IPAddress) and name.value == address:
-                return True
-            continue
-        if not isinstance(name, x509.DNSName):
-            continue
-        pattern = name.value.lower()
-        if pattern == host:
-            return True
-        if pattern.startswith("*."):
-            head, _, rest = host.partition(".")
-            if head and rest == pattern[2:]:
-                return True
-    return False
+        return x509.DNSName(host.lower())
 
 
-def _subject_for(leaf: x509.Certificate, hostname: str | None) -> x509.verification.Subject:
-    if hostname is not None:
-        host = hostname.strip().rstrip(".").strip("[]")
-        try:
-            return x509.IPAddress(ipaddress.ip_address(host))
-        except ValueError:
-            return x509.DNSName(host.lower())
-    # No name to check: verify the path for the leaf's own first name.
-    for name in _sans(leaf):
-        if isinstance(name, x509.DNSName):
-            return x509.DNSName(name.value.removeprefix("*."))
-        if isinstance(name, x509.IPAddress):
-            return name
-    # No usable name: let validation fail and diagnose() explain the whole chain.
-    return x509.DNSName("no-name.invalid")
+def _eku_check(allowed: frozenset[x509.ObjectIdentifier], role: str) -> object:
+    """An extendedKeyUsage validator: absent is "any", present must name one of ``allowed``."""
+
+    def check(_policy: Policy, _cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+        if eku is not None and not allowed.intersection(eku):
+            raise ValueError(f"required EKU not found: the {role} is not for serverAuth")
+
+    return check
+
+
+def _nameless_server_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    """Extension policies for a server certificate checked without a name.
+
+    cryptography's server verifier needs a name, its client verifier wants ``clientAuth``: this is
+    the client verifier's profile (subjectAltName required, not matched) with the server
+    verifier's extendedKeyUsage rules (a leaf's EKU must include serverAuth, a CA's serverAuth or
+    anyExtendedKeyUsage), so "no hostname" checks everything a server verifier does but the name.
+    """
+    server = ExtendedKeyUsageOID.SERVER_AUTH
+    ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.ExtendedKeyUsage,
+        Criticality.NON_CRITICAL,
+        _eku_check(frozenset({server}), "certificate"),  # type: ignore[arg-type]
+    )
+    ca = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage,
+        Criticality.NON_CRITICAL,
+        _eku_check(  # type: ignore[arg-type]
+            frozenset({server, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}), "issuing CA"
+        ),
+    )
+    return ca, ee
+
+
+_NAMELESS_CA, _NAMELESS_EE = _nameless_server_policies()
+
+
+def _validate(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    now: datetime,
+    hostname: str | None,
+    usage: Usage,
+    max_depth: int,
+) -> list[x509.Certificate]:
+    """cryptography's verdict: the validated path, or VerificationError / a parse error."""
+    builder = PolicyBuilder().store(Store(list(roots))).time(now).max_chain_depth(max_depth)
+    if usage is Usage.CLIENT:
+        path = builder.build_client_verifier().verify(leaf, list(intermediates)).chain
+        if hostname is not None and not hostname_matches(leaf, hostname):
+            raise VerificationFailed(
+                Reason.HOSTNAME_MISMATCH, f"the certificate is not valid for {hostname}", leaf
+            )
+        return path
+    if hostname is None:
+        verifier = builder.extension_policies(
+            ca_policy=_NAMELESS_CA, ee_policy=_NAMELESS_EE
+        ).build_client_verifier()
+        return verifier.verify(leaf, list(intermediates)).chain
+    try:
+        server = builder.build_server_verifier(_subject(hostname))
+    except ValueError:
+        raise VerificationFailed(
+            Reason.HOSTNAME_MISMATCH,
+            f"{hostname!r} is not a DNS name or IP address a certificate can be checked against",
+            leaf,
+        ) from None
+    return server.verify(leaf, list(intermediates))
 
 
 def verify_chain(
@@ -146,26 +144,39 @@ def verify_chain(
     hostname: str | None = None,
     usage: Usage = Usage.SERVER,
     crls: Sequence[x509.CertificateRevocationList] = (),
+    max_depth: int = MAX_DEPTH,
 ) -> VerifiedChain:
-    """Validate ``leaf`` up to one of ``roots`` at ``now``, or raise :class:`VerificationFailed`."""
+    """Validate ``leaf`` up to one of ``roots`` at ``now``, or raise :class:`VerificationFailed`.
+
+    ``hostname=None`` checks everything but the name (a server certificate still needs a
+    subjectAltName and the serverAuth usage). ``max_depth`` is the most intermediates between
+    the leaf and the anchor (0 to 255). Whatever the certificates contain, nothing but
+    :class:`VerificationFailed` comes out; a ``max_depth`` out of range is a ``ValueError``.
+    """
+    if not 0 <= max_depth <= 255:
+        raise ValueError(f"max_depth must be between 0 and 255, not {max_depth}")
     if not roots:
         raise VerificationFailed(Reason.UNKNOWN_ISSUER, "no trust anchors were given", leaf)
-    builder = PolicyBuilder().store(Store(list(roots))).time(now)
     try:
-        if usage is Usage.SERVER:
-            verifier = builder.build_server_verifier(_subject_for(leaf, hostname))
-            path = verifier.verify(leaf, list(intermediates))
-        else:
-            path = builder.build_client_verifier().verify(leaf, list(intermediates)).chain
-            if hostname is not None and not hostname_matches(leaf, hostname):
-                raise VerificationFailed(
-                    Reason.HOSTNAME_MISMATCH, f"the certificate is not valid for {hostname}", leaf
-                )
-    except VerificationError as exc:
+        path = _validate(leaf, intermediates, roots, now, hostname, usage, max_depth)
+    except _VALIDATION_ERRORS as exc:
         raise diagnose(
-            leaf, intermediates, roots, now=now, hostname=hostname, usage=usage, detail=str(exc)
+            leaf,
+            intermediates,
+            roots,
+            now=now,
+            hostname=hostname,
+            usage=usage,
+            detail=str(exc),
+            max_depth=max_depth,
         ) from None
     chain = VerifiedChain(tuple(path))
+    # cryptography checks a key's size and type only where it verifies a signature, so a
+    # 1024-bit RSA or a DSA leaf (whose key signs nothing in the chain) passes it: browsers
+    # refuse them (CA/B 6.1.5).
+    weak = weak_key(chain.certificates)
+    if weak is not None:
+        raise weak
     check_revocation(chain, crls, now=now)
     return chain
 
@@ -173,22 +184,86 @@ def verify_chain(
 def check_revocation(
     chain: VerifiedChain, crls: Sequence[x509.CertificateRevocationList], *, now: datetime
 ) -> None:
-    """Fail if any certificate in the path is listed in a CRL its issuer signed."""
-    certs = chain.certificates
-    for cert, issuer in itertools.pairwise(certs):
+    """Fail if any certificate in the path is listed in a CRL its issuer signed.
+
+    A CRL that names an issuer in the path but cannot be trusted (its signature does not verify
+    with that issuer's key, it has no CRL number or a critical one, it is not yet valid or past
+    its nextUpdate, the issuer may not sign CRLs, or it cannot be parsed) is
+    :attr:`Reason.BAD_CRL`, never skipped: a revocation that cannot be read must not pass for "not
+    revoked". A CRL from an issuer that is not in the path is not about this chain and is left
+    alone. A revocation in a CRL that is fine is reported before a CRL that is not.
+    """
+    problem: VerificationFailed | None = None
+    for cert, issuer in itertools.pairwise(chain.certificates):
         for crl in crls:
-            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            if _crl_issuer(crl) != issuer.subject:
                 continue
-            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-            if entry is not None and entry.revocation_date_utc <= now:
-                reason = _crl_reason(entry)
+            defect = _crl_defect(crl, issuer, now)
+            if defect is not None:
+                problem = problem or VerificationFailed(
+                    Reason.BAD_CRL,
+                    f"the CRL from {who(issuer)} cannot be trusted: {defect}",
+                    issuer,
+                )
+                continue
+            try:
+                entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+                revoked_on = entry.revocation_date_utc if entry is not None else None
+                reason = _crl_reason(entry) if entry is not None else None
+            except PARSE_ERRORS as exc:
+                problem = problem or VerificationFailed(
+                    Reason.BAD_CRL,
+                    f"the CRL from {who(issuer)} cannot be trusted: an entry is malformed ({exc})",
+                    issuer,
+                )
+                continue
+            if revoked_on is not None and revoked_on <= now:
                 raise VerificationFailed(
                     Reason.REVOKED,
-                    f"{_who(cert)} (serial {format_serial(cert.serial_number)}) was revoked on "
-                    f"{entry.revocation_date_utc:%Y-%m-%d %H:%M} UTC"
-                    + (f" ({reason})" if reason else ""),
+                    f"{who(cert)} (serial {format_serial(cert.serial_number)}) was revoked on "
+                    f"{revoked_on:%Y-%m-%d %H:%M} UTC" + (f" ({reason})" if reason else ""),
                     cert,
                 )
+    if problem is not None:
+        raise problem
+
+
+def _crl_issuer(crl: x509.CertificateRevocationList) -> x509.Name | None:
+    try:
+        return crl.issuer
+    except PARSE_ERRORS:
+        return None
+
+
+def _crl_defect(
+    crl: x509.CertificateRevocationList, issuer: x509.Certificate, now: datetime
+) -> str | None:
+    """Why a CRL naming ``issuer`` cannot be relied on, or None when it can."""
+    try:
+        if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            return f"its signature does not verify with the key of {who(issuer)}"
+        if crl.extensions.get_extension_for_class(x509.CRLNumber).critical:
+            return "its CRL number is marked critical (RFC 5280 5.2.3 forbids it)"
+    except x509.ExtensionNotFound:
+        return "it has no CRL number (RFC 5280 requires one)"
+    except PARSE_ERRORS as exc:
+        return f"it cannot be parsed ({exc})"
+    if crl.last_update_utc > now:
+        return f"it is not valid until {crl.last_update_utc:%Y-%m-%d %H:%M} UTC"
+    if crl.next_update_utc is None:
+        return "it has no nextUpdate, so nothing says when it stops being current"
+    if crl.next_update_utc < now:
+        return (
+            f"it is out of date: its nextUpdate was {crl.next_update_utc:%Y-%m-%d %H:%M} UTC "
+            "(a newer CRL is needed)"
+        )
+    try:
+        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+    except MISSING_OR_MALFORMED:
+        return None  # no keyUsage: every usage is allowed (RFC 5280 4.2.1.3)
+    if not usage.crl_sign:
+        return f"{who(issuer)} may not sign CRLs (its keyUsage lacks cRLSign)"
+    return None
 
 
 def _crl_reason(entry: x509.RevokedCertificate) -> str | None:
@@ -197,139 +272,3 @@ def _crl_reason(entry: x509.RevokedCertificate) -> str | None:
     except x509.ExtensionNotFound:
         return None
     return next((name for name, value in REASONS.items() if value is flag), flag.name)
-
-
-def build_path(
-    leaf: x509.Certificate, pool: Sequence[x509.Certificate]
-) -> tuple[list[x509.Certificate], x509.Certificate | None]:
-    """Walk issuer links through ``pool``; returns (path, anchor-or-None). Stops on loops."""
-    path = [leaf]
-    current = leaf
-    for _ in range(8):
-        if current.issuer == current.subject and len(path) > 1:
-            return path, current
-        candidates = [c for c in pool if c.subject == current.issuer and c not in path]
-        if not candidates:
-            return path, None
-        # Prefer a candidate whose key actually signed `current`.
-        chosen = candidates[0]
-        for candidate in candidates:
-            try:
-                current.verify_directly_issued_by(candidate)
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            chosen = candidate
-            break
-        path.append(chosen)
-        current = chosen
-    return path, None
-
-
-def diagnose(
-    leaf: x509.Certificate,
-    intermediates: Sequence[x509.Certificate],
-    roots: Sequence[x509.Certificate],
-    *,
-    now: datetime,
-    hostname: str | None = None,
-    usage: Usage = Usage.SERVER,
-    detail: str = "",
-) -> VerificationFailed:
-    """Name the first problem a browser would show for a chain that failed validation."""
-    path, _ = build_path(leaf, [*intermediates, *roots])
-    top = path[-1]
-    anchored = top in roots or any(
-        r.subject == top.subject and r.public_key() == top.public_key() for r in roots
-    )
-    if not anchored:
-        if top.issuer == top.subject:
-            what = (
-                "the certificate is self-signed"
-                if top is leaf
-                else f"its root {_who(top)} is self-signed"
-            )
-            return VerificationFailed(
-                Reason.SELF_SIGNED, f"{what} and not among the trusted roots", top
-            )
-        return VerificationFailed(
-            Reason.UNKNOWN_ISSUER,
-            f"unknown issuer: {_who(top)} was issued by {top.issuer.rfc4514_string()}, which is "
-            "neither a trusted root nor in the chain that was presented (missing intermediate?)",
-            top,
-        )
-    for cert, issuer in itertools.pairwise(path):
-        try:
-            cert.verify_directly_issued_by(issuer)
-        except (InvalidSignature, ValueError, TypeError):
-            return VerificationFailed(
-                Reason.BAD_SIGNATURE,
-                f"the signature on {_who(cert)} does not verify with the key of {_who(issuer)}",
-                cert,
-            )
-    for cert in path:
-        if now > cert.not_valid_after_utc:
-            role = "certificate" if cert is leaf else f"issuing certificate {_who(cert)}"
-            return VerificationFailed(
-                Reason.EXPIRED,
-                f"the {role} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-                cert,
-            )
-        if now < cert.not_valid_before_utc:
-            role = "certificate" if cert is leaf else f"issuing certificate {_who(cert)}"
-            return VerificationFailed(
-                Reason.NOT_YET_VALID,
-                f"the {role} is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
-                cert,
-            )
-    for ca in path[1:]:
-        try:
-            check_constraints(_sans(leaf), NameConstraints.from_certificate(ca))
-        except PKIError as exc:
-            return VerificationFailed(
-                Reason.NAME_CONSTRAINTS,
-                f"name constraints of {_who(ca)} forbid this certificate: {exc}",
-                leaf,
-            )
-    if not _sans(leaf):
-        return VerificationFailed(
-            Reason.INVALID,
-            "the certificate has no subjectAltName; browsers ignore the common name",
-            leaf,
-        )
-    if "name constraint" in detail.lower():
-        return VerificationFailed(
-            Reason.NAME_CONSTRAINTS, f"name constraints violated: {detail}", leaf
-        )
-    if hostname is not None and not hostname_matches(leaf, hostname):
-        shown = ", ".join(str(n.value) for n in _sans(leaf)) or "no names"
-        return VerificationFailed(
-            Reason.HOSTNAME_MISMATCH,
-            f"the certificate is not valid for {hostname}; it is for {shown}",
-            leaf,
-        )
-    for cert in path:
-        key = cert.public_key()
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-            return VerificationFailed(
-                Reason.WEAK_KEY,
-                f"{_who(cert)} has a {key.key_size}-bit RSA key; browsers require at least "
-                f"{MIN_RSA_BITS} bits",
-                cert,
-            )
-    if "forbidden" in detail.lower() and "algorithm" in detail.lower():
-        return VerificationFailed(
-            Reason.UNSUPPORTED_ALGORITHM,
-            "the chain uses a key or signature algorithm browsers do not accept "
-            "(the Web PKI allows ECDSA P-256/P-384 and RSA; Ed25519 works only between "
-            "OpenSSL peers)",
-            leaf,
-        )
-    if "eku" in detail.lower() or "extended key usage" in detail.lower():
-        return VerificationFailed(
-            Reason.WRONG_USAGE,
-            f"the certificate is not allowed for {usage.value} authentication",
-            leaf,
-        )
-    return VerificationFailed(
-        Reason.INVALID, f"the chain is not valid: {detail or 'rejected'}", leaf
-    )

@@ -9,16 +9,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsgate.pki.keys import describe_key, key_type_of
+from tlsgate.pki.malformed import MISSING_OR_MALFORMED, PARSE_ERRORS
 from tlsgate.pki.names import display_name
 from tlsgate.pki.serial import format_serial
 
@@ -41,30 +41,21 @@ class CertInfo:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> CertInfo:
-        """The summary of any certificate that parses, malformed extensions or key included:
-        ``check`` must describe what it was given before it says what is wrong with it."""
-        extensions = _extensions(cert)
-        try:
-            sans = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            names = tuple(display_name(n) for n in sans)
-        except x509.ExtensionNotFound:
-            names = ()
-        try:
-            eku = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-            usages = tuple(
-                label
-                for oid, label in (
-                    (ExtendedKeyUsageOID.SERVER_AUTH, "server"),
-                    (ExtendedKeyUsageOID.CLIENT_AUTH, "client"),
-                )
-                if oid in eku
+        """The summary; a part that cannot be parsed (a peer's malformed certificate, which the
+        verdict reports as ``malformed``) is shown empty or as ``unreadable``, never raised."""
+        sans = _extension(cert, x509.SubjectAlternativeName)
+        names = tuple(display_name(n) for n in sans) if sans is not None else ()
+        eku = _extension(cert, x509.ExtendedKeyUsage)
+        usages = tuple(
+            label
+            for oid, label in (
+                (ExtendedKeyUsageOID.SERVER_AUTH, "server"),
+                (ExtendedKeyUsageOID.CLIENT_AUTH, "client"),
             )
-        except x509.ExtensionNotFound:
-            usages = ()
-        try:
-            is_ca = extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
+            if eku is not None and oid in eku
+        )
+        constraints = _extension(cert, x509.BasicConstraints)
+        is_ca = constraints is not None and constraints.ca
         key_type, key_description = _key(cert)
         with warnings.catch_warnings():
             # A zero or negative serial: cryptography warns it will refuse it one day; shown as is.
@@ -72,8 +63,8 @@ class CertInfo:
             serial = cert.serial_number
         return cls(
             serial=serial,
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
+            subject=_rfc4514(cert, "subject"),
+            issuer=_rfc4514(cert, "issuer"),
             names=names,
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
@@ -113,26 +104,37 @@ class CertInfo:
         return data
 
 
-def _extensions(cert: x509.Certificate) -> x509.Extensions:
-    """The extensions, or none when they do not parse (duplicated, malformed DER)."""
+_T = TypeVar("_T", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[_T]) -> _T | None:
+    """The extension's value; None when absent or when the certificate's extensions are
+    unreadable."""
     try:
-        return cert.extensions
-    except (ValueError, x509.DuplicateExtension):
-        return x509.Extensions([])
+        return cert.extensions.get_extension_for_class(kind).value
+    except MISSING_OR_MALFORMED:
+        return None
 
 
 def _key(cert: x509.Certificate) -> tuple[str, str]:
     """(key type, description) for any key a certificate can carry, readable or not."""
     try:
         key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        return "unreadable", "a key that does not parse"
+    except PARSE_ERRORS:
+        return "unreadable", "unreadable"
     if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         return key_type_of(key), describe_key(key)
-    if isinstance(key, dsa.DSAPublicKey):
+    if isinstance(key, dsa.DSAPublicKey):  # key_type_of would call it Ed25519
         return f"dsa-{key.key_size}", f"DSA {key.key_size}"
     name = type(key).__name__.removesuffix("PublicKey")
     return name.lower(), name
+
+
+def _rfc4514(cert: x509.Certificate, which: str) -> str:
+    try:
+        return (cert.subject if which == "subject" else cert.issuer).rfc4514_string()
+    except PARSE_ERRORS:
+        return "(unreadable name)"
 
 
 def format_remaining(delta: timedelta) -> str:

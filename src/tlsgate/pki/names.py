@@ -20,10 +20,13 @@ from urllib.parse import urlsplit
 import idna
 from cryptography import x509
 
-from tlsgate.errors import InvalidIdentity, PolicyDenied
+from tlsgate.errors import InvalidIdentity, PKIError, PolicyDenied
 
 __all__ = [
+    "NAME_CONSTRAINT_CHECK_LIMIT",
+    "ComparisonBudget",
     "NameConstraints",
+    "TooManyNameChecks",
     "check_constraints",
     "display_name",
     "dns_matches",
@@ -338,33 +341,86 @@ def _wildcard_covers(name: str, excluded: str) -> bool:
     return name.startswith("*.") and excluded.partition(".")[2] == name[2:]
 
 
-def check_constraints(names: Iterable[x509.GeneralName], constraints: NameConstraints) -> None:
-    """Raise :class:`PolicyDenied` for the first name outside the CA's name constraints."""
+#: The most name-constraint comparisons one chain may cost: cryptography's own verifier (like
+#: rustls-webpki and Go) stops at 2**20 (one comparison = one constraint against one name).
+NAME_CONSTRAINT_CHECK_LIMIT = 1 << 20
+
+
+class TooManyNameChecks(PKIError):
+    """A chain needs more name-constraint comparisons than any verifier is willing to make."""
+
+
+class ComparisonBudget:
+    """The comparisons left for one chain, shared by every CA in it.
+
+    A server chooses what it presents: a CA with thousands of constraints over a leaf with
+    thousands of names is millions of comparisons, so the work is bounded, as in cryptography.
+    """
+
+    def __init__(self, limit: int = NAME_CONSTRAINT_CHECK_LIMIT) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def spend(self) -> None:
+        self.used += 1
+        if self.used > self.limit:
+            raise TooManyNameChecks(
+                f"too many name-constraint checks (more than {self.limit} comparisons)"
+            )
+
+
+def check_constraints(
+    names: Iterable[x509.GeneralName],
+    constraints: NameConstraints,
+    budget: ComparisonBudget | None = None,
+) -> None:
+    """Raise :class:`PolicyDenied` for the first name outside the CA's name constraints.
+
+    With ``budget``, every comparison of a name with a constraint is counted against it and
+    :class:`TooManyNameChecks` ends the work when it runs out.
+    """
     if not constraints:
         return
+    spend = budget.spend if budget is not None else _free
+
+    def dns_hit(value: str, subtrees: Iterable[str], wildcards: bool) -> bool:
+        for subtree in subtrees:
+            spend()
+            if dns_matches(value, subtree) or (wildcards and _wildcard_covers(value, subtree)):
+                return True
+        return False
+
+    def ip_hit(
+        address: object, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    ) -> bool:
+        for network in networks:
+            spend()
+            if address in network:
+                return True
+        return False
+
     for name in names:
         if isinstance(name, x509.DNSName):
             value = name.value
-            if any(
-                dns_matches(value, s) or _wildcard_covers(value, s)
-                for s in constraints.excluded_dns
-            ):
+            if dns_hit(value, constraints.excluded_dns, True):
                 raise PolicyDenied(f"{value} is excluded by the CA's name constraints")
-            if constraints.permitted_dns and not any(
-                dns_matches(value, s) for s in constraints.permitted_dns
-            ):
+            if constraints.permitted_dns and not dns_hit(value, constraints.permitted_dns, False):
                 allowed = ", ".join(constraints.permitted_dns)
                 raise PolicyDenied(f"{value} is outside the CA's permitted names ({allowed})")
         elif isinstance(name, x509.IPAddress):
             address = name.value
-            if any(address in n for n in constraints.excluded_ip):
+            if ip_hit(address, constraints.excluded_ip):
                 raise PolicyDenied(f"{address} is excluded by the CA's name constraints")
-            if constraints.permitted_ip and not any(address in n for n in constraints.permitted_ip):
+            if constraints.permitted_ip and not ip_hit(address, constraints.permitted_ip):
                 allowed = ", ".join(str(n) for n in constraints.permitted_ip)
                 raise PolicyDenied(f"{address} is outside the CA's permitted addresses ({allowed})")
         elif isinstance(name, x509.RFC822Name) and constraints.permitted_dns:
             # An e-mail's domain is checked against DNS permits so a constrained CA cannot vouch
             # for addresses of domains it was never given.
             domain = name.value.rpartition("@")[2]
-            if not any(dns_matches(domain, s) for s in constraints.permitted_dns):
+            if not dns_hit(domain, constraints.permitted_dns, False):
                 raise PolicyDenied(f"{name.value} is outside the CA's permitted names")
+
+
+def _free() -> None:
+    """No budget: issuance checks our own CA's few constraints against a request's names."""
