@@ -176,6 +176,7 @@ def run_tlsgate(case: Case) -> Outcome:
         parsed = _parse(case)
     except ValueError as exc:  # a peer sending this is refused before any verifier runs
         return Outcome(Result.FAILURE, f"does not parse: {exc}")
+    depth = {} if case.max_chain_depth is None else {"max_depth": case.max_chain_depth}
     try:
         verified = verify_chain(
             parsed.peer,
@@ -185,6 +186,7 @@ def run_tlsgate(case: Case) -> Outcome:
             hostname=case.peer_name,
             usage=usage,
             crls=parsed.crls,
+            **depth,
         )
     except VerificationFailed as exc:
         return Outcome(Result.FAILURE, f"{exc.reason}: {exc}")
@@ -274,7 +276,10 @@ def _subject(name: str | None) -> x509.DNSName | x509.IPAddress:
 #: Every case where tlsgate's verdict differs from cryptography's (asked without pyca's skips)
 #: or from the suite's expected result, and why that is deliberate. The tests recompute the set
 #: and compare; the README lists every id (``--differences`` prints that section).
-_CRL = "tlsgate checks the CRLs it is given; cryptography's verifier takes none"
+_CRL = (
+    "tlsgate checks the CRLs it is given and refuses one it cannot trust (bad-crl); "
+    "cryptography's verifier takes no CRLs"
+)
 _CA_KEY_USAGE = "cryptography requires keyUsage on every CA certificate (CA/Browser Forum)"
 _SELF_ISSUED = (
     "self-issued intermediates count towards pathLen and the depth limit, as in Go and webpki"
@@ -287,22 +292,19 @@ _POLICIES = "certificate policies and policy constraints are not processed"
 _SERIAL = "a zero serial number is accepted: trust stores still carry such roots"
 _CN = "the subject CN is ignored, as browsers do; its agreement with the SANs is not checked"
 _EKU = "EKU rules beyond serverAuth/clientAuth in the leaf are not enforced"
-_LEAF_KEY = "the leaf's key algorithm and size are not restricted beyond what cryptography refuses"
-_WEAK_RSA = "a leaf RSA key under 2048 bits verifies (being fixed for issue #14)"
-_RSA_MULTIPLE = "RSA modulus sizes that are not a multiple of 8 are accepted"
+_WEB_PKI_KEYS = (
+    "tlsgate refuses keys the Web PKI forbids anywhere in the path, the leaf's too (DSA, P-192, "
+    "RSA under 2048 bits or not a multiple of 8); cryptography does not check them"
+)
 _PUBLIC_SUFFIX = "wildcards on public suffixes are accepted: no public suffix list is consulted"
-_MAX_DEPTH = "verify_chain has no per-call depth limit yet (the case's max_chain_depth)"
-_CRL_FAIL_OPEN = "an unusable CRL is ignored (fail-open; being fixed for issue #14)"
 
 DIFFERENCES: dict[str, str] = {
-    "crl::crlnumber-critical": _CRL_FAIL_OPEN,
-    "crl::crlnumber-missing": _CRL_FAIL_OPEN,
-    "crl::issuer-missing-crlsign": _CRL_FAIL_OPEN,
+    "crl::crlnumber-critical": _CRL,
+    "crl::crlnumber-missing": _CRL,
+    "crl::issuer-missing-crlsign": _CRL,
     "crl::revoked-certificate-with-crl": _CRL,
     "crl::issuer-no-keyusage-extension": _CA_KEY_USAGE,
-    "pathlen::max-chain-depth-0-exhausted": _MAX_DEPTH,
-    "pathlen::max-chain-depth-1-exhausted": _MAX_DEPTH,
-    "pathlen::max-chain-depth-1-self-issued": _MAX_DEPTH,
+    "pathlen::max-chain-depth-1-self-issued": _SELF_ISSUED,
     "pathlen::self-issued-certs-pathlen": _SELF_ISSUED,
     "pathlen::validation-ignores-pathlen-in-leaf": _CA_AS_LEAF,
     "rfc5280::ca-as-leaf": _CA_AS_LEAF,
@@ -330,11 +332,11 @@ DIFFERENCES: dict[str, str] = {
     "webpki::eku::ee-anyeku": _EKU,
     "webpki::eku::ee-without-eku": _EKU,
     "webpki::eku::root-has-eku": _EKU,
-    "webpki::forbidden-dsa-leaf": _LEAF_KEY,
-    "webpki::forbidden-p192-leaf": _LEAF_KEY,
-    "webpki::forbidden-weak-rsa-in-leaf": _WEAK_RSA,
-    "webpki::forbidden-rsa-key-not-divisible-by-8-in-leaf": _RSA_MULTIPLE,
-    "webpki::forbidden-rsa-not-divisible-by-8-in-root": _RSA_MULTIPLE,
+    "webpki::forbidden-dsa-leaf": _WEB_PKI_KEYS,
+    "webpki::forbidden-p192-leaf": _WEB_PKI_KEYS,
+    "webpki::forbidden-weak-rsa-in-leaf": _WEB_PKI_KEYS,
+    "webpki::forbidden-rsa-key-not-divisible-by-8-in-leaf": _WEB_PKI_KEYS,
+    "webpki::forbidden-rsa-not-divisible-by-8-in-root": _WEB_PKI_KEYS,
     "webpki::san::public-suffix-multi-label-wildcard-san": _PUBLIC_SUFFIX,
     "webpki::san::public-suffix-private-namespace-wildcard-san": _PUBLIC_SUFFIX,
     "webpki::san::public-suffix-wildcard-san": _PUBLIC_SUFFIX,
