@@ -12,6 +12,8 @@ clients, and judging it as a server certificate calls every one of them broken.
 
 from __future__ import annotations
 
+import re
+
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -92,6 +94,10 @@ _DETAILS = (
     ("keyusage", "a certificate's keyUsage does not allow what it is used for"),
     ("signature", "a signature in it does not verify, or uses an algorithm clients refuse"),
     ("no matching subjectaltname", "the certificate names nothing the client asked for"),
+)
+
+_MALFORMED_PART = re.compile(
+    r"(.*?(?:is malformed|appears more than once|cannot be used|is not supported))", re.S
 )
 
 _GENERIC = (
@@ -179,6 +185,12 @@ def plain_refusal(failure: VerificationFailed, leaf: x509.Certificate, usage: Us
     if failure.reason is Reason.WRONG_USAGE:
         return _wrong_usage(leaf, usage)
     message = str(failure)
+    if failure.reason is Reason.MALFORMED:
+        # "the leaf's subjectAltName extension is malformed (ParseError {...})": the part is
+        # named in words; the parser's own detail after it helps nobody.
+        part = _MALFORMED_PART.match(message)
+        if part is not None:
+            return f"{part.group(1)}: clients refuse a certificate they cannot parse; reissue it"
     if not any(marker.lower() in message.lower() for marker in RAW_MARKERS):
         return message
     lowered = message.lower()
