@@ -30,6 +30,7 @@ from tests.limbo.harness import (
     differences,
     evaluate,
     load_cases,
+    results_document,
     run_tlsgate,
     table,
 )
@@ -213,3 +214,14 @@ def test_differences_name_real_cases_with_one_line_reasons() -> None:
     for case_id, reason in DIFFERENCES.items():
         assert case_id in BY_ID, case_id
         assert reason and "\n" not in reason and not re.search(r"\s{2}", reason), case_id
+
+
+@pytest.mark.parametrize("harness", ["tlsgate", "cryptography"])
+def test_results_are_in_the_suites_format(rows: list[Row], harness: str) -> None:
+    document = json.loads(json.dumps(results_document(rows, harness)))
+    assert document["version"] == 1 and document["harness"].startswith(("tlsgate-", "pyca-"))
+    assert [r["id"] for r in document["results"]] == [c.id for c in CASES]
+    results = {r["actual_result"] for r in document["results"]}
+    assert results <= {"SUCCESS", "FAILURE", "SKIPPED"}
+    # tlsgate skips nothing it can express; pyca's harness skips what pyca declares unsupported.
+    assert ("SKIPPED" in results) is (harness == "cryptography")
