@@ -305,6 +305,21 @@ def test_a_crl_from_an_issuer_without_crl_sign_is_reported() -> None:
     assert exc.value.reason is Reason.BAD_CRL and "lacks cRLSign" in str(exc.value)
 
 
+def test_an_authentic_stale_crl_still_proves_a_revocation(pki: Hierarchy) -> None:
+    """Out of date, it cannot say "not revoked"; signed by the issuer, it still says "revoked"."""
+    leaf = pki.leaf("a.example", now=NOW)
+    stale = crl_for(
+        pki.intermediate,
+        pki.intermediate_key,
+        [leaf.serial_number],
+        last_update=NOW - timedelta(8),
+        next_update=NOW - timedelta(1),
+    )
+    with pytest.raises(VerificationFailed) as exc:
+        verify_chain(leaf, [pki.intermediate], [pki.root], now=NOW, crls=[stale])
+    assert exc.value.reason is Reason.REVOKED
+
+
 def test_a_revocation_in_a_good_crl_wins_over_a_bad_crl(pki: Hierarchy) -> None:
     leaf = pki.leaf("a.example", now=NOW)
     stale = crl_for(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from cryptography import x509
@@ -64,7 +64,9 @@ def _subject(hostname: str) -> x509.verification.Subject:
         return x509.DNSName(host.lower())
 
 
-def _eku_check(allowed: frozenset[x509.ObjectIdentifier], role: str) -> object:
+def _eku_check(
+    allowed: frozenset[x509.ObjectIdentifier], role: str
+) -> Callable[[Policy, x509.Certificate, x509.ExtendedKeyUsage | None], None]:
     """An extendedKeyUsage validator: absent is "any", present must name one of ``allowed``."""
 
     def check(_policy: Policy, _cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
@@ -86,14 +88,12 @@ def _nameless_server_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
     ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
         x509.ExtendedKeyUsage,
         Criticality.NON_CRITICAL,
-        _eku_check(frozenset({server}), "certificate"),  # type: ignore[arg-type]
+        _eku_check(frozenset({server}), "certificate"),
     )
     ca = ExtensionPolicy.webpki_defaults_ca().may_be_present(
         x509.ExtendedKeyUsage,
         Criticality.NON_CRITICAL,
-        _eku_check(  # type: ignore[arg-type]
-            frozenset({server, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}), "issuing CA"
-        ),
+        _eku_check(frozenset({server, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}), "issuing CA"),
     )
     return ca, ee
 
@@ -186,36 +186,29 @@ def check_revocation(
 ) -> None:
     """Fail if any certificate in the path is listed in a CRL its issuer signed.
 
-    A CRL that names an issuer in the path but cannot be trusted (its signature does not verify
-    with that issuer's key, it has no CRL number or a critical one, it is not yet valid or past
-    its nextUpdate, the issuer may not sign CRLs, or it cannot be parsed) is
-    :attr:`Reason.BAD_CRL`, never skipped: a revocation that cannot be read must not pass for "not
-    revoked". A CRL from an issuer that is not in the path is not about this chain and is left
-    alone. A revocation in a CRL that is fine is reported before a CRL that is not.
+    A CRL that names an issuer in the path is never skipped. If it is not authentic (its
+    signature does not verify with that issuer's key, the issuer may not sign CRLs, it cannot be
+    parsed) it proves nothing: :attr:`Reason.BAD_CRL`. If it is authentic it proves a revocation
+    it lists (:attr:`Reason.REVOKED`) even when it is not current, but it can only prove "not
+    revoked" when it is: no CRL number or a critical one, not yet valid, past its nextUpdate is
+    also ``bad-crl``. A revocation is reported before any bad CRL. A CRL from an issuer that is
+    not in the path is not about this chain and is left alone.
     """
     problem: VerificationFailed | None = None
     for cert, issuer in itertools.pairwise(chain.certificates):
         for crl in crls:
             if _crl_issuer(crl) != issuer.subject:
                 continue
-            defect = _crl_defect(crl, issuer, now)
-            if defect is not None:
-                problem = problem or VerificationFailed(
-                    Reason.BAD_CRL,
-                    f"the CRL from {who(issuer)} cannot be trusted: {defect}",
-                    issuer,
-                )
+            forged = _crl_not_authentic(crl, issuer)
+            if forged is not None:
+                problem = problem or _bad_crl(issuer, forged)
                 continue
             try:
                 entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
                 revoked_on = entry.revocation_date_utc if entry is not None else None
                 reason = _crl_reason(entry) if entry is not None else None
             except PARSE_ERRORS as exc:
-                problem = problem or VerificationFailed(
-                    Reason.BAD_CRL,
-                    f"the CRL from {who(issuer)} cannot be trusted: an entry is malformed ({exc})",
-                    issuer,
-                )
+                problem = problem or _bad_crl(issuer, f"an entry is malformed ({exc})")
                 continue
             if revoked_on is not None and revoked_on <= now:
                 raise VerificationFailed(
@@ -224,8 +217,17 @@ def check_revocation(
                     f"{revoked_on:%Y-%m-%d %H:%M} UTC" + (f" ({reason})" if reason else ""),
                     cert,
                 )
+            stale = _crl_not_current(crl, now)
+            if stale is not None:
+                problem = problem or _bad_crl(issuer, stale)
     if problem is not None:
         raise problem
+
+
+def _bad_crl(issuer: x509.Certificate, why: str) -> VerificationFailed:
+    return VerificationFailed(
+        Reason.BAD_CRL, f"the CRL from {who(issuer)} cannot be trusted: {why}", issuer
+    )
 
 
 def _crl_issuer(crl: x509.CertificateRevocationList) -> x509.Name | None:
@@ -235,19 +237,30 @@ def _crl_issuer(crl: x509.CertificateRevocationList) -> x509.Name | None:
         return None
 
 
-def _crl_defect(
-    crl: x509.CertificateRevocationList, issuer: x509.Certificate, now: datetime
-) -> str | None:
-    """Why a CRL naming ``issuer`` cannot be relied on, or None when it can."""
+def _crl_not_authentic(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> str | None:
+    """Why the CRL may not come from ``issuer`` at all, or None when it does."""
     try:
         if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
             return f"its signature does not verify with the key of {who(issuer)}"
+        crl.extensions  # noqa: B018 - parsing them is the check
+    except PARSE_ERRORS as exc:
+        return f"it cannot be parsed ({exc})"
+    try:
+        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+    except MISSING_OR_MALFORMED:
+        return None  # no keyUsage: every usage is allowed (RFC 5280 4.2.1.3)
+    if not usage.crl_sign:
+        return f"{who(issuer)} may not sign CRLs (its keyUsage lacks cRLSign)"
+    return None
+
+
+def _crl_not_current(crl: x509.CertificateRevocationList, now: datetime) -> str | None:
+    """Why an authentic CRL cannot say "not revoked" at ``now``, or None when it can."""
+    try:
         if crl.extensions.get_extension_for_class(x509.CRLNumber).critical:
             return "its CRL number is marked critical (RFC 5280 5.2.3 forbids it)"
     except x509.ExtensionNotFound:
         return "it has no CRL number (RFC 5280 requires one)"
-    except PARSE_ERRORS as exc:
-        return f"it cannot be parsed ({exc})"
     if crl.last_update_utc > now:
         return f"it is not valid until {crl.last_update_utc:%Y-%m-%d %H:%M} UTC"
     if crl.next_update_utc is None:
@@ -257,12 +270,6 @@ def _crl_defect(
             f"it is out of date: its nextUpdate was {crl.next_update_utc:%Y-%m-%d %H:%M} UTC "
             "(a newer CRL is needed)"
         )
-    try:
-        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
-    except MISSING_OR_MALFORMED:
-        return None  # no keyUsage: every usage is allowed (RFC 5280 4.2.1.3)
-    if not usage.crl_sign:
-        return f"{who(issuer)} may not sign CRLs (its keyUsage lacks cRLSign)"
     return None
 
 
