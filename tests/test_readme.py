@@ -72,3 +72,15 @@ def test_ca_commands_start_from_a_scratch_state(
     assert "export TLSGATE_STATE=$(mktemp -d)" in err, err
     monkeypatch.setenv("TLSGATE_STATE", str(tmp_path / "scratch"))  # what that line does
     assert main(["ca", "init"]) == 0
+
+
+def test_readme_lists_every_finding_code() -> None:
+    """Every code check and monitor can emit is explained in the README's table, and only those:
+    a code a user meets in --json or an alert is one they can look up."""
+    from tlsgate.inspect.report import Code
+
+    table = README.read_text().split("What it tells apart", 1)[1].split("\n\n", 2)[1]
+    listed = set(
+        re.findall(r"`([a-z-]+)`", "".join(line.split("|")[1] for line in table.splitlines()[2:]))
+    )
+    assert listed == {code.value for code in Code}

@@ -179,6 +179,29 @@ def test_no_name_skips_the_host_check(pki: Hierarchy) -> None:
     assert path and codes == {}
 
 
+def test_a_leaf_without_subject_alt_name_says_so(pki: Hierarchy) -> None:
+    """Not "invalid" with the verifier's own words: the finding names the missing SAN."""
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "shop.test")])
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(pki.intermediate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=60))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(pki.intermediate_key, hashes.SHA256())
+    )
+    judgement = judge_chain(
+        [leaf, pki.intermediate], [pki.root], name=None, now=NOW, warn_days=21,
+        critical_days=7, trust_label="t",
+    )  # fmt: skip
+    assert [f.code for f in judgement.findings] == [Code.NO_SUBJECT_ALT_NAME]
+    assert "common name" in judgement.findings[0].message
+
+
 def test_an_empty_chain_judges_nothing() -> None:
     judgement = judge_chain(
         [], [], name="x.test", now=NOW, warn_days=21, critical_days=7, trust_label="t"

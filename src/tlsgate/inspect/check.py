@@ -223,6 +223,7 @@ def check_certificates(
         trust=options.trust.label,
         chain=chain,
         path=judgement.path,
+        judged_as=judgement.usage.value,
     )
     return _finish(report, findings, started)
 

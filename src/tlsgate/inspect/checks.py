@@ -16,9 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
+from tlsgate.inspect.refusals import plain_refusal, purpose_of
 from tlsgate.inspect.report import Code, Finding, Severity
 from tlsgate.pki.chain import (
     Reason,
+    Usage,
     VerificationFailed,
     VerifiedChain,
     build_path,
@@ -27,7 +29,7 @@ from tlsgate.pki.chain import (
 )
 from tlsgate.pki.info import format_remaining
 from tlsgate.pki.keys import MIN_RSA_BITS
-from tlsgate.pki.malformed import MISSING_OR_MALFORMED, PARSE_ERRORS
+from tlsgate.pki.malformed import PARSE_ERRORS
 from tlsgate.pki.serial import format_serial
 
 __all__ = ["Judgement", "judge_chain", "protocol_findings"]
@@ -56,10 +58,12 @@ _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
 @dataclass(frozen=True)
 class Judgement:
-    """The outcome for one chain: the verified path (empty when none) and the findings."""
+    """The outcome for one chain: the verified path (empty when none), the findings, and the
+    policy it was judged by (client or server)."""
 
     path: tuple[x509.Certificate, ...]
     findings: list[Finding]
+    usage: Usage = Usage.SERVER
 
 
 def _who(cert: x509.Certificate) -> str:
@@ -226,15 +230,23 @@ def judge_chain(
     critical_days: float,
     trust_label: str,
 ) -> Judgement:
-    """Every finding about ``chain`` (as presented, leaf first) for a client expecting ``name``."""
+    """Every finding about ``chain`` (as presented, leaf first) for a client expecting ``name``.
+
+    With a ``name``, the question is whether a server may present it for that name. Without
+    one, a certificate is judged for what it is for (:func:`purpose_of`): an SVID, an e-mail or
+    a client-only certificate by the client policy, with no host name to match.
+    """
     if not chain:
         return Judgement((), [])
     leaf = chain[0]
+    usage = Usage.SERVER if name is not None else purpose_of(leaf)
     findings: list[Finding] = []
     path: tuple[x509.Certificate, ...] = ()
     failure: VerificationFailed | None = None
     try:
-        verified: VerifiedChain = verify_chain(leaf, chain[1:], roots, now=now, hostname=name)
+        verified: VerifiedChain = verify_chain(
+            leaf, chain[1:], roots, now=now, hostname=name, usage=usage
+        )
         path = verified.certificates
     except VerificationFailed as exc:
         failure = exc
@@ -242,20 +254,29 @@ def judge_chain(
     warn, critical = timedelta(days=warn_days), timedelta(days=critical_days)
     findings += _dates(shown, now, warn, critical)
     if name is not None and not _matches(leaf, name):
-        names = _names(leaf)
         findings.append(
             Finding(
                 Severity.CRITICAL,
                 Code.HOSTNAME_MISMATCH,
-                f"the certificate is not valid for {name}: it names "
-                + (", ".join(names) if names else "no host at all (no subjectAltName)")
-                + ". Browsers refuse it: issue one that includes this name",
+                f"the certificate is not valid for {name}: it names {_named(leaf)}. Browsers "
+                "refuse it: issue one that includes this name",
                 0,
             )
         )
     findings += _strength(shown, 1 if path else 0)
     if not path:
         findings += _trust(chain, roots, trust_label)
+    if failure is not None and name is None and _lacks_sans(leaf):
+        findings.append(
+            Finding(
+                Severity.CRITICAL,
+                Code.NO_SUBJECT_ALT_NAME,
+                "the certificate has no subjectAltName: clients have ignored the subject's "
+                "common name since 2017, so it is valid for no name at all. Issue it with its "
+                "names as subjectAltNames (tlsgate ca issue NAME...)",
+                0,
+            )
+        )
     if failure is not None and (
         failure.reason in _ALWAYS_REPORTED
         or not any(f.severity is Severity.CRITICAL for f in findings)
@@ -265,11 +286,11 @@ def judge_chain(
             Finding(
                 Severity.CRITICAL,
                 _REASON_CODES.get(failure.reason, Code.INVALID),
-                str(failure),
+                plain_refusal(failure, leaf, usage),
                 chain.index(failure.certificate) if failure.certificate in chain else 0,
             )
         )
-    return Judgement(path, findings)
+    return Judgement(path, findings, usage)
 
 
 def _matches(leaf: x509.Certificate, name: str) -> bool:
@@ -280,12 +301,33 @@ def _matches(leaf: x509.Certificate, name: str) -> bool:
         return True
 
 
-def _names(cert: x509.Certificate) -> list[str]:
+def _lacks_sans(cert: x509.Certificate) -> bool:
     try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except MISSING_OR_MALFORMED:
-        return []
-    return [str(n.value) for n in sans if isinstance(n, x509.DNSName | x509.IPAddress)]
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return True
+    except PARSE_ERRORS:  # there, but malformed: the `malformed` finding says so
+        return False
+    return False
+
+
+def _named(cert: x509.Certificate) -> str:
+    """What the certificate names, for "it names ...": hosts first, else whatever it carries."""
+    try:
+        sans = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return "no host at all (no subjectAltName)"
+    except PARSE_ERRORS:
+        return "nothing readable (its subjectAltName is malformed)"
+    hosts = [str(n.value) for n in sans if isinstance(n, x509.DNSName | x509.IPAddress)]
+    if hosts:
+        return ", ".join(hosts)
+    others = [
+        str(n.value)
+        for n in sans
+        if isinstance(n, x509.UniformResourceIdentifier | x509.RFC822Name)
+    ]
+    return "no host, only " + ", ".join(others) if others else "no host at all"
 
 
 def protocol_findings(version: str) -> list[Finding]:

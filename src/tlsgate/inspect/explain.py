@@ -120,6 +120,11 @@ def _steps(report: Report) -> list[str]:
     )
     for index, cert in enumerate(report.chain):
         lines += _cert_lines(index, cert, now)
+    if report.judged_as == "client":
+        say(
+            "It is a client certificate (client-only usage, a SPIFFE ID or e-mail addresses): "
+            "judged as a server judges a client, with no host name to match."
+        )
     if report.path:
         names = " -> ".join(CertInfo.of(c).subject or "?" for c in report.path)
         say(f"Path to a trusted root ({report.trust}): {names}.")
@@ -142,6 +147,11 @@ def _steps(report: Report) -> list[str]:
     return lines
 
 
+def _judge(report: Report) -> str:
+    """Who accepts or refuses it: a browser a server's certificate, a server a client's."""
+    return "a server" if report.judged_as == "client" else "a browser"
+
+
 def explain(report: Report, console: Console) -> None:
     for line in _steps(report):
         console.print(Text(line))
@@ -152,12 +162,16 @@ def explain(report: Report, console: Console) -> None:
         tail = ""
         if leaf is not None:
             tail = f" (the certificate is good for {format_remaining(leaf - report.checked_at)})"
-        verdict.append(f": a browser accepts this{tail}.")
+        verdict.append(f": {_judge(report)} accepts this{tail}.")
         console.print(verdict)
         return
     verdict.append(
         " - "
-        + ("a browser refuses this" if severity is Severity.CRITICAL else "works today, act soon")
+        + (
+            f"{_judge(report)} refuses this"
+            if severity is Severity.CRITICAL
+            else "works today, act soon"
+        )
         + "."
     )
     console.print(verdict)

@@ -54,11 +54,9 @@ class Code(StrEnum):
     WEAK_KEY = "weak-key"
     WEAK_SIGNATURE = "weak-signature"
     REVOKED = "revoked"
-    REVOCATION_UNKNOWN = "revocation-unknown"
     BAD_SIGNATURE = "bad-signature"
     NAME_CONSTRAINTS = "name-constraints"
     WRONG_USAGE = "wrong-usage"
-    LONG_LIFETIME = "long-lifetime"
     NO_SUBJECT_ALT_NAME = "no-subject-alt-name"
     MALFORMED = "malformed"
     INVALID = "invalid"
@@ -161,6 +159,7 @@ class Report:
     redirect: str | None = None  # where http:// sent us, when --http
     revocation: str | None = None  # what the OCSP/CRL lookup said, in words
     labels: dict[str, str] = field(default_factory=dict)  # monitor's own target labels
+    judged_as: str = "server"  # "client": an SVID, e-mail or client-only certificate, no host
 
     def replace(self, **changes: Any) -> Report:
         return dataclasses.replace(self, **changes)
@@ -214,6 +213,7 @@ class Report:
             "chain": [CertInfo.of(c).to_json(now) for c in self.chain],
             "path": [CertInfo.of(c).to_json(now) for c in self.path],
             "verified": bool(self.path),
+            "judged_as": self.judged_as,
         }
         if self.leaf_not_after is not None:
             data["leaf_not_after"] = self.leaf_not_after.isoformat()

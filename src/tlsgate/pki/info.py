@@ -6,12 +6,15 @@ indexes; it is derived from the certificate alone so it can never disagree with 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsgate.pki.keys import describe_key, key_type_of
@@ -53,14 +56,13 @@ class CertInfo:
         )
         constraints = _extension(cert, x509.BasicConstraints)
         is_ca = constraints is not None and constraints.ca
-        try:
-            key = cert.public_key()
-            key_type = key_type_of(key)  # type: ignore[arg-type]
-            key_description = describe_key(key)  # type: ignore[arg-type]
-        except PARSE_ERRORS:
-            key_type = key_description = "unreadable"
+        key_type, key_description = _key(cert)
+        with warnings.catch_warnings():
+            # A zero or negative serial: cryptography warns it will refuse it one day; shown as is.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            serial = cert.serial_number
         return cls(
-            serial=cert.serial_number,
+            serial=serial,
             subject=_rfc4514(cert, "subject"),
             issuer=_rfc4514(cert, "issuer"),
             names=names,
@@ -112,6 +114,20 @@ def _extension(cert: x509.Certificate, kind: type[_T]) -> _T | None:
         return cert.extensions.get_extension_for_class(kind).value
     except MISSING_OR_MALFORMED:
         return None
+
+
+def _key(cert: x509.Certificate) -> tuple[str, str]:
+    """(key type, description) for any key a certificate can carry, readable or not."""
+    try:
+        key = cert.public_key()
+    except PARSE_ERRORS:
+        return "unreadable", "unreadable"
+    if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        return key_type_of(key), describe_key(key)
+    if isinstance(key, dsa.DSAPublicKey):  # key_type_of would call it Ed25519
+        return f"dsa-{key.key_size}", f"DSA {key.key_size}"
+    name = type(key).__name__.removesuffix("PublicKey")
+    return name.lower(), name
 
 
 def _rfc4514(cert: x509.Certificate, which: str) -> str:
