@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from tlsgate.proxy.http import BodyKind, Request
+from tlsgate.proxy.phase import PhaseMachine
 from tlsgate.proxy.routing import Route, UpstreamState
 from tlsgate.proxy.upstream import UpstreamConnection
 
 __all__ = ["Exchange"]
 
 
-class Exchange:
+class Exchange(PhaseMachine):
     """One request/response in flight on a client connection; discarded when it ends.
 
     Plain state, no behaviour: ``protocol.py`` drives it. Kept apart so that what an exchange
-    carries (its upstream connection, retries left, framing decisions) reads in one place.
+    carries (its upstream connection, retries left, framing decisions) reads in one place. Where
+    it is in its life is its one ``phase`` (see :mod:`tlsgate.proxy.phase`), moved only by
+    ``process``; the other fields are values, not steps.
     """
 
     __slots__ = (
@@ -22,15 +25,12 @@ class Exchange:
         "chunked_out",
         "close_after",
         "conn",
-        "connecting",
         "exclude",
         "head",
-        "head_sent",
         "host",
         "local_reason",
         "local_status",
         "request",
-        "request_done",
         "retry_ok",
         "route",
         "sent_before",
@@ -41,6 +41,7 @@ class Exchange:
     )
 
     def __init__(self, request: Request, host: str, started: float) -> None:
+        super().__init__()
         self.request = request
         self.host = host
         self.sent_before = 0  # the connection's byte count when the exchange began
@@ -49,12 +50,9 @@ class Exchange:
         self.head = b""
         self.conn: UpstreamConnection | None = None
         self.state: UpstreamState | None = None
-        self.connecting = False
         self.exclude: UpstreamState | None = None
         self.attempts = 1
         self.retry_ok = False
-        self.request_done = False
-        self.head_sent = False
         self.status = 0
         self.chunked_in = request.body is BodyKind.CHUNKED
         self.chunked_out = False

@@ -51,6 +51,7 @@ from tlsgate.proxy.http import (
     serialize_request_head,
     serialize_response_head,
 )
+from tlsgate.proxy.phase import HEAD_SENT, READS_BODY, REQUEST_READ, Phase, PhaseEvent
 from tlsgate.proxy.routing import Route, UpstreamState, normalize_host
 from tlsgate.proxy.upstream import UpstreamConnection
 
@@ -84,6 +85,22 @@ _PAUSE_UPSTREAM = 2
 _PAUSE_TUNNEL = 4
 
 _NO_BODY = BodyKind.NONE
+
+# The phases and events the hot paths name, bound once (module globals, not class lookups).
+_LOCAL = Phase.LOCAL
+_DONE = Phase.DONE
+_SENDING_BODY = Phase.SENDING_BODY
+_AWAITING_RESPONSE = Phase.AWAITING_RESPONSE
+_DUPLEX = Phase.DUPLEX
+_ANSWER_LOCALLY = PhaseEvent.ANSWER_LOCALLY
+_CONNECT = PhaseEvent.CONNECT
+_ATTACH = PhaseEvent.ATTACH
+_REQUEST_END = PhaseEvent.REQUEST_END
+_RESPONSE_HEAD = PhaseEvent.RESPONSE_HEAD
+_SWITCH = PhaseEvent.SWITCH
+_RESPONSE_END = PhaseEvent.RESPONSE_END
+_UPGRADED = PhaseEvent.UPGRADED
+_ABORT = PhaseEvent.ABORT
 
 
 class ClientProtocol(asyncio.BufferedProtocol):
@@ -162,7 +179,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self.tunnel.write(data)
             return
         x = self._x
-        if x is not None and x.request.upgrade is not None and x.request_done:
+        if x is not None and x.request.upgrade is not None and x.phase in REQUEST_READ:
             # Bytes after an upgrade request, before the upstream answered: tunnel bytes if it
             # switches, never parsed as HTTP.
             x.tunnel_leftover += data
@@ -204,6 +221,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if x is not None:
             self._x = None
             self.busy = False
+            x.process(_ABORT)
             conn = self._detach(x)
             if conn is not None:
                 conn.close()
@@ -298,20 +316,20 @@ class ClientProtocol(asyncio.BufferedProtocol):
                 if type(event) is Request:
                     self._begin(event)
                 continue  # (events of a request the edge stopped caring about)
-            if x.request_done:
-                break  # a pipelined request: it waits until this exchange ends
-            if x.conn is None and not x.local_status:
-                break  # the upstream connection is being opened: keep the body queued
+            if x.phase not in READS_BODY:
+                # The request was read whole (what is queued is a pipelined request: it waits
+                # until this exchange ends), or its upstream connection is being opened (the
+                # body stays queued meanwhile).
+                break
             event = queue.popleft()
             kind = type(event)
             if kind is Data:
-                if not x.local_status:
+                if x.phase is not _LOCAL:
                     data = cast(Data, event).data
                     x.conn.write(chunk(data) if x.chunked_in else data)  # type: ignore[union-attr]
                     self._deadline.set(self.edge.timeouts.idle, _BODY)
             elif kind is EndOfMessage:
-                x.request_done = True
-                if x.local_status:
+                if x.process(_REQUEST_END) is _DONE:  # (from LOCAL)
                     self._answer_locally(x)
                     continue
                 if x.chunked_in:
@@ -331,7 +349,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
                 self.close()
         elif self._client_error is not None and self._x is not None:
             x = self._x
-            if not x.request_done:  # the client's body was malformed mid-stream
+            if x.phase not in REQUEST_READ:  # the client's body was malformed mid-stream
                 self._abort(x, self._client_error.status, str(self._client_error))
 
     def _begin(self, request: Request) -> None:
@@ -348,6 +366,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         route, status = edge.router.route_for(host, self.sni_route)
         if route is None:  # answered here once the request's body (if any) has been read
             x.local_status = status
+            x.process(_ANSWER_LOCALLY)
             self._deadline.set(edge.timeouts.idle, _BODY)
             return
         x.route = route
@@ -357,6 +376,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             decision, xfcc = admit(auth, self.identity, request)
             if not decision.allowed:  # a valid certificate, but not one this path accepts
                 x.local_status, x.local_reason = 403, decision.reason
+                x.process(_ANSWER_LOCALLY)
                 self._deadline.set(edge.timeouts.idle, _BODY)
                 return
         headers = forwarded_request_headers(
@@ -385,13 +405,13 @@ class ClientProtocol(asyncio.BufferedProtocol):
     def _connect(self, x: Exchange) -> None:
         route = x.route
         assert route is not None
+        x.process(_CONNECT)
         state = route.balancer.pick(self.loop.time(), exclude=x.exclude)
         x.state = state
         conn = self.edge.pool.take(state.upstream)
         if conn is not None:
             self._attach(x, conn)
             return
-        x.connecting = True
         task = self.loop.create_task(
             self.edge.pool.connect(state.upstream, self.edge.timeouts.upstream_connect)
         )
@@ -400,7 +420,6 @@ class ClientProtocol(asyncio.BufferedProtocol):
     def _connected(
         self, x: Exchange, state: UpstreamState, task: asyncio.Task[UpstreamConnection]
     ) -> None:
-        x.connecting = False
         exc = task.exception()
         if x is not self._x:  # the client went away meanwhile
             if exc is None:
@@ -422,6 +441,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
     def _attach(self, x: Exchange, conn: UpstreamConnection) -> None:
         state = x.state
         assert state is not None
+        x.process(_ATTACH)
         x.conn = conn
         conn.owner = self
         state.active += 1
@@ -453,8 +473,9 @@ class ClientProtocol(asyncio.BufferedProtocol):
             elif kind is EndOfMessage:
                 if x.chunked_out:
                     self._write(last_chunk(cast(EndOfMessage, event).trailers))
-                if x.status != 101:
-                    self._finish(x)
+                request_read = x.phase is not _DUPLEX
+                if x.process(_RESPONSE_END) is _DONE:  # (a 101's end is not the exchange's)
+                    self._finish(x, request_read)
                     return
             elif kind is Upgraded:
                 self._start_tunnel(x, conn, cast(Upgraded, event).leftover)
@@ -485,8 +506,8 @@ class ClientProtocol(asyncio.BufferedProtocol):
             via=site.via,
             close=x.close_after or self.edge.draining,
         )
+        x.process(_SWITCH if status == 101 else _RESPONSE_HEAD)
         self._write(head)
-        x.head_sent = True
         return True
 
     def _start_tunnel(self, x: Exchange, conn: UpstreamConnection, leftover: bytes) -> None:
@@ -495,6 +516,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if leftover:
             self._write(leftover)
         self._flush()
+        x.process(_UPGRADED)
         self._x = None
         self.busy = False
         self._deadline.clear()
@@ -519,7 +541,12 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if x is None or x.conn is not conn:  # pragma: no cover - owners are cleared on exit
             return
         self._detach(x)
-        if not x.head_sent and conn.reused and x.request.body is _NO_BODY:
+        phase = x.phase
+        if (
+            (phase is _SENDING_BODY or phase is _AWAITING_RESPONSE)
+            and conn.reused
+            and x.request.body is _NO_BODY
+        ):
             # A pooled connection the upstream had closed while idle: safe to retry idempotent
             # requests on a fresh one.
             x.attempts -= 1
@@ -543,11 +570,11 @@ class ClientProtocol(asyncio.BufferedProtocol):
                 x.state.active -= 1
         return conn
 
-    def _finish(self, x: Exchange) -> None:
-        """The upstream's response is complete."""
+    def _finish(self, x: Exchange, request_read: bool) -> None:
+        """The upstream's response is complete (``request_read``: and so was the request)."""
         conn = self._detach(x)
         assert conn is not None
-        if not x.request_done:
+        if not request_read:
             # The upstream answered before reading the whole body (e.g. 413): the rest of the
             # request cannot be skipped reliably, so this connection ends here.
             x.close_after = True
@@ -584,10 +611,12 @@ class ClientProtocol(asyncio.BufferedProtocol):
             kind = "unavailable" if status == 502 else "timeout"
             upstream = str(x.state.upstream) if x.state is not None else "-"
             metrics.upstream_errors.labels(upstream, kind).inc()
+        head_sent = x.phase in HEAD_SENT
+        x.process(_ABORT)
         conn = self._detach(x)
         if conn is not None:
             conn.close()
-        if not x.head_sent:
+        if not head_sent:
             self._write(error_response(status))
         self._end(x, status, keep_alive=False, error=reason)
 
