@@ -7,6 +7,14 @@ upstream connection is pooled therefore costs no task, no future and no queue ho
 the data plane spends its time on otherwise. Only opening a new upstream connection runs as a
 task.
 
+Where the exchange in flight is in its life is its one phase (:mod:`tlsgate.proxy.phase`, a
+table of allowed moves); this module is the client half that moves it (reading the request,
+answering locally, ending the exchange), :mod:`tlsgate.proxy.upstream_side` the upstream half.
+What the connection keeps beside the phase is not a phase: the deadline's kind and the pause
+reasons (:mod:`tlsgate.proxy.flow`: a timer and back-pressure), the queued client events and
+the client's end of file or parse error (input not yet acted on), ``tunnel`` and ``closed``
+(the connection's life, after or beyond any exchange).
+
 Bodies stream in both directions with back-pressure: when one side's transport stops accepting
 writes (``pause_writing``), the other side's reading is paused until it drains, so a 10 GiB upload
 or download costs the same memory as a 100-byte one.
@@ -29,12 +37,16 @@ from tlsgate.proxy.client_auth import admit, peer_identity
 from tlsgate.proxy.deadline import Deadline
 from tlsgate.proxy.edge import AccessRecord, Edge, error_response
 from tlsgate.proxy.exchange import Exchange
-from tlsgate.proxy.headers import (
-    ClientInfo,
-    forwarded_request_headers,
-    is_trusted,
-    response_head,
+from tlsgate.proxy.flow import (
+    DEADLINE_BODY,
+    DEADLINE_HEAD,
+    DEADLINE_IDLE,
+    DEADLINE_UPSTREAM,
+    PAUSE_QUEUE,
+    PAUSE_TUNNEL,
+    PAUSE_UPSTREAM,
 )
+from tlsgate.proxy.headers import ClientInfo, forwarded_request_headers, is_trusted
 from tlsgate.proxy.http import (
     BodyKind,
     Data,
@@ -44,16 +56,15 @@ from tlsgate.proxy.http import (
     RemoteProtocolError,
     Request,
     RequestParser,
-    Response,
     Upgraded,
     chunk,
     last_chunk,
     serialize_request_head,
-    serialize_response_head,
 )
 from tlsgate.proxy.phase import HEAD_SENT, READS_BODY, REQUEST_READ, Phase, PhaseEvent
-from tlsgate.proxy.routing import Route, UpstreamState, normalize_host
+from tlsgate.proxy.routing import Route, normalize_host
 from tlsgate.proxy.upstream import UpstreamConnection
+from tlsgate.proxy.upstream_side import UpstreamSide
 
 __all__ = ["ClientProtocol"]
 
@@ -73,37 +84,17 @@ LOW_WATER = 8
 #: Output is gathered and sent as one TLS write per burst, or once it reaches this size.
 FLUSH_SIZE = 64 * 1024
 
-# What the connection's one deadline is for (0: nothing).
-_IDLE = 1  # between requests: close quietly
-_HEAD = 2  # a request head has started but not ended: 408
-_BODY = 3  # the client's request body is late: 408
-_UPSTREAM = 4  # the upstream's response is late: 504
-
-# Why the client's reading is paused (a bit set: each reason is lifted on its own).
-_PAUSE_QUEUE = 1
-_PAUSE_UPSTREAM = 2
-_PAUSE_TUNNEL = 4
-
 _NO_BODY = BodyKind.NONE
 
 # The phases and events the hot paths name, bound once (module globals, not class lookups).
 _LOCAL = Phase.LOCAL
 _DONE = Phase.DONE
-_SENDING_BODY = Phase.SENDING_BODY
-_AWAITING_RESPONSE = Phase.AWAITING_RESPONSE
-_DUPLEX = Phase.DUPLEX
 _ANSWER_LOCALLY = PhaseEvent.ANSWER_LOCALLY
-_CONNECT = PhaseEvent.CONNECT
-_ATTACH = PhaseEvent.ATTACH
 _REQUEST_END = PhaseEvent.REQUEST_END
-_RESPONSE_HEAD = PhaseEvent.RESPONSE_HEAD
-_SWITCH = PhaseEvent.SWITCH
-_RESPONSE_END = PhaseEvent.RESPONSE_END
-_UPGRADED = PhaseEvent.UPGRADED
 _ABORT = PhaseEvent.ABORT
 
 
-class ClientProtocol(asyncio.BufferedProtocol):
+class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
     """A client connection.
 
     A ``BufferedProtocol`` so that uvloop's TLS layer decrypts straight into one reusable buffer:
@@ -164,7 +155,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if self.edge.metrics is not None:
             self.edge.metrics.connections.inc()
         # The first request gets the (shorter) header timeout, later ones the idle timeout.
-        self._deadline.set(self.edge.timeouts.header, _IDLE)
+        self._deadline.set(self.edge.timeouts.header, DEADLINE_IDLE)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # Shared by every connection of the worker: the loop fills it and calls buffer_updated
@@ -183,10 +174,10 @@ class ClientProtocol(asyncio.BufferedProtocol):
             # Bytes after an upgrade request, before the upstream answered: tunnel bytes if it
             # switches, never parsed as HTTP.
             x.tunnel_leftover += data
-            self._pause(_PAUSE_TUNNEL)
+            self._pause(PAUSE_TUNNEL)
             return
-        if x is None and self._deadline.kind != _HEAD:
-            self._deadline.set(self.edge.timeouts.header, _HEAD)
+        if x is None and self._deadline.kind != DEADLINE_HEAD:
+            self._deadline.set(self.edge.timeouts.header, DEADLINE_HEAD)
             self._head_since = time.monotonic()
         try:
             events = self.parser.feed(data)
@@ -293,14 +284,14 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if self.closed:
             return
         x = self._x
-        if kind == _IDLE:
+        if kind == DEADLINE_IDLE:
             self.close()
-        elif kind == _HEAD:
+        elif kind == DEADLINE_HEAD:
             # A client that started a request but has not finished its head in time (slowloris).
             self._refuse(408, "request head timeout")
         elif x is None:  # pragma: no cover - exchange deadlines are cleared with the exchange
             self.close()
-        elif kind == _BODY:
+        elif kind == DEADLINE_BODY:
             self._abort(x, 408, "request body timeout")
         else:
             self._abort(x, 504, "upstream response timeout")
@@ -327,21 +318,21 @@ class ClientProtocol(asyncio.BufferedProtocol):
                 if x.phase is not _LOCAL:
                     data = cast(Data, event).data
                     x.conn.write(chunk(data) if x.chunked_in else data)  # type: ignore[union-attr]
-                    self._deadline.set(self.edge.timeouts.idle, _BODY)
+                    self._deadline.set(self.edge.timeouts.idle, DEADLINE_BODY)
             elif kind is EndOfMessage:
                 if x.process(_REQUEST_END) is _DONE:  # (from LOCAL)
                     self._answer_locally(x)
                     continue
                 if x.chunked_in:
                     x.conn.write(last_chunk(cast(EndOfMessage, event).trailers))  # type: ignore[union-attr]
-                if self._deadline.kind == _BODY:  # now waiting for the upstream only
-                    self._deadline.set(self.edge.timeouts.upstream_response, _UPSTREAM)
+                if self._deadline.kind == DEADLINE_BODY:  # now waiting for the upstream only
+                    self._deadline.set(self.edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
             elif kind is Upgraded:
                 x.tunnel_leftover = cast(Upgraded, event).leftover + x.tunnel_leftover
         if len(queue) > HIGH_WATER:
-            self._pause(_PAUSE_QUEUE)
+            self._pause(PAUSE_QUEUE)
         elif len(queue) <= LOW_WATER:
-            self._resume(_PAUSE_QUEUE)
+            self._resume(PAUSE_QUEUE)
         if self._x is None and not queue:
             if self._client_error is not None:
                 self._refuse(self._client_error.status, str(self._client_error))
@@ -367,7 +358,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         if route is None:  # answered here once the request's body (if any) has been read
             x.local_status = status
             x.process(_ANSWER_LOCALLY)
-            self._deadline.set(edge.timeouts.idle, _BODY)
+            self._deadline.set(edge.timeouts.idle, DEADLINE_BODY)
             return
         x.route = route
         xfcc = None
@@ -377,7 +368,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
             if not decision.allowed:  # a valid certificate, but not one this path accepts
                 x.local_status, x.local_reason = 403, decision.reason
                 x.process(_ANSWER_LOCALLY)
-                self._deadline.set(edge.timeouts.idle, _BODY)
+                self._deadline.set(edge.timeouts.idle, DEADLINE_BODY)
                 return
         headers = forwarded_request_headers(
             request.headers,
@@ -393,7 +384,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         x.head = serialize_request_head(request.method, request.target, headers)
         x.retry_ok = request.method in IDEMPOTENT and request.body is _NO_BODY
         x.attempts = 2 if (x.retry_ok or len(route.balancer.states) > 1) else 1
-        self._deadline.set(edge.timeouts.upstream_response, _UPSTREAM)
+        self._deadline.set(edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
         self._connect(x)
 
     def _answer_locally(self, x: Exchange) -> None:
@@ -401,192 +392,7 @@ class ClientProtocol(asyncio.BufferedProtocol):
         error = x.local_reason or _ROUTING_ERRORS.get(x.local_status, "")
         self._end(x, x.local_status, keep_alive=x.request.keep_alive, error=error)
 
-    # -- the upstream side ------------------------------------------------------------------------
-    def _connect(self, x: Exchange) -> None:
-        route = x.route
-        assert route is not None
-        x.process(_CONNECT)
-        state = route.balancer.pick(self.loop.time(), exclude=x.exclude)
-        x.state = state
-        conn = self.edge.pool.take(state.upstream)
-        if conn is not None:
-            self._attach(x, conn)
-            return
-        task = self.loop.create_task(
-            self.edge.pool.connect(state.upstream, self.edge.timeouts.upstream_connect)
-        )
-        task.add_done_callback(lambda t: self._connected(x, state, t))
-
-    def _connected(
-        self, x: Exchange, state: UpstreamState, task: asyncio.Task[UpstreamConnection]
-    ) -> None:
-        exc = task.exception()
-        if x is not self._x:  # the client went away meanwhile
-            if exc is None:
-                self.edge.pool.release(task.result())
-            return
-        if exc is not None:
-            assert x.route is not None
-            x.route.balancer.failed(state, self.loop.time())
-            x.attempts -= 1
-            if x.attempts > 0:
-                # Nothing was sent yet, so another upstream may take even a non-idempotent one.
-                x.exclude = state
-                self._connect(x)
-                return
-            self._abort(x, 502, f"connect {state.upstream}: {exc or 'timeout'}")
-            return
-        self._attach(x, task.result())
-
-    def _attach(self, x: Exchange, conn: UpstreamConnection) -> None:
-        state = x.state
-        assert state is not None
-        x.process(_ATTACH)
-        x.conn = conn
-        conn.owner = self
-        state.active += 1
-        conn.parser.expect(x.request.method)
-        conn.write(x.head)
-        if self._write_paused:
-            conn.pause_reading()
-        self._pump()
-
-    def upstream_flow(self, conn: UpstreamConnection, paused: bool) -> None:
-        if paused:
-            self._pause(_PAUSE_UPSTREAM)
-        else:
-            self._resume(_PAUSE_UPSTREAM)
-
-    def upstream_events(self, conn: UpstreamConnection, events: list[Event]) -> None:
-        x = self._x
-        if x is None or x.conn is not conn:  # pragma: no cover - owners are cleared on exit
-            conn.close()
-            return
-        for event in events:
-            kind = type(event)
-            if kind is Data:
-                data = cast(Data, event).data
-                self._write(chunk(data) if x.chunked_out else data)
-            elif kind is Response:
-                if not self._on_response(x, cast(Response, event)):
-                    return
-            elif kind is EndOfMessage:
-                if x.chunked_out:
-                    self._write(last_chunk(cast(EndOfMessage, event).trailers))
-                request_read = x.phase is not _DUPLEX
-                if x.process(_RESPONSE_END) is _DONE:  # (a 101's end is not the exchange's)
-                    self._finish(x, request_read)
-                    return
-            elif kind is Upgraded:
-                self._start_tunnel(x, conn, cast(Upgraded, event).leftover)
-                return
-        self._flush()
-        if self._deadline.kind == _UPSTREAM:
-            self._deadline.set(self.edge.timeouts.upstream_response, _UPSTREAM)
-
-    def _on_response(self, x: Exchange, response: Response) -> bool:
-        assert x.route is not None and x.state is not None
-        x.route.balancer.succeeded(x.state)
-        status = response.status
-        if status < 200 and status != 101:
-            self._write(serialize_response_head(status, response.reason, response.headers))
-            return True
-        request = x.request
-        if status == 101 and request.upgrade is None:
-            # A protocol switch nobody asked for would turn the client's connection into a
-            # raw tunnel to the upstream: refuse it.
-            self._abort(x, 502, "upstream switched protocols unasked")
-            return False
-        x.status = status
-        site = x.route.site
-        head, x.chunked_out, x.close_after = response_head(
-            response,
-            request,
-            hsts=self.edge.hsts_for(site),
-            via=site.via,
-            close=x.close_after or self.edge.draining,
-        )
-        x.process(_SWITCH if status == 101 else _RESPONSE_HEAD)
-        self._write(head)
-        return True
-
-    def _start_tunnel(self, x: Exchange, conn: UpstreamConnection, leftover: bytes) -> None:
-        """After ``101 Switching Protocols``: bytes flow untouched until either side closes."""
-        assert self.transport is not None
-        if leftover:
-            self._write(leftover)
-        self._flush()
-        x.process(_UPGRADED)
-        self._x = None
-        self.busy = False
-        self._deadline.clear()
-        self._detach(x)
-        self._log(x, 101)
-        conn.owner = None
-        self.tunnel = conn
-        conn.tunnel = self.transport
-        if x.tunnel_leftover:
-            conn.write(x.tunnel_leftover)
-        self._resume(_PAUSE_TUNNEL | _PAUSE_QUEUE | _PAUSE_UPSTREAM)
-
-    def upstream_failed(self, conn: UpstreamConnection, error: RemoteProtocolError) -> None:
-        x = self._x
-        if x is not None and x.conn is conn:
-            self._abort(x, 502, f"bad upstream response: {error}")
-        else:  # pragma: no cover - owners are cleared on exit
-            conn.close()
-
-    def upstream_closed(self, conn: UpstreamConnection) -> None:
-        x = self._x
-        if x is None or x.conn is not conn:  # pragma: no cover - owners are cleared on exit
-            return
-        self._detach(x)
-        phase = x.phase
-        if (
-            (phase is _SENDING_BODY or phase is _AWAITING_RESPONSE)
-            and conn.reused
-            and x.request.body is _NO_BODY
-        ):
-            # A pooled connection the upstream had closed while idle: safe to retry idempotent
-            # requests on a fresh one.
-            x.attempts -= 1
-            if x.attempts > 0 and x.retry_ok:
-                x.exclude = None
-                self._connect(x)
-                return
-            self._abort(x, 502, "upstream closed the connection")
-            return
-        assert x.route is not None and x.state is not None
-        x.route.balancer.failed(x.state, self.loop.time())
-        self._abort(x, 502, "upstream closed early")
-
     # -- ending an exchange -------------------------------------------------------------------
-    def _detach(self, x: Exchange) -> UpstreamConnection | None:
-        """Take the upstream connection off the exchange (it no longer counts as active)."""
-        conn = x.conn
-        if conn is not None:
-            x.conn = None
-            if x.state is not None:
-                x.state.active -= 1
-        return conn
-
-    def _finish(self, x: Exchange, request_read: bool) -> None:
-        """The upstream's response is complete (``request_read``: and so was the request)."""
-        conn = self._detach(x)
-        assert conn is not None
-        if not request_read:
-            # The upstream answered before reading the whole body (e.g. 413): the rest of the
-            # request cannot be skipped reliably, so this connection ends here.
-            x.close_after = True
-            conn.close()
-        elif self.edge.draining:
-            conn.close()
-        else:
-            # Whether the client stays is its own business: the upstream connection is reused
-            # whenever its response allows (release checks).
-            self.edge.pool.release(conn)
-        self._end(x, x.status, keep_alive=not x.close_after)
-
     def _end(self, x: Exchange, status: int, *, keep_alive: bool, error: str = "") -> None:
         self._x = None
         self.busy = False
@@ -595,12 +401,12 @@ class ClientProtocol(asyncio.BufferedProtocol):
             self.close()
             return
         self._flush()
-        self._resume(_PAUSE_UPSTREAM)
+        self._resume(PAUSE_UPSTREAM)
         self._head_since = time.monotonic()  # (a pipelined head waiting is timed from here)
         if not self.parser.head_in_progress:
-            self._deadline.set(self.edge.timeouts.idle, _IDLE)
+            self._deadline.set(self.edge.timeouts.idle, DEADLINE_IDLE)
         else:  # the next request's head began (pipelined) while this exchange ran
-            self._deadline.set(self.edge.timeouts.header, _HEAD)
+            self._deadline.set(self.edge.timeouts.header, DEADLINE_HEAD)
         if self._queue or self._client_error is not None or self._client_eof:
             self._pump()
 
