@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tlsgate.proxy import phase as phase_module
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.http import Request, RequestParser
 from tlsgate.proxy.phase import (
@@ -135,6 +136,12 @@ def test_the_typical_lives() -> None:
         for event in events:
             m.process(event)
         assert m.phase is end
+
+
+def test_members_as_module_constants() -> None:
+    for member in [*Phase, *PhaseEvent]:
+        assert getattr(phase_module, member.name) is member
+        assert member.name in phase_module.__all__
 
 
 def test_an_exchange_starts_routing() -> None:

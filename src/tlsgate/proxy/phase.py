@@ -37,12 +37,33 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "ABORT",
+    "ABORTED",
+    "ANSWER_LOCALLY",
+    "ATTACH",
+    "AWAITING_RESPONSE",
+    "CONNECT",
+    "CONNECTING",
+    "DONE",
+    "DUPLEX",
     "HEAD_SENT",
     "LIVE",
+    "LOCAL",
     "READS_BODY",
+    "RECONNECTING",
+    "REQUEST_END",
     "REQUEST_READ",
+    "RESPONDING",
+    "RESPONSE_END",
+    "RESPONSE_HEAD",
+    "ROUTING",
+    "SENDING_BODY",
+    "SWITCH",
+    "SWITCHING",
     "TERMINAL",
     "TRANSITIONS",
+    "TUNNEL",
+    "UPGRADED",
     "Phase",
     "PhaseError",
     "PhaseEvent",
@@ -81,6 +102,31 @@ class PhaseEvent(enum.IntEnum):
     RESPONSE_END = 7  # the upstream's response ended (its EndOfMessage)
     UPGRADED = 8  # the upstream side switched protocols: its bytes are a tunnel's now
     ABORT = 9  # the exchange failed or the client connection went away
+
+
+# Each member again as a module constant, for the data plane, which names them per event: reading
+# a member off its Enum class costs ~100 ns in Python 3.11 (a descriptor), a global ~8 ns.
+ROUTING = Phase.ROUTING
+LOCAL = Phase.LOCAL
+CONNECTING = Phase.CONNECTING
+RECONNECTING = Phase.RECONNECTING
+SENDING_BODY = Phase.SENDING_BODY
+AWAITING_RESPONSE = Phase.AWAITING_RESPONSE
+DUPLEX = Phase.DUPLEX
+RESPONDING = Phase.RESPONDING
+SWITCHING = Phase.SWITCHING
+DONE = Phase.DONE
+TUNNEL = Phase.TUNNEL
+ABORTED = Phase.ABORTED
+ANSWER_LOCALLY = PhaseEvent.ANSWER_LOCALLY
+CONNECT = PhaseEvent.CONNECT
+ATTACH = PhaseEvent.ATTACH
+REQUEST_END = PhaseEvent.REQUEST_END
+RESPONSE_HEAD = PhaseEvent.RESPONSE_HEAD
+SWITCH = PhaseEvent.SWITCH
+RESPONSE_END = PhaseEvent.RESPONSE_END
+UPGRADED = PhaseEvent.UPGRADED
+ABORT = PhaseEvent.ABORT
 
 
 class PhaseError(RuntimeError):
@@ -145,7 +191,7 @@ class PhaseMachine:
     __slots__ = ("phase",)
 
     def __init__(self) -> None:
-        self.phase = Phase.ROUTING
+        self.phase = ROUTING
 
     def process(self, event: PhaseEvent) -> Phase:
         """Move by ``event`` and return the new phase; raise :class:`PhaseError` if not allowed."""

@@ -61,7 +61,16 @@ from tlsgate.proxy.http import (
     last_chunk,
     serialize_request_head,
 )
-from tlsgate.proxy.phase import HEAD_SENT, READS_BODY, REQUEST_READ, Phase, PhaseEvent
+from tlsgate.proxy.phase import (
+    ABORT,
+    ANSWER_LOCALLY,
+    DONE,
+    HEAD_SENT,
+    LOCAL,
+    READS_BODY,
+    REQUEST_END,
+    REQUEST_READ,
+)
 from tlsgate.proxy.routing import Route, normalize_host
 from tlsgate.proxy.upstream import UpstreamConnection
 from tlsgate.proxy.upstream_side import UpstreamSide
@@ -85,13 +94,6 @@ LOW_WATER = 8
 FLUSH_SIZE = 64 * 1024
 
 _NO_BODY = BodyKind.NONE
-
-# The phases and events the hot paths name, bound once (module globals, not class lookups).
-_LOCAL = Phase.LOCAL
-_DONE = Phase.DONE
-_ANSWER_LOCALLY = PhaseEvent.ANSWER_LOCALLY
-_REQUEST_END = PhaseEvent.REQUEST_END
-_ABORT = PhaseEvent.ABORT
 
 
 class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
@@ -212,7 +214,7 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
         if x is not None:
             self._x = None
             self.busy = False
-            x.process(_ABORT)
+            x.process(ABORT)
             conn = self._detach(x)
             if conn is not None:
                 conn.close()
@@ -315,12 +317,12 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
             event = queue.popleft()
             kind = type(event)
             if kind is Data:
-                if x.phase is not _LOCAL:
+                if x.phase is not LOCAL:
                     data = cast(Data, event).data
                     x.conn.write(chunk(data) if x.chunked_in else data)  # type: ignore[union-attr]
                     self._deadline.set(self.edge.timeouts.idle, DEADLINE_BODY)
             elif kind is EndOfMessage:
-                if x.process(_REQUEST_END) is _DONE:  # (from LOCAL)
+                if x.process(REQUEST_END) is DONE:  # (from LOCAL)
                     self._answer_locally(x)
                     continue
                 if x.chunked_in:
@@ -357,7 +359,7 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
         route, status = edge.router.route_for(host, self.sni_route)
         if route is None:  # answered here once the request's body (if any) has been read
             x.local_status = status
-            x.process(_ANSWER_LOCALLY)
+            x.process(ANSWER_LOCALLY)
             self._deadline.set(edge.timeouts.idle, DEADLINE_BODY)
             return
         x.route = route
@@ -367,7 +369,7 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
             decision, xfcc = admit(auth, self.identity, request)
             if not decision.allowed:  # a valid certificate, but not one this path accepts
                 x.local_status, x.local_reason = 403, decision.reason
-                x.process(_ANSWER_LOCALLY)
+                x.process(ANSWER_LOCALLY)
                 self._deadline.set(edge.timeouts.idle, DEADLINE_BODY)
                 return
         headers = forwarded_request_headers(
@@ -418,7 +420,7 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
             upstream = str(x.state.upstream) if x.state is not None else "-"
             metrics.upstream_errors.labels(upstream, kind).inc()
         head_sent = x.phase in HEAD_SENT
-        x.process(_ABORT)
+        x.process(ABORT)
         conn = self._detach(x)
         if conn is not None:
             conn.close()

@@ -29,25 +29,24 @@ from tlsgate.proxy.http import (
     last_chunk,
     serialize_response_head,
 )
-from tlsgate.proxy.phase import Phase, PhaseEvent
+from tlsgate.proxy.phase import (
+    ATTACH,
+    AWAITING_RESPONSE,
+    CONNECT,
+    DONE,
+    DUPLEX,
+    RESPONSE_END,
+    RESPONSE_HEAD,
+    SENDING_BODY,
+    SWITCH,
+    UPGRADED,
+)
 from tlsgate.proxy.routing import UpstreamState
 from tlsgate.proxy.upstream import UpstreamConnection
 
 __all__ = ["UpstreamSide"]
 
 _NO_BODY = BodyKind.NONE
-
-# The phases and events named per request, bound once (module globals, not class lookups).
-_DONE = Phase.DONE
-_DUPLEX = Phase.DUPLEX
-_SENDING_BODY = Phase.SENDING_BODY
-_AWAITING_RESPONSE = Phase.AWAITING_RESPONSE
-_CONNECT = PhaseEvent.CONNECT
-_ATTACH = PhaseEvent.ATTACH
-_RESPONSE_HEAD = PhaseEvent.RESPONSE_HEAD
-_SWITCH = PhaseEvent.SWITCH
-_RESPONSE_END = PhaseEvent.RESPONSE_END
-_UPGRADED = PhaseEvent.UPGRADED
 
 
 class UpstreamSide:
@@ -77,7 +76,7 @@ class UpstreamSide:
     def _connect(self, x: Exchange) -> None:
         route = x.route
         assert route is not None
-        x.process(_CONNECT)
+        x.process(CONNECT)
         state = route.balancer.pick(self.loop.time(), exclude=x.exclude)
         x.state = state
         conn = self.edge.pool.take(state.upstream)
@@ -113,7 +112,7 @@ class UpstreamSide:
     def _attach(self, x: Exchange, conn: UpstreamConnection) -> None:
         state = x.state
         assert state is not None
-        x.process(_ATTACH)
+        x.process(ATTACH)
         x.conn = conn
         conn.owner = self
         state.active += 1
@@ -145,8 +144,8 @@ class UpstreamSide:
             elif kind is EndOfMessage:
                 if x.chunked_out:
                     self._write(last_chunk(cast(EndOfMessage, event).trailers))
-                request_read = x.phase is not _DUPLEX
-                if x.process(_RESPONSE_END) is _DONE:  # (a 101's end is not the exchange's)
+                request_read = x.phase is not DUPLEX
+                if x.process(RESPONSE_END) is DONE:  # (a 101's end is not the exchange's)
                     self._finish(x, request_read)
                     return
             elif kind is Upgraded:
@@ -178,7 +177,7 @@ class UpstreamSide:
             via=site.via,
             close=x.close_after or self.edge.draining,
         )
-        x.process(_SWITCH if status == 101 else _RESPONSE_HEAD)
+        x.process(SWITCH if status == 101 else RESPONSE_HEAD)
         self._write(head)
         return True
 
@@ -188,7 +187,7 @@ class UpstreamSide:
         if leftover:
             self._write(leftover)
         self._flush()
-        x.process(_UPGRADED)
+        x.process(UPGRADED)
         self._x = None
         self.busy = False
         self._deadline.clear()
@@ -215,7 +214,7 @@ class UpstreamSide:
         self._detach(x)
         phase = x.phase
         if (
-            (phase is _SENDING_BODY or phase is _AWAITING_RESPONSE)
+            (phase is SENDING_BODY or phase is AWAITING_RESPONSE)
             and conn.reused
             and x.request.body is _NO_BODY
         ):
