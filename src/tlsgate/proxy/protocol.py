@@ -24,18 +24,7 @@ import time
 from collections import deque
 from typing import cast
 
-from tlsgate.mtls.identity import ClientIdentity
-from tlsgate.proxy.client_auth import admit, peer_identity
-from tlsgate.proxy.deadline import Deadline
-from tlsgate.proxy.edge import AccessRecord, Edge, error_response
-from tlsgate.proxy.exchange import Exchange
-from tlsgate.proxy.headers import (
-    ClientInfo,
-    forwarded_request_headers,
-    is_trusted,
-    response_head,
-)
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     BodyKind,
     Data,
     EndOfMessage,
@@ -50,6 +39,17 @@ from tlsgate.proxy.http import (
     last_chunk,
     serialize_request_head,
     serialize_response_head,
+)
+from tlsgate.mtls.identity import ClientIdentity
+from tlsgate.proxy.client_auth import admit, peer_identity
+from tlsgate.proxy.deadline import Deadline
+from tlsgate.proxy.edge import AccessRecord, Edge, error_response
+from tlsgate.proxy.exchange import Exchange
+from tlsgate.proxy.headers import (
+    ClientInfo,
+    forwarded_request_headers,
+    is_trusted,
+    response_head,
 )
 from tlsgate.proxy.routing import Route, UpstreamState, normalize_host
 from tlsgate.proxy.upstream import UpstreamConnection
