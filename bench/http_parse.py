@@ -1,4 +1,4 @@
-"""HTTP/1.1 parse rate of ``tlsgate.proxy.http``, next to bare httptools doing no work at all.
+"""HTTP/1.1 parse rate of ``tlsgate.http``, next to bare httptools doing no work at all.
 
 Rows:
 
@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import httptools
 
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     Data,
     EndOfMessage,
     Request,

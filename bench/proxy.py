@@ -58,7 +58,7 @@ from types import FrameType
 from procfs import CLK_TCK, free_port, process_tree, read_stat, tool_version, tree_cpu_seconds
 
 # The reference nginx gets exactly the TLS 1.2 suites tlsgate serves (Mozilla intermediate).
-from tlsgate.proxy.tls import MOZILLA_INTERMEDIATE_CIPHERS
+from tlsgate.tls.context import MOZILLA_INTERMEDIATE_CIPHERS
 
 REPO = Path(__file__).resolve().parent.parent
 SHIM_SOURCE = Path(__file__).resolve().parent / "shim" / "no_resume.c"

@@ -1,5 +1,6 @@
 """The dependency direction is a rule, so it is a test: pki <- store <- ca <- acme <- renewal
-<- proxy <- cli.
+<- proxy <- cli, with tls and http below ca (an allow-list: ALLOWED) for acme, client, proxy, demo
+and inspect to share.
 
 Each check imports a package in a fresh interpreter and looks at what came along, which catches
 imports hidden inside functions of other modules only once they run, and module-level ones always.
@@ -20,17 +21,27 @@ FORBIDDEN = {
     "tlsgate.pki": ["sqlite3", "asyncio", "ssl", "tlsgate.store", "tlsgate.ca", "tlsgate.cli"],
     "tlsgate.store": ["asyncio", "tlsgate.ca", "tlsgate.cli"],
     "tlsgate.ca": ["asyncio", "tlsgate.cli"],
-    "tlsgate.acme": ["tlsgate.cli", "tlsgate.renewal"],
+    # acme builds its tls-alpn-01 and `ca serve` contexts with tlsgate.tls, not the proxy's.
+    "tlsgate.acme": ["tlsgate.cli", "tlsgate.renewal", "tlsgate.proxy"],
     "tlsgate.renewal": ["tlsgate.cli", "tlsgate.proxy"],
     "tlsgate.proxy": ["tlsgate.cli"],
     # mtls decides from plain values; the proxy applies its decisions, not the other way round.
     "tlsgate.mtls": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store"],
-    # The client side reuses the renewal loop and proxy.http's sans-IO parsers, not the server.
-    "tlsgate.client": ["tlsgate.cli", "tlsgate.proxy.server"],
+    # The client side reuses the renewal loop, tlsgate.http's parsers and tlsgate.tls: no proxy.
+    "tlsgate.client": ["tlsgate.cli", "tlsgate.proxy"],
     # check/monitor look at TLS from the outside: no server, no store, no CA machinery.
     "tlsgate.inspect": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store", "tlsgate.renewal"],
 }
 
+
+#: Packages below both planes, and all they may import from tlsgate besides themselves. Anything
+#: else (``tlsgate.proxy`` included) fails ``test_may_import_only``.
+ALLOWED = {
+    # TLS contexts, OpenSSL access, ticket keys, session cache, ClientHello reader.
+    "tlsgate.tls": ["tlsgate.errors", "tlsgate.pki", "tlsgate.store"],
+    # Sans-IO HTTP/1.1.
+    "tlsgate.http": ["tlsgate.errors"],
+}
 
 #: Modules left out of a package's walk, and why.
 NOT_WALKED: dict[str, tuple[str, ...]] = {
@@ -47,8 +58,8 @@ def bare_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_dependency_direction(package: str) -> None:
+def loaded_by(package: str) -> set[str]:
+    """Every module in ``sys.modules`` after importing each module of ``package``."""
     code = (
         "import importlib, pkgutil, sys\n"
         f"pkg = importlib.import_module({package!r})\n"
@@ -57,7 +68,7 @@ def test_dependency_direction(package: str) -> None:
         "        importlib.import_module(m.name)\n"
         "print('\\n'.join(sorted(sys.modules)))\n"
     )
-    loaded = set(
+    return set(
         subprocess.run(
             [sys.executable, "-c", code],
             capture_output=True,
@@ -67,7 +78,23 @@ def test_dependency_direction(package: str) -> None:
             env=bare_env(),
         ).stdout.split()
     )
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependency_direction(package: str) -> None:
+    loaded = loaded_by(package)
     offenders = [m for m in FORBIDDEN[package] if m in loaded]
+    assert not offenders, f"{package} pulls in {offenders}"
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_may_import_only(package: str) -> None:
+    allowed = (package, *ALLOWED[package])
+    offenders = sorted(
+        m
+        for m in loaded_by(package)
+        if m.startswith("tlsgate.") and not any(m == a or m.startswith(a + ".") for a in allowed)
+    )
     assert not offenders, f"{package} pulls in {offenders}"
 
 
@@ -116,8 +143,9 @@ PURE_BANNED = {"socket", "ssl", "asyncio", "sqlite3", "subprocess", "threading",
 SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
 #: Sans-IO modules outside pki: parsing and decisions only, the asyncio layer moves the bytes.
 SANS_IO = [
-    *sorted((SRC / "proxy" / "http").glob("*.py")),
-    *(SRC / "proxy" / name for name in ("headers.py", "routing.py", "clienthello.py")),
+    *sorted((SRC / "http").glob("*.py")),
+    *(SRC / "proxy" / name for name in ("headers.py", "routing.py")),
+    SRC / "tls" / "clienthello.py",
     *(
         SRC / "acme" / name
         for name in (

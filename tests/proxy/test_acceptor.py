@@ -26,8 +26,8 @@ from tlsgate.ca import CertificateAuthority
 from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.proxy.acceptor import ChallengeProtocol, HelloAcceptor
-from tlsgate.proxy.clienthello import ClientHello
-from tlsgate.proxy.tls import load_chain_into, new_server_context
+from tlsgate.tls.clienthello import ClientHello
+from tlsgate.tls.context import load_chain_into, new_server_context
 
 KEY_AUTHZ = "token.thumbprint"
 

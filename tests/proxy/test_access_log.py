@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tlsgate.config import Limits, SiteConfig, Timeouts, Upstream
+from tlsgate.http import RemoteProtocolError, RequestParser
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.edge import AccessRecord, Edge
-from tlsgate.proxy.http import RemoteProtocolError, RequestParser
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.upstream import UpstreamPool

@@ -3,6 +3,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from tlsgate.http import BodyKind, Request, Response
 from tlsgate.proxy.headers import (
     ClientInfo,
     forwarded_request_headers,
@@ -10,7 +11,6 @@ from tlsgate.proxy.headers import (
     response_head,
     response_headers,
 )
-from tlsgate.proxy.http import BodyKind, Request, Response
 
 CLIENT = ClientInfo("203.0.113.7", 443)
 

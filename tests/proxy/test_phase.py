@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tlsgate.http import Request, RequestParser
 from tlsgate.proxy import phase as phase_module
 from tlsgate.proxy.exchange import Exchange
-from tlsgate.proxy.http import Request, RequestParser
 from tlsgate.proxy.phase import (
     HEAD_SENT,
     LIVE,

@@ -10,13 +10,13 @@ import asyncio
 
 import pytest
 
+from tests.http.test_http import parse, refused
 from tlsgate.config import SiteConfig, Upstream
-from tlsgate.proxy.http import RemoteProtocolError, Request
-from tlsgate.proxy.http.target import split_target
+from tlsgate.http import RemoteProtocolError, Request
+from tlsgate.http.target import split_target
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router, normalize_host
 
-from .test_http import parse, refused
 from .test_responder import FakeTransport
 
 ABSOLUTE = {

@@ -8,12 +8,11 @@ from typing import Any, cast
 
 import pytest
 
+from tests.http.http_helpers import bytewise, make_parser
 from tlsgate.demo.echo import EchoProtocol, start_echo
-from tlsgate.proxy.http import Data, EndOfMessage, Limits, Request, Response
+from tlsgate.http import Data, EndOfMessage, Limits, Request, Response
 from tlsgate.proxy.metrics import AdminProtocol, Metrics
 from tlsgate.proxy.responder import Responder, response
-
-from .http_helpers import bytewise, make_parser
 
 
 class FakeTransport:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import cast
 
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     Data,
     EndOfMessage,
     RemoteProtocolError,

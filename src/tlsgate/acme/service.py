@@ -23,8 +23,8 @@ from tlsgate.ca.authority import CertificateAuthority
 from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities, with_loopback
 from tlsgate.pki.profiles import LeafProfile
-from tlsgate.proxy.tls import load_chain_into, new_server_context
 from tlsgate.store.base import Store
+from tlsgate.tls.context import load_chain_into, new_server_context
 
 __all__ = ["base_url", "serve_acme"]
 

@@ -8,8 +8,9 @@
 * :mod:`transports`: the same as httpx transports;
 * :mod:`tunnel`: ``tlsgate tunnel``, for services that do not speak TLS themselves.
 
-It sits above ``renewal`` (whose loop it reuses) and reads HTTP with ``proxy.http``'s sans-IO
-parsers; nothing in the server imports it.
+It sits above ``renewal`` (whose loop it reuses), reads HTTP with :mod:`tlsgate.http`'s sans-IO
+parsers and loads certificates with :mod:`tlsgate.tls`; it imports nothing from the proxy, and
+nothing in the server imports it.
 """
 
 from tlsgate.client.context import (

@@ -47,9 +47,9 @@ from tlsgate.client.identity import (
 from tlsgate.errors import ConfigError, NotInitialized, TlsgateError
 from tlsgate.pki.names import parse_spiffe_id
 from tlsgate.pki.pem import certificate_pem
-from tlsgate.proxy.tls import load_chain_into
 from tlsgate.store import open_store
 from tlsgate.store.base import Store
+from tlsgate.tls.context import load_chain_into
 
 __all__ = [
     "ClientContext",

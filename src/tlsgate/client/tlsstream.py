@@ -14,7 +14,7 @@ import logging
 import ssl
 
 from tlsgate.errors import TlsgateError
-from tlsgate.proxy.http import LocalProtocolError
+from tlsgate.http import LocalProtocolError
 
 __all__ = ["READ_SIZE", "TlsStream", "TunnelError", "describe_failure", "pipe"]
 

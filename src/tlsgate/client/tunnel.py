@@ -6,7 +6,7 @@ CA, renewed in the background: each new upstream connection uses the newest) and
 server's chain and name or SPIFFE ID (:mod:`tlsgate.client.context`).
 
 **HTTP mode** (the default) reads HTTP/1.1 with the sans-IO parsers of
-:mod:`tlsgate.proxy.http` and forwards each request with ``Host`` set to the target's authority
+:mod:`tlsgate.http` and forwards each request with ``Host`` set to the target's authority
 (the server routes by it), bodies streamed in their framing (Content-Length, chunked with
 trailers), keep-alive on both sides, ``Connection: close`` honoured, and an Upgrade answered by
 ``101`` turned into a byte pipe. One upstream connection serves one local connection; it is
@@ -38,7 +38,7 @@ from tlsgate.client.tlsstream import READ_SIZE, TlsStream, TunnelError, describe
 from tlsgate.client.tunnel_config import TunnelConfig
 from tlsgate.config.listen import bind_listeners
 from tlsgate.errors import TlsgateError
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     BodyKind,
     Data,
     EndOfMessage,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tlsgate.proxy.http import Request
+from tlsgate.http import Request
 from tlsgate.proxy.responder import Responder
 
 __all__ = ["EchoProtocol", "describe_request", "start_echo"]

@@ -23,9 +23,9 @@ from typing import Any
 
 from cryptography import x509
 
-from tlsgate import libssl
 from tlsgate.inspect.records import CERTIFICATE_REQUEST, handshake_types
 from tlsgate.inspect.report import Code, Offer
+from tlsgate.tls import libssl
 
 __all__ = ["Observation", "ProbeFailed", "legacy_context", "modern_context", "observe"]
 

@@ -4,7 +4,7 @@ A tls-alpn-01 validation (RFC 8737) must get a special self-signed certificate e
 client offers the ``acme-tls/1`` protocol, and Python's ``ssl`` does not show the client's ALPN
 list to the SNI callback. So for sites validated this way the edge accepts connections itself,
 peeks at the first bytes (``MSG_PEEK``: nothing is consumed, OpenSSL later reads the same
-bytes), lets :func:`~tlsgate.proxy.clienthello.parse_client_hello` find the server name and ALPN
+bytes), lets :func:`~tlsgate.tls.clienthello.parse_client_hello` find the server name and ALPN
 list, and hands the socket to the event loop's TLS with the context ``choose`` returns.
 
 Everything else is unchanged: the same protocol factory, handshake timeout and SNI callback.
@@ -20,7 +20,7 @@ import ssl
 from asyncio import sslproto
 from collections.abc import Callable
 
-from tlsgate.proxy.clienthello import (
+from tlsgate.tls.clienthello import (
     MAX_CLIENT_HELLO,
     ClientHello,
     ClientHelloError,

@@ -34,17 +34,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlsgate.config import ClientAuth
 from tlsgate.errors import ConfigError
-from tlsgate.libssl import set_session_id_context
+from tlsgate.http import Request
 from tlsgate.mtls.identity import ClientIdentity, IdentityError
 from tlsgate.mtls.policy import Decision, authorize
 from tlsgate.mtls.xfcc import outgoing
 from tlsgate.pki.pem import certificate_pem, load_certificates
 from tlsgate.plural import count
 from tlsgate.proxy.headers import XFCC
-from tlsgate.proxy.http import Request
-from tlsgate.proxy.tickets import disable_tickets
 from tlsgate.store.base import CertStatus, Store
 from tlsgate.store.files import PUBLIC, atomic_write
+from tlsgate.tls.libssl import set_session_id_context
+from tlsgate.tls.tickets import disable_tickets
 
 __all__ = [
     "InternalCrl",

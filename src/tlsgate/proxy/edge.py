@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from tlsgate.config import ClientAuth, HstsPolicy, SiteConfig, Timeouts
 from tlsgate.config import Limits as LimitsConfig
-from tlsgate.proxy.http import Headers, Limits, serialize_response_head
+from tlsgate.http import Headers, Limits, serialize_response_head
 from tlsgate.proxy.metrics import Metrics
 from tlsgate.proxy.routing import Router, is_local_host
 from tlsgate.proxy.upstream import UpstreamPool

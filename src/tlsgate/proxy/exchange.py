@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tlsgate.proxy.http import BodyKind, Request
+from tlsgate.http import BodyKind, Request
 from tlsgate.proxy.phase import PhaseMachine
 from tlsgate.proxy.routing import Route, UpstreamState
 from tlsgate.proxy.upstream import UpstreamConnection

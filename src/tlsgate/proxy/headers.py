@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tlsgate.proxy.http import BodyKind, Headers, Request, Response, serialize_response_head
+from tlsgate.http import BodyKind, Headers, Request, Response, serialize_response_head
 
 __all__ = [
     "HOP_BY_HOP",

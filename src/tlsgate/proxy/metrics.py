@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 
 from tlsgate.errors import TlsgateError
+from tlsgate.http import Request
 from tlsgate.pki.serial import format_serial
-from tlsgate.proxy.http import Request
 from tlsgate.proxy.responder import Responder
 
 if TYPE_CHECKING:

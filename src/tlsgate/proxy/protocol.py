@@ -32,6 +32,20 @@ import time
 from collections import deque
 from typing import cast
 
+from tlsgate.http import (
+    BodyKind,
+    Data,
+    EndOfMessage,
+    Event,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Request,
+    RequestParser,
+    Upgraded,
+    chunk,
+    last_chunk,
+    serialize_request_head,
+)
 from tlsgate.mtls.identity import ClientIdentity
 from tlsgate.proxy.client_auth import admit, peer_identity
 from tlsgate.proxy.deadline import Deadline
@@ -47,20 +61,6 @@ from tlsgate.proxy.flow import (
     PAUSE_UPSTREAM,
 )
 from tlsgate.proxy.headers import ClientInfo, forwarded_request_headers, is_trusted
-from tlsgate.proxy.http import (
-    BodyKind,
-    Data,
-    EndOfMessage,
-    Event,
-    LocalProtocolError,
-    RemoteProtocolError,
-    Request,
-    RequestParser,
-    Upgraded,
-    chunk,
-    last_chunk,
-    serialize_request_head,
-)
 from tlsgate.proxy.phase import (
     ABORT,
     ANSWER_LOCALLY,

@@ -11,8 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import cast
 
-from tlsgate.proxy.edge import error_response
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     EndOfMessage,
     Headers,
     Limits,
@@ -21,6 +20,7 @@ from tlsgate.proxy.http import (
     RequestParser,
     serialize_response_head,
 )
+from tlsgate.proxy.edge import error_response
 from tlsgate.proxy.routing import normalize_host
 
 __all__ = ["RedirectProtocol", "redirect_location"]

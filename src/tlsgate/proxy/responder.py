@@ -1,7 +1,7 @@
 """The small HTTP/1.1 servers tlsgate runs beside the proxy: the admin listener and the demo app.
 
 Both answer every request with one body computed at once, so they share everything but that
-body: requests parsed by :class:`~tlsgate.proxy.http.RequestParser` (pipelining, head size
+body: requests parsed by :class:`~tlsgate.http.RequestParser` (pipelining, head size
 limits), a response framed with Content-Length, ``Connection: close`` and a close when the
 request ended the connection, no body for HEAD. A request that cannot be parsed closes the
 connection without an answer. Upgrades are not served (the request gets an ordinary answer).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     Data,
     EndOfMessage,
     Limits,

@@ -46,7 +46,6 @@ from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
 from tlsgate.proxy.client_auth import InternalCrl
-from tlsgate.proxy.clienthello import ClientHello
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.metrics import (
     AdminProtocol,
@@ -61,12 +60,9 @@ from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.relay import TcpRelay
 from tlsgate.proxy.routing import Router
-from tlsgate.proxy.sessions import SessionCache
 from tlsgate.proxy.sites import SiteTls, client_auth_of
 from tlsgate.proxy.stapling import SiteStapling
 from tlsgate.proxy.store_sync import StoreSync
-from tlsgate.proxy.tickets import TicketKeys
-from tlsgate.proxy.tls import load_chain_into, new_server_context
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.proxy.workers import (
     ConnectionBudget,
@@ -85,6 +81,10 @@ from tlsgate.renewal.renewer import Renewer
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.health import StoreHealth
+from tlsgate.tls.clienthello import ClientHello
+from tlsgate.tls.context import load_chain_into, new_server_context
+from tlsgate.tls.sessions import SessionCache
+from tlsgate.tls.tickets import TicketKeys
 
 __all__ = ["EdgeServer"]
 

@@ -15,14 +15,15 @@ from pathlib import Path
 
 from tlsgate.config import ClientAuth, SiteConfig
 from tlsgate.errors import TlsgateError
-from tlsgate.proxy import sessions
 from tlsgate.proxy.certificates import SiteCertificate
 from tlsgate.proxy.client_auth import TrustMaterial, configure, file_material, internal_material
 from tlsgate.proxy.stapling import SiteStapling
-from tlsgate.proxy.tickets import TicketKeys, install_all
-from tlsgate.proxy.tls import SiteContexts, load_chain_into, new_server_context
+from tlsgate.proxy.tls import SiteContexts
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import Store
+from tlsgate.tls import sessions
+from tlsgate.tls.context import load_chain_into, new_server_context
+from tlsgate.tls.tickets import TicketKeys, install_all
 
 __all__ = ["SiteTls", "client_auth_of", "uses_client_auth"]
 

@@ -7,7 +7,7 @@ upstream's own idle timeout). A pooled connection that the upstream closed while
 by ``connection_lost`` and never handed out.
 
 A connection does not decide anything: it parses what the upstream sends (sans-IO
-:class:`~tlsgate.proxy.http.ResponseParser`) and hands the events to its current *owner*, the
+:class:`~tlsgate.http.ResponseParser`) and hands the events to its current *owner*, the
 client connection whose exchange it carries, in the same callback. No queue and no task sit in
 between, because on the hot path each of them costs more than parsing the response.
 """
@@ -20,7 +20,7 @@ from collections import defaultdict
 from typing import Protocol, cast
 
 from tlsgate.config import Upstream
-from tlsgate.proxy.http import Event, Limits, RemoteProtocolError, ResponseParser
+from tlsgate.http import Event, Limits, RemoteProtocolError, ResponseParser
 
 __all__ = ["UpstreamConnection", "UpstreamOwner", "UpstreamPool"]
 

@@ -12,12 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
-from tlsgate.proxy.deadline import Deadline
-from tlsgate.proxy.edge import Edge
-from tlsgate.proxy.exchange import Exchange
-from tlsgate.proxy.flow import DEADLINE_UPSTREAM, PAUSE_QUEUE, PAUSE_TUNNEL, PAUSE_UPSTREAM
-from tlsgate.proxy.headers import response_head
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     BodyKind,
     Data,
     EndOfMessage,
@@ -29,6 +24,11 @@ from tlsgate.proxy.http import (
     last_chunk,
     serialize_response_head,
 )
+from tlsgate.proxy.deadline import Deadline
+from tlsgate.proxy.edge import Edge
+from tlsgate.proxy.exchange import Exchange
+from tlsgate.proxy.flow import DEADLINE_UPSTREAM, PAUSE_QUEUE, PAUSE_TUNNEL, PAUSE_UPSTREAM
+from tlsgate.proxy.headers import response_head
 from tlsgate.proxy.phase import (
     ATTACH,
     AWAITING_RESPONSE,

@@ -2,7 +2,8 @@
 
 The shape is h11's (events, explicit states, a Remote error carrying the status to answer with);
 the parsing is llhttp's. Nothing here touches a socket or asyncio: ``proxy/protocol.py`` moves
-the bytes. Where to look:
+the bytes. It sits below both planes (the proxy, the client's tunnel, demo and bench read HTTP
+with it) and imports only :mod:`tlsgate.errors` from tlsgate. Where to look:
 
 * ``events.py``: the events, limits and the two errors;
 * ``framer.py``: how llhttp is driven one message at a time, and every refusal (read its
@@ -12,7 +13,7 @@ the bytes. Where to look:
 * ``serialize.py``: heads and chunks going out, refusing header injection.
 """
 
-from tlsgate.proxy.http.events import (
+from tlsgate.http.events import (
     BodyKind,
     Data,
     EndOfMessage,
@@ -25,9 +26,9 @@ from tlsgate.proxy.http.events import (
     Response,
     Upgraded,
 )
-from tlsgate.proxy.http.request import RequestParser
-from tlsgate.proxy.http.response import ResponseParser
-from tlsgate.proxy.http.serialize import (
+from tlsgate.http.request import RequestParser
+from tlsgate.http.response import ResponseParser
+from tlsgate.http.serialize import (
     chunk,
     last_chunk,
     serialize_request_head,

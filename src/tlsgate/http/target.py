@@ -25,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from tlsgate.proxy.http.events import RemoteProtocolError
+from tlsgate.http.events import RemoteProtocolError
 
 __all__ = ["split_target"]
 

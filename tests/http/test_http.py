@@ -1,4 +1,4 @@
-"""HTTP/1.1 framing (tlsgate.proxy.http): what is parsed, what is refused, and with which status.
+"""HTTP/1.1 framing (tlsgate.http): what is parsed, what is refused, and with which status.
 
 Every refusal is checked twice: fed whole and fed one byte at a time, because the parser drives
 llhttp in pieces of its own choosing and a status that depended on how the bytes arrived would
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     BodyKind,
     Data,
     EndOfMessage,

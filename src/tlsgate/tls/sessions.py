@@ -4,7 +4,7 @@
 OpenSSL's own session cache lives in each process. With several workers on one port
 (``SO_REUSEPORT``), a client that resumes by session ID reaches another worker about half the
 time, which has never seen that ID: a full handshake instead of a resumption. Tickets do not have
-this problem (every worker derives the same ticket keys, :mod:`tlsgate.proxy.tickets`), but a
+this problem (every worker derives the same ticket keys, :mod:`tlsgate.tls.tickets`), but a
 client that does not use them (``SSL_OP_NO_TICKET``, some Java and embedded stacks) relies on the
 ID alone.
 
@@ -48,7 +48,7 @@ import time
 import weakref
 from collections.abc import Callable
 
-from tlsgate import libssl
+from tlsgate.tls import libssl
 
 __all__ = [
     "SLOT_SIZE",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from httptools import HttpResponseParser
 
-from tlsgate.proxy.http.events import EndOfMessage, Event, Limits, LocalProtocolError, Response
-from tlsgate.proxy.http.framer import (
+from tlsgate.http.events import EndOfMessage, Event, Limits, LocalProtocolError, Response
+from tlsgate.http.framer import (
     _CHUNKED,
     _CHUNKED_KIND,
     _CLOSED,

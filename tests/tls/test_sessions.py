@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.tls_helpers import Exchange, connect, self_signed
-from tlsgate import libssl
-from tlsgate.libssl import set_session_id_context
-from tlsgate.proxy import sessions
-from tlsgate.proxy.sessions import SLOT_SIZE, WAYS, SessionCache, install
-from tlsgate.proxy.tls import new_server_context
+from tests.tls.tls_helpers import Exchange, connect, self_signed
+from tlsgate.tls import libssl, sessions
+from tlsgate.tls.context import new_server_context
+from tlsgate.tls.libssl import set_session_id_context
+from tlsgate.tls.sessions import SLOT_SIZE, WAYS, SessionCache, install
 
 TLS13 = ssl.TLSVersion.TLSv1_3
 TLS12 = ssl.TLSVersion.TLSv1_2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from httptools import HttpRequestParser
 
-from tlsgate.proxy.http.events import (
+from tlsgate.http.events import (
     EndOfMessage,
     Event,
     Limits,
@@ -12,7 +12,7 @@ from tlsgate.proxy.http.events import (
     RemoteProtocolError,
     Request,
 )
-from tlsgate.proxy.http.framer import (
+from tlsgate.http.framer import (
     _CHUNKED,
     _CHUNKED_KIND,
     _CLOSED,
@@ -27,7 +27,7 @@ from tlsgate.proxy.http.framer import (
     _Framer,
     _keep_alive,
 )
-from tlsgate.proxy.http.target import split_target
+from tlsgate.http.target import split_target
 
 __all__ = ["RequestParser"]
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from tlsgate import libssl
+from tlsgate.tls import libssl
 
 __all__ = [
     "DEFAULT_ROTATION",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from tlsgate.proxy.http.events import Headers, LocalProtocolError
+from tlsgate.http.events import Headers, LocalProtocolError
 
 __all__ = ["chunk", "last_chunk", "serialize_request_head", "serialize_response_head"]
 

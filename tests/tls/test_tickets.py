@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.tls_helpers import connect, self_signed
-from tlsgate import libssl
-from tlsgate.proxy.tickets import TicketKeys, derive, disable_tickets, install
-from tlsgate.proxy.tls import new_server_context
+from tests.tls.tls_helpers import connect, self_signed
+from tlsgate.tls import libssl
+from tlsgate.tls.context import new_server_context
+from tlsgate.tls.tickets import TicketKeys, derive, disable_tickets, install
 
 pytestmark = pytest.mark.skipif(
     not libssl.available() and os.environ.get("CI") != "true",

@@ -97,7 +97,7 @@ from httptools import (
     HttpParserUpgrade,
 )
 
-from tlsgate.proxy.http.events import (
+from tlsgate.http.events import (
     BodyKind,
     Data,
     EndOfMessage,

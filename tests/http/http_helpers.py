@@ -1,8 +1,8 @@
-"""Feeding the parsers of tlsgate.proxy.http in pieces, shared by its unit and fuzz tests."""
+"""Feeding the parsers of tlsgate.http in pieces, shared by its unit and fuzz tests."""
 
 from __future__ import annotations
 
-from tlsgate.proxy.http import Event, Limits, RequestParser, ResponseParser, Upgraded
+from tlsgate.http import Event, Limits, RequestParser, ResponseParser, Upgraded
 
 
 def bytewise(data: bytes) -> list[bytes]:

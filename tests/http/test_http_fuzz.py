@@ -1,4 +1,4 @@
-"""Fuzzing tlsgate.proxy.http: what may escape, and whether the way bytes arrive changes anything.
+"""Fuzzing tlsgate.http: what may escape, and whether the way bytes arrive changes anything.
 
 Three properties, for requests and responses:
 
@@ -24,7 +24,7 @@ from itertools import pairwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tlsgate.proxy.http import (
+from tlsgate.http import (
     Data,
     EndOfMessage,
     Event,

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.tls_helpers import connect, self_signed
-from tlsgate import libssl
+from tests.tls.tls_helpers import connect, self_signed
 from tlsgate.errors import ConfigError
-from tlsgate.proxy import tls
-from tlsgate.proxy.tls import MOZILLA_INTERMEDIATE_GROUPS, new_server_context
+from tlsgate.tls import context, libssl
+from tlsgate.tls.context import MOZILLA_INTERMEDIATE_GROUPS, new_server_context
 
 pytestmark = pytest.mark.skipif(
     not libssl.available() and os.environ.get("CI") != "true",
@@ -91,6 +90,6 @@ def test_without_ctypes_only_p256_is_kept(
 
 
 def test_a_refused_group_list_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tls, "MOZILLA_INTERMEDIATE_GROUPS", ("X25519", "no-such-group"))
+    monkeypatch.setattr(context, "MOZILLA_INTERMEDIATE_GROUPS", ("X25519", "no-such-group"))
     with pytest.raises(ConfigError, match=r"refused the TLS key-exchange groups X25519:no-such"):
         new_server_context()

@@ -1,4 +1,4 @@
-"""Reading ClientHellos (tlsgate.proxy.clienthello) as OpenSSL writes them, and refusing junk."""
+"""Reading ClientHellos (tlsgate.tls.clienthello) as OpenSSL writes them, and refusing junk."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tlsgate.proxy.clienthello import (
+from tlsgate.tls.clienthello import (
     ClientHello,
     ClientHelloError,
     parse_client_hello,
