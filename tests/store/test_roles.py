@@ -15,18 +15,23 @@ from tlsgate.store.acme import AcmeStore
 from tlsgate.store.base import Store
 from tlsgate.store.postgres import PostgresStore
 from tlsgate.store.roles import (
+    AcmeServerStore,
     CAStore,
     ChangeFeed,
     Coordination,
+    IssuingStore,
+    LeasedRenewalStore,
     Leases,
     Located,
     NonceTable,
     RateTokens,
     RenewalStore,
+    ServedCertificateStore,
     TicketSecret,
 )
 from tlsgate.store.sqlite import SQLiteStore
 
+#: The roles, then what a consumer taking several of them is typed against.
 ROLES: tuple[type, ...] = (
     Located,
     CAStore,
@@ -38,6 +43,10 @@ ROLES: tuple[type, ...] = (
     NonceTable,
     RateTokens,
     Coordination,
+    AcmeServerStore,
+    IssuingStore,
+    LeasedRenewalStore,
+    ServedCertificateStore,
 )
 BACKENDS: tuple[type, ...] = (SQLiteStore, PostgresStore)
 

@@ -50,6 +50,7 @@ from tlsgate.pki.pem import certificate_pem
 from tlsgate.proxy.tls import load_chain_into
 from tlsgate.store import open_store
 from tlsgate.store.base import Store
+from tlsgate.store.roles import CAStore
 
 __all__ = [
     "ClientContext",
@@ -189,7 +190,7 @@ def new_client_context(
     return ctx
 
 
-def internal_root_pem(store: Store) -> bytes:
+def internal_root_pem(store: CAStore) -> bytes:
     """The internal CA's root, the trust anchor for servers with certificates from it."""
     try:
         ca = CertificateAuthority.load(store, passphrase_from_env())

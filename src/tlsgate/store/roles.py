@@ -6,7 +6,8 @@ against the roles it uses (the CA against :class:`CAStore`, ``tlsgate status`` a
 test double implements one role, not all of them. The ACME server's role is
 :class:`~tlsgate.store.acme.AcmeStore`. :class:`~tlsgate.store.base.Store` is their union,
 which every backend (SQLite, PostgreSQL) implements; ``tests/store/test_roles.py`` and mypy hold
-them to it. Each method is one transaction, as ``base`` explains.
+them to it. Python has no intersection types, so a consumer of several roles takes one of the
+named unions at the end of this module. Each method is one transaction, as ``base`` explains.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
+
+from tlsgate.store.acme import AcmeStore
 
 if TYPE_CHECKING:  # base imports this module for Store; the records are only annotations here
     from tlsgate.store.base import (
@@ -27,14 +30,18 @@ if TYPE_CHECKING:  # base imports this module for Store; the records are only an
     )
 
 __all__ = [
+    "AcmeServerStore",
     "CAStore",
     "ChangeFeed",
     "Coordination",
+    "IssuingStore",
+    "LeasedRenewalStore",
     "Leases",
     "Located",
     "NonceTable",
     "RateTokens",
     "RenewalStore",
+    "ServedCertificateStore",
     "TicketSecret",
 ]
 
@@ -256,3 +263,26 @@ class RateTokens(Located, Protocol):
 class Coordination(ChangeFeed, TicketSecret, Leases, NonceTable, RateTokens, Protocol):
     """What several processes or nodes sharing one store agree through: change notices and
     digests, the session-ticket secret, leases, ACME nonces and rate-limit tokens."""
+
+
+class LeasedRenewalStore(RenewalStore, Leases, Protocol):
+    """What renewing takes: the served certificates and their renewal state, and a lease per
+    certificate so that of several processes or nodes one renews it (certmagic's storage plus
+    its locker)."""
+
+
+class AcmeServerStore(AcmeStore, CAStore, Protocol):
+    """What the ACME server takes: its accounts, orders and authorizations, and the CA's records
+    of the certificates those orders were issued (nonces and rate tokens come in as their own
+    objects, see ``acme.service``)."""
+
+
+class IssuingStore(CAStore, RenewalStore, Protocol):
+    """A store whose own CA issues the certificates it keeps: what a client identity takes (its
+    certificate is issued by the internal CA and kept beside the served ones)."""
+
+
+class ServedCertificateStore(IssuingStore, Leases, Protocol):
+    """What keeping certificates renewed takes, with the internal CA as one issuer: the edge's
+    certificate manager and a client identity's renewer. Leases keep two nodes (or processes)
+    from renewing one certificate at once."""
