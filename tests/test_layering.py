@@ -177,3 +177,61 @@ def test_sans_io_source_imports_no_io(path: Path) -> None:
             names = [node.module]
         for name in names:
             assert name.split(".")[0] not in PURE_BANNED, f"{path.name} imports {name}"
+
+
+def _package_of(module: str) -> str:
+    """``tlsgate.config.values`` -> ``tlsgate.config``; a top-level module is its own package."""
+    return ".".join(module.split(".")[:2])
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _private_imports(path: Path) -> list[str]:
+    """Each ``_private`` name ``path`` takes from another package of tlsgate: by ``from X import
+    _name``, through a private module (``X._mod``), or as ``alias._name`` of an imported module."""
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    home = _package_of(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[str] = []
+    foreign: dict[str, str] = {}  # local alias -> module of another package
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if not node.module.startswith("tlsgate.") or _package_of(node.module) == home:
+                continue
+            if any(_private(part) for part in node.module.split(".")):
+                found.append(f"{node.module} (line {node.lineno})")
+            for alias in node.names:
+                if _private(alias.name):
+                    found.append(f"{node.module}.{alias.name} (line {node.lineno})")
+                else:
+                    foreign[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if not alias.name.startswith("tlsgate.") or _package_of(alias.name) == home:
+                    continue
+                if any(_private(part) for part in alias.name.split(".")):
+                    found.append(f"{alias.name} (line {node.lineno})")
+                if alias.asname:
+                    foreign[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in foreign
+            and _private(node.attr)
+        ):
+            found.append(f"{foreign[node.value.id]}.{node.attr} (line {node.lineno})")
+    return found
+
+
+def test_no_private_names_across_packages() -> None:
+    """A package's ``_private`` names are its own to change; another package that needs one gets
+    a public name for it instead (same package, any module, is fine)."""
+    offenders = {
+        str(path.relative_to(SRC)): found
+        for path in sorted(SRC.rglob("*.py"))
+        if (found := _private_imports(path))
+    }
+    assert not offenders, f"private names imported across packages: {offenders}"

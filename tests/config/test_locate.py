@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tlsgate.config.locate import _locate, _Locator
+from tlsgate.config.locate import _Locator, locator_for
 
 from .helpers import LEAVES, fits_multiline_literal, toml_key, toml_value
 
@@ -111,7 +111,7 @@ def test_locator_finds_every_key_where_it_was_written(data: st.DataObject) -> No
 
 
 def test_locator_falls_back_to_the_enclosing_key() -> None:
-    locator = _locate('[server]\nlisten = ":443"\n')
+    locator = locator_for('[server]\nlisten = ":443"\n')
     assert locator.line(("server", "listen")) == 2
     assert locator.line(("server", "listen", 3)) == 2
     assert locator.line(("server", "workers")) == 1
@@ -120,5 +120,5 @@ def test_locator_falls_back_to_the_enclosing_key() -> None:
 
 def test_locator_that_stumbles_keeps_what_it_found() -> None:
     """Line numbers are a courtesy: losing some must never turn into a crash."""
-    locator = _locate('[server]\nlisten = ":443"\n[[\n')
+    locator = locator_for('[server]\nlisten = ":443"\n[[\n')
     assert locator.line(("server", "listen")) == 2

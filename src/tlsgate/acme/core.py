@@ -38,7 +38,7 @@ from tlsgate.store.acme import (
     AccountStatus,
     AcmeAccount,
 )
-from tlsgate.store.base import Store
+from tlsgate.store.roles import AcmeServerStore
 
 __all__ = ["AcmeSettings", "Context", "ServerCore"]
 
@@ -101,7 +101,7 @@ class ServerCore:
     def __init__(
         self,
         ca: CertificateAuthority,
-        store: Store,
+        store: AcmeServerStore,
         base_url: str,
         settings: AcmeSettings | None = None,
         *,

@@ -47,7 +47,8 @@ from tlsgate.pki.profiles import (
 )
 from tlsgate.pki.revocation import REASONS, RevokedEntry, build_crl
 from tlsgate.pki.serial import random_serial
-from tlsgate.store.base import CertificateRecord, CertStatus, NewAuthority, Store
+from tlsgate.store.base import CertificateRecord, CertStatus, NewAuthority
+from tlsgate.store.roles import CAStore
 
 __all__ = ["PASSPHRASE_ENV", "CertificateAuthority", "IssuedCertificate", "passphrase_from_env"]
 
@@ -94,7 +95,7 @@ class IssuedCertificate:
 class CertificateAuthority:
     """An initialised CA bound to a store. Create with :meth:`init`, reopen with :meth:`load`."""
 
-    def __init__(self, store: Store, passphrase: bytes | None = None) -> None:
+    def __init__(self, store: CAStore, passphrase: bytes | None = None) -> None:
         record = store.active_authority()
         if record is None:
             raise NotInitialized(
@@ -111,13 +112,13 @@ class CertificateAuthority:
         self._intermediate_key: PrivateKey | None = None
 
     @classmethod
-    def load(cls, store: Store, passphrase: bytes | None = None) -> CertificateAuthority:
+    def load(cls, store: CAStore, passphrase: bytes | None = None) -> CertificateAuthority:
         return cls(store, passphrase)
 
     @classmethod
     def init(
         cls,
-        store: Store,
+        store: CAStore,
         *,
         now: datetime,
         name: str = "tlsgate",

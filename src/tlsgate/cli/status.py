@@ -31,7 +31,8 @@ from tlsgate.pki.info import format_remaining
 from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.serial import format_serial
 from tlsgate.store import is_database_url, open_store
-from tlsgate.store.base import ManagedCertificate, RenewalState, Store
+from tlsgate.store.base import ManagedCertificate, RenewalState
+from tlsgate.store.roles import RenewalStore
 
 __all__ = ["ALL_FINE", "EXPIRED", "RENEWAL_FAILING", "register"]
 
@@ -76,7 +77,7 @@ def _serial(cert: ManagedCertificate) -> str | None:
     return format_serial(leaf.serial_number)
 
 
-def _rows(store: Store) -> list[_Row]:
+def _rows(store: RenewalStore) -> list[_Row]:
     certs = {c.name: c for c in store.list_managed()}
     states = {s.name: s for s in store.list_renewal_states()}
     rows = []

@@ -49,6 +49,7 @@ from tlsgate.pki.names import parse_spiffe_id
 from tlsgate.pki.pem import certificate_pem
 from tlsgate.store import open_store
 from tlsgate.store.base import Store
+from tlsgate.store.roles import CAStore
 from tlsgate.tls.context import load_chain_into
 
 __all__ = [
@@ -189,7 +190,7 @@ def new_client_context(
     return ctx
 
 
-def internal_root_pem(store: Store) -> bytes:
+def internal_root_pem(store: CAStore) -> bytes:
     """The internal CA's root, the trust anchor for servers with certificates from it."""
     try:
         ca = CertificateAuthority.load(store, passphrase_from_env())

@@ -28,7 +28,8 @@ from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.profiles import CLOCK_SKEW, MIN_LEAF_LIFETIME
 from tlsgate.renewal.issuers import InternalIssuer
 from tlsgate.renewal.renewer import Managed, Renewer, stored_leaf
-from tlsgate.store.base import ManagedCertificate, Store
+from tlsgate.store.base import ManagedCertificate
+from tlsgate.store.roles import CAStore, IssuingStore, ServedCertificateStore
 
 __all__ = [
     "CLIENT_ISSUER",
@@ -98,7 +99,7 @@ class ClientCertificate:
         return cls(identity, record, leaf)
 
 
-def _ca(store: Store) -> CertificateAuthority:
+def _ca(store: CAStore) -> CertificateAuthority:
     """The CA in the state; a client never creates one (nobody would trust its identities)."""
     try:
         return CertificateAuthority.load(store, passphrase_from_env())
@@ -132,7 +133,7 @@ def _reason_to_replace(
 
 
 def current_certificate(
-    store: Store,
+    store: IssuingStore,
     identity: str,
     *,
     lifetime: timedelta = DEFAULT_LIFETIME,
@@ -169,7 +170,7 @@ def current_certificate(
 
 
 def client_renewer(
-    store: Store,
+    store: ServedCertificateStore,
     identity: str,
     *,
     lifetime: timedelta = DEFAULT_LIFETIME,

@@ -20,9 +20,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TypeVar
 
-from tlsgate.config.messages import _At, _show
+from tlsgate.config.messages import At, show
 from tlsgate.config.model import CHALLENGE_TYPES, AcmeSettings
-from tlsgate.config.values import _items, _path, _seconds
+from tlsgate.config.values import _items, _seconds, path_value
 
 _V = TypeVar("_V")
 
@@ -39,10 +39,10 @@ def _no_space(value: str) -> bool:
 # --- one value each ---------------------------------------------------------------------------
 
 
-def _directory(value: object, at: _At) -> str:
+def _directory(value: object, at: At) -> str:
     if not isinstance(value, str):
-        raise at.error(f"expected the ACME directory URL as a string, got {_show(value)}")
-    shown = _show(value)
+        raise at.error(f"expected the ACME directory URL as a string, got {show(value)}")
+    shown = show(value)
     if not _no_space(value):
         raise at.error(f"{shown}: a URL cannot contain spaces or control characters")
     try:
@@ -65,10 +65,10 @@ def _directory(value: object, at: _At) -> str:
     return value
 
 
-def _email(value: object, at: _At) -> str:
+def _email(value: object, at: At) -> str:
     if not isinstance(value, str):
-        raise at.error(f"expected an email address as a string, got {_show(value)}")
-    shown = _show(value)
+        raise at.error(f"expected an email address as a string, got {show(value)}")
+    shown = show(value)
     if value.lower().startswith("mailto:"):
         raise at.error(f"{shown}: write the address without mailto: (tlsgate adds it)")
     if not _no_space(value):
@@ -79,7 +79,7 @@ def _email(value: object, at: _At) -> str:
     return value
 
 
-def _emails(value: object, at: _At) -> tuple[str, ...]:
+def _emails(value: object, at: At) -> tuple[str, ...]:
     out: list[str] = []
     for item, item_at in _items(value, at, "an email address or a list of them"):
         address = _email(item, item_at)
@@ -89,7 +89,7 @@ def _emails(value: object, at: _At) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _mac_key(encoded: str, kid: str, at: _At) -> bytes:
+def _mac_key(encoded: str, kid: str, at: At) -> bytes:
     """The MAC key's bytes; never echoed in a message, since it is a secret."""
     data = encoded.rstrip("=")
     if _BASE64.fullmatch(data) and len(encoded) - len(data) <= 2:
@@ -101,17 +101,17 @@ def _mac_key(encoded: str, kid: str, at: _At) -> bytes:
     raise at.error(f"the MAC key for key id {kid!r} is not base64url")
 
 
-def _kid(value: object, at: _At) -> str:
+def _kid(value: object, at: At) -> str:
     if not isinstance(value, str):
-        raise at.error(f"expected the key id as a string, got {_show(value)}")
+        raise at.error(f"expected the key id as a string, got {show(value)}")
     if not value:
         raise at.error("expected a key id, got an empty string")
     if not _no_space(value):
-        raise at.error(f"{_show(value)}: a key id cannot contain spaces or control characters")
+        raise at.error(f"{show(value)}: a key id cannot contain spaces or control characters")
     return value
 
 
-def _eab(value: object, at: _At) -> tuple[str, bytes]:
+def _eab(value: object, at: At) -> tuple[str, bytes]:
     """``"KEY_ID:BASE64URL_MAC_KEY"`` (the form CAs hand out), or ``{ kid, hmac }``.
 
     The table's keys have already been checked against the schema by the caller that has one;
@@ -125,10 +125,10 @@ def _eab(value: object, at: _At) -> tuple[str, bytes]:
         hmac_at = at.child("hmac")
         hmac = value["hmac"]
         if not isinstance(hmac, str):
-            raise hmac_at.error(f"expected the MAC key as a base64url string, got {_show(hmac)}")
+            raise hmac_at.error(f"expected the MAC key as a base64url string, got {show(hmac)}")
         return kid, _mac_key(hmac, kid, hmac_at)
     if not isinstance(value, str):
-        raise at.error(f'expected "{_EAB_FORM}" or a table {{ kid, hmac }}, got {_show(value)}')
+        raise at.error(f'expected "{_EAB_FORM}" or a table {{ kid, hmac }}, got {show(value)}')
     # base64url has no ':', so the last one ends the key id (which may hold colons itself).
     kid, colon, encoded = value.rpartition(":")
     if not colon:
@@ -140,45 +140,45 @@ def _eab(value: object, at: _At) -> tuple[str, bytes]:
     return _kid(kid, at), _mac_key(encoded, kid, at)
 
 
-def _challenges(value: object, at: _At) -> tuple[str, ...]:
+def _challenges(value: object, at: At) -> tuple[str, ...]:
     items = _items(value, at, f"a challenge type or a list of them ({_CHALLENGE_LIST})")
     if not items:
         raise at.error(f"at least one challenge type is required ({_CHALLENGE_LIST})")
     out: list[str] = []
     for item, item_at in items:
         if not isinstance(item, str):
-            raise item_at.error(f"expected a challenge type as a string, got {_show(item)}")
+            raise item_at.error(f"expected a challenge type as a string, got {show(item)}")
         if item not in CHALLENGE_TYPES:
             guess = item.lower().replace("_", "-")
             close = difflib.get_close_matches(guess, CHALLENGE_TYPES, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {_CHALLENGE_LIST}"
-            raise item_at.error(f"{_show(item)} is not a challenge type ({hint})")
+            raise item_at.error(f"{show(item)} is not a challenge type ({hint})")
         if item in out:
             raise item_at.error(f"{item} is listed twice")
         out.append(item)
     return tuple(out)
 
 
-def _dns_hook(value: object, at: _At) -> str:
+def _dns_hook(value: object, at: At) -> str:
     """Split now as the hook runner will, so a stray quote fails here, not at 3 a.m. renewal."""
     if not isinstance(value, str):
-        raise at.error(f"expected a command as a string, got {_show(value)}")
+        raise at.error(f"expected a command as a string, got {show(value)}")
     try:
         argv = shlex.split(value)
     except ValueError as exc:
-        raise at.error(f"{_show(value)}: cannot split into a command ({exc})") from None
+        raise at.error(f"{show(value)}: cannot split into a command ({exc})") from None
     if not argv:
         raise at.error(f"expected a command, got {'only spaces' if value else 'an empty string'}")
     return value
 
 
-def _profile(value: object, at: _At) -> str:
+def _profile(value: object, at: At) -> str:
     if not isinstance(value, str):
-        raise at.error(f"expected a profile name as a string, got {_show(value)}")
+        raise at.error(f"expected a profile name as a string, got {show(value)}")
     if not value:
         raise at.error("expected a profile name, got an empty string")
     if not _no_space(value):
-        raise at.error(f"{_show(value)}: a profile name cannot contain spaces")
+        raise at.error(f"{show(value)}: a profile name cannot contain spaces")
     return value
 
 
@@ -192,24 +192,24 @@ class _AcmeGiven:
     None means "not said here", so a site's table can override the top-level one key by key.
     """
 
-    directory: tuple[str, _At] | None = None
-    email: tuple[tuple[str, ...], _At] | None = None
-    eab: tuple[tuple[str, bytes], _At] | None = None
-    challenges: tuple[tuple[str, ...], _At] | None = None
-    ca: tuple[Path, _At] | None = None
-    dns_hook: tuple[str, _At] | None = None
-    dns_wait: tuple[float, _At] | None = None
-    profile: tuple[str, _At] | None = None
+    directory: tuple[str, At] | None = None
+    email: tuple[tuple[str, ...], At] | None = None
+    eab: tuple[tuple[str, bytes], At] | None = None
+    challenges: tuple[tuple[str, ...], At] | None = None
+    ca: tuple[Path, At] | None = None
+    dns_hook: tuple[str, At] | None = None
+    dns_wait: tuple[float, At] | None = None
+    profile: tuple[str, At] | None = None
 
 
 #: The keys of [acme] and [site.acme], in the order the model has them.
 _ACME_KEYS = tuple(field.name for field in fields(_AcmeGiven))
 
 
-def _acme_given(values: Mapping[str, tuple[object, _At]], base: Path | None) -> _AcmeGiven:
+def _acme_given(values: Mapping[str, tuple[object, At]], base: Path | None) -> _AcmeGiven:
     """Check each value that was given, where it was written; the keys are known to be ours."""
 
-    def check(key: str, valid: Callable[[object, _At], _V]) -> tuple[_V, _At] | None:
+    def check(key: str, valid: Callable[[object, At], _V]) -> tuple[_V, At] | None:
         if key not in values:
             return None
         value, at = values[key]
@@ -220,7 +220,7 @@ def _acme_given(values: Mapping[str, tuple[object, _At]], base: Path | None) -> 
         email=check("email", _emails),
         eab=check("eab", _eab),
         challenges=check("challenges", _challenges),
-        ca=check("ca", lambda value, at: _path(value, at, base)),
+        ca=check("ca", lambda value, at: path_value(value, at, base)),
         dns_hook=check("dns_hook", _dns_hook),
         dns_wait=check("dns_wait", lambda value, at: _seconds(value, at, zero=True)),
         profile=check("profile", _profile),
@@ -271,11 +271,11 @@ def _default_challenges(dns_hook: bool, http: bool) -> tuple[str, ...]:
 def _acme_settings(
     given: _AcmeGiven,
     *,
-    missing_at: _At,
-    wildcards: Sequence[tuple[str, _At]],
+    missing_at: At,
+    wildcards: Sequence[tuple[str, At]],
     http: bool,
     words: _Words,
-    site: _At | None = None,
+    site: At | None = None,
 ) -> AcmeSettings:
     """One ACME site's settings, with the rules that only the merged values can decide.
 
@@ -284,7 +284,7 @@ def _acme_settings(
     it failed for, since another site may well override it.
     """
 
-    def whose(at: _At) -> str:
+    def whose(at: At) -> str:
         if site is None or at.path[: len(site.path)] == site.path:
             return ""
         return f" (for {site.label})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from tlsgate.config.messages import _At, _show
+from tlsgate.config.messages import At, show
 from tlsgate.config.model import ListenAddress, ServerConfig, Upstream
 from tlsgate.config.values import _items
 from tlsgate.errors import InvalidIdentity
@@ -66,9 +66,9 @@ def _port(text: str, *, allow_zero: bool) -> int:
     return port
 
 
-def _listen(value: object, at: _At) -> ListenAddress:
+def listen_value(value: object, at: At) -> ListenAddress:
     if not isinstance(value, str):
-        raise at.error(f'expected a "HOST:PORT" string, got {_show(value)}')
+        raise at.error(f'expected a "HOST:PORT" string, got {show(value)}')
     try:
         host, bracketed, port = _split_host_port(value)
         if port is None:
@@ -76,19 +76,19 @@ def _listen(value: object, at: _At) -> ListenAddress:
         number = _port(port, allow_zero=True)
         canonical = "0.0.0.0" if not host and not bracketed else _host(host, bracketed)
     except ValueError as exc:
-        raise at.error(f"{_show(value)}: {exc}") from None
+        raise at.error(f"{show(value)}: {exc}") from None
     return ListenAddress(canonical, number)
 
 
 def _listens(
-    items: list[tuple[object, _At]], at: _At, *, required: bool
-) -> list[tuple[ListenAddress, _At]]:
+    items: list[tuple[object, At]], at: At, *, required: bool
+) -> list[tuple[ListenAddress, At]]:
     if required and not items:
         raise at.error("at least one address is required")
-    return [(_listen(value, item_at), item_at) for value, item_at in items]
+    return [(listen_value(value, item_at), item_at) for value, item_at in items]
 
 
-def _listen_option(value: object, at: _At, *, can_disable: bool) -> list[tuple[ListenAddress, _At]]:
+def _listen_option(value: object, at: At, *, can_disable: bool) -> list[tuple[ListenAddress, At]]:
     if can_disable and value is False:
         return []
     expected = '"HOST:PORT" or a list of them'
@@ -98,14 +98,14 @@ def _listen_option(value: object, at: _At, *, can_disable: bool) -> list[tuple[L
 
 
 def _check_listen_conflicts(
-    addresses: list[tuple[ListenAddress, _At]], defaults: list[tuple[ListenAddress, _At]]
+    addresses: list[tuple[ListenAddress, At]], defaults: list[tuple[ListenAddress, At]]
 ) -> None:
     """Two sockets on one address would fail at bind time, far from the line that caused it.
 
     Defaults are checked first so that a clash is always reported at the address someone wrote,
     naming the default it collides with, rather than at a line that does not mention it.
     """
-    seen: dict[ListenAddress, tuple[_At, bool]] = {}
+    seen: dict[ListenAddress, tuple[At, bool]] = {}
     for address, at, is_default in [(a, w, True) for a, w in defaults] + [
         (a, w, False) for a, w in addresses
     ]:
@@ -124,15 +124,15 @@ def _check_listen_conflicts(
 
 
 def _listeners(
-    listen: list[tuple[ListenAddress, _At]] | None,
-    listen_at: _At,
-    http_listen: list[tuple[ListenAddress, _At]] | None,
-    http_at: _At,
-    admin: tuple[ListenAddress, _At] | None,
+    listen: list[tuple[ListenAddress, At]] | None,
+    listen_at: At,
+    http_listen: list[tuple[ListenAddress, At]] | None,
+    http_at: At,
+    admin: tuple[ListenAddress, At] | None,
 ) -> tuple[tuple[ListenAddress, ...], tuple[ListenAddress, ...]]:
     """Fill in the defaults for what was not given (None) and refuse clashes, for both forms."""
     defaults = ServerConfig()
-    unset: list[tuple[ListenAddress, _At]] = []
+    unset: list[tuple[ListenAddress, At]] = []
     if listen is None:
         unset += [(address, listen_at) for address in defaults.listen]
     if http_listen is None:
@@ -145,9 +145,9 @@ def _listeners(
     )
 
 
-def _network(value: object, at: _At) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def _network(value: object, at: At) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     if not isinstance(value, str):
-        raise at.error(f"expected an address or CIDR range as a string, got {_show(value)}")
+        raise at.error(f"expected an address or CIDR range as a string, got {show(value)}")
     try:
         return ipaddress.ip_network(value, strict=True)
     except ValueError:
@@ -156,10 +156,10 @@ def _network(value: object, at: _At) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
         loose = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise at.error(
-            f"{_show(value)} is not an IP address or a CIDR range like 10.0.0.0/8"
+            f"{show(value)} is not an IP address or a CIDR range like 10.0.0.0/8"
         ) from None
     # strict: "10.0.0.1/8" is more likely a typo for one address than a wish for the whole /8.
-    raise at.error(f"{_show(value)} has host bits set (did you mean {loose}?)")
+    raise at.error(f"{show(value)} has host bits set (did you mean {loose}?)")
 
 
 def _a(scheme: str) -> str:
@@ -169,11 +169,11 @@ def _a(scheme: str) -> str:
     return f"an {scheme}" if scheme == "http" else f"a {scheme}"
 
 
-def _upstream(value: object, at: _At, scheme: str = "http") -> Upstream:
+def _upstream(value: object, at: At, scheme: str = "http") -> Upstream:
     """``scheme://host:port`` or ``host:port``; ``scheme`` is the site's: "http" or "tcp"."""
     if not isinstance(value, str):
-        raise at.error(f'expected {_a("")}"{scheme}://HOST:PORT" string, got {_show(value)}')
-    shown = _show(value)
+        raise at.error(f'expected {_a("")}"{scheme}://HOST:PORT" string, got {show(value)}')
+    shown = show(value)
     given, sep, rest = value.partition("://")
     if sep:
         if given.lower() == "https" and scheme == "http":
@@ -214,7 +214,7 @@ def _upstream(value: object, at: _At, scheme: str = "http") -> Upstream:
 
 
 def _upstreams(
-    items: list[tuple[object, _At]], at: _At, *, scheme: str = "http"
+    items: list[tuple[object, At]], at: At, *, scheme: str = "http"
 ) -> tuple[Upstream, ...]:
     if not items:
         raise at.error(f'at least one upstream is required, like "{scheme}://127.0.0.1:8000"')
@@ -227,21 +227,21 @@ def _upstreams(
     return tuple(out)
 
 
-def _hosts(items: list[tuple[object, _At]], at: _At) -> list[tuple[str, str, _At]]:
+def _hosts(items: list[tuple[object, At]], at: At) -> list[tuple[str, str, At]]:
     """Canonical names with what was written and where, for the duplicate-site message."""
     if not items:
         raise at.error('at least one host name is required, like "example.com"')
-    out: list[tuple[str, str, _At]] = []
+    out: list[tuple[str, str, At]] = []
     for value, item_at in items:
         if not isinstance(value, str):
-            raise item_at.error(f"expected a host name as a string, got {_show(value)}")
+            raise item_at.error(f"expected a host name as a string, got {show(value)}")
         try:
             ipaddress.ip_address(value.strip().strip("[]"))
         except ValueError:
             pass
         else:
             raise item_at.error(
-                f"{_show(value)} is an IP address; hosts are DNS names "
+                f"{show(value)} is an IP address; hosts are DNS names "
                 "(TLS clients do not send IP addresses as the server name)"
             )
         try:

@@ -13,9 +13,16 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tlsgate.config.messages import _At, _show
+from tlsgate.config.messages import At, show
 from tlsgate.config.model import CLIENT_AUTH_MODES, ClientAuth
-from tlsgate.config.values import _bool, _choice, _duration_text, _items, _path, _seconds
+from tlsgate.config.values import (
+    _choice,
+    _items,
+    _seconds,
+    bool_value,
+    duration_from_text,
+    path_value,
+)
 from tlsgate.errors import InvalidIdentity
 from tlsgate.mtls.policy import AllowList, PathRule, check_path_prefix, check_spiffe_pattern
 from tlsgate.mtls.xfcc import FORWARD_MODES
@@ -33,58 +40,58 @@ _FORWARD_HINTS = {"forward_only": "forward", "always_forward_only": "forward"}
 _LISTS = "a path or a list of paths"
 
 
-def _files(value: object, at: _At, base: Path | None, key: str, empty: str) -> tuple[Path, ...]:
+def _files(value: object, at: At, base: Path | None, key: str, empty: str) -> tuple[Path, ...]:
     items = _items(value, at, _LISTS)
     if not items:
         raise at.error(f"an empty list: leave {key} out {empty}")
     out: list[Path] = []
     for item, item_at in items:
-        path = _path(item, item_at, base)
+        path = path_value(item, item_at, base)
         if path in out:
-            raise item_at.error(f"{_show(item)} is listed twice")
+            raise item_at.error(f"{show(item)} is listed twice")
         out.append(path)
     return tuple(out)
 
 
-def _crl_refresh(value: object, at: _At) -> float:
+def _crl_refresh(value: object, at: At) -> float:
     """Seconds, or a duration like "5m"; re-reading CRLs more than once a second buys nothing."""
     if isinstance(value, str):
-        seconds = _duration_text(value)
+        seconds = duration_from_text(value)
         if seconds is None:
-            raise at.error(f'{_show(value)}: expected a duration like "5m", "1h" or "90s"')
+            raise at.error(f'{show(value)}: expected a duration like "5m", "1h" or "90s"')
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = _seconds(value, at, zero=True)
     else:
-        raise at.error(f'expected seconds or a duration like "5m", got {_show(value)}')
+        raise at.error(f'expected seconds or a duration like "5m", got {show(value)}')
     if not math.isfinite(seconds) or seconds < 1:
         raise at.error(
-            f"{_show(value)}: must be at least 1 second (CRL files are re-read that often)"
+            f"{show(value)}: must be at least 1 second (CRL files are re-read that often)"
         )
     return seconds
 
 
-def _spiffe(item: object, at: _At) -> str:
+def _spiffe(item: object, at: At) -> str:
     if not isinstance(item, str):
-        raise at.error(f"expected a SPIFFE ID pattern as a string, got {_show(item)}")
+        raise at.error(f"expected a SPIFFE ID pattern as a string, got {show(item)}")
     try:
         return check_spiffe_pattern(item)
     except ValueError as exc:
-        raise at.error(f"{_show(item)}: {exc}") from None
+        raise at.error(f"{show(item)}: {exc}") from None
 
 
-def _dns(item: object, at: _At) -> str:
+def _dns(item: object, at: At) -> str:
     if not isinstance(item, str):
-        raise at.error(f"expected a DNS name as a string, got {_show(item)}")
+        raise at.error(f"expected a DNS name as a string, got {show(item)}")
     try:
         return parse_dns_name(item)
     except InvalidIdentity as exc:
         raise at.error(str(exc)) from None
 
 
-def _name(what: str) -> Callable[[object, _At], str]:
-    def check(item: object, at: _At) -> str:
+def _name(what: str) -> Callable[[object, At], str]:
+    def check(item: object, at: At) -> str:
         if not isinstance(item, str):
-            raise at.error(f"expected {what} as a string, got {_show(item)}")
+            raise at.error(f"expected {what} as a string, got {show(item)}")
         if not item:
             raise at.error(f"expected {what}, got an empty string")
         return item
@@ -92,7 +99,7 @@ def _name(what: str) -> Callable[[object, _At], str]:
     return check
 
 
-_ALLOW_CHECKS: dict[str, Callable[[object, _At], str]] = {
+_ALLOW_CHECKS: dict[str, Callable[[object, At], str]] = {
     "allow_spiffe": _spiffe,
     "allow_dns": _dns,
     "allow_cn": _name("a common name"),
@@ -101,7 +108,7 @@ _ALLOW_CHECKS: dict[str, Callable[[object, _At], str]] = {
 
 
 def _allow(
-    given: Mapping[str, tuple[object, _At]], words: Mapping[str, str] | None = None
+    given: Mapping[str, tuple[object, At]], words: Mapping[str, str] | None = None
 ) -> AllowList:
     lists: dict[str, tuple[str, ...]] = {}
     for key, check in _ALLOW_CHECKS.items():
@@ -119,25 +126,25 @@ def _allow(
         for item, item_at in items:
             entry = check(item, item_at)
             if entry in out:
-                raise item_at.error(f"{_show(item)} is listed twice")
+                raise item_at.error(f"{show(item)} is listed twice")
             out.append(entry)
         lists[key.removeprefix("allow_")] = tuple(out)
     return AllowList(**lists)
 
 
 def _rule(
-    table: Mapping[str, object], at: _At, mode: str, seen: dict[str, tuple[int, str, _At]]
+    table: Mapping[str, object], at: At, mode: str, seen: dict[str, tuple[int, str, At]]
 ) -> PathRule:
     if "prefix" not in table:
         raise at.error('prefix is missing (the path the rule covers, like prefix = "/admin")')
     prefix_at = at.child("prefix")
     prefix = table["prefix"]
     if not isinstance(prefix, str):
-        raise prefix_at.error(f'expected a path prefix like "/admin", got {_show(prefix)}')
+        raise prefix_at.error(f'expected a path prefix like "/admin", got {show(prefix)}')
     try:
         check_path_prefix(prefix)
     except ValueError as exc:
-        raise prefix_at.error(f"{_show(prefix)}: {exc}") from None
+        raise prefix_at.error(f"{show(prefix)}: {exc}") from None
     index = at.path[-1]
     assert isinstance(index, int)
     # Requests are also judged ignoring case (see tlsgate.mtls.policy): "/Admin" and "/admin"
@@ -148,16 +155,16 @@ def _rule(
         where = f" (line {first_at.line})" if first_at.line is not None else ""
         if first == prefix:
             raise prefix_at.error(
-                f"{_show(prefix)} is already the prefix of path[{first_index}]{where}"
+                f"{show(prefix)} is already the prefix of path[{first_index}]{where}"
             )
         raise prefix_at.error(
-            f"{_show(prefix)} differs from path[{first_index}]'s {_show(first)}{where} only in "
+            f"{show(prefix)} differs from path[{first_index}]'s {show(first)}{where} only in "
             "case, and requests are judged ignoring case too: keep one"
         )
     require = True
     if "require_certificate" in table:
         require_at = at.child("require_certificate")
-        require = _bool(table["require_certificate"], require_at)
+        require = bool_value(table["require_certificate"], require_at)
         if not require and mode == "require":
             raise require_at.error(
                 'would be ignored with mode = "require", where every client has a certificate '
@@ -169,8 +176,8 @@ def _rule(
 
 def _client_auth(
     table: Mapping[str, object],
-    at: _At,
-    rules: Sequence[tuple[Mapping[str, object], _At]],
+    at: At,
+    rules: Sequence[tuple[Mapping[str, object], At]],
     base: Path | None,
 ) -> ClientAuth | None:
     """A site's settings from its table (keys known to be ours); None when mode is "off"."""
@@ -179,8 +186,8 @@ def _client_auth(
 
 
 def _client_auth_given(
-    given: Mapping[str, tuple[object, _At]],
-    rules: Sequence[tuple[Mapping[str, object], _At]],
+    given: Mapping[str, tuple[object, At]],
+    rules: Sequence[tuple[Mapping[str, object], At]],
     base: Path | None,
     words: Mapping[str, str] | None = None,
 ) -> ClientAuth | None:
@@ -217,7 +224,7 @@ def _client_auth_given(
     forward = defaults.forward
     if "forward" in given:
         forward = _choice(given["forward"][0], FORWARD_MODES, given["forward"][1], _FORWARD_HINTS)
-    seen: dict[str, tuple[int, str, _At]] = {}
+    seen: dict[str, tuple[int, str, At]] = {}
     return ClientAuth(
         mode=mode,
         trust=trust,

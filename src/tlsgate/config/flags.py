@@ -7,9 +7,9 @@ ways of starting the edge cannot disagree about what is valid.
 from __future__ import annotations
 
 from tlsgate.config.acme import _FLAG_WORDS, _acme_given, _acme_settings, _eab
-from tlsgate.config.addresses import _hosts, _listen, _listeners, _listens, _upstreams
+from tlsgate.config.addresses import _hosts, _listeners, _listens, _upstreams, listen_value
 from tlsgate.config.client_auth import _client_auth_given
-from tlsgate.config.messages import _At
+from tlsgate.config.messages import At
 from tlsgate.config.model import (
     CLIENT_AUTH_MODES,
     ClientAuth,
@@ -18,7 +18,7 @@ from tlsgate.config.model import (
     ServerConfig,
     SiteConfig,
 )
-from tlsgate.config.values import _choice, _duration, _path, _workers
+from tlsgate.config.values import _choice, _duration, _workers, path_value
 
 #: The [site.client_auth] key each client-certificate flag stands for (the flag's own name is
 #: what messages show).
@@ -61,11 +61,11 @@ def from_flags(
     same way ``client_auth`` ("optional" or "require") asks clients for certificates, and the
     trust and allow lists mean nothing without it.
     """
-    host_at = _At("--host")
+    host_at = At("--host")
     names = _hosts([(h, host_at) for h in hosts], host_at)
-    to_at = _At("--to")
+    to_at = At("--to")
     upstreams = _upstreams([(u, to_at) for u in to], to_at)
-    listen_at, http_at, admin_at = _At("--listen"), _At("--http-listen"), _At("--admin-listen")
+    listen_at, http_at, admin_at = At("--listen"), At("--http-listen"), At("--admin-listen")
     listen_given = None
     if listen is not None:
         listen_given = _listens([(a, listen_at) for a in listen], listen_at, required=True)
@@ -73,7 +73,7 @@ def from_flags(
     http_given = None
     if http_listen is not None:
         http_given = _listens([(a, http_at) for a in http_listen], http_at, required=False)
-    admin = None if admin_listen is None else _listen(admin_listen, admin_at)
+    admin = None if admin_listen is None else listen_value(admin_listen, admin_at)
     listens, http_listens = _listeners(
         listen_given, listen_at, http_given, http_at, (admin, admin_at) if admin else None
     )
@@ -81,8 +81,8 @@ def from_flags(
         listen=listens,
         http_listen=http_listens,
         admin_listen=admin,
-        workers=_workers(workers, _At("--workers")),
-        state=None if state is None else _path(state, _At("--state"), base=None),
+        workers=_workers(workers, At("--workers")),
+        state=None if state is None else path_value(state, At("--state"), base=None),
     )
     options = {
         "directory": ("--acme", acme),
@@ -92,12 +92,12 @@ def from_flags(
         "challenges": ("--challenge", challenges),
         "dns_hook": ("--dns-hook", dns_hook),
     }
-    given = {key: (value, _At(flag)) for key, (flag, value) in options.items() if value is not None}
+    given = {key: (value, At(flag)) for key, (flag, value) in options.items() if value is not None}
     settings = None
     if acme is not None:
         settings = _acme_settings(
             _acme_given(given, base=None),
-            missing_at=_At("--acme"),
+            missing_at=At("--acme"),
             wildcards=[(name, name_at) for name, _, name_at in names if name.startswith("*.")],
             http=bool(http_listens),
             words=_FLAG_WORDS,
@@ -130,12 +130,12 @@ def _client_auth_flags(mode: str | None, lists: dict[str, list[str] | None]) -> 
     An allow list without a mode that asks for certificates would read like protection that is
     not there, so it is an error here as in the file.
     """
-    given: dict[str, tuple[object, _At]] = {
-        key: (value, _At(_CLIENT_AUTH_FLAGS[key]))
+    given: dict[str, tuple[object, At]] = {
+        key: (value, At(_CLIENT_AUTH_FLAGS[key]))
         for key, value in lists.items()
         if value is not None
     }
-    mode_at = _At("--client-auth")
+    mode_at = At("--client-auth")
     if mode is not None:
         mode = _choice(mode, CLIENT_AUTH_MODES, mode_at)
     if mode is None or mode == "off":
@@ -153,12 +153,12 @@ def _client_auth_flags(mode: str | None, lists: dict[str, list[str] | None]) -> 
 
 def parse_duration(text: str, flag: str) -> float:
     """One duration value ("90d", "12h", "30m", "60s") in seconds, checked like the file's."""
-    return _duration(text, _At(flag))
+    return _duration(text, At(flag))
 
 
 def parse_listen(text: str, flag: str) -> ListenAddress:
     """One ``HOST:PORT`` command-line value, with the same checks and messages as the file's."""
-    return _listen(text, _At(flag))
+    return listen_value(text, At(flag))
 
 
 def eab_key(text: str, flag: str = "--eab") -> tuple[str, bytes]:
@@ -167,4 +167,4 @@ def eab_key(text: str, flag: str = "--eab") -> tuple[str, bytes]:
     The same check as the file's ``eab``, for every command that takes one (``serve``,
     ``cert obtain``, ``ca serve``); a message names the key id, never the key.
     """
-    return _eab(text, _At(flag))
+    return _eab(text, At(flag))

@@ -205,7 +205,7 @@ class _Locator:
         return pos
 
 
-def _locate(text: str) -> _Locator:
+def locator_for(text: str) -> _Locator:
     """A locator for ``text``; a scan that trips up costs line numbers, never the whole load."""
     locator = _Locator(text)
     try:

@@ -1,6 +1,6 @@
 """Messages: where a value came from and how the reader wrote it, for one-line errors.
 
-Every check reports through :class:`_At`, so the same check yields ``FILE:LINE: key: ...`` for
+Every check reports through :class:`At`, so the same check yields ``FILE:LINE: key: ...`` for
 the config file and ``--flag: ...`` for the command line.
 """
 
@@ -17,7 +17,7 @@ from tlsgate.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class _At:
+class At:
     """Where a value came from (``site[1].upstream`` at a file line, or ``--to``).
 
     Carrying this next to every value lets one set of checks serve both the file and the flags,
@@ -33,7 +33,7 @@ class _At:
     def line(self) -> int | None:
         return None if self.locator is None else self.locator.line(self.path)
 
-    def child(self, key: str | int) -> _At:
+    def child(self, key: str | int) -> At:
         if self.source is None:
             return self  # a repeated flag has no index worth showing
         if isinstance(key, int):
@@ -41,7 +41,7 @@ class _At:
         else:
             shown = key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
             label = f"{self.label}.{shown}" if self.label else shown
-        return _At(label, self.source, (*self.path, key), self.locator)
+        return At(label, self.source, (*self.path, key), self.locator)
 
     def error(self, message: str) -> ConfigError:
         line = self.line
@@ -55,7 +55,7 @@ class _At:
         return ConfigError(f"{prefix}{label}{message}")
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
     """A value as the reader wrote it, short enough for a one-line message."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -76,7 +76,7 @@ def _show(value: object) -> str:
     return type(value).__name__
 
 
-def _syntax_error(text: str, source: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+def syntax_error(text: str, source: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
     """Move tomllib's "(at line L, column C)" suffix to the FILE:LINE:COL front editors jump to."""
     message = str(exc)
     match = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message, re.S)

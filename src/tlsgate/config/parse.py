@@ -23,11 +23,11 @@ from tlsgate.config.acme import (
 )
 from tlsgate.config.addresses import (
     _hosts,
-    _listen,
     _listen_option,
     _listeners,
     _network,
     _upstreams,
+    listen_value,
 )
 from tlsgate.config.client_auth import (
     _CLIENT_AUTH_ALIASES,
@@ -36,8 +36,8 @@ from tlsgate.config.client_auth import (
     _PATH_KEYS,
     _client_auth,
 )
-from tlsgate.config.locate import _locate
-from tlsgate.config.messages import _At, _show, _syntax_error
+from tlsgate.config.locate import locator_for
+from tlsgate.config.messages import At, show, syntax_error
 from tlsgate.config.model import (
     DEFAULT_HSTS_MAX_AGE,
     AcmeSettings,
@@ -53,17 +53,17 @@ from tlsgate.config.model import (
 )
 from tlsgate.config.values import (
     _access_log,
-    _bool,
     _choice,
-    _count,
     _is_int,
     _items,
-    _path,
     _poll,
     _rotation,
     _seconds,
-    _table,
     _workers,
+    bool_value,
+    count_value,
+    path_value,
+    table_value,
 )
 from tlsgate.errors import ConfigError
 
@@ -162,7 +162,7 @@ _PRELOAD_MIN_AGE = 31536000
 def _check_keys(
     table: dict[str, object],
     known: Sequence[str],
-    at: _At,
+    at: At,
     aliases: Mapping[str, str] | None = None,
 ) -> None:
     """Refuse unknown keys; ``aliases`` are names that mean a known key in this table only."""
@@ -184,28 +184,28 @@ def _check_keys(
 # --- sub-tables -------------------------------------------------------------------------------
 
 
-def _hsts(value: object, at: _At) -> HstsPolicy | None:
+def _hsts(value: object, at: At) -> HstsPolicy | None:
     if value is True:
         return HstsPolicy()
     if value is False:
         return None
     if _is_int(value):
-        return HstsPolicy(max_age=_count(value, at, "seconds", zero=True))
+        return HstsPolicy(max_age=count_value(value, at, "seconds", zero=True))
     if not isinstance(value, dict):
         raise at.error(
             "expected true, false, a max-age in seconds or a table "
-            f"{{max_age, include_subdomains, preload}}, got {_show(value)}"
+            f"{{max_age, include_subdomains, preload}}, got {show(value)}"
         )
     _check_keys(value, _HSTS_KEYS, at)
     max_age = DEFAULT_HSTS_MAX_AGE
     if "max_age" in value:
-        max_age = _count(value["max_age"], at.child("max_age"), "seconds", zero=True)
+        max_age = count_value(value["max_age"], at.child("max_age"), "seconds", zero=True)
     policy = HstsPolicy(
         max_age=max_age,
-        include_subdomains=_bool(
+        include_subdomains=bool_value(
             value.get("include_subdomains", False), at.child("include_subdomains")
         ),
-        preload=_bool(value.get("preload", False), at.child("preload")),
+        preload=bool_value(value.get("preload", False), at.child("preload")),
     )
     if policy.preload and (not policy.include_subdomains or policy.max_age < _PRELOAD_MIN_AGE):
         raise at.child("preload").error(
@@ -215,8 +215,8 @@ def _hsts(value: object, at: _At) -> HstsPolicy | None:
     return policy
 
 
-def _tls(value: object, at: _At, base: Path | None) -> TlsFiles:
-    table = _table(value, at, "a table with cert and key")
+def _tls(value: object, at: At, base: Path | None) -> TlsFiles:
+    table = table_value(value, at, "a table with cert and key")
     _check_keys(table, (*_TLS_KEYS, *_TLS_OPTIONS), at)
     missing = [key for key in _TLS_KEYS if key not in table]
     if len(missing) == 2:
@@ -224,18 +224,18 @@ def _tls(value: object, at: _At, base: Path | None) -> TlsFiles:
     if missing:
         raise at.error(f"{missing[0]} is missing (cert and key go together)")
     return TlsFiles(
-        cert=_path(table["cert"], at.child("cert"), base),
-        key=_path(table["key"], at.child("key"), base),
+        cert=path_value(table["cert"], at.child("cert"), base),
+        key=path_value(table["key"], at.child("key"), base),
         ocsp_stapling=(
-            _bool(table["ocsp_stapling"], at.child("ocsp_stapling"))
+            bool_value(table["ocsp_stapling"], at.child("ocsp_stapling"))
             if "ocsp_stapling" in table
             else True
         ),
     )
 
 
-def _acme(value: object, at: _At, base: Path | None, expected: str) -> _AcmeGiven:
-    table = _table(value, at, expected)
+def _acme(value: object, at: At, base: Path | None, expected: str) -> _AcmeGiven:
+    table = table_value(value, at, expected)
     _check_keys(table, _ACME_KEYS, at)
     eab = table.get("eab")
     if isinstance(eab, dict):
@@ -244,10 +244,10 @@ def _acme(value: object, at: _At, base: Path | None, expected: str) -> _AcmeGive
     return _acme_given({key: (item, at.child(key)) for key, item in table.items()}, base)
 
 
-def _client_auth_table(value: object, at: _At, base: Path | None) -> ClientAuth | None:
-    table = _table(value, at, "a [site.client_auth] table")
+def _client_auth_table(value: object, at: At, base: Path | None) -> ClientAuth | None:
+    table = table_value(value, at, "a [site.client_auth] table")
     _check_keys(table, _CLIENT_AUTH_KEYS, at, aliases=_CLIENT_AUTH_ALIASES)
-    rules: list[tuple[dict[str, object], _At]] = []
+    rules: list[tuple[dict[str, object], At]] = []
     if "path" in table:
         path_at = at.child("path")
         items = table["path"]
@@ -257,10 +257,10 @@ def _client_auth_table(value: object, at: _At, base: Path | None) -> ClientAuth 
                 "([site.client_auth.path] instead of [[site.client_auth.path]]?)"
             )
         if not isinstance(items, list):
-            raise path_at.error(f"expected [[site.client_auth.path]] tables, got {_show(items)}")
+            raise path_at.error(f"expected [[site.client_auth.path]] tables, got {show(items)}")
         for index, item in enumerate(items):
             rule_at = path_at.child(index)
-            rule = _table(item, rule_at, "a [[site.client_auth.path]] table")
+            rule = table_value(item, rule_at, "a [[site.client_auth.path]] table")
             _check_keys(rule, _PATH_KEYS, rule_at, aliases=_PATH_ALIASES)
             rules.append((rule, rule_at))
     return _client_auth(table, at, rules, base)
@@ -269,8 +269,8 @@ def _client_auth_table(value: object, at: _At, base: Path | None) -> ClientAuth 
 # --- tables -----------------------------------------------------------------------------------
 
 
-def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
-    table = _table(value, at, "a [server] table")
+def _server(value: object, at: At, base: Path | None) -> ServerConfig:
+    table = table_value(value, at, "a [server] table")
     _check_keys(table, _SERVER_KEYS, at)
     defaults = ServerConfig()
 
@@ -281,14 +281,14 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
     http_given = None
     if "http_listen" in table:
         http_given = _listen_option(table["http_listen"], http_at, can_disable=True)
-    admin: tuple[ListenAddress, _At] | None = None
+    admin: tuple[ListenAddress, At] | None = None
     if "admin_listen" in table and table["admin_listen"] is not False:
         admin_at = at.child("admin_listen")
         if not isinstance(table["admin_listen"], str):
             raise admin_at.error(
-                f'expected "HOST:PORT" or false, got {_show(table["admin_listen"])}'
+                f'expected "HOST:PORT" or false, got {show(table["admin_listen"])}'
             )
-        admin = (_listen(table["admin_listen"], admin_at), admin_at)
+        admin = (listen_value(table["admin_listen"], admin_at), admin_at)
     listen, http_listen = _listeners(listen_given, listen_at, http_given, http_at, admin)
 
     trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
@@ -301,26 +301,26 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
 
     timeouts = Timeouts()
     if "timeouts" in table:
-        t = _table(table["timeouts"], at.child("timeouts"), "a [server.timeouts] table")
+        t = table_value(table["timeouts"], at.child("timeouts"), "a [server.timeouts] table")
         _check_keys(t, _TIMEOUT_KEYS, at.child("timeouts"))
         timeouts = Timeouts(**{k: _seconds(v, at.child("timeouts").child(k)) for k, v in t.items()})
 
     limits = Limits()
     if "limits" in table:
-        t = _table(table["limits"], at.child("limits"), "a [server.limits] table")
+        t = table_value(table["limits"], at.child("limits"), "a [server.limits] table")
         limits_at = at.child("limits")
         _check_keys(t, _LIMIT_KEYS, limits_at)
         limits = Limits(
-            max_header_bytes=_count(
+            max_header_bytes=count_value(
                 t.get("max_header_bytes", limits.max_header_bytes),
                 limits_at.child("max_header_bytes"),
                 "bytes",
             ),
-            max_headers=_count(
+            max_headers=count_value(
                 t.get("max_headers", limits.max_headers), limits_at.child("max_headers"), "headers"
             ),
             # 0 = unlimited
-            max_body_bytes=_count(
+            max_body_bytes=count_value(
                 t.get("max_body_bytes", 0), limits_at.child("max_body_bytes"), "bytes", zero=True
             )
             or None,
@@ -335,7 +335,7 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
         access_log=_access_log(table["access_log"], at.child("access_log"), base)
         if "access_log" in table
         else defaults.access_log,
-        state=_path(table["state"], at.child("state"), base) if "state" in table else None,
+        state=path_value(table["state"], at.child("state"), base) if "state" in table else None,
         store=_store(table, at, base),
         ticket_rotation=_rotation(table["ticket_rotation"], at.child("ticket_rotation"))
         if "ticket_rotation" in table
@@ -343,7 +343,7 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
         store_poll=_poll(table["store_poll"], at.child("store_poll"))
         if "store_poll" in table
         else defaults.store_poll,
-        max_connections_per_worker=_count(
+        max_connections_per_worker=count_value(
             table["max_connections_per_worker"],
             at.child("max_connections_per_worker"),
             "connections",
@@ -356,7 +356,7 @@ def _server(value: object, at: _At, base: Path | None) -> ServerConfig:
     )
 
 
-def _store(table: dict[str, object], at: _At, base: Path | None) -> str | None:
+def _store(table: dict[str, object], at: At, base: Path | None) -> str | None:
     """``store``: a database URL as written (its password stays out of messages), or a directory
     resolved like ``state``; the two keys say the same thing, so giving both is an error."""
     if "store" not in table:
@@ -371,16 +371,16 @@ def _store(table: dict[str, object], at: _At, base: Path | None) -> str | None:
                 f"unsupported store {scheme}://; use postgresql://... or a directory"
             )
         return value
-    return str(_path(value, at.child("store"), base))
+    return str(path_value(value, at.child("store"), base))
 
 
 def _site(
     table: dict[str, object],
-    at: _At,
+    at: At,
     base: Path | None,
-    acme: tuple[_AcmeGiven, _At] | None,
+    acme: tuple[_AcmeGiven, At] | None,
     http: bool,
-) -> tuple[SiteConfig, list[tuple[str, str, _At]]]:
+) -> tuple[SiteConfig, list[tuple[str, str, At]]]:
     _check_keys(table, _SITE_KEYS, at)
     if "hosts" not in table:
         raise at.error(
@@ -395,7 +395,7 @@ def _site(
     mode_value = table.get("mode", "http")
     if mode_value in ("off", "optional", "require"):
         raise at.child("mode").error(
-            f"{_show(mode_value)} is a client certificate mode: it belongs in [site.client_auth] "
+            f"{show(mode_value)} is a client certificate mode: it belongs in [site.client_auth] "
             '(a site\'s own mode is "http" or "tcp")'
         )
     mode = _choice(mode_value, _MODES, at.child("mode"))
@@ -410,7 +410,7 @@ def _site(
     )
     balance = _choice(table.get("balance", "round_robin"), _BALANCE, at.child("balance"))
     hsts = _hsts(table["hsts"], at.child("hsts")) if "hsts" in table else None
-    via = _bool(table["via"], at.child("via")) if "via" in table else False
+    via = bool_value(table["via"], at.child("via")) if "via" in table else False
     tls = _tls(table["tls"], at.child("tls"), base) if "tls" in table else None
     issuer, settings = _issuer(table, at, base, tls is not None, hosts, acme, http)
     client_auth = None
@@ -434,11 +434,11 @@ def _site(
 
 def _issuer(
     table: dict[str, object],
-    at: _At,
+    at: At,
     base: Path | None,
     has_files: bool,
-    hosts: list[tuple[str, str, _At]],
-    acme: tuple[_AcmeGiven, _At] | None,
+    hosts: list[tuple[str, str, At]],
+    acme: tuple[_AcmeGiven, At] | None,
     http: bool,
 ) -> tuple[str, AcmeSettings | None]:
     """Where the site's certificate comes from; [acme] makes ACME every site's default.
@@ -485,9 +485,9 @@ def _issuer(
 
 def _sites(
     value: object,
-    root: _At,
+    root: At,
     base: Path | None,
-    acme: tuple[_AcmeGiven, _At] | None,
+    acme: tuple[_AcmeGiven, At] | None,
     http: bool,
 ) -> tuple[SiteConfig, ...]:
     at = root.child("site")
@@ -496,22 +496,20 @@ def _sites(
     if isinstance(value, dict):
         raise at.error("expected [[site]] tables, got a single table ([site] instead of [[site]]?)")
     if not isinstance(value, list):
-        raise at.error(f"expected [[site]] tables, got {_show(value)}")
+        raise at.error(f"expected [[site]] tables, got {show(value)}")
     if not value:
         raise at.error("at least one [[site]] is required (with hosts and upstream)")
     sites: list[SiteConfig] = []
-    owners: dict[str, tuple[int, _At]] = {}
+    owners: dict[str, tuple[int, At]] = {}
     for index, item in enumerate(value):
         site_at = at.child(index)
-        site, hosts = _site(_table(item, site_at), site_at, base, acme, http)
+        site, hosts = _site(table_value(item, site_at), site_at, base, acme, http)
         for name, written, host_at in hosts:
             owner = owners.setdefault(name, (index, host_at))
             if owner[0] != index:
                 first = owner[1]
                 where = f" (line {first.line})" if first.line is not None else ""
-                raise host_at.error(
-                    f"{_show(written)} is already served by site[{owner[0]}]{where}"
-                )
+                raise host_at.error(f"{show(written)} is already served by site[{owner[0]}]{where}")
         sites.append(site)
     return tuple(sites)
 
@@ -520,10 +518,10 @@ def _parse(text: str, *, source: str, base: Path | None) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise _syntax_error(text, source, exc) from None
+        raise syntax_error(text, source, exc) from None
     except RecursionError:
         raise ConfigError(f"{source}: values are nested too deeply") from None
-    root = _At("", source, (), _locate(text))
+    root = At("", source, (), locator_for(text))
     _check_keys(data, _TOP_KEYS, root)
     server = _server(data.get("server", {}), root.child("server"), base)
     acme = None

@@ -49,12 +49,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from tlsgate.config.addresses import _listen
-from tlsgate.config.locate import _locate
-from tlsgate.config.messages import _At, _show, _syntax_error
+from tlsgate.config.addresses import listen_value
+from tlsgate.config.locate import locator_for
+from tlsgate.config.messages import At, show, syntax_error
 from tlsgate.config.model import ListenAddress
 from tlsgate.config.parse import read_text
-from tlsgate.config.values import _bool, _count, _duration_text, _path, _table
+from tlsgate.config.values import (
+    bool_value,
+    count_value,
+    duration_from_text,
+    path_value,
+    table_value,
+)
 from tlsgate.errors import ConfigError
 from tlsgate.inspect.target import Endpoint, parse_endpoint
 
@@ -124,10 +130,10 @@ def loads(text: str, *, source: str = "monitor.toml", base: Path | None = None) 
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise _syntax_error(text, source, exc) from None
+        raise syntax_error(text, source, exc) from None
     except RecursionError:
         raise ConfigError(f"{source}: values are nested too deeply") from None
-    root = _At("", source, (), _locate(text))
+    root = At("", source, (), locator_for(text))
     _check_keys(data, _TOP_KEYS, root)
     settings = _monitor(data.get("monitor", {}), root.child("monitor"), base)
     targets = _targets(data.get("target"), root, base)
@@ -170,7 +176,7 @@ _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_DAYS = 3650
 
 
-def _check_keys(table: Mapping[str, object], known: Sequence[str], at: _At) -> None:
+def _check_keys(table: Mapping[str, object], known: Sequence[str], at: At) -> None:
     for key in table:
         if key in known:
             continue
@@ -183,45 +189,45 @@ def _check_keys(table: Mapping[str, object], known: Sequence[str], at: _At) -> N
         raise at.child(key).error(f"unknown key ({hint})")
 
 
-def _duration(value: object, at: _At) -> float:
+def _duration(value: object, at: At) -> float:
     """``"30s"``, ``"5m"``, ``"1h30m"``, ``"2d"`` or a positive number of seconds."""
     if isinstance(value, str):
-        seconds = _duration_text(value)
+        seconds = duration_from_text(value)
         if seconds is None:
-            raise at.error(f'{_show(value)}: expected a duration like "30s", "5m", "1h" or "2d"')
+            raise at.error(f'{show(value)}: expected a duration like "30s", "5m", "1h" or "2d"')
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         seconds = float(value)
     else:
-        raise at.error(f'expected a duration like "5m" or a number of seconds, got {_show(value)}')
+        raise at.error(f'expected a duration like "5m" or a number of seconds, got {show(value)}')
     if seconds <= 0:
-        raise at.error(f"{_show(value)}: must be more than 0 seconds")
+        raise at.error(f"{show(value)}: must be more than 0 seconds")
     return seconds
 
 
-def _days(value: object, at: _At) -> float:
+def _days(value: object, at: At) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise at.error(f"expected a number of days, got {_show(value)}")
+        raise at.error(f"expected a number of days, got {show(value)}")
     if not 0 <= value <= _MAX_DAYS:
-        raise at.error(f"{_show(value)}: expected 0 to {_MAX_DAYS} days")
+        raise at.error(f"{show(value)}: expected 0 to {_MAX_DAYS} days")
     return float(value)
 
 
-def _webhook(value: object, at: _At) -> str:
+def _webhook(value: object, at: At) -> str:
     if not isinstance(value, str):
-        raise at.error(f"expected an http:// or https:// URL, got {_show(value)}")
+        raise at.error(f"expected an http:// or https:// URL, got {show(value)}")
     try:
         url = urlsplit(value)
         url.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as exc:
-        raise at.error(f"{_show(value)}: {exc}") from None
+        raise at.error(f"{show(value)}: {exc}") from None
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise at.error(f"{_show(value)}: expected an http:// or https:// URL with a host")
+        raise at.error(f"{show(value)}: expected an http:// or https:// URL with a host")
     return value
 
 
-def _monitor(value: object, at: _At, base: Path | None) -> MonitorConfig:
+def _monitor(value: object, at: At, base: Path | None) -> MonitorConfig:
     """The [monitor] settings, in a config that has no targets yet."""
-    table = _table(value, at, "a [monitor] table")
+    table = table_value(value, at, "a [monitor] table")
     _check_keys(table, _MONITOR_KEYS, at)
     d = MonitorConfig(targets=())
 
@@ -242,7 +248,7 @@ def _monitor(value: object, at: _At, base: Path | None) -> MonitorConfig:
         targets=(),
         interval=duration("interval", d.interval),
         concurrency=(
-            _count(table["concurrency"], at.child("concurrency"), "checks")
+            count_value(table["concurrency"], at.child("concurrency"), "checks")
             if "concurrency" in table
             else d.concurrency
         ),
@@ -250,36 +256,36 @@ def _monitor(value: object, at: _At, base: Path | None) -> MonitorConfig:
         warn_days=warn,
         critical_days=critical,
         revocation=(
-            _bool(table["revocation"], at.child("revocation"))
+            bool_value(table["revocation"], at.child("revocation"))
             if "revocation" in table
             else d.revocation
         ),
-        listen=_listen(table["listen"], at.child("listen")) if "listen" in table else None,
+        listen=listen_value(table["listen"], at.child("listen")) if "listen" in table else None,
         webhook=_webhook(table["webhook"], at.child("webhook")) if "webhook" in table else None,
         webhook_timeout=duration("webhook_timeout", d.webhook_timeout),
-        ca=_path(table["ca"], at.child("ca"), base) if "ca" in table else None,
+        ca=path_value(table["ca"], at.child("ca"), base) if "ca" in table else None,
     )
 
 
-def _text(value: object, at: _At, what: str) -> str:
+def _text(value: object, at: At, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise at.error(f"expected {what} as a non-empty string, got {_show(value)}")
+        raise at.error(f"expected {what} as a non-empty string, got {show(value)}")
     return value
 
 
-def _labels(value: object, at: _At) -> dict[str, str]:
-    table = _table(value, at, 'a table of strings like { team = "payments" }')
+def _labels(value: object, at: At) -> dict[str, str]:
+    table = table_value(value, at, 'a table of strings like { team = "payments" }')
     labels: dict[str, str] = {}
     for key, item in table.items():
         if not _LABEL_NAME.fullmatch(key):
             raise at.child(key).error("a label name is letters, digits and _ (not first a digit)")
         if not isinstance(item, str):
-            raise at.child(key).error(f"expected a string, got {_show(item)}")
+            raise at.child(key).error(f"expected a string, got {show(item)}")
         labels[key] = item
     return labels
 
 
-def _target(table: dict[str, object], at: _At, base: Path | None) -> Target:
+def _target(table: dict[str, object], at: At, base: Path | None) -> Target:
     kinds = [kind for kind in _KINDS if kind in table]
     if not kinds:
         _check_keys(table, _TARGET_KEYS, at)
@@ -296,7 +302,7 @@ def _target(table: dict[str, object], at: _At, base: Path | None) -> Target:
     _check_keys(table, known, at)
     labels = _labels(table["labels"], at.child("labels")) if "labels" in table else {}
     name = _text(table["name"], at.child("name"), "a name") if "name" in table else None
-    ca = _path(table["ca"], at.child("ca"), base) if "ca" in table else None
+    ca = path_value(table["ca"], at.child("ca"), base) if "ca" in table else None
     written = _text(table[kind], at.child(kind), f"the {kind}")
     if kind == "endpoint":
         servername = connect = None
@@ -320,7 +326,7 @@ def _target(table: dict[str, object], at: _At, base: Path | None) -> Target:
         # A database store (postgresql://...): its URL may carry a password, which must never
         # become a metric label or a log line.
         return StoreTarget(name or _without_password(written), written, labels)
-    path = _path(written, at.child(kind), base)
+    path = path_value(written, at.child(kind), base)
     if kind == "file":
         return FileTarget(name or written, path, ca, labels)
     return StoreTarget(name or written, path, labels)
@@ -335,7 +341,7 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc[2]}"))
 
 
-def _targets(value: object, root: _At, base: Path | None) -> tuple[Target, ...]:
+def _targets(value: object, root: At, base: Path | None) -> tuple[Target, ...]:
     at = root.child("target")
     if value is None:
         raise root.error("at least one [[target]] is required (endpoint, file or store)")
@@ -344,12 +350,12 @@ def _targets(value: object, root: _At, base: Path | None) -> tuple[Target, ...]:
             "expected [[target]] tables, got a single table ([target] instead of [[target]]?)"
         )
     if not isinstance(value, list):
-        raise at.error(f"expected [[target]] tables, got {_show(value)}")
+        raise at.error(f"expected [[target]] tables, got {show(value)}")
     targets: list[Target] = []
-    seen: dict[str, _At] = {}
+    seen: dict[str, At] = {}
     for index, item in enumerate(value):
         target_at = at.child(index)
-        target = _target(_table(item, target_at, "a [[target]] table"), target_at, base)
+        target = _target(table_value(item, target_at, "a [[target]] table"), target_at, base)
         first = seen.setdefault(target.name, target_at)
         if first is not target_at:
             where = f" (line {first.line})" if first.line is not None else ""

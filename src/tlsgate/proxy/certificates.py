@@ -31,7 +31,8 @@ from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.placeholder import placeholder_certificate
 from tlsgate.renewal.issuers import AcmeIssuer, InternalIssuer, Issuer
 from tlsgate.renewal.renewer import LEASE_TTL, Managed, holder_id, stored_leaf
-from tlsgate.store.base import ManagedCertificate, Store
+from tlsgate.store.base import ManagedCertificate
+from tlsgate.store.roles import ServedCertificateStore
 
 __all__ = [
     "FILE_CHECK",
@@ -93,7 +94,7 @@ def read_site_files(site: SiteConfig) -> SiteCertificate:
 
 
 class CertificateManager:
-    def __init__(self, store: Store, sites: tuple[SiteConfig, ...]) -> None:
+    def __init__(self, store: ServedCertificateStore, sites: tuple[SiteConfig, ...]) -> None:
         self.store = store
         self.sites = sites
         self.current: dict[str, SiteCertificate] = {}

@@ -41,8 +41,9 @@ from tlsgate.mtls.xfcc import outgoing
 from tlsgate.pki.pem import certificate_pem, load_certificates
 from tlsgate.plural import count
 from tlsgate.proxy.headers import XFCC
-from tlsgate.store.base import CertStatus, Store
+from tlsgate.store.base import CertStatus
 from tlsgate.store.files import PUBLIC, atomic_write
+from tlsgate.store.roles import CAStore
 from tlsgate.tls.libssl import set_session_id_context
 from tlsgate.tls.tickets import disable_tickets
 
@@ -122,7 +123,7 @@ def file_material(auth: ClientAuth) -> TrustMaterial:
     return TrustMaterial(cadata, "".join(_crl_pem(path) for path in auth.crl))
 
 
-def internal_material(store: Store, state_dir: Path | None) -> TrustMaterial:
+def internal_material(store: CAStore, state_dir: Path | None) -> TrustMaterial:
     """The internal CA's root and intermediate, and its CRL as the master last wrote it.
 
     The intermediate is trusted too, so a client that sends only its leaf (many do) verifies.
@@ -143,7 +144,7 @@ def internal_material(store: Store, state_dir: Path | None) -> TrustMaterial:
 class InternalCrl:
     """The master's side: keeps ``<state>/crl/internal.pem`` current."""
 
-    def __init__(self, store: Store, state_dir: Path) -> None:
+    def __init__(self, store: CAStore, state_dir: Path) -> None:
         self.store = store
         self.path = state_dir / INTERNAL_CRL
         self._revoked: frozenset[int] | None = None

@@ -26,7 +26,7 @@ from tlsgate.pki.keys import PrivateKey, generate_key, private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import load_certificates
 from tlsgate.pki.profiles import LeafProfile
-from tlsgate.store.base import Store
+from tlsgate.store.roles import CAStore, RenewalStore
 
 __all__ = ["AcmeIssuer", "InternalIssuer", "Issued", "Issuer", "IssuerError"]
 
@@ -72,7 +72,7 @@ class InternalIssuer:
     name = "internal"
 
     def __init__(
-        self, store: Store, *, lifetime: timedelta = INTERNAL_LIFETIME, client: bool = False
+        self, store: CAStore, *, lifetime: timedelta = INTERNAL_LIFETIME, client: bool = False
     ) -> None:
         self.store = store
         self.lifetime = lifetime
@@ -128,7 +128,7 @@ class InternalIssuer:
 class AcmeIssuer:
     """Any ACME CA. The account key lives in the store (created once per directory URL)."""
 
-    def __init__(self, settings: AcmeSettings, store: Store) -> None:
+    def __init__(self, settings: AcmeSettings, store: RenewalStore) -> None:
         self.settings = settings
         self.store = store
         self.name = f"acme:{settings.directory}"

@@ -47,8 +47,9 @@ from tlsgate.errors import AlreadyExists, NotFound, NotInitialized, StorageError
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import load_certificates
 from tlsgate.renewal.issuers import Issuer
-from tlsgate.store.base import ManagedCertificate, RenewalState, Store
+from tlsgate.store.base import ManagedCertificate, RenewalState
 from tlsgate.store.health import StoreHealth
+from tlsgate.store.roles import LeasedRenewalStore
 
 __all__ = ["Managed", "Renewer", "holder_id", "stored_leaf"]
 
@@ -115,7 +116,7 @@ def stored_leaf(
 class Renewer:
     def __init__(
         self,
-        store: Store,
+        store: LeasedRenewalStore,
         managed: Sequence[Managed],
         on_renewed: Callable[[ManagedCertificate], object],
         *,
