@@ -21,6 +21,9 @@ FORBIDDEN = {
     "tlsgate.store": ["asyncio", "tlsgate.ca", "tlsgate.cli"],
     "tlsgate.ca": ["asyncio", "tlsgate.cli"],
     "tlsgate.acme": ["tlsgate.cli", "tlsgate.renewal"],
+    # ACME by role: the server and the client share only the wire format left in acme/ itself.
+    "tlsgate.acme.server": ["tlsgate.acme.client", "tlsgate.cli", "tlsgate.renewal"],
+    "tlsgate.acme.client": ["tlsgate.acme.server", "tlsgate.cli", "tlsgate.renewal"],
     "tlsgate.renewal": ["tlsgate.cli", "tlsgate.proxy"],
     "tlsgate.proxy": ["tlsgate.cli"],
     # mtls decides from plain values; the proxy applies its decisions, not the other way round.
@@ -118,18 +121,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
 SANS_IO = [
     *sorted((SRC / "proxy" / "http").glob("*.py")),
     *(SRC / "proxy" / name for name in ("headers.py", "routing.py", "clienthello.py")),
+    *(SRC / "acme" / name for name in ("problems.py", "jose.py", "okp.py", "ari.py")),
     *(
-        SRC / "acme" / name
+        SRC / "acme" / "server" / name
         for name in (
-            "problems.py",
             "nonces.py",
             "jws.py",
-            "okp.py",
             "policy.py",
-            "orders.py",
-            "ari.py",
+            "status.py",
+            "csr.py",
+            "resources.py",
         )
     ),
+    SRC / "acme" / "client" / "schedule.py",
     *sorted((SRC / "mtls").glob("*.py")),
     *(
         SRC / "inspect" / name
@@ -149,3 +153,23 @@ def test_sans_io_source_imports_no_io(path: Path) -> None:
             names = [node.module]
         for name in names:
             assert name.split(".")[0] not in PURE_BANNED, f"{path.name} imports {name}"
+
+
+#: The wire-format modules directly in acme/: what both roles import, so they import neither.
+ACME_SHARED = sorted(
+    f"tlsgate.acme.{path.stem}" for path in (SRC / "acme").glob("*.py") if path.stem != "__init__"
+)
+
+
+@pytest.mark.parametrize("module", ACME_SHARED)
+def test_acme_wire_format_belongs_to_neither_role(module: str) -> None:
+    code = f"import sys, {module}\nprint('\\n'.join(sorted(sys.modules)))\n"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=bare_env(),
+    ).stdout.split()
+    assert not [m for m in loaded if m.startswith(("tlsgate.acme.server", "tlsgate.acme.client"))]

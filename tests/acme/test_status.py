@@ -1,4 +1,4 @@
-"""Order and authorization statuses, and finalize's CSR check (tlsgate.acme.orders)."""
+"""Order and authorization statuses, and finalize's CSR check (tlsgate.acme.server.status, .csr)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tlsgate.acme.orders import (
-    authorization_status,
-    check_finalize_csr,
-    csr_identifiers,
-    order_status,
-)
+from tlsgate.acme.server.csr import check_finalize_csr, csr_identifiers
+from tlsgate.acme.server.status import authorization_status, order_status
 from tlsgate.errors import CSRError
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
