@@ -20,7 +20,7 @@ from tlsgate.acme.server.validation import ACME_TLS_ALPN, alpn_challenge_certifi
 from tlsgate.pki.chain import verify_chain
 
 from .pebble import Pebble
-from .test_server import run
+from .server.test_server import run
 
 pytestmark = pytest.mark.interop
 

@@ -18,7 +18,7 @@ from tlsgate.ca import CertificateAuthority
 from tlsgate.pki.chain import verify_chain
 from tlsgate.store.sqlite import SQLiteStore
 
-from .test_server import Env, environment, run
+from ..server.test_server import Env, environment, run
 
 
 class Http01:

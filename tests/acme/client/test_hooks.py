@@ -12,7 +12,7 @@ from tlsgate.acme.client.session import AcmeClientError
 from tlsgate.acme.jose import dns01_txt_value
 from tlsgate.errors import ConfigError
 
-from .test_server import run
+from ..server.test_server import run
 
 
 def test_the_command_gets_the_record_name_and_value(tmp_path: Path) -> None:
