@@ -23,6 +23,19 @@ FORBIDDEN = {
     "tlsgate.ca": ["asyncio", "tlsgate.cli"],
     # acme builds its tls-alpn-01 and `ca serve` contexts with tlsgate.tls, not the proxy's.
     "tlsgate.acme": ["tlsgate.cli", "tlsgate.renewal", "tlsgate.proxy"],
+    # ACME by role: the server and the client share only the wire format left in acme/ itself.
+    "tlsgate.acme.server": [
+        "tlsgate.acme.client",
+        "tlsgate.cli",
+        "tlsgate.renewal",
+        "tlsgate.proxy",
+    ],
+    "tlsgate.acme.client": [
+        "tlsgate.acme.server",
+        "tlsgate.cli",
+        "tlsgate.renewal",
+        "tlsgate.proxy",
+    ],
     "tlsgate.renewal": ["tlsgate.cli", "tlsgate.proxy"],
     "tlsgate.proxy": ["tlsgate.cli"],
     # mtls decides from plain values; the proxy applies its decisions, not the other way round.
@@ -146,18 +159,19 @@ SANS_IO = [
     *sorted((SRC / "http").glob("*.py")),
     *(SRC / "proxy" / name for name in ("headers.py", "routing.py")),
     SRC / "tls" / "clienthello.py",
+    *(SRC / "acme" / name for name in ("problems.py", "jose.py", "okp.py", "ari.py")),
     *(
-        SRC / "acme" / name
+        SRC / "acme" / "server" / name
         for name in (
-            "problems.py",
             "nonces.py",
             "jws.py",
-            "okp.py",
             "policy.py",
-            "orders.py",
-            "ari.py",
+            "status.py",
+            "csr.py",
+            "resources.py",
         )
     ),
+    SRC / "acme" / "client" / "schedule.py",
     *sorted((SRC / "mtls").glob("*.py")),
     *(
         SRC / "inspect" / name
@@ -235,3 +249,23 @@ def test_no_private_names_across_packages() -> None:
         if (found := _private_imports(path))
     }
     assert not offenders, f"private names imported across packages: {offenders}"
+
+
+#: The wire-format modules directly in acme/: what both roles import, so they import neither.
+ACME_SHARED = sorted(
+    f"tlsgate.acme.{path.stem}" for path in (SRC / "acme").glob("*.py") if path.stem != "__init__"
+)
+
+
+@pytest.mark.parametrize("module", ACME_SHARED)
+def test_acme_wire_format_belongs_to_neither_role(module: str) -> None:
+    code = f"import sys, {module}\nprint('\\n'.join(sorted(sys.modules)))\n"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=bare_env(),
+    ).stdout.split()
+    assert not [m for m in loaded if m.startswith(("tlsgate.acme.server", "tlsgate.acme.client"))]

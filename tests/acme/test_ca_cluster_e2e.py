@@ -39,8 +39,8 @@ from josepy.jwk import JWKEC
 
 from tests.conftest import free_port, require_tool
 from tests.store.postgres import PostgresServer
-from tlsgate.acme.client import AcmeClient
-from tlsgate.acme.solvers import Http01Solver
+from tlsgate.acme.client.session import AcmeClient
+from tlsgate.acme.client.solvers import Http01Solver
 from tlsgate.pki.csr import build_csr
 from tlsgate.pki.keys import generate_key
 from tlsgate.store.postgres import PostgresStore

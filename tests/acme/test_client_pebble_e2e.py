@@ -14,13 +14,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.jwk import JWKEC
 
-from tlsgate.acme.client import AcmeClient
-from tlsgate.acme.solvers import Http01Solver
-from tlsgate.acme.validation import ACME_TLS_ALPN, alpn_challenge_certificate
+from tlsgate.acme.client.session import AcmeClient
+from tlsgate.acme.client.solvers import Http01Solver
+from tlsgate.acme.server.validation import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.pki.chain import verify_chain
 
 from .pebble import Pebble
-from .test_server import run
+from .server.test_server import run
 
 pytestmark = pytest.mark.interop
 

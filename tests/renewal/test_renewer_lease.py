@@ -19,7 +19,7 @@ from cryptography import x509
 
 from tests.conftest import free_port
 from tests.store.postgres import PostgresServer
-from tlsgate.acme.solvers import StoredAnswers
+from tlsgate.acme.client.solvers import StoredAnswers
 from tlsgate.errors import StorageError
 from tlsgate.renewal import renewer as renewer_module
 from tlsgate.renewal.issuers import InternalIssuer, Issued, IssuerError

@@ -44,7 +44,7 @@ _STATUS = {
 Subproblem = tuple[messages.Identifier, "AcmeProblem"]
 
 
-#: The error types a failed challenge can carry; every outcome of ``validation.py`` is one of
+#: The error types a failed challenge can carry; every outcome of ``server/validation.py`` is one of
 #: them (a test holds the two together: a code missing here left challenges stuck once).
 CHALLENGE_ERRORS = frozenset(
     {"connection", "dns", "tls", "incorrectResponse", "unknownHost", "unauthorized"}

@@ -64,10 +64,10 @@ def _public_url(value: str | None, hostname: str) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from tlsgate.acme.policy import IdentifierPolicy
-    from tlsgate.acme.server import AcmeSettings
-    from tlsgate.acme.service import serve_acme
-    from tlsgate.acme.validation import ValidationConfig
+    from tlsgate.acme.server.app import AcmeServerSettings
+    from tlsgate.acme.server.policy import IdentifierPolicy
+    from tlsgate.acme.server.service import serve_acme
+    from tlsgate.acme.server.validation import ValidationConfig
 
     listen = parse_listen(args.listen, "--listen")
     public_url = _public_url(args.public_url, args.hostname)
@@ -80,13 +80,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         resolve=args.resolve,
         dns_resolver=args.dns_resolver,
     )
-    profiles = dict(AcmeSettings().profiles)
+    profiles = dict(AcmeServerSettings().profiles)
     if args.lifetime is not None:
         lifetime = timedelta(seconds=parse_duration(args.lifetime, "--lifetime"))
         if lifetime < MIN_LEAF_LIFETIME:
             raise ConfigError(f"--lifetime {args.lifetime}: certificates live at least 1 minute")
         profiles["default"] = lifetime
-    settings = AcmeSettings(
+    settings = AcmeServerSettings(
         policy=IdentifierPolicy(ca.constraints, allow_dns=allow_dns, allow_ip=allow_ip),
         profiles=profiles,
         validation=validation,
@@ -101,14 +101,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     nonces = None
     if args.nonces == "store" or (args.nonces == "auto" and is_database_url(store.location)):
-        from tlsgate.acme.nonces import StoreNonces
+        from tlsgate.acme.server.nonces import StoreNonces
 
         nonces = StoreNonces(store)
 
     limiter = None
     shared = is_database_url(store.location)
     if args.rate_limits == "store" or (args.rate_limits == "auto" and shared):
-        from tlsgate.acme.policy import StoreRateLimiter
+        from tlsgate.acme.server.policy import StoreRateLimiter
 
         limiter = StoreRateLimiter(store, args.order_rate, args.order_burst)
 

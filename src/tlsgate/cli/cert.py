@@ -1,7 +1,8 @@
 """``tlsgate cert``: certificates from any ACME CA for hosts that are not behind `serve`.
 
-``renew`` is for cron or a systemd timer: it renews what ``acme/schedule.py`` says is due (exit
-0 when nothing was, or everything renewed; 1 when a renewal failed, the current files kept).
+``renew`` is for cron or a systemd timer: it renews what ``acme/client/schedule.py`` says is
+due (exit 0 when nothing was, or everything renewed; 1 when a renewal failed, the current files
+kept).
 
 ``obtain`` answers http-01 itself on ``--http-01-port`` (so port 80 must be free, as with
 certbot's standalone mode), writes ``key.pem`` (0600), ``cert.pem``, ``chain.pem`` and
@@ -34,7 +35,7 @@ def _where(args: argparse.Namespace) -> tuple[Path, str | None]:
 
 
 def cmd_obtain(args: argparse.Namespace) -> int:
-    from tlsgate.acme.standalone import ObtainRequest, obtain_certificate
+    from tlsgate.acme.client.standalone import ObtainRequest, obtain_certificate
 
     names = tuple(n.lower().rstrip(".") for n in args.names)
     state, store = _where(args)
@@ -65,7 +66,7 @@ def cmd_obtain(args: argparse.Namespace) -> int:
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
-    from tlsgate.acme.standalone import renew_all
+    from tlsgate.acme.client.standalone import renew_all
 
     state, store = _where(args)
     outcomes = renew_all(

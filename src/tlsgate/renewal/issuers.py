@@ -16,9 +16,9 @@ from typing import Protocol
 from cryptography import x509
 
 from tlsgate.acme.ari import cert_id
-from tlsgate.acme.client import AcmeClient, AcmeClientError, Solver, stored_account_key
-from tlsgate.acme.hooks import Dns01Hook
-from tlsgate.acme.solvers import StoredAnswers
+from tlsgate.acme.client.hooks import Dns01Hook
+from tlsgate.acme.client.session import AcmeClient, AcmeClientError, Solver, stored_account_key
+from tlsgate.acme.client.solvers import StoredAnswers
 from tlsgate.ca import CertificateAuthority, passphrase_from_env
 from tlsgate.config import AcmeSettings
 from tlsgate.errors import AlreadyExists, NotInitialized, TlsgateError

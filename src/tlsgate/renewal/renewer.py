@@ -1,11 +1,11 @@
 """The renewal loop: one task per served certificate, in the process that owns the state.
 
-Each task plans its next attempt with :func:`tlsgate.acme.schedule.next_attempt` (ARI when the
-CA offers it, else the lifetime rule; backoff after failures; the emergency pace near expiry),
-sleeps against the wall clock in short steps (a machine that slept past the moment renews on
-wake), asks the issuer, stores the result and hands it to ``on_renewed``. A failure changes
-nothing that is served: the error and the next attempt are logged and recorded in the store,
-where ``tlsgate status`` reads them.
+Each task plans its next attempt with :func:`tlsgate.acme.client.schedule.next_attempt` (ARI
+when the CA offers it, else the lifetime rule; backoff after failures; the emergency pace near
+expiry), sleeps against the wall clock in short steps (a machine that slept past the moment
+renews on wake), asks the issuer, stores the result and hands it to ``on_renewed``. A failure
+changes nothing that is served: the error and the next attempt are logged and recorded in the
+store, where ``tlsgate status`` reads them.
 
 What counts as "the current certificate" is what the store holds: a certificate that is
 expired, for other names or from another issuer is replaced at once (but served until then).
@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 
-from tlsgate.acme.schedule import RenewalPlan, backoff, next_attempt
+from tlsgate.acme.client.schedule import RenewalPlan, backoff, next_attempt
 from tlsgate.errors import AlreadyExists, NotFound, NotInitialized, StorageError, TlsgateError
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import load_certificates

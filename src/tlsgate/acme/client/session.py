@@ -33,7 +33,7 @@ from josepy import jwa
 from josepy.json_util import decode_b64jose
 from josepy.jwk import JWK, JWKEC, JWKOct
 
-from tlsgate.acme import jws as jws_module
+from tlsgate.acme import jose
 from tlsgate.acme.ari import cert_id
 from tlsgate.acme.okp import EdDSA
 from tlsgate.errors import TlsgateError
@@ -183,7 +183,7 @@ class AcmeClient:
             body = self._sign(url, payload, nonce, use_jwk=use_jwk)
             try:
                 async with self.session.post(
-                    url, data=body, headers={"Content-Type": jws_module.CONTENT_TYPE}
+                    url, data=body, headers={"Content-Type": jose.CONTENT_TYPE}
                 ) as response:
                     data = await response.read()
                     headers = dict(response.headers)
@@ -262,7 +262,7 @@ class AcmeClient:
             if authz.get("wildcard"):
                 identifier = f"*.{identifier}"
             solver = solvers[challenge["type"]]
-            key_authz = jws_module.key_authorization(challenge["token"], self.key.public_key())
+            key_authz = jose.key_authorization(challenge["token"], self.key.public_key())
             await solver.present(identifier, challenge["token"], key_authz)
             try:
                 await self.post(challenge["url"], {})

@@ -1,4 +1,7 @@
-"""The ACME client (tlsgate.acme.client) against the ACME server, in-process (see test_server)."""
+"""The ACME client (tlsgate.acme.client.session) against the ACME server, in-process.
+
+See test_server for the server side.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.jwk import JWKEC
 
-from tlsgate.acme.client import AcmeClient, AcmeClientError
-from tlsgate.acme.nonces import NonceBook
+from tlsgate.acme.client.session import AcmeClient, AcmeClientError
+from tlsgate.acme.server.nonces import NonceBook
 from tlsgate.ca import CertificateAuthority
 from tlsgate.pki.chain import verify_chain
 from tlsgate.store.sqlite import SQLiteStore
 
-from .test_server import Env, environment, run
+from ..server.test_server import Env, environment, run
 
 
 class Http01:

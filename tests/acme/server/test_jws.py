@@ -18,22 +18,20 @@ from josepy import b64, jwa
 from josepy.json_util import decode_b64jose
 from josepy.jwk import JWK, JWKEC, JWKRSA
 
-from tlsgate.acme.jws import (
-    CONTENT_TYPE,
+from tlsgate.acme.jose import CONTENT_TYPE, key_authorization, thumbprint
+from tlsgate.acme.problems import AcmeProblem
+from tlsgate.acme.server.jws import (
     JWKOKP,
     MAX_BODY,
     KeyRule,
     VerifiedRequest,
-    key_authorization,
     load_jwk,
     parse_request,
-    thumbprint,
     verify_external_account_binding,
     verify_key_change,
     verify_request,
 )
-from tlsgate.acme.nonces import NonceBook
-from tlsgate.acme.problems import AcmeProblem
+from tlsgate.acme.server.nonces import NonceBook
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BASE = "https://ca.test/acme"

@@ -15,8 +15,8 @@ import logging
 import os
 import shlex
 
-from tlsgate.acme.client import AcmeClientError
-from tlsgate.acme.validation import dns01_txt_value
+from tlsgate.acme.client.session import AcmeClientError
+from tlsgate.acme.jose import dns01_txt_value
 from tlsgate.errors import ConfigError
 
 __all__ = ["Dns01Hook"]

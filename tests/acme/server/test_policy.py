@@ -1,4 +1,4 @@
-"""Identifier policy and rate limits of the ACME server (tlsgate.acme.policy)."""
+"""Identifier policy and rate limits of the ACME server (tlsgate.acme.server.policy)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from tlsgate.acme.policy import IdentifierPolicy, RateLimiter
+from tlsgate.acme.server.policy import IdentifierPolicy, RateLimiter
 from tlsgate.pki.names import NameConstraints
 
 

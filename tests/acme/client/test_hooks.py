@@ -1,4 +1,4 @@
-"""The dns-01 hook solver (tlsgate.acme.hooks): what the command gets, and its failures."""
+"""The dns-01 hook solver (tlsgate.acme.client.hooks): what the command gets, and its failures."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tlsgate.acme.client import AcmeClientError
-from tlsgate.acme.hooks import Dns01Hook
-from tlsgate.acme.validation import dns01_txt_value
+from tlsgate.acme.client.hooks import Dns01Hook
+from tlsgate.acme.client.session import AcmeClientError
+from tlsgate.acme.jose import dns01_txt_value
 from tlsgate.errors import ConfigError
 
-from .test_server import run
+from ..server.test_server import run
 
 
 def test_the_command_gets_the_record_name_and_value(tmp_path: Path) -> None:

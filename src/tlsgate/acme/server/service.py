@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from tlsgate.acme.nonces import NonceStore
-from tlsgate.acme.policy import OrderLimiter
-from tlsgate.acme.server import AcmeServer, AcmeSettings
+from tlsgate.acme.server.app import AcmeServer, AcmeServerSettings
+from tlsgate.acme.server.nonces import NonceStore
+from tlsgate.acme.server.policy import OrderLimiter
 from tlsgate.ca.authority import CertificateAuthority
 from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities, with_loopback
@@ -45,7 +45,7 @@ async def serve_acme(
     *,
     sockets: Sequence[socket.socket],
     hostname: str,
-    settings: AcmeSettings,
+    settings: AcmeServerSettings,
     nonces: NonceStore | None = None,
     limiter: OrderLimiter | None = None,
     public_url: str | None = None,
@@ -57,9 +57,9 @@ async def serve_acme(
     this issues the server's certificate, so a port that cannot be had costs no certificate.
 
     ``nonces`` defaults to an in-memory book, right for one process; several nodes on one store
-    pass :class:`~tlsgate.acme.nonces.StoreNonces`, and likewise ``limiter`` (the new-order rate
-    limit, in memory by default) :class:`~tlsgate.acme.policy.StoreRateLimiter`, so the nodes
-    together allow the configured rate rather than one rate each. ``public_url`` is where
+    pass :class:`~tlsgate.acme.server.nonces.StoreNonces`, and likewise ``limiter`` (the new-order
+    rate limit, in memory by default) :class:`~tlsgate.acme.server.policy.StoreRateLimiter`, so
+    the nodes together allow the configured rate rather than one rate each. ``public_url`` is where
     clients reach the server when that is not ``https://hostname:listen_port``: behind a load
     balancer every node must hand out the same URLs, since a JWS names the URL it is sent to
     (RFC 8555 6.4) and the client's next request may land on another node.

@@ -1,7 +1,7 @@
 """The ACME server's URLs and the JSON objects it returns (RFC 8555 7.1), from store records.
 
 Pure: records and ``now`` in, JSON-ready dicts out. Statuses shown are the derived ones (see
-``orders.py``), so a client never reads ``pending`` for an authorization that has expired.
+``status.py``), so a client never reads ``pending`` for an authorization that has expired.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from tlsgate.acme.orders import authorization_status, order_status
+from tlsgate.acme.server.status import current_authorization_status
 from tlsgate.store.acme import (
     AcmeAccount,
     AcmeAuthorization,
@@ -119,17 +119,6 @@ def render_account(account: AcmeAccount, urls: Urls) -> dict[str, object]:
     }
 
 
-def current_authorization_status(
-    authz: AcmeAuthorization, challenges: Sequence[AcmeChallenge], now: datetime
-) -> str:
-    return authorization_status(
-        authz.status.value,
-        [c.status.value for c in challenges],
-        expires=authz.expires,
-        now=now,
-    )
-
-
 def render_challenge(challenge: AcmeChallenge, urls: Urls) -> dict[str, object]:
     out: dict[str, object] = {
         "type": challenge.type.value,
@@ -163,12 +152,6 @@ def render_authorization(
     if authz.wildcard:
         out["wildcard"] = True
     return out
-
-
-def current_order_status(
-    order: AcmeOrder, authorization_statuses: Sequence[str], now: datetime
-) -> str:
-    return order_status(order.status.value, authorization_statuses, expires=order.expires, now=now)
 
 
 def render_order(order: AcmeOrder, status: str, urls: Urls) -> dict[str, object]:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tlsgate.acme import jws
-from tlsgate.acme.core import (
+from tlsgate.acme import jose
+from tlsgate.acme.problems import AcmeProblem
+from tlsgate.acme.server import jws
+from tlsgate.acme.server.core import (
     ServerCore,
     contact_list,
     jwk_from_text,
     jwk_text,
     log,
 )
-from tlsgate.acme.problems import AcmeProblem
-from tlsgate.acme.resources import (
+from tlsgate.acme.server.resources import (
     render_account,
 )
 from tlsgate.errors import AlreadyExists
@@ -34,7 +35,7 @@ class AccountHandlers(ServerCore):
         context = await self._authenticate(request, jws.KeyRule.JWK)
         verified = context.request
         payload = verified.payload_json or {}
-        thumbprint = jws.thumbprint(verified.jwk)
+        thumbprint = jose.thumbprint(verified.jwk)
         existing = self.store.find_account_by_thumbprint(thumbprint)
         if existing is not None:
             return self._json(
@@ -105,7 +106,7 @@ class AccountHandlers(ServerCore):
             account_url=self.urls.account(account.id),
             old_jwk=jwk_from_text(account.jwk),
         )
-        thumbprint = jws.thumbprint(new_jwk)
+        thumbprint = jose.thumbprint(new_jwk)
         other = self.store.find_account_by_thumbprint(thumbprint)
         if other is None:
             try:

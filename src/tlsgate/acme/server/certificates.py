@@ -6,9 +6,10 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tlsgate.acme import jws
 from tlsgate.acme.ari import cert_id, parse_cert_id, renewal_window
-from tlsgate.acme.core import (
+from tlsgate.acme.problems import AcmeProblem
+from tlsgate.acme.server import jws
+from tlsgate.acme.server.core import (
     PEM_CHAIN,
     REVOCATION_REASONS,
     ServerCore,
@@ -16,7 +17,6 @@ from tlsgate.acme.core import (
     log,
     same_key,
 )
-from tlsgate.acme.problems import AcmeProblem
 from tlsgate.errors import NotFound
 from tlsgate.store.base import CertStatus
 

@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from josepy.jwk import JWKEC
 
 from tlsgate.acme.ari import cert_id
-from tlsgate.acme.client import AcmeClient, Solver, stored_account_key
-from tlsgate.acme.hooks import Dns01Hook
-from tlsgate.acme.schedule import next_attempt
-from tlsgate.acme.solvers import Http01Solver
+from tlsgate.acme.client.hooks import Dns01Hook
+from tlsgate.acme.client.schedule import next_attempt
+from tlsgate.acme.client.session import AcmeClient, Solver, stored_account_key
+from tlsgate.acme.client.solvers import Http01Solver
 from tlsgate.errors import ConfigError, TlsgateError
 from tlsgate.pki.keys import (
     DEFAULT_KEY_TYPE,

@@ -1,4 +1,4 @@
-"""The ACME front end end to end (tlsgate.acme.server): real JWS, a real http-01 responder.
+"""The ACME front end end to end (tlsgate.acme.server.app): real JWS, a real http-01 responder.
 
 The server runs in-process on aiohttp's test server (plain HTTP: TLS is the service's job and
 is covered by the certbot/lego tests); requests are signed with the ``acme`` library's JWS, as
@@ -30,9 +30,10 @@ from josepy.json_util import decode_b64jose
 from josepy.jwk import JWKEC
 
 from tests.conftest import free_port
-from tlsgate.acme.policy import IdentifierPolicy
-from tlsgate.acme.server import AcmeServer, AcmeSettings
-from tlsgate.acme.validation import ValidationConfig, dns01_txt_value
+from tlsgate.acme.jose import dns01_txt_value
+from tlsgate.acme.server.app import AcmeServer, AcmeServerSettings
+from tlsgate.acme.server.policy import IdentifierPolicy
+from tlsgate.acme.server.validation import ValidationConfig
 from tlsgate.ca import CertificateAuthority
 from tlsgate.pki.chain import verify_chain
 from tlsgate.pki.names import NameConstraints
@@ -197,7 +198,7 @@ async def environment(
     )
     options: dict[str, Any] = {"validation": validation, **settings}
     port = free_port()  # the URLs the server hands out must name its real port
-    acme = AcmeServer(ca, store, f"http://127.0.0.1:{port}", AcmeSettings(**options))
+    acme = AcmeServer(ca, store, f"http://127.0.0.1:{port}", AcmeServerSettings(**options))
     server = TestServer(acme.app(), host="127.0.0.1", port=port)
     await server.start_server()
     try:

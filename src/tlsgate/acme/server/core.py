@@ -1,7 +1,7 @@
 """What every ACME endpoint shares: settings, request authentication and answers.
 
-The handlers (``accounts.py``, ``ordering.py``, ``certificates.py``) are mixins over
-:class:`ServerCore`; ``server.py`` puts them together with the routes. See ``server.py`` for the
+The handlers (``accounts.py``, ``orders.py``, ``certificates.py``) are mixins over
+:class:`ServerCore`; ``app.py`` puts them together with the routes. See ``app.py`` for the
 shape of the whole.
 """
 
@@ -23,15 +23,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from josepy.jwk import JWK
 
-from tlsgate.acme import jws
-from tlsgate.acme.nonces import NonceBook, NonceStore
-from tlsgate.acme.policy import IdentifierPolicy, OrderLimiter, RateLimiter
 from tlsgate.acme.problems import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from tlsgate.acme.problems import AcmeProblem
-from tlsgate.acme.resources import (
+from tlsgate.acme.server import jws
+from tlsgate.acme.server.nonces import NonceBook, NonceStore
+from tlsgate.acme.server.policy import IdentifierPolicy, OrderLimiter, RateLimiter
+from tlsgate.acme.server.resources import (
     Urls,
 )
-from tlsgate.acme.validation import ValidationConfig
+from tlsgate.acme.server.validation import ValidationConfig
 from tlsgate.ca.authority import CertificateAuthority
 from tlsgate.errors import NotFound
 from tlsgate.store.acme import (
@@ -40,7 +40,7 @@ from tlsgate.store.acme import (
 )
 from tlsgate.store.roles import AcmeServerStore
 
-__all__ = ["AcmeSettings", "Context", "ServerCore"]
+__all__ = ["AcmeServerSettings", "Context", "ServerCore"]
 
 
 log = logging.getLogger("tlsgate.acme")
@@ -58,8 +58,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
-class AcmeSettings:
-    """Policy knobs of `tlsgate ca serve` (defaults: Let's Encrypt's, with a 6-day profile)."""
+class AcmeServerSettings:
+    """Policy knobs of `tlsgate ca serve` (defaults: Let's Encrypt's, with a 6-day profile).
+
+    The server's settings; how a site of ``serve`` gets a certificate *from* an ACME CA is
+    :class:`tlsgate.config.AcmeSettings`, the client's.
+    """
 
     policy: IdentifierPolicy = field(default_factory=IdentifierPolicy)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -103,7 +107,7 @@ class ServerCore:
         ca: CertificateAuthority,
         store: AcmeServerStore,
         base_url: str,
-        settings: AcmeSettings | None = None,
+        settings: AcmeServerSettings | None = None,
         *,
         nonces: NonceStore | None = None,
         limiter: OrderLimiter | None = None,
@@ -112,7 +116,7 @@ class ServerCore:
         self.ca = ca
         self.store = store
         self.urls = Urls(base_url.rstrip("/"))
-        self.settings = settings or AcmeSettings()
+        self.settings = settings or AcmeServerSettings()
         self.nonces: NonceStore = nonces or NonceBook()
         self.clock = clock
         self.limiter: OrderLimiter = limiter or RateLimiter(

@@ -1,4 +1,4 @@
-"""Renewal timing on the client side (tlsgate.acme.schedule)."""
+"""Renewal timing on the client side (tlsgate.acme.client.schedule)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tlsgate.acme.schedule import MAX_BACKOFF, backoff, next_attempt, renewal_time
+from tlsgate.acme.client.schedule import MAX_BACKOFF, backoff, next_attempt, renewal_time
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -1,4 +1,4 @@
-"""Challenge validation (tlsgate.acme.validation) against real servers on 127.0.0.1.
+"""Challenge validation (tlsgate.acme.server.validation) against real servers on 127.0.0.1.
 
 Every peer is a real server on an ephemeral port: aiohttp for http-01, a Python ``ssl`` server
 for tls-alpn-01, a dnspython-built UDP DNS stub for dns-01 (and for the A-record fallback).
@@ -28,27 +28,27 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import free_port
-from tlsgate.acme.resolve import (
+from tlsgate.acme.jose import dns01_txt_value
+from tlsgate.acme.server.resolve import (
     DnsServer,
     Resolver,
     parse_dns_server,
     parse_resolve_rule,
     parse_resolve_rules,
 )
-from tlsgate.acme.tls_alpn import (
-    ACME_IDENTIFIER_OID,
-    ChallengeCertificateError,
-    check_challenge_certificate,
-    key_authorization_digest,
-)
-from tlsgate.acme.validation import (
+from tlsgate.acme.server.validation import (
     ErrorType,
     UnsupportedChallenge,
     ValidationConfig,
     ValidationResult,
     alpn_challenge_certificate,
-    dns01_txt_value,
     validate,
+)
+from tlsgate.acme.tls_alpn import (
+    ACME_IDENTIFIER_OID,
+    ChallengeCertificateError,
+    check_challenge_certificate,
+    key_authorization_digest,
 )
 from tlsgate.errors import ConfigError, TlsgateError
 from tlsgate.pki.keys import private_key_pem

@@ -1,4 +1,4 @@
-"""Order and authorization statuses, and finalize's CSR check (tlsgate.acme.orders)."""
+"""Order and authorization statuses, and finalize's CSR check (tlsgate.acme.server.status, .csr)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tlsgate.acme.orders import (
-    authorization_status,
-    check_finalize_csr,
-    csr_identifiers,
-    order_status,
-)
+from tlsgate.acme.server.csr import check_finalize_csr, csr_identifiers
+from tlsgate.acme.server.status import abandoned, authorization_status, order_status
 from tlsgate.errors import CSRError
+from tlsgate.store.acme import AcmeChallenge, ChallengeStatus, ChallengeType
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 LATER = NOW + timedelta(days=7)
@@ -48,6 +45,18 @@ def test_order_status() -> None:
     assert order_status("processing", ["valid"], expires=NOW, now=LATER) == "processing"
     assert order_status("valid", ["expired"], expires=NOW, now=LATER) == "valid"
     assert order_status("pending", [], expires=LATER, now=NOW) == "pending"
+
+
+def test_abandoned_is_processing_since_before_the_cutoff_or_since_unknown() -> None:
+    def challenge(status: ChallengeStatus, since: datetime | None) -> AcmeChallenge:
+        return AcmeChallenge("c", "a", ChallengeType.HTTP_01, "tok", status, processing_since=since)
+
+    processing = ChallengeStatus.PROCESSING
+    assert abandoned(challenge(processing, NOW - timedelta(minutes=2)), NOW - timedelta(minutes=1))
+    assert abandoned(challenge(processing, None), NOW)  # written by a node older than schema 6
+    assert not abandoned(challenge(processing, NOW), NOW - timedelta(minutes=1))
+    assert not abandoned(challenge(ChallengeStatus.PENDING, None), NOW)
+    assert not abandoned(challenge(ChallengeStatus.VALID, NOW - timedelta(days=1)), NOW)
 
 
 def csr(names: list[x509.GeneralName], cn: str | None = None, key: object | None = None) -> bytes:

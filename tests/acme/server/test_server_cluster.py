@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from josepy import jwa
 
 from tests.conftest import free_port
-from tlsgate.acme.nonces import StoreNonces
-from tlsgate.acme.orders import check_finalize_csr
-from tlsgate.acme.policy import StoreRateLimiter
-from tlsgate.acme.server import AcmeServer
+from tlsgate.acme.server.app import AcmeServer
+from tlsgate.acme.server.csr import check_finalize_csr
+from tlsgate.acme.server.nonces import StoreNonces
+from tlsgate.acme.server.policy import StoreRateLimiter
 from tlsgate.ca import CertificateAuthority
 from tlsgate.pki.csr import build_csr
 from tlsgate.pki.keys import generate_key

@@ -31,18 +31,17 @@ from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from josepy import b64, jwa
 from josepy.errors import Error as JoseError
 from josepy.jwk import JWK, JWKEC, JWKRSA
 
-from tlsgate.acme.nonces import NonceStore
+from tlsgate.acme.jose import CONTENT_TYPE, thumbprint
 from tlsgate.acme.okp import JWKOKP, EdDSA
 from tlsgate.acme.problems import AcmeProblem
+from tlsgate.acme.server.nonces import NonceStore
 
 __all__ = [
-    "CONTENT_TYPE",
     "EAB_ALGORITHMS",
     "JWKOKP",
     "MAX_BODY",
@@ -52,17 +51,13 @@ __all__ = [
     "VerifiedRequest",
     "authenticate",
     "check_key",
-    "key_authorization",
     "load_jwk",
     "parse_request",
-    "thumbprint",
     "verify_external_account_binding",
     "verify_key_change",
     "verify_request",
 ]
 
-#: The only media type RFC 8555 section 6.2 allows for a request body.
-CONTENT_TYPE = "application/jose+json"
 #: Largest body accepted. The biggest honest request is a finalize CSR or a revokeCert
 #: certificate (a few KiB); the cap bounds JSON parsing work for everything else.
 MAX_BODY = 64 * 1024
@@ -274,16 +269,6 @@ def _check_key_strength(jwk: JWK) -> None:
             raise AcmeProblem.bad_public_key("EC keys must be on P-256 or P-384")
     elif not isinstance(jwk.key, ed25519.Ed25519PublicKey):
         raise AcmeProblem.bad_public_key(f"unsupported public key type {jwk.typ}")
-
-
-def thumbprint(jwk: JWK) -> str:
-    """RFC 7638 SHA-256 thumbprint, base64url without padding (josepy computes it)."""
-    return _b64s(jwk.thumbprint(hash_function=hashes.SHA256))
-
-
-def key_authorization(token: str, jwk: JWK) -> str:
-    """The string a challenge response must contain (RFC 8555 section 8.1)."""
-    return f"{token}.{thumbprint(jwk)}"
 
 
 # --- keyChange and External Account Binding ------------------------------------------------------

@@ -2,9 +2,9 @@
 
 aiohttp only moves bytes and routes; every decision is in the sans-IO modules: request
 authentication (``jws.py``, ``nonces.py``), what may be ordered (``policy.py``), statuses
-(``orders.py``), the JSON objects (``resources.py``) and renewal information (``ari.py``). State
-lives in the store, one transaction per change, so a rejected request changes nothing and a
-crash never leaves half an order.
+(``status.py``), the JSON objects (``resources.py``) and renewal information
+(``acme/ari.py``). State lives in the store, one transaction per change, so a rejected request
+changes nothing and a crash never leaves half an order.
 
 Every answer carries a fresh ``Replay-Nonce`` and the directory ``Link`` (RFC 8555 6.5, 7.1);
 errors are ``application/problem+json``. Challenge validation runs as a task after the client
@@ -18,16 +18,16 @@ import logging
 
 from aiohttp import web
 
-from tlsgate.acme.accounts import AccountHandlers
-from tlsgate.acme.certificates import CertificateHandlers
-from tlsgate.acme.core import AcmeSettings, Handler, ServerCore
-from tlsgate.acme.jws import MAX_BODY
-from tlsgate.acme.ordering import OrderHandlers
 from tlsgate.acme.problems import AcmeProblem
+from tlsgate.acme.server.accounts import AccountHandlers
+from tlsgate.acme.server.certificates import CertificateHandlers
+from tlsgate.acme.server.core import AcmeServerSettings, Handler, ServerCore
+from tlsgate.acme.server.jws import MAX_BODY
+from tlsgate.acme.server.orders import OrderHandlers
 from tlsgate.errors import TlsgateError
 from tlsgate.pki.info import format_remaining
 
-__all__ = ["AcmeServer", "AcmeSettings"]
+__all__ = ["AcmeServer", "AcmeServerSettings"]
 
 log = logging.getLogger("tlsgate.acme")
 

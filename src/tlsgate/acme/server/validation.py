@@ -24,7 +24,6 @@ validation has an overall one. Which error type is used for what:
 from __future__ import annotations
 
 import asyncio
-import base64
 import ipaddress
 import os
 import socket
@@ -37,7 +36,8 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from tlsgate.acme.resolve import (
+from tlsgate.acme.jose import dns01_txt_value
+from tlsgate.acme.server.resolve import (
     DnsServer,
     ResolveError,
     Resolver,
@@ -53,7 +53,6 @@ from tlsgate.acme.tls_alpn import (
     challenge_client_context,
     check_challenge_certificate,
     ip_literal,
-    key_authorization_digest,
 )
 from tlsgate.errors import InvalidIdentity, TlsgateError
 from tlsgate.pki.names import parse_dns_name
@@ -67,7 +66,6 @@ __all__ = [
     "ValidationConfig",
     "ValidationResult",
     "alpn_challenge_certificate",
-    "dns01_txt_value",
     "validate",
 ]
 
@@ -173,15 +171,6 @@ class _Failure(TlsgateError):
         self.error = error
         self.detail = detail
         self.retry = retry
-
-
-def dns01_txt_value(key_authorization: str) -> str:
-    """RFC 8555 section 8.4: base64url(SHA-256(key authorization)), no padding."""
-    return (
-        base64.urlsafe_b64encode(key_authorization_digest(key_authorization))
-        .rstrip(b"=")
-        .decode("ascii")
-    )
 
 
 def _reason(error: OSError) -> str:

@@ -31,9 +31,10 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from tlsgate.acme import jws
+from tlsgate.acme import jose
 from tlsgate.acme.ari import parse_cert_id
-from tlsgate.acme.core import (
+from tlsgate.acme.problems import AcmeProblem
+from tlsgate.acme.server.core import (
     ServerCore,
     b64_field,
     identifier_message,
@@ -42,16 +43,14 @@ from tlsgate.acme.core import (
     jwk_from_text,
     log,
 )
-from tlsgate.acme.orders import check_finalize_csr
-from tlsgate.acme.problems import AcmeProblem
-from tlsgate.acme.resources import (
+from tlsgate.acme.server.csr import check_finalize_csr
+from tlsgate.acme.server.resources import render_authorization, render_challenge, render_order
+from tlsgate.acme.server.status import (
+    abandoned,
     current_authorization_status,
     current_order_status,
-    render_authorization,
-    render_challenge,
-    render_order,
 )
-from tlsgate.acme.validation import validate
+from tlsgate.acme.server.validation import validate
 from tlsgate.errors import CSRError, NotFound, PolicyDenied, TlsgateError
 from tlsgate.pki.csr import CheckedCSR
 from tlsgate.pki.names import parse_identities
@@ -312,11 +311,11 @@ class OrderHandlers(ServerCore):
     ) -> Sequence[AcmeChallenge]:
         """``challenges``, with those a stopped node left ``processing`` made invalid."""
         stale_before = now - self.settings.validation_stale
-        if not any(_abandoned(c, stale_before) for c in challenges):
+        if not any(abandoned(c, stale_before) for c in challenges):
             return challenges  # the common case: no write, no copy
         out = []
         for challenge in challenges:
-            if _abandoned(challenge, stale_before):
+            if abandoned(challenge, stale_before):
                 problem = AcmeProblem.server_internal(
                     "the node validating this challenge stopped before it finished;"
                     " place a new order to try again"
@@ -368,7 +367,7 @@ class OrderHandlers(ServerCore):
                 expected_status=ChallengeStatus.PENDING,
                 processing_since=now,
             ):
-                key_authz = jws.key_authorization(challenge.token, jwk_from_text(account.jwk))
+                key_authz = jose.key_authorization(challenge.token, jwk_from_text(account.jwk))
                 task = asyncio.get_running_loop().create_task(
                     self._validate(challenge, authz, key_authz)
                 )
@@ -411,14 +410,6 @@ class OrderHandlers(ServerCore):
 
 _R = TypeVar("_R")
 _Owned = TypeVar("_Owned", AcmeOrder, AcmeAuthorization)
-
-
-def _abandoned(challenge: AcmeChallenge, stale_before: datetime) -> bool:
-    """Left ``processing`` by a stopped node: since before ``stale_before``, or since a time not
-    recorded (set by a node older than schema 6)."""
-    if challenge.status is not ChallengeStatus.PROCESSING:
-        return False
-    return challenge.processing_since is None or challenge.processing_since < stale_before
 
 
 def _found(lookup: Callable[[str], _R], key: str, what: str) -> _R:

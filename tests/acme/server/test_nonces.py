@@ -8,7 +8,7 @@ from itertools import count
 
 import pytest
 
-from tlsgate.acme.nonces import NonceBook, NonceStore, StoreNonces
+from tlsgate.acme.server.nonces import NonceBook, NonceStore, StoreNonces
 from tlsgate.errors import AlreadyExists
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

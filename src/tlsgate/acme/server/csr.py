@@ -1,20 +1,13 @@
-"""The life of an order, its authorizations and challenges (RFC 8555 7.1.6), and finalize's CSR.
+"""Finalize's CSR (RFC 8555 7.4): accepted only for exactly the identifiers of the order.
 
-Statuses are derived, never guessed: an order is ``ready`` exactly when every authorization is
-``valid``, ``invalid`` as soon as one cannot become valid, and expiry is checked against ``now``
-on every read rather than by a background sweep (a stopped server must not hand out an expired
-``valid``). Pure functions over status strings, so the front end and the store agree by
-construction.
-
-Finalize accepts a CSR only for exactly the identifiers of the order (RFC 8555 7.4): the names in
-its subjectAltName together with its common name, as a set, nothing more and nothing less.
+The names in its subjectAltName together with its common name, as a set, nothing more and
+nothing less. Pure: DER in, a :class:`~tlsgate.pki.csr.CheckedCSR` or a ``CSRError`` out.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
@@ -22,54 +15,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from tlsgate.errors import CSRError
 from tlsgate.pki.csr import CheckedCSR, check_csr
 
-__all__ = [
-    "authorization_status",
-    "check_finalize_csr",
-    "csr_identifiers",
-    "order_status",
-]
-
-_DEAD_AUTHZ = frozenset({"invalid", "deactivated", "expired", "revoked"})
-
-
-def authorization_status(
-    status: str, challenge_statuses: Iterable[str], *, expires: datetime, now: datetime
-) -> str:
-    """An authorization's status now: a valid challenge makes it valid, an invalid one invalid
-    (RFC 8555 7.1.6: one failed attempt ends the authorization), and a pending one expires."""
-    if status != "pending":
-        if status == "valid" and now >= expires:
-            return "expired"
-        return status
-    if now >= expires:
-        return "expired"
-    statuses = list(challenge_statuses)
-    if "valid" in statuses:
-        return "valid"
-    if "invalid" in statuses:
-        return "invalid"
-    return "pending"
-
-
-def order_status(
-    status: str,
-    authorization_statuses: Sequence[str],
-    *,
-    expires: datetime,
-    now: datetime,
-) -> str:
-    """An order's status now, from its stored status and its authorizations' current ones."""
-    if status in ("valid", "invalid"):
-        return status
-    if status == "pending":
-        if now >= expires or any(s in _DEAD_AUTHZ for s in authorization_statuses):
-            return "invalid"
-        if authorization_statuses and all(s == "valid" for s in authorization_statuses):
-            return "ready"
-        return "pending"
-    if status == "ready" and now >= expires:
-        return "invalid"
-    return status  # ready, processing
+__all__ = ["check_finalize_csr", "csr_identifiers"]
 
 
 def csr_identifiers(csr: x509.CertificateSigningRequest) -> set[tuple[str, str]]:
