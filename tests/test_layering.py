@@ -71,16 +71,9 @@ def bare_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
 
 
-def loaded_by(package: str) -> set[str]:
-    """Every module in ``sys.modules`` after importing each module of ``package``."""
-    code = (
-        "import importlib, pkgutil, sys\n"
-        f"pkg = importlib.import_module({package!r})\n"
-        "for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
-        f"    if not m.name.startswith({NOT_WALKED.get(package, ())!r}):\n"
-        "        importlib.import_module(m.name)\n"
-        "print('\\n'.join(sorted(sys.modules)))\n"
-    )
+def modules_after(code: str) -> set[str]:
+    """Every module in ``sys.modules`` after a fresh interpreter runs ``code``."""
+    code += "\nimport sys\nprint('\\n'.join(sorted(sys.modules)))\n"
     return set(
         subprocess.run(
             [sys.executable, "-c", code],
@@ -90,6 +83,17 @@ def loaded_by(package: str) -> set[str]:
             timeout=60,
             env=bare_env(),
         ).stdout.split()
+    )
+
+
+def loaded_by(package: str) -> set[str]:
+    """Every module in ``sys.modules`` after importing each module of ``package``."""
+    return modules_after(
+        "import importlib, pkgutil\n"
+        f"pkg = importlib.import_module({package!r})\n"
+        "for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        f"    if not m.name.startswith({NOT_WALKED.get(package, ())!r}):\n"
+        "        importlib.import_module(m.name)"
     )
 
 
@@ -112,38 +116,16 @@ def test_may_import_only(package: str) -> None:
 
 
 def test_sqlite_users_never_load_psycopg(tmp_path: Path) -> None:
-    code = (
-        "import sys\n"
+    loaded = modules_after(
         "from tlsgate.cli import main\n"
         "from tlsgate.store import open_store\n"
-        f"open_store({str(tmp_path / 'state')!r}).close()\n"
-        "print('psycopg' in sys.modules)\n"
+        f"open_store({str(tmp_path / 'state')!r}).close()"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env=bare_env(),
-    )
-    assert result.stdout.split() == ["False"]
+    assert "psycopg" not in loaded
 
 
 def test_postgres_store_stays_below_ca_and_cli() -> None:
-    code = (
-        "import sys\n"
-        "import tlsgate.store.postgres, tlsgate.store.postgres_schema\n"
-        "print('\\n'.join(sorted(sys.modules)))\n"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env=bare_env(),
-    ).stdout.split()
+    loaded = modules_after("import tlsgate.store.postgres, tlsgate.store.postgres_schema")
     assert "psycopg" in loaded
     assert not [m for m in loaded if m.startswith(("tlsgate.ca", "tlsgate.cli"))]
 
@@ -259,13 +241,5 @@ ACME_SHARED = sorted(
 
 @pytest.mark.parametrize("module", ACME_SHARED)
 def test_acme_wire_format_belongs_to_neither_role(module: str) -> None:
-    code = f"import sys, {module}\nprint('\\n'.join(sorted(sys.modules)))\n"
-    loaded = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env=bare_env(),
-    ).stdout.split()
+    loaded = modules_after(f"import {module}")
     assert not [m for m in loaded if m.startswith(("tlsgate.acme.server", "tlsgate.acme.client"))]

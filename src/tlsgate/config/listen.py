@@ -12,6 +12,7 @@ import errno
 import socket
 from pathlib import Path
 
+from tlsgate.config.model import ListenAddress
 from tlsgate.errors import ConfigError
 
 __all__ = ["bind_listeners", "listen_error", "unprivileged_port_start"]
@@ -47,17 +48,13 @@ def listen_error(address: str, exc: OSError) -> ConfigError:
     return ConfigError(f"cannot listen on {address}: {exc.strerror or exc}")
 
 
-def _shown(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def bind_listeners(host: str, port: int, *, backlog: int = 1024) -> list[socket.socket]:
     """Listening sockets on every address ``host`` resolves to (as asyncio's ``start_server``
     would open them), non-blocking, for a server to take over with ``sock=``.
 
     Raises :class:`ConfigError` (see :func:`listen_error`) and leaves nothing open on failure.
     """
-    shown = _shown(host, port)
+    shown = str(ListenAddress(host, port))
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

@@ -36,7 +36,6 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
 from tlsgate.config import Config, ListenAddress, SiteConfig
@@ -71,6 +70,7 @@ from tlsgate.proxy.workers import (
     bind_listener,
     die_with,
     drain,
+    label_logs,
     listen_on,
     reap_worker,
     retire,
@@ -332,7 +332,7 @@ class EdgeServer:
             # A successor is forked inside the master's running loop: this process starts
             # its own, and never returns to the master's.
             asyncio.events._set_running_loop(None)
-            _label_logs(f"worker {self._forked} (pid {os.getpid()})")
+            label_logs(f"worker {self._forked} (pid {os.getpid()})")
             die_with(master)
             if self.recycler is not None and slot is not None:
                 self.recycler.close_in_worker(slot)
@@ -549,20 +549,6 @@ class EdgeServer:
             if changed:
                 self._swap(changed)
                 self._tell_workers()
-
-
-def _label_logs(label: str) -> None:
-    """Prefix this process's log lines with ``label``. The master and every worker log the same
-    events (a new certificate or CRL applied, each in its own process): unlabelled, N workers read
-    as the same line N + 1 times, and a worker's own trouble could not be told from the master's."""
-    make = logging.getLogRecordFactory()
-
-    def labelled(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = make(*args, **kwargs)
-        record.msg = f"{label}: {record.msg}"
-        return record
-
-    logging.setLogRecordFactory(labelled)
 
 
 def listen_summary(addresses: tuple[ListenAddress, ...]) -> str:

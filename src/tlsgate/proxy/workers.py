@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from tlsgate.config import ListenAddress
 
@@ -47,6 +47,7 @@ __all__ = [
     "bind_listener",
     "die_with",
     "drain",
+    "label_logs",
     "listen_on",
     "reap_worker",
     "retire",
@@ -300,6 +301,20 @@ async def drain(edges: list[Edge], deadline: float) -> None:
         if not busy:
             break
         await asyncio.sleep(0.05)
+
+
+def label_logs(label: str) -> None:
+    """Prefix this process's log lines with ``label``. The master and every worker log the same
+    events (a new certificate or CRL applied, each in its own process): unlabelled, N workers read
+    as the same line N + 1 times, and a worker's own trouble could not be told from the master's."""
+    make = logging.getLogRecordFactory()
+
+    def labelled(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.msg = f"{label}: {record.msg}"
+        return record
+
+    logging.setLogRecordFactory(labelled)
 
 
 def die_with(master: int) -> None:
