@@ -157,7 +157,7 @@ SANS_IO = [
     *sorted((SRC / "mtls").glob("*.py")),
     *(
         SRC / "inspect" / name
-        for name in ("checks.py", "records.py", "report.py", "target.py", "options.py")
+        for name in ("findings.py", "records.py", "report.py", "target.py", "options.py")
     ),
 ]
 

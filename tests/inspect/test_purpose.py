@@ -18,7 +18,7 @@ from tests.pki.helpers import hierarchy
 from tlsgate.ca import CertificateAuthority
 from tlsgate.cli import main
 from tlsgate.inspect import CheckOptions, Code, Severity, check_file, load_trust
-from tlsgate.inspect.checks import judge_chain
+from tlsgate.inspect.findings import judge_chain
 from tlsgate.pki.chain import Usage
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import certificate_pem

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.pki.helpers import Hierarchy, hierarchy
-from tlsgate.inspect.checks import judge_chain
+from tlsgate.inspect.findings import judge_chain
 from tlsgate.inspect.report import Code, Severity
 from tlsgate.pki.chain import (
     Reason,

@@ -1,8 +1,10 @@
 """See a TLS problem before a browser does: probe an endpoint or a file and explain the verdict.
 
-Layers, as everywhere in tlsgate: :mod:`~tlsgate.inspect.checks` is pure (certificates and
+Layers, as everywhere in tlsgate: :mod:`~tlsgate.inspect.findings` is pure (certificates and
 handshake facts in, findings out), :mod:`~tlsgate.inspect.probe` is the only part that touches the
-network, and :mod:`~tlsgate.inspect.explain` only renders.
+network, :mod:`~tlsgate.inspect.check` holds the entry points that join the two (a target in, a
+report out, never an exception for what the target does wrong), and :mod:`~tlsgate.inspect.explain`
+only renders.
 """
 
 from __future__ import annotations

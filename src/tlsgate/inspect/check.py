@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from tlsgate.inspect.checks import judge_chain, protocol_findings
+from tlsgate.inspect.findings import judge_chain, protocol_findings
 from tlsgate.inspect.http import check_http
 from tlsgate.inspect.options import CheckOptions
 from tlsgate.inspect.probe import (

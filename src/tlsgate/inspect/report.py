@@ -1,6 +1,6 @@
 """What a check found, in one shape for the terminal, JSON, metrics and alerts.
 
-A :class:`Report` is data only: the probe fills it, :mod:`tlsgate.inspect.checks` derives its
+A :class:`Report` is data only: the probe fills it, :mod:`tlsgate.inspect.findings` derives its
 findings, and renderers (``tlsgate check``, ``tlsgate monitor``) only read it. The severity of a
 report is the worst of its findings and doubles as the Nagios-style exit code (0 OK, 1 WARNING,
 2 CRITICAL) that monitoring scripts already understand.

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.conftest import require_tool
 from tests.pki.helpers import Hierarchy, hierarchy
-from tlsgate.inspect.checks import judge_chain, protocol_findings
+from tlsgate.inspect.findings import judge_chain, protocol_findings
 from tlsgate.inspect.report import Code, Severity
 from tlsgate.pki.profiles import LeafProfile
 
