@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from tlsgate.config import ClientAuth, HstsPolicy, SiteConfig, Timeouts
 from tlsgate.config import Limits as LimitsConfig
 from tlsgate.http import Headers, Limits, serialize_response_head
+from tlsgate.proxy.access_log import AccessRecord
 from tlsgate.proxy.metrics import Metrics
 from tlsgate.proxy.routing import Router, is_local_host
 from tlsgate.proxy.upstream import UpstreamPool
@@ -21,7 +22,7 @@ from tlsgate.proxy.upstream import UpstreamPool
 if TYPE_CHECKING:
     from tlsgate.proxy.protocol import ClientProtocol
 
-__all__ = ["AccessRecord", "Edge", "error_response"]
+__all__ = ["Edge", "error_response"]
 
 
 def error_response(status: int, *, close: bool = True, detail: str = "") -> bytes:
@@ -36,24 +37,6 @@ def error_response(status: int, *, close: bool = True, detail: str = "") -> byte
     if close:
         headers.append((b"connection", b"close"))
     return serialize_response_head(status, phrase.encode(), headers) + body
-
-
-@dataclass(slots=True)
-class AccessRecord:
-    """One access-log line: one per request the edge answered or cut short (per connection
-    for TCP sites). ``method`` and ``target`` are None for a request refused before its request
-    line was read whole; ``error`` says in words why the edge answered it itself."""
-
-    client: str
-    method: str | None
-    target: str | None
-    host: str
-    status: int
-    bytes_sent: int
-    upstream: str
-    duration: float
-    error: str = ""
-    site: str = ""
 
 
 @dataclass

@@ -47,9 +47,10 @@ from tlsgate.http import (
     serialize_request_head,
 )
 from tlsgate.mtls.identity import ClientIdentity
+from tlsgate.proxy.access_log import AccessRecord
 from tlsgate.proxy.client_auth import admit, peer_identity
 from tlsgate.proxy.deadline import Deadline
-from tlsgate.proxy.edge import AccessRecord, Edge, error_response
+from tlsgate.proxy.edge import Edge, error_response
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.flow import (
     DEADLINE_BODY,
