@@ -48,7 +48,7 @@ from tlsgate.http import (
 )
 from tlsgate.mtls.identity import ClientIdentity
 from tlsgate.proxy.access_log import AccessRecord
-from tlsgate.proxy.client_auth import admit, peer_identity
+from tlsgate.proxy.client_identity import admit, peer_identity
 from tlsgate.proxy.deadline import Deadline
 from tlsgate.proxy.edge import Edge, error_response
 from tlsgate.proxy.exchange import Exchange
