@@ -78,6 +78,7 @@ from tlsgate.proxy.workers import (
 )
 from tlsgate.renewal.renewer import Renewer
 from tlsgate.serve.client_trust import InternalCrl
+from tlsgate.serve.hsts import hsts_headers
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.health import StoreHealth
@@ -394,6 +395,7 @@ class EdgeServer:
                     trusted_proxies=server_cfg.trusted_proxies,
                     log=access_log,
                     metrics=self.metrics,
+                    hsts=hsts_headers(self.config.sites),
                 )
                 edges.append(edge)
                 factory = functools.partial(ClientProtocol, edge)
