@@ -1,6 +1,7 @@
 """The dependency direction is a rule, so it is a test: pki <- store <- ca <- acme <- renewal
 <- proxy <- cli, with tls and http below ca (an allow-list: ALLOWED) for acme, client, proxy, demo
-and inspect to share.
+and inspect to share; within proxy, the per-connection data plane (DATA_PLANE) loads nothing of
+the control plane.
 
 Each check imports a package in a fresh interpreter and looks at what came along, which catches
 imports hidden inside functions of other modules only once they run, and module-level ones always.
@@ -45,6 +46,67 @@ FORBIDDEN = {
     # check/monitor look at TLS from the outside: no server, no store, no CA machinery.
     "tlsgate.inspect": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store", "tlsgate.renewal"],
 }
+
+
+#: The data plane: what runs per connection. The control plane hands it plain values (a routing
+#: table, the TLS contexts, settings as tlsgate.proxy.settings names them, callables to report
+#: to) and it loads none of the control plane. Checked module by module while serve's modules
+#: still live in tlsgate.proxy (a walk of the package loads server.py); once tlsgate.serve holds
+#: them all, this becomes the package-level FORBIDDEN["tlsgate.proxy"] check.
+DATA_PLANE = [
+    f"tlsgate.proxy.{name}"
+    for name in (
+        "protocol",
+        "phase",
+        "flow",
+        "exchange",
+        "upstream_side",
+        "upstream",
+        "headers",
+        "routing",
+        "acceptor",
+        "relay",
+        "access_log",
+        "deadline",
+        "responder",
+        "edge",
+        "redirect",
+        "client_identity",
+        "settings",
+    )
+]
+#: The control plane's modules still in tlsgate.proxy, on their way to tlsgate.serve.
+PROXY_CONTROL = (
+    "metrics",
+    "server",
+    "sites",
+    "certificates",
+    "ocsp",
+    "stapling",
+    "store_sync",
+    "preflight",
+    "workers",
+    "tls",
+)
+DATA_PLANE_FORBIDDEN = [
+    "tlsgate.config",
+    "tlsgate.store",
+    "tlsgate.ca",
+    "tlsgate.acme",
+    "tlsgate.renewal",
+    "tlsgate.serve",
+    "tlsgate.cli",
+    *(f"tlsgate.proxy.{name}" for name in PROXY_CONTROL),
+]
+#: All the data plane may load of tlsgate besides itself: what it decides with, from below.
+DATA_PLANE_ALLOWED = [
+    "tlsgate.errors",
+    "tlsgate.http",
+    "tlsgate.tls",
+    "tlsgate.mtls",
+    "tlsgate.pki",
+    "tlsgate.plural",
+]
 
 
 #: Packages below both planes, and all they may import from tlsgate besides themselves. Anything
@@ -115,6 +177,32 @@ def test_may_import_only(package: str) -> None:
     assert not offenders, f"{package} pulls in {offenders}"
 
 
+def _under(module: str, packages: list[str]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_data_plane_loads_no_control_plane() -> None:
+    loaded = modules_after(f"import {', '.join(DATA_PLANE)}")
+    offenders = sorted(m for m in loaded if _under(m, DATA_PLANE_FORBIDDEN))
+    assert not offenders, f"the data plane pulls in {offenders}"
+    beyond = sorted(
+        m
+        for m in loaded
+        if m.startswith("tlsgate.")
+        and m not in ("tlsgate.proxy", *DATA_PLANE)
+        and not _under(m, DATA_PLANE_ALLOWED)
+    )
+    assert not beyond, f"the data plane pulls in {beyond}"
+
+
+def test_every_proxy_module_is_of_one_plane() -> None:
+    """A new module in tlsgate.proxy is placed on purpose: in the data plane (and so checked
+    above) or, until serve/ holds the control plane, among the modules on their way there."""
+    planes = {m.rpartition(".")[2] for m in DATA_PLANE} | set(PROXY_CONTROL)
+    modules = {p.stem for p in (SRC / "proxy").glob("*.py")} - {"__init__"}
+    assert not modules - planes, f"of neither plane: {sorted(modules - planes)}"
+
+
 def test_sqlite_users_never_load_psycopg(tmp_path: Path) -> None:
     loaded = modules_after(
         "from tlsgate.cli import main\n"
@@ -139,7 +227,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
 #: Sans-IO modules outside pki: parsing and decisions only, the asyncio layer moves the bytes.
 SANS_IO = [
     *sorted((SRC / "http").glob("*.py")),
-    *(SRC / "proxy" / name for name in ("headers.py", "routing.py")),
+    *(SRC / "proxy" / name for name in ("headers.py", "routing.py", "settings.py")),
     SRC / "tls" / "clienthello.py",
     *(SRC / "acme" / name for name in ("problems.py", "jose.py", "okp.py", "ari.py")),
     *(

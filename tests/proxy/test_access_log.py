@@ -19,8 +19,8 @@ import pytest
 
 from tlsgate.config import Limits, SiteConfig, Timeouts, Upstream
 from tlsgate.http import RemoteProtocolError, RequestParser
-from tlsgate.proxy.access_log import AccessLog
-from tlsgate.proxy.edge import AccessRecord, Edge
+from tlsgate.proxy.access_log import AccessLog, AccessRecord
+from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.upstream import UpstreamPool

@@ -18,11 +18,28 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tlsgate.proxy.edge import AccessRecord
+__all__ = ["AccessLog", "AccessRecord"]
 
-__all__ = ["AccessLog"]
+
+@dataclass(slots=True)
+class AccessRecord:
+    """One access-log line: one per request the edge answered or cut short (per connection
+    for TCP sites). ``method`` and ``target`` are None for a request refused before its request
+    line was read whole; ``error`` says in words why the edge answered it itself."""
+
+    client: str
+    method: str | None
+    target: str | None
+    host: str
+    status: int
+    bytes_sent: int
+    upstream: str
+    duration: float
+    error: str = ""
+    site: str = ""
 
 
 class AccessLog:

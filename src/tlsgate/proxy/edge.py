@@ -6,22 +6,27 @@ the status and nothing else; internals, upstream addresses and stack traces stay
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from tlsgate.config import ClientAuth, HstsPolicy, SiteConfig, Timeouts
-from tlsgate.config import Limits as LimitsConfig
 from tlsgate.http import Headers, Limits, serialize_response_head
-from tlsgate.proxy.metrics import Metrics
-from tlsgate.proxy.routing import Router, is_local_host
+from tlsgate.proxy.access_log import AccessRecord
+from tlsgate.proxy.routing import Router
+from tlsgate.proxy.settings import (
+    ClientCertPolicy,
+    EdgeMetrics,
+    LimitSettings,
+    SiteSettings,
+    TimeoutSettings,
+)
 from tlsgate.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
     from tlsgate.proxy.protocol import ClientProtocol
 
-__all__ = ["AccessRecord", "Edge", "error_response"]
+__all__ = ["Edge", "error_response"]
 
 
 def error_response(status: int, *, close: bool = True, detail: str = "") -> bytes:
@@ -38,42 +43,31 @@ def error_response(status: int, *, close: bool = True, detail: str = "") -> byte
     return serialize_response_head(status, phrase.encode(), headers) + body
 
 
-@dataclass(slots=True)
-class AccessRecord:
-    """One access-log line: one per request the edge answered or cut short (per connection
-    for TCP sites). ``method`` and ``target`` are None for a request refused before its request
-    line was read whole; ``error`` says in words why the edge answered it itself."""
-
-    client: str
-    method: str | None
-    target: str | None
-    host: str
-    status: int
-    bytes_sent: int
-    upstream: str
-    duration: float
-    error: str = ""
-    site: str = ""
-
-
 @dataclass
 class Edge:
-    """Everything a connection needs, shared by all connections of one worker's listener."""
+    """Everything a connection needs, shared by all connections of one worker's listener.
+
+    Plain values from the control plane: the routing table, the settings as
+    :mod:`tlsgate.proxy.settings` names them, and callables to report to (``log``,
+    ``metrics``); nothing here reads a file, the store or the configuration itself.
+    """
 
     router: Router
     pool: UpstreamPool
-    timeouts: Timeouts
-    limits: LimitsConfig
+    timeouts: TimeoutSettings
+    limits: LimitSettings
     port: int
     trusted_proxies: tuple[object, ...] = ()
     log: Callable[[AccessRecord], None] | None = None
-    metrics: Metrics | None = None
+    metrics: EdgeMetrics | None = None
     draining: bool = False
     connections: set[ClientProtocol] = field(default_factory=set)
     parser_limits: Limits = field(init=False)
-    hsts: dict[int, bytes | None] = field(default_factory=dict)
+    #: id(site) -> its Strict-Transport-Security value, for the sites that send one (derived
+    #: from each site's HSTS policy and names by the control plane: tlsgate.serve.hsts)
+    hsts: Mapping[int, bytes] = field(default_factory=dict)
     #: id(site) -> its client-certificate settings, for sites that ask for client certificates
-    client_auth: dict[int, ClientAuth] = field(init=False)
+    client_auth: dict[int, ClientCertPolicy] = field(init=False)
 
     def __post_init__(self) -> None:
         self.client_auth = {
@@ -87,12 +81,5 @@ class Edge:
             max_body_bytes=self.limits.max_body_bytes,
         )
 
-    def hsts_for(self, site: SiteConfig) -> bytes | None:
-        key = id(site)
-        if key not in self.hsts:
-            policy = site.hsts
-            if policy is None and not site.hsts_explicit:
-                public = [h for h in site.hosts if not is_local_host(h.removeprefix("*."))]
-                policy = HstsPolicy() if public else None
-            self.hsts[key] = policy.header_value() if policy is not None else None
-        return self.hsts[key]
+    def hsts_for(self, site: SiteSettings) -> bytes | None:
+        return self.hsts.get(id(site))

@@ -227,6 +227,12 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    def connected(self) -> None:
+        self.connections.inc()
+
+    def upstream_failed(self, upstream: str, kind: str) -> None:
+        self.upstream_errors.labels(upstream, kind).inc()
+
     def certificates(self, certs: Iterable[ServedCertificate]) -> None:
         """Every certificate now served (replacing the previous list)."""
         self.certs.certificates = tuple(certs)

@@ -47,9 +47,10 @@ from tlsgate.http import (
     serialize_request_head,
 )
 from tlsgate.mtls.identity import ClientIdentity
-from tlsgate.proxy.client_auth import admit, peer_identity
+from tlsgate.proxy.access_log import AccessRecord
+from tlsgate.proxy.client_identity import admit, peer_identity
 from tlsgate.proxy.deadline import Deadline
-from tlsgate.proxy.edge import AccessRecord, Edge, error_response
+from tlsgate.proxy.edge import Edge, error_response
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.flow import (
     DEADLINE_BODY,
@@ -155,7 +156,7 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
                 self.identity = peer_identity(ssl_object)
         self.edge.connections.add(self)
         if self.edge.metrics is not None:
-            self.edge.metrics.connections.inc()
+            self.edge.metrics.connected()
         # The first request gets the (shorter) header timeout, later ones the idle timeout.
         self._deadline.set(self.edge.timeouts.header, DEADLINE_IDLE)
 
@@ -418,7 +419,7 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
         if metrics is not None and status in (502, 504):
             kind = "unavailable" if status == 502 else "timeout"
             upstream = str(x.state.upstream) if x.state is not None else "-"
-            metrics.upstream_errors.labels(upstream, kind).inc()
+            metrics.upstream_failed(upstream, kind)
         head_sent = x.phase in HEAD_SENT
         x.process(ABORT)
         conn = self._detach(x)

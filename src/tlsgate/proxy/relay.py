@@ -16,8 +16,9 @@ from typing import cast
 
 from tlsgate.mtls.identity import ClientIdentity
 from tlsgate.mtls.policy import authorize
-from tlsgate.proxy.client_auth import peer_identity
-from tlsgate.proxy.edge import AccessRecord, Edge
+from tlsgate.proxy.access_log import AccessRecord
+from tlsgate.proxy.client_identity import peer_identity
+from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.routing import Route
 
 __all__ = ["TcpRelay"]

@@ -4,7 +4,8 @@ Pure and clock-free (``now`` is passed in) so balancing and passive health are t
 sleeping. Passive health: an upstream that refused a connection or timed out is skipped for a
 cool-down that doubles on each consecutive failure (capped), then tried again by real traffic; if
 every upstream is cooling down, the one that recovers first is tried anyway, since refusing all
-traffic is worse than one more attempt.
+traffic is worse than one more attempt. Sites and upstreams are what the control plane hands
+over; :mod:`tlsgate.proxy.settings` names the fields read of them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tlsgate.config import SiteConfig, Upstream
+from tlsgate.proxy.settings import SiteSettings, UpstreamAddress
 
 __all__ = ["Balancer", "Router", "UpstreamState", "is_local_host", "normalize_host"]
 
@@ -43,7 +44,7 @@ def normalize_host(value: bytes | str) -> str:
 
 @dataclass(slots=True)
 class UpstreamState:
-    upstream: Upstream
+    upstream: UpstreamAddress
     active: int = 0
     failures: int = 0
     down_until: float = 0.0
@@ -61,7 +62,7 @@ class Balancer:
     _next: int = field(default=0, repr=False)
 
     @classmethod
-    def of(cls, upstreams: Sequence[Upstream], balance: str = "round_robin") -> Balancer:
+    def of(cls, upstreams: Sequence[UpstreamAddress], balance: str = "round_robin") -> Balancer:
         return cls([UpstreamState(u) for u in upstreams], least_conn=balance == "least_conn")
 
     def pick(self, now: float, *, exclude: UpstreamState | None = None) -> UpstreamState:
@@ -95,7 +96,7 @@ class Balancer:
 
 @dataclass
 class Route:
-    site: SiteConfig
+    site: SiteSettings
     balancer: Balancer
 
 
@@ -103,7 +104,7 @@ class Router:
     """Exact names first, then a wildcard one label up (``*.example.com`` covers ``a.example.com``
     but not ``a.b.example.com``, as certificates do)."""
 
-    def __init__(self, sites: Sequence[SiteConfig]) -> None:
+    def __init__(self, sites: Sequence[SiteSettings]) -> None:
         self.routes = [Route(site, Balancer.of(site.upstreams, site.balance)) for site in sites]
         self._exact: dict[str, Route] = {}
         self._wildcard: dict[str, Route] = {}

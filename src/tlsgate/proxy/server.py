@@ -44,7 +44,6 @@ from tlsgate.pki.pem import load_certificates
 from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
-from tlsgate.proxy.client_auth import InternalCrl
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.metrics import (
     AdminProtocol,
@@ -78,6 +77,8 @@ from tlsgate.proxy.workers import (
     trim_loop,
 )
 from tlsgate.renewal.renewer import Renewer
+from tlsgate.serve.client_trust import InternalCrl
+from tlsgate.serve.hsts import hsts_headers
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.health import StoreHealth
@@ -394,6 +395,7 @@ class EdgeServer:
                     trusted_proxies=server_cfg.trusted_proxies,
                     log=access_log,
                     metrics=self.metrics,
+                    hsts=hsts_headers(self.config.sites),
                 )
                 edges.append(edge)
                 factory = functools.partial(ClientProtocol, edge)

@@ -4,7 +4,7 @@ rebuilt when the client-certificate trust (CA bundle, CRL) of an mTLS site chang
 A new certificate goes into the site's existing context (new handshakes get it, open
 connections keep theirs). New trust cannot: OpenSSL keeps every CRL ever added to a store, so
 the site gets a fresh context with the current certificate, and the listener hands it to new
-connections from then on (see :mod:`tlsgate.proxy.client_auth`).
+connections from then on (see :mod:`tlsgate.serve.client_trust`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from tlsgate.config import ClientAuth, SiteConfig
 from tlsgate.errors import TlsgateError
 from tlsgate.proxy.certificates import SiteCertificate
-from tlsgate.proxy.client_auth import TrustMaterial, configure, file_material, internal_material
 from tlsgate.proxy.stapling import SiteStapling
 from tlsgate.proxy.tls import SiteContexts
+from tlsgate.serve.client_trust import TrustMaterial, configure, file_material, internal_material
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import Store
 from tlsgate.tls import sessions

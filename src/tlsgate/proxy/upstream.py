@@ -19,8 +19,8 @@ import socket
 from collections import defaultdict
 from typing import Protocol, cast
 
-from tlsgate.config import Upstream
 from tlsgate.http import Event, Limits, RemoteProtocolError, ResponseParser
+from tlsgate.proxy.settings import UpstreamAddress
 
 __all__ = ["UpstreamConnection", "UpstreamOwner", "UpstreamPool"]
 
@@ -55,7 +55,7 @@ class UpstreamConnection(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: UpstreamAddress) -> None:
         self.upstream = upstream
         self.parser = ResponseParser(_RESPONSE_LIMITS)
         self.transport: asyncio.Transport | None = None
@@ -152,10 +152,10 @@ class UpstreamPool:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._idle: defaultdict[Upstream, list[UpstreamConnection]] = defaultdict(list)
+        self._idle: defaultdict[UpstreamAddress, list[UpstreamConnection]] = defaultdict(list)
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def take(self, upstream: Upstream) -> UpstreamConnection | None:
+    def take(self, upstream: UpstreamAddress) -> UpstreamConnection | None:
         """A pooled connection that is still open, or None (then :meth:`connect`)."""
         idle = self._idle.get(upstream)
         while idle:
@@ -165,7 +165,7 @@ class UpstreamPool:
                 return conn
         return None
 
-    async def connect(self, upstream: Upstream, timeout: float) -> UpstreamConnection:
+    async def connect(self, upstream: UpstreamAddress, timeout: float) -> UpstreamConnection:
         """A new connection; raises OSError or TimeoutError when the upstream is unreachable."""
         async with asyncio.timeout(timeout):
             _, protocol = await self.loop.create_connection(

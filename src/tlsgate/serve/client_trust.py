@@ -1,11 +1,16 @@
 """Client certificates at the edge (mTLS): what a site's TLS context trusts and revokes.
 
+The control plane's half, run per configuration change and per new CRL; the per-connection half
+(who a verified certificate names, whether a request is admitted and with which XFCC header) is
+the data plane's :mod:`tlsgate.proxy.client_identity`.
+
 A site with ``[site.client_auth]`` gets a TLS context that asks for a client certificate
 (``require``: the handshake fails without a valid one; ``optional``: it may come without) and
 verifies it against the site's trust anchors (the internal CA by default, or PEM bundles) and,
 when there is one, the issuer's CRL (OpenSSL's ``X509_V_FLAG_CRL_CHECK``: a revoked, expired,
 foreign or missing certificate is refused with a TLS alert before any HTTP is read). Who may do
-what once verified is :mod:`tlsgate.mtls.policy`, asked per request.
+what once verified is :mod:`tlsgate.mtls.policy`, asked per request by
+:mod:`tlsgate.proxy.client_identity`.
 
 CRLs change, and OpenSSL keeps every CRL ever added to a store (preferring the first), so a
 new CRL means a new context for the site; its *session id context* is derived from the trust
@@ -34,13 +39,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlsgate.config import ClientAuth
 from tlsgate.errors import ConfigError
-from tlsgate.http import Request
-from tlsgate.mtls.identity import ClientIdentity, IdentityError
-from tlsgate.mtls.policy import Decision, authorize
-from tlsgate.mtls.xfcc import outgoing
 from tlsgate.pki.pem import certificate_pem, load_certificates
 from tlsgate.plural import count
-from tlsgate.proxy.headers import XFCC
 from tlsgate.store.base import CertStatus
 from tlsgate.store.files import PUBLIC, atomic_write
 from tlsgate.store.roles import CAStore
@@ -50,11 +50,9 @@ from tlsgate.tls.tickets import disable_tickets
 __all__ = [
     "InternalCrl",
     "TrustMaterial",
-    "admit",
     "configure",
     "file_material",
     "internal_material",
-    "peer_identity",
 ]
 
 log = logging.getLogger("tlsgate.mtls")
@@ -174,32 +172,3 @@ class InternalCrl:
         self._next_update = crl.next_update_utc
         log.info("internal CRL written (%s)", count(len(revoked), "revoked certificate"))
         return True
-
-
-# -- per connection and per request ---------------------------------------------------------------
-def peer_identity(ssl_object: ssl.SSLObject) -> ClientIdentity | None:
-    """Who the verified client certificate names (None: the client sent none). OpenSSL has
-    verified the chain, validity and CRL by now, or the handshake would have failed."""
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
-    try:
-        return ClientIdentity.from_der(der)
-    except IdentityError:
-        return None
-
-
-def admit(
-    auth: ClientAuth, identity: ClientIdentity | None, request: Request
-) -> tuple[Decision, bytes | None]:
-    """May this request reach the upstream, and with which X-Forwarded-Client-Cert value."""
-    path = request.target.partition(b"?")[0].decode("latin-1")
-    decision = authorize(
-        identity, path, auth.allow, auth.paths, certificate_required=auth.mode == "require"
-    )
-    if not decision.allowed:
-        return decision, None
-    incoming: list[bytes] = []
-    if auth.forward in ("forward", "append_forward"):
-        incoming = [value for name, value in request.headers if name == XFCC]
-    return decision, outgoing(auth.forward, incoming, identity)
