@@ -17,7 +17,8 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import free_port
-from tlsgate.proxy import server, workers
+from tlsgate.proxy import workers
+from tlsgate.serve import server
 
 ROOT = Path(__file__).resolve().parents[1]
 

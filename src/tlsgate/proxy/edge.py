@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from tlsgate.config import ClientAuth, HstsPolicy, SiteConfig, Timeouts
 from tlsgate.config import Limits as LimitsConfig
 from tlsgate.http import Headers, Limits, serialize_response_head
-from tlsgate.proxy.metrics import Metrics
 from tlsgate.proxy.routing import Router, is_local_host
 from tlsgate.proxy.upstream import UpstreamPool
+from tlsgate.serve.metrics import Metrics
 
 if TYPE_CHECKING:
     from tlsgate.proxy.protocol import ClientProtocol

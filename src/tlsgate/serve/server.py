@@ -17,7 +17,7 @@ validations from the store, where the master's renewer put the answers.
 
 Several nodes on one PostgreSQL store form a cluster with nothing more: the renewer orders each
 certificate on one node at a time (a lease in the store), and every master watches the store
-(:mod:`tlsgate.proxy.store_sync`: notifications, and a poll every few seconds) and swaps in what
+(:mod:`tlsgate.serve.store_sync`: notifications, and a poll every few seconds) and swaps in what
 another node stored, exactly as for its own renewals; a revocation recorded in the store by any
 process or node regenerates the internal CRL the same way. A store outage is reported (logs,
 ``tlsgate_store_up``) and waited out; what is served stays served.
@@ -43,25 +43,12 @@ from tlsgate.errors import StorageError, TlsgateError
 from tlsgate.pki.pem import load_certificates
 from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
-from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
 from tlsgate.proxy.client_auth import InternalCrl
 from tlsgate.proxy.edge import Edge
-from tlsgate.proxy.metrics import (
-    AdminProtocol,
-    Metrics,
-    RenewalStatus,
-    ServedCertificate,
-    prepare_multiprocess,
-)
-from tlsgate.proxy.ocsp import OcspCache, cache_directory
-from tlsgate.proxy.preflight import check_free
 from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.relay import TcpRelay
 from tlsgate.proxy.routing import Router
-from tlsgate.proxy.sites import SiteTls, client_auth_of
-from tlsgate.proxy.stapling import SiteStapling
-from tlsgate.proxy.store_sync import StoreSync
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.proxy.workers import (
     ConnectionBudget,
@@ -78,6 +65,19 @@ from tlsgate.proxy.workers import (
     trim_loop,
 )
 from tlsgate.renewal.renewer import Renewer
+from tlsgate.serve.certificates import FILE_CHECK, CertificateManager, SiteCertificate
+from tlsgate.serve.metrics import (
+    AdminProtocol,
+    Metrics,
+    RenewalStatus,
+    ServedCertificate,
+    prepare_multiprocess,
+)
+from tlsgate.serve.ocsp import OcspCache, cache_directory
+from tlsgate.serve.preflight import check_free
+from tlsgate.serve.sites import SiteTls, client_auth_of
+from tlsgate.serve.stapling import SiteStapling
+from tlsgate.serve.store_sync import StoreSync
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.health import StoreHealth
