@@ -12,7 +12,8 @@ from tests.http.http_helpers import bytewise, make_parser
 from tlsgate.demo.echo import EchoProtocol, start_echo
 from tlsgate.http import Data, EndOfMessage, Limits, Request, Response
 from tlsgate.proxy.responder import Responder, response
-from tlsgate.serve.metrics import AdminProtocol, Metrics
+from tlsgate.serve.admin import AdminProtocol
+from tlsgate.serve.metrics import Metrics
 
 
 class FakeTransport:

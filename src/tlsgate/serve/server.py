@@ -65,14 +65,9 @@ from tlsgate.proxy.workers import (
     trim_loop,
 )
 from tlsgate.renewal.renewer import Renewer
+from tlsgate.serve.admin import AdminProtocol
 from tlsgate.serve.certificates import FILE_CHECK, CertificateManager, SiteCertificate
-from tlsgate.serve.metrics import (
-    AdminProtocol,
-    Metrics,
-    RenewalStatus,
-    ServedCertificate,
-    prepare_multiprocess,
-)
+from tlsgate.serve.metrics import Metrics, RenewalStatus, ServedCertificate, prepare_multiprocess
 from tlsgate.serve.ocsp import OcspCache, cache_directory
 from tlsgate.serve.preflight import check_free
 from tlsgate.serve.sites import SiteTls, client_auth_of
