@@ -1,10 +1,14 @@
-"""Processes, listeners and lifecycle of ``tlsgate serve``.
+"""The control plane's wiring of ``tlsgate serve``: certificates, renewal, store sync, SIGHUP,
+OCSP and metrics, around the worker processes and their listeners.
 
 Shape: the master loads configuration and certificates and builds the TLS contexts, then forks
 ``workers`` processes that each bind the listening ports with ``SO_REUSEPORT`` (the kernel spreads
 connections across them) and run a uvloop event loop. With one worker, the master is the worker.
 With ``max_connections_per_worker`` the master binds the listeners itself, holds them and forks
-every worker onto them, a successor whenever one is spent or dies (:mod:`tlsgate.serve.supervisor`).
+every worker onto them, a successor whenever one is spent or dies. :mod:`tlsgate.serve.supervisor`
+forks, signals and reaps the processes, :mod:`tlsgate.serve.listeners` opens each worker's
+listeners, :mod:`tlsgate.serve.challenges` answers the CA's validations; this module decides
+what each process runs.
 
 Signals: SIGTERM/SIGINT stop accepting, let in-flight exchanges finish (up to ``drain``
 seconds), then exit. SIGHUP re-reads certificate files and the store, swaps certificates into
@@ -29,30 +33,27 @@ import asyncio
 import functools
 import logging
 import os
-import re
 import shutil
 import signal
-import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
-from tlsgate.config import Config, ListenAddress, SiteConfig
+from tlsgate.config import Config
 from tlsgate.errors import StorageError, TlsgateError
 from tlsgate.pki.pem import load_certificates
-from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
+from tlsgate.proxy.acceptor import Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.client_auth import InternalCrl
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.lifecycle import ConnectionBudget, drain, retire
-from tlsgate.proxy.relay import TcpRelay
 from tlsgate.proxy.routing import Router
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.renewal.renewer import Renewer
 from tlsgate.serve.admin import AdminProtocol
 from tlsgate.serve.certificates import FILE_CHECK, CertificateManager, SiteCertificate
-from tlsgate.serve.listeners import Server, bind_slot, open_listeners
+from tlsgate.serve.challenges import Challenges
+from tlsgate.serve.listeners import Server, bind_slot, choose_site, open_listeners
 from tlsgate.serve.metrics import Metrics, RenewalStatus, ServedCertificate, prepare_multiprocess
 from tlsgate.serve.ocsp import OcspCache, cache_directory
 from tlsgate.serve.preflight import check_free
@@ -64,16 +65,12 @@ from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.health import StoreHealth
 from tlsgate.tls.clienthello import ClientHello
-from tlsgate.tls.context import load_chain_into, new_server_context
 from tlsgate.tls.sessions import SessionCache
 from tlsgate.tls.tickets import TicketKeys
 
 __all__ = ["EdgeServer"]
 
 log = logging.getLogger("tlsgate.serve")
-
-_CHALLENGE_PATH = b"/.well-known/acme-challenge/"
-_TOKEN = re.compile(rb"[A-Za-z0-9_-]{1,256}")
 
 
 class EdgeServer:
@@ -88,7 +85,7 @@ class EdgeServer:
         self.stapling = SiteStapling(OcspCache(cache_directory(str(local_state_dir(store)))))
         self.renewer: Renewer | None = None
         self.health = StoreHealth(store.location)
-        self._challenge_contexts: dict[tuple[str, str], ssl.SSLContext] = {}
+        self.challenges = Challenges(store)
         self.supervisor = Supervisor(self._run_loop, after_fork=self._in_worker)
 
     def _ticket_keys(self) -> TicketKeys | None:
@@ -155,53 +152,12 @@ class EdgeServer:
         return True
 
     # -- ACME validations ----------------------------------------------------------------------
-    def _http01(self, target: bytes) -> bytes | None:
-        """The key authorization for ``/.well-known/acme-challenge/TOKEN``, if one is pending."""
-        if not target.startswith(_CHALLENGE_PATH):
-            return None
-        token = target[len(_CHALLENGE_PATH) :]
-        if not _TOKEN.fullmatch(token):
-            return None
-        try:
-            answer = self.store.challenge_answer(
-                "http-01", token.decode("ascii"), now=datetime.now(UTC)
-            )
-        except TlsgateError as exc:
-            log.error("http-01: cannot read the pending challenges: %s", exc)
-            return None
-        return answer.encode("ascii") if answer is not None else None
-
     def _choose(self, hello: ClientHello | None, normal: Choice, edge: Edge) -> Choice:
-        """The challenge certificate for a tls-alpn-01 validation, else the site's context
-        (chosen before the handshake, so its client-certificate settings apply from the start:
-        OpenSSL would not take them from a context switched to in the SNI callback) and its
-        kind of connection (HTTP, or bytes for a ``mode = "tcp"`` site)."""
-        name = hello.server_name if hello is not None else None
-        if hello is None or name is None or ACME_TLS_ALPN not in hello.alpn:
-            assert self.tls is not None
-            route = edge.router.match(name) if name else edge.router.default
-            ctx = self.tls.contexts.lookup(name) if name else None
-            ctx = ctx or normal[0]
-            if route is not None and route.site.mode == "tcp":
-                return ctx, functools.partial(TcpRelay, edge, route)
-            return ctx, normal[1]
-        try:
-            answer = self.store.challenge_answer("tls-alpn-01", name, now=datetime.now(UTC))
-        except TlsgateError as exc:
-            log.error("tls-alpn-01: cannot read the pending challenges: %s", exc)
-            return normal
-        if answer is None:
-            return normal
-        ctx = self._challenge_contexts.get((name, answer))
-        if ctx is None:
-            cert_pem, key_pem = alpn_challenge_certificate(name, answer)
-            ctx = new_server_context(alpn=(ACME_TLS_ALPN,))
-            load_chain_into(ctx, cert_pem, key_pem)
-            if len(self._challenge_contexts) > 64:  # answers are short-lived; so is this cache
-                self._challenge_contexts.clear()
-            self._challenge_contexts[(name, answer)] = ctx
-        log.info("tls-alpn-01: answering the validation of %s", name)
-        return ctx, ChallengeProtocol
+        """The challenge certificate for a tls-alpn-01 validation, else the site's context and
+        its kind of connection."""
+        assert self.tls is not None
+        chosen = self.challenges.choose(hello, normal)
+        return chosen if chosen is not None else choose_site(self.tls.contexts, hello, normal, edge)
 
     def _peeks(self) -> bool:
         """Whether the TLS listeners accept connections themselves to read the ClientHello
@@ -275,7 +231,7 @@ class EdgeServer:
     def _in_worker(self) -> None:
         """A fresh worker's own: a database connection must not cross fork(), so each worker
         opens its own; its counters are its own too."""
-        self.store = self.manager.store = self.store.reopen()
+        self.store = self.manager.store = self.challenges.store = self.store.reopen()
         if self.metrics is not None:
             self.metrics = Metrics()
 
@@ -324,7 +280,7 @@ class EdgeServer:
                 budget=budget,
                 held=iter(slot.sockets if slot is not None else ()),
                 choose=self._choose if self._peeks() else None,
-                http01=self._http01,
+                http01=self.challenges.http01,
             )
             background.append(loop.create_task(trim_loop(budget)))
         if master and server_cfg.admin_listen is not None and self.metrics is not None:
@@ -441,11 +397,3 @@ class EdgeServer:
             if changed:
                 self._swap(changed)
                 self._tell_workers()
-
-
-def listen_summary(addresses: tuple[ListenAddress, ...]) -> str:
-    return ", ".join(str(a) for a in addresses)
-
-
-def sites_summary(sites: tuple[SiteConfig, ...]) -> str:
-    return "; ".join(", ".join(s.hosts) for s in sites)
