@@ -1,6 +1,6 @@
 """The dependency direction is a rule, so it is a test: pki <- store <- ca <- acme <- renewal
-<- proxy <- cli, with tls and http below ca (an allow-list: ALLOWED) for acme, client, proxy, demo
-and inspect to share.
+<- proxy <- serve <- cli, with tls and http below ca (an allow-list: ALLOWED) for acme, client,
+proxy, demo and inspect to share.
 
 Each check imports a package in a fresh interpreter and looks at what came along, which catches
 imports hidden inside functions of other modules only once they run, and module-level ones always.
@@ -38,6 +38,8 @@ FORBIDDEN = {
     ],
     "tlsgate.renewal": ["tlsgate.cli", "tlsgate.proxy"],
     "tlsgate.proxy": ["tlsgate.cli"],
+    # serve, the control plane, drives the data plane from above; only the CLI sits on it.
+    "tlsgate.serve": ["tlsgate.cli"],
     # mtls decides from plain values; the proxy applies its decisions, not the other way round.
     "tlsgate.mtls": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store"],
     # The client side reuses the renewal loop, tlsgate.http's parsers and tlsgate.tls: no proxy.
