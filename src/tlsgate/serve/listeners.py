@@ -16,7 +16,7 @@ import ssl as ssl_module
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from tlsgate.config import ListenAddress, ServerConfig
+from tlsgate.config import ListenAddress, ServerConfig, SiteConfig
 from tlsgate.proxy.acceptor import Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.edge import Edge
@@ -38,6 +38,7 @@ __all__ = [
     "choose_site",
     "listen_on",
     "open_listeners",
+    "peeks",
 ]
 
 #: Accept queues: TLS listeners take the bursts; the plain-HTTP one only redirects.
@@ -95,6 +96,16 @@ async def listen_on(
         backlog=backlog,
         ssl=ssl,
         ssl_handshake_timeout=handshake_timeout,
+    )
+
+
+def peeks(sites: tuple[SiteConfig, ...], client_auth: bool) -> bool:
+    """Whether the TLS listeners accept connections themselves to read the ClientHello
+    first: for tls-alpn-01 answers, for sites that ask for client certificates (``client_auth``)
+    and for TCP sites (whose connections are not HTTP from the first byte)."""
+    return client_auth or any(
+        site.mode == "tcp" or (site.acme is not None and "tls-alpn-01" in site.acme.challenges)
+        for site in sites
     )
 
 

@@ -53,7 +53,7 @@ from tlsgate.renewal.renewer import Renewer
 from tlsgate.serve.admin import AdminProtocol
 from tlsgate.serve.certificates import FILE_CHECK, CertificateManager, SiteCertificate
 from tlsgate.serve.challenges import Challenges
-from tlsgate.serve.listeners import Server, bind_slot, choose_site, open_listeners
+from tlsgate.serve.listeners import Server, bind_slot, choose_site, open_listeners, peeks
 from tlsgate.serve.metrics import Metrics, RenewalStatus, ServedCertificate, prepare_multiprocess
 from tlsgate.serve.ocsp import OcspCache, cache_directory
 from tlsgate.serve.preflight import check_free
@@ -74,6 +74,9 @@ log = logging.getLogger("tlsgate.serve")
 
 
 class EdgeServer:
+    """One ``tlsgate serve``: the master's state (certificates, contexts, renewer, metrics),
+    inherited by every worker it forks; each process then runs :meth:`_main` in its own loop."""
+
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
@@ -151,23 +154,13 @@ class EdgeServer:
         self._tell_workers()
         return True
 
-    # -- ACME validations ----------------------------------------------------------------------
+    # -- the accept path -----------------------------------------------------------------------
     def _choose(self, hello: ClientHello | None, normal: Choice, edge: Edge) -> Choice:
         """The challenge certificate for a tls-alpn-01 validation, else the site's context and
         its kind of connection."""
         assert self.tls is not None
         chosen = self.challenges.choose(hello, normal)
         return chosen if chosen is not None else choose_site(self.tls.contexts, hello, normal, edge)
-
-    def _peeks(self) -> bool:
-        """Whether the TLS listeners accept connections themselves to read the ClientHello
-        first: for tls-alpn-01 answers, for sites that ask for client certificates and for TCP
-        sites (whose connections are not HTTP from the first byte)."""
-        assert self.tls is not None
-        return self.tls.client_auth or any(
-            site.mode == "tcp" or (site.acme is not None and "tls-alpn-01" in site.acme.challenges)
-            for site in self.config.sites
-        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -279,7 +272,7 @@ class EdgeServer:
                 front=front,
                 budget=budget,
                 held=iter(slot.sockets if slot is not None else ()),
-                choose=self._choose if self._peeks() else None,
+                choose=self._choose if peeks(self.config.sites, self.tls.client_auth) else None,
                 http01=self.challenges.http01,
             )
             background.append(loop.create_task(trim_loop(budget)))
