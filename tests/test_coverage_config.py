@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import free_port
-from tlsgate.proxy import server, workers
+from tlsgate.serve import server, supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def test_serve_processes_are_measured(tmp_path: Path) -> None:
     # Run only in the serve process (the master), saved when it exits on SIGTERM.
     assert body_lines(server.EdgeServer._announce) & lines
     # Run only in a forked worker, saved before its os._exit.
-    worker_lines = set(result["lines"].get(str(Path(workers.__file__).resolve()), []))
-    assert body_lines(workers.label_logs) & worker_lines
+    worker_lines = set(result["lines"].get(str(Path(supervisor.__file__).resolve()), []))
+    assert body_lines(supervisor.label_logs) & worker_lines
     # Every process's data file (master, two workers, this one) was combined into one.
     assert len(list((tmp_path / "data").iterdir())) == 1

@@ -1,10 +1,13 @@
-"""The dependency direction is a rule, so it is a test: pki <- store <- ca <- acme <- renewal
-<- proxy <- cli, with tls and http below ca (an allow-list: ALLOWED) for acme, client, proxy, demo
-and inspect to share; within proxy, the per-connection data plane (DATA_PLANE) loads nothing of
-the control plane.
+"""The dependency direction is a rule, so it is a test: the whole contract is :data:`MAY_IMPORT`,
+for every package under ``src/tlsgate`` the packages of tlsgate it may import; any other import
+fails, and so does taking a ``_private`` name from another package.
 
-Each check imports a package in a fresh interpreter and looks at what came along, which catches
-imports hidden inside functions of other modules only once they run, and module-level ones always.
+Two views of the same rule. The source view (:func:`test_imports_follow_the_contract`) reads
+every ``import`` of every module, at module level, inside functions and under ``TYPE_CHECKING``
+alike, so a lazy import cannot hide an arrow. The run-time view
+(:func:`test_loads_only_what_it_may`) imports each package in a fresh interpreter and looks at
+what came along, which also catches ``importlib`` and what third-party libraries drag in
+(:data:`FORBIDDEN`: no event loop or database below the CA).
 """
 
 from __future__ import annotations
@@ -17,106 +20,156 @@ from pathlib import Path
 
 import pytest
 
+SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
+
+#: The whole contract: each package of tlsgate (acme's two roles counted apart; a top-level
+#: module counts as a package) and the packages it may import. A package missing here fails, as
+#: does any import not listed: a new arrow is a decision made here, in review, not a side
+#: effect. Top to bottom it is the direction: errors <- pki <- store, tls, http <- ca, mtls <-
+#: config <- acme <- renewal <- proxy <- serve <- cli, with client, monitor and demo beside serve
+#: (none of them inside the data plane) and inspect beside ca.
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    name: frozenset(allowed)
+    for name, allowed in {
+        "errors": (),
+        "plural": (),
+        "pki": ("errors",),
+        "store": ("errors", "pki"),
+        # Below both planes: TLS contexts and OpenSSL access; sans-IO HTTP/1.1.
+        "tls": ("errors", "pki"),
+        "http": ("errors",),
+        "ca": ("errors", "pki", "store"),
+        # mtls decides from plain values; the proxy applies its decisions.
+        "mtls": ("errors", "pki"),
+        "config": ("errors", "mtls", "pki"),
+        # ACME by role: the server and the client share only the wire format left in acme/.
+        "acme": ("errors", "pki"),
+        "acme.server": ("acme", "ca", "errors", "pki", "store", "tls"),
+        "acme.client": ("acme", "config", "errors", "pki", "store"),
+        "renewal": ("acme", "acme.client", "ca", "config", "errors", "pki", "store"),
+        # check/monitor look at TLS from the outside: no server, no store, no CA machinery.
+        "inspect": ("errors", "pki", "tls"),
+        # THE DATA PLANE: plain values in (tlsgate.proxy.settings); no configuration, store, CA,
+        # ACME or renewal, and nothing of the control plane that drives it.
+        "proxy": ("errors", "http", "mtls", "pki", "plural", "tls"),
+        # THE CONTROL PLANE of `tlsgate serve`: everything below, and the data plane.
+        "serve": (
+            *("acme", "ca", "config", "errors", "http", "mtls", "pki", "plural"),
+            *("proxy", "renewal", "store", "tls"),
+        ),
+        # The mTLS client side reuses the renewal loop, http's parsers and tls: no proxy.
+        "client": ("ca", "config", "errors", "http", "pki", "renewal", "store", "tls"),
+        "monitor": ("config", "errors", "inspect", "pki", "plural", "store"),
+        # The echo app answers with serve's tiny built-in server, not the data plane.
+        "demo": ("http", "serve"),
+        "cli": (
+            *("acme.client", "acme.server", "ca", "client", "config", "demo", "errors"),
+            *("inspect", "monitor", "pki", "plural", "serve", "store"),
+        ),
+        "__main__": ("cli",),
+        "__init__": (),
+    }.items()
+}
+
+#: What the run-time view bans besides tlsgate's own packages: pki is pure, and nothing below the
+#: CA runs an event loop or (pki) touches a database or a socket's TLS.
 FORBIDDEN = {
-    # pki is pure: no I/O engines, no persistence, nothing above it.
-    "tlsgate.pki": ["sqlite3", "asyncio", "ssl", "tlsgate.store", "tlsgate.ca", "tlsgate.cli"],
-    "tlsgate.store": ["asyncio", "tlsgate.ca", "tlsgate.cli"],
-    "tlsgate.ca": ["asyncio", "tlsgate.cli"],
-    # acme builds its tls-alpn-01 and `ca serve` contexts with tlsgate.tls, not the proxy's.
-    "tlsgate.acme": ["tlsgate.cli", "tlsgate.renewal", "tlsgate.proxy"],
-    # ACME by role: the server and the client share only the wire format left in acme/ itself.
-    "tlsgate.acme.server": [
-        "tlsgate.acme.client",
-        "tlsgate.cli",
-        "tlsgate.renewal",
-        "tlsgate.proxy",
-    ],
-    "tlsgate.acme.client": [
-        "tlsgate.acme.server",
-        "tlsgate.cli",
-        "tlsgate.renewal",
-        "tlsgate.proxy",
-    ],
-    "tlsgate.renewal": ["tlsgate.cli", "tlsgate.proxy"],
-    "tlsgate.proxy": ["tlsgate.cli"],
-    # mtls decides from plain values; the proxy applies its decisions, not the other way round.
-    "tlsgate.mtls": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store"],
-    # The client side reuses the renewal loop, tlsgate.http's parsers and tlsgate.tls: no proxy.
-    "tlsgate.client": ["tlsgate.cli", "tlsgate.proxy"],
-    # check/monitor look at TLS from the outside: no server, no store, no CA machinery.
-    "tlsgate.inspect": ["tlsgate.cli", "tlsgate.proxy", "tlsgate.store", "tlsgate.renewal"],
+    "tlsgate.pki": ["sqlite3", "asyncio", "ssl"],
+    "tlsgate.store": ["asyncio"],
+    "tlsgate.ca": ["asyncio"],
+    "tlsgate.mtls": ["asyncio", "sqlite3"],
+    "tlsgate.http": ["asyncio", "ssl", "sqlite3"],
 }
 
 
-#: The data plane: what runs per connection. The control plane hands it plain values (a routing
-#: table, the TLS contexts, settings as tlsgate.proxy.settings names them, callables to report
-#: to) and it loads none of the control plane. Checked module by module while serve's modules
-#: still live in tlsgate.proxy (a walk of the package loads server.py); once tlsgate.serve holds
-#: them all, this becomes the package-level FORBIDDEN["tlsgate.proxy"] check.
-DATA_PLANE = [
-    f"tlsgate.proxy.{name}"
-    for name in (
-        "protocol",
-        "phase",
-        "flow",
-        "exchange",
-        "upstream_side",
-        "upstream",
-        "headers",
-        "routing",
-        "acceptor",
-        "relay",
-        "access_log",
-        "deadline",
-        "responder",
-        "edge",
-        "redirect",
-        "client_identity",
-        "settings",
+def package_of(module: str) -> str:
+    """``tlsgate.acme.server.jws`` -> ``acme.server``; ``tlsgate.proxy.edge`` -> ``proxy``;
+    ``tlsgate.errors`` -> ``errors``: the key of :data:`MAY_IMPORT` a module belongs to."""
+    parts = module.split(".")[1:] or ["__init__"]
+    if parts[0] == "acme" and len(parts) > 1 and parts[1] in ("server", "client"):
+        return f"acme.{parts[1]}"
+    return parts[0]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 2 else parts)
+
+
+def imported_modules(path: Path) -> list[tuple[str, int]]:
+    """Every tlsgate module ``path`` imports, wherever the statement is, with its line."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module, node.lineno))
+        elif isinstance(node, ast.Import):
+            found.extend((alias.name, node.lineno) for alias in node.names)
+    return [(m, line) for m, line in found if m.startswith("tlsgate.")]
+
+
+def closure(package: str) -> frozenset[str]:
+    """``package`` and every package it may reach through :data:`MAY_IMPORT`."""
+    seen = {package}
+    todo = [package]
+    while todo:
+        for dep in MAY_IMPORT[todo.pop()]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return frozenset(seen)
+
+
+def test_every_package_is_in_the_contract() -> None:
+    packages = {package_of(module_name(p)) for p in SRC.rglob("*.py")}
+    assert packages - MAY_IMPORT.keys() == set(), "packages missing from MAY_IMPORT"
+    assert MAY_IMPORT.keys() - packages == set(), "MAY_IMPORT names packages that do not exist"
+    for name, allowed in MAY_IMPORT.items():
+        assert allowed <= MAY_IMPORT.keys(), (
+            f"{name} may import unknown {allowed - MAY_IMPORT.keys()}"
+        )
+        assert name not in closure_without(name), f"{name} is in a cycle of MAY_IMPORT"
+
+
+def closure_without(package: str) -> frozenset[str]:
+    """What ``package``'s dependencies reach (itself only through a cycle)."""
+    reached: set[str] = set()
+    for dep in MAY_IMPORT[package]:
+        reached |= closure(dep)
+    return frozenset(reached)
+
+
+def contract_offenders(path: Path, home: str) -> list[str]:
+    """The imports of ``path`` (a module of package ``home``) that :data:`MAY_IMPORT` refuses."""
+    return [
+        f"{module} (line {line})"
+        for module, line in imported_modules(path)
+        if (target := package_of(module)) != home and target not in MAY_IMPORT[home]
+    ]
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_follow_the_contract(path: Path) -> None:
+    home = package_of(module_name(path))
+    offenders = contract_offenders(path, home)
+    assert not offenders, f"{home} may not import {offenders} (MAY_IMPORT[{home!r}])"
+
+
+def test_the_source_view_sees_lazy_and_type_only_imports(tmp_path: Path) -> None:
+    """The negative control: an upward import hidden in a function or under TYPE_CHECKING is
+    refused as surely as one at the top of a module."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from tlsgate.serve.metrics import Metrics\n"
+        "def f() -> None:\n    import tlsgate.config.model\n"
+        "from tlsgate.http import Request\n"
     )
-]
-#: The control plane's modules still in tlsgate.proxy, on their way to tlsgate.serve.
-PROXY_CONTROL = (
-    "metrics",
-    "server",
-    "sites",
-    "certificates",
-    "ocsp",
-    "stapling",
-    "store_sync",
-    "preflight",
-    "workers",
-    "tls",
-)
-DATA_PLANE_FORBIDDEN = [
-    "tlsgate.config",
-    "tlsgate.store",
-    "tlsgate.ca",
-    "tlsgate.acme",
-    "tlsgate.renewal",
-    "tlsgate.serve",
-    "tlsgate.cli",
-    *(f"tlsgate.proxy.{name}" for name in PROXY_CONTROL),
-]
-#: All the data plane may load of tlsgate besides itself: what it decides with, from below.
-DATA_PLANE_ALLOWED = [
-    "tlsgate.errors",
-    "tlsgate.http",
-    "tlsgate.tls",
-    "tlsgate.mtls",
-    "tlsgate.pki",
-    "tlsgate.plural",
-]
+    assert contract_offenders(probe, "proxy") == [
+        "tlsgate.serve.metrics (line 3)",
+        "tlsgate.config.model (line 5)",
+    ]
+    assert contract_offenders(probe, "serve") == []
 
-
-#: Packages below both planes, and all they may import from tlsgate besides themselves. Anything
-#: else (``tlsgate.proxy`` included) fails ``test_may_import_only``.
-ALLOWED = {
-    # TLS contexts, OpenSSL access, ticket keys, session cache, ClientHello reader.
-    "tlsgate.tls": ["tlsgate.errors", "tlsgate.pki", "tlsgate.store"],
-    # Sans-IO HTTP/1.1.
-    "tlsgate.http": ["tlsgate.errors"],
-}
 
 #: Modules left out of a package's walk, and why.
 NOT_WALKED: dict[str, tuple[str, ...]] = {
@@ -149,58 +202,32 @@ def modules_after(code: str) -> set[str]:
 
 
 def loaded_by(package: str) -> set[str]:
-    """Every module in ``sys.modules`` after importing each module of ``package``."""
-    return modules_after(
-        "import importlib, pkgutil\n"
-        f"pkg = importlib.import_module({package!r})\n"
-        "for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
-        f"    if not m.name.startswith({NOT_WALKED.get(package, ())!r}):\n"
-        "        importlib.import_module(m.name)"
+    """Every module in ``sys.modules`` after importing each module of ``package`` (as the
+    contract counts it: ``tlsgate.acme`` without its two roles), but :data:`NOT_WALKED`."""
+    key = package_of(package)
+    modules = sorted(
+        name
+        for path in (SRC / package.split(".", 1)[1].replace(".", "/")).rglob("*.py")
+        if package_of(name := module_name(path)) == key
+        and not name.startswith(NOT_WALKED.get(package, ("-",)))
     )
+    return modules_after("".join(f"import {m}\n" for m in modules))
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_dependency_direction(package: str) -> None:
+#: Every package the run-time view imports: each key of MAY_IMPORT but the top-level modules.
+RUNTIME = sorted(
+    f"tlsgate.{name}" for name in MAY_IMPORT if (SRC / name.replace(".", "/")).is_dir()
+)
+
+
+@pytest.mark.parametrize("package", RUNTIME)
+def test_loads_only_what_it_may(package: str) -> None:
     loaded = loaded_by(package)
-    offenders = [m for m in FORBIDDEN[package] if m in loaded]
-    assert not offenders, f"{package} pulls in {offenders}"
-
-
-@pytest.mark.parametrize("package", sorted(ALLOWED))
-def test_may_import_only(package: str) -> None:
-    allowed = (package, *ALLOWED[package])
-    offenders = sorted(
-        m
-        for m in loaded_by(package)
-        if m.startswith("tlsgate.") and not any(m == a or m.startswith(a + ".") for a in allowed)
-    )
-    assert not offenders, f"{package} pulls in {offenders}"
-
-
-def _under(module: str, packages: list[str]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in packages)
-
-
-def test_data_plane_loads_no_control_plane() -> None:
-    loaded = modules_after(f"import {', '.join(DATA_PLANE)}")
-    offenders = sorted(m for m in loaded if _under(m, DATA_PLANE_FORBIDDEN))
-    assert not offenders, f"the data plane pulls in {offenders}"
-    beyond = sorted(
-        m
-        for m in loaded
-        if m.startswith("tlsgate.")
-        and m not in ("tlsgate.proxy", *DATA_PLANE)
-        and not _under(m, DATA_PLANE_ALLOWED)
-    )
-    assert not beyond, f"the data plane pulls in {beyond}"
-
-
-def test_every_proxy_module_is_of_one_plane() -> None:
-    """A new module in tlsgate.proxy is placed on purpose: in the data plane (and so checked
-    above) or, until serve/ holds the control plane, among the modules on their way there."""
-    planes = {m.rpartition(".")[2] for m in DATA_PLANE} | set(PROXY_CONTROL)
-    modules = {p.stem for p in (SRC / "proxy").glob("*.py")} - {"__init__"}
-    assert not modules - planes, f"of neither plane: {sorted(modules - planes)}"
+    reach = closure(package_of(package))
+    beyond = sorted(m for m in loaded if m.startswith("tlsgate.") and package_of(m) not in reach)
+    assert not beyond, f"{package} pulls in {beyond}"
+    banned = [m for m in FORBIDDEN.get(package, []) if m in loaded]
+    assert not banned, f"{package} pulls in {banned}"
 
 
 def test_sqlite_users_never_load_psycopg(tmp_path: Path) -> None:
@@ -223,7 +250,6 @@ def test_postgres_store_stays_below_ca_and_cli() -> None:
 PURE_BANNED = {"socket", "ssl", "asyncio", "sqlite3", "subprocess", "threading", "time"}
 
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "tlsgate"
 #: Sans-IO modules outside pki: parsing and decisions only, the asyncio layer moves the bytes.
 SANS_IO = [
     *sorted((SRC / "http").glob("*.py")),
@@ -331,3 +357,28 @@ ACME_SHARED = sorted(
 def test_acme_wire_format_belongs_to_neither_role(module: str) -> None:
     loaded = modules_after(f"import {module}")
     assert not [m for m in loaded if m.startswith(("tlsgate.acme.server", "tlsgate.acme.client"))]
+
+
+def level(package: str) -> int:
+    """0 for a package that imports nothing of tlsgate, else one more than its highest import."""
+    return 1 + max((level(dep) for dep in MAY_IMPORT[package]), default=-1)
+
+
+def render_contract() -> str:
+    """:data:`MAY_IMPORT` as the README's map: the highest level first, each package with what
+    it may import directly."""
+    rows = sorted(
+        (name for name in MAY_IMPORT if name not in ("__init__", "__main__")),
+        key=lambda name: (-level(name), name),
+    )
+    lines = [f"{'level':<6} {'package':<12} may import"]
+    for name in rows:
+        deps = " ".join(sorted(MAY_IMPORT[name])) or "-"
+        lines.append(f"{level(name):<6} {name:<12} {deps}")
+    return "\n".join(lines)
+
+
+def test_readme_shows_the_contract() -> None:
+    """The README's package map is this table, so it cannot drift from what is enforced."""
+    readme = (SRC.parents[1] / "README.md").read_text()
+    assert f"```\n{render_contract()}\n```" in readme, render_contract()

@@ -11,13 +11,12 @@ import asyncio
 import pytest
 
 from tests.http.test_http import parse, refused
+from tests.serve.test_responder import FakeTransport
 from tlsgate.config import SiteConfig, Upstream
 from tlsgate.http import RemoteProtocolError, Request
 from tlsgate.http.target import split_target
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.routing import Router, normalize_host
-
-from .test_responder import FakeTransport
 
 ABSOLUTE = {
     # target -> (target forwarded, Host forwarded)

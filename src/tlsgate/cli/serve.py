@@ -134,8 +134,8 @@ def _connection_count(text: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     _logging(not args.quiet)
     config = _config(args)
-    from tlsgate.proxy.preflight import preflight
-    from tlsgate.proxy.server import EdgeServer
+    from tlsgate.serve.preflight import preflight
+    from tlsgate.serve.server import EdgeServer
 
     # Ports and files first: a refused start must not have created the state, a CA or a
     # certificate (the store is created on opening, the CA and certificates as serve starts).
@@ -211,7 +211,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if is_database_url(store.location):
         server_config = replace(server_config, store=store.location)
     config = replace(config, server=server_config)
-    from tlsgate.proxy.server import EdgeServer
+    from tlsgate.serve.server import EdgeServer
 
     server = EdgeServer(config, store)
     root = state / "root.pem"

@@ -11,7 +11,7 @@ import asyncio
 import json
 
 from tlsgate.http import Request
-from tlsgate.proxy.responder import Responder
+from tlsgate.serve.responder import Responder
 
 __all__ = ["EchoProtocol", "describe_request", "start_echo"]
 

@@ -20,7 +20,7 @@ sessions from sites without client certificates never resume on this one.
 The internal CA's CRL is signed with the intermediate's key, which only the master holds: the
 master regenerates it when the revoked set changes (or it is half-way to its nextUpdate) and
 writes it to ``<state>/crl/internal.pem``; workers read that file. It learns of a revocation
-from the store watch (:mod:`tlsgate.proxy.store_sync`, whoever revoked) and on SIGHUP.
+from the store watch (:mod:`tlsgate.serve.store_sync`, whoever revoked) and on SIGHUP.
 """
 
 from __future__ import annotations

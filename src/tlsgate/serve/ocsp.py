@@ -1,7 +1,7 @@
 """OCSP responses for stapling: fetch them, cache them, refresh them.
 
 The messages themselves -- which responder, what request, whether an answer can be trusted -- are
-:mod:`tlsgate.pki.ocsp`; this module is the proxy's side: :func:`refresh_time` says when to ask
+:mod:`tlsgate.pki.ocsp`; this module is serve's side: :func:`refresh_time` says when to ask
 again (half-way through the validity window, hourly without ``next_update``),
 :func:`fetch_response` POSTs the request over plain HTTP (run in a thread), and :class:`OcspCache`
 keeps one verified response per site in memory and in ``<state>/ocsp/`` (atomic writes, so a

@@ -1,10 +1,17 @@
-"""Recycling workers: a worker that has accepted enough connections is replaced, gracefully.
+"""Worker processes of ``tlsgate serve``: fork them, tie them to the master, reap and replace them.
 
-Why: under connection churn a worker's resident memory creeps up and never comes back. Measured
-(bench/churn.py, bench/README.md): Python's objects and the bytes glibc has handed out stay flat;
-what grows is memory glibc keeps *free* inside its heap (``malloc_info``), fragmented by the
-per-connection TLS and socket buffers so that it cannot be returned. That is the allocator's
-doing, not a leak of ours, so it is bounded instead: ``malloc_trim`` now and then
+Given a callable that runs one process's event loop (:class:`WorkerLoop`), :class:`Supervisor`
+decides which processes run it: with one worker the master itself; with more, ``workers`` forked
+children that each bind the listeners (``SO_REUSEPORT``: the kernel spreads connections across
+them); with recycling, children forked onto sockets the master holds. It knows nothing of sites,
+certificates or listeners' addresses; :mod:`tlsgate.serve.listeners` binds the sockets, and
+:mod:`tlsgate.proxy.lifecycle` counts and drains a worker's connections.
+
+Recycling, and why: under connection churn a worker's resident memory creeps up and never comes
+back. Measured (bench/churn.py, bench/README.md): Python's objects and the bytes glibc has handed
+out stay flat; what grows is memory glibc keeps *free* inside its heap (``malloc_info``),
+fragmented by the per-connection TLS and socket buffers so that it cannot be returned. That is the
+allocator's doing, not a leak of ours, so it is bounded instead: ``malloc_trim`` now and then
 (:func:`trim_heap`), and with ``max_connections_per_worker`` a fresh worker after N connections.
 
 How a worker is replaced without a connection lost: with recycling on, the master binds the
@@ -27,30 +34,25 @@ import logging
 import os
 import signal
 import socket
-import ssl as ssl_module
 import struct
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
-
-from tlsgate.config import ListenAddress
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from tlsgate.proxy.edge import Edge
+    from tlsgate.proxy.lifecycle import ConnectionBudget
 
 __all__ = [
-    "ConnectionBudget",
+    "REAP_INTERVAL",
     "Recycler",
     "Slot",
-    "bind_listener",
+    "Supervisor",
+    "WorkerLoop",
     "die_with",
-    "drain",
     "label_logs",
-    "listen_on",
     "reap_worker",
-    "retire",
     "signal_worker",
     "trim_heap",
     "trim_loop",
@@ -65,51 +67,95 @@ TRIM_INTERVAL = 10.0
 #: A died worker is replaced at most this often per slot (a worker that dies at start must
 #: not turn the master into a fork loop).
 RESPAWN_DELAY = 1.0
+#: How often the master looks for workers that exited (with recycling on).
+REAP_INTERVAL = 0.2
 #: One message on the recycling pipe: the worker's pid (written at once: atomic below PIPE_BUF).
 _MESSAGE = struct.Struct("=q")
 
-A = ParamSpec("A")
-R = TypeVar("R")
 
+class WorkerLoop(Protocol):
+    """Runs one process's event loop until it stops; its exit code.
 
-class ConnectionBudget:
-    """Counts the connections a worker accepts and calls ``spent`` once, at the ``limit``-th
-    (0: never).
-
-    It wraps what the listeners call once per accepted connection, before the TLS handshake
-    (the protocol factory, or the peeking acceptor's choice), so failed handshakes count too:
-    they cost memory as well.
+    ``master``: this process runs the control plane (renewal, store watch, admin listener).
+    ``listen``: it serves the listeners (a master with forked workers does not). ``slot``: the
+    sockets the master holds for this worker (recycling), else it binds its own.
     """
 
-    def __init__(self, limit: int, on_spent: Callable[[], None]) -> None:
-        self.limit = limit
-        self.accepted = 0
-        self._on_spent = on_spent
-
-    @property
-    def spent(self) -> bool:
-        return 0 < self.limit <= self.accepted
-
-    def wrap(self, func: Callable[A, R]) -> Callable[A, R]:
-        @functools.wraps(func)
-        def counted(*args: A.args, **kwargs: A.kwargs) -> R:
-            self.accepted += 1
-            if self.accepted == self.limit:
-                self._on_spent()
-            return func(*args, **kwargs)
-
-        return counted
+    def __call__(self, *, master: bool, listen: bool, slot: Slot | None) -> int: ...
 
 
-def bind_listener(address: ListenAddress, backlog: int) -> socket.socket:
-    """A listening socket for one slot: ``SO_REUSEPORT`` so every slot binds the same port (the
-    kernel spreads connections across them, as when workers bind their own)."""
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    sock = socket.create_server(
-        (address.host, address.port), family=family, backlog=backlog, reuse_port=True
-    )
-    sock.setblocking(False)
-    return sock
+class Supervisor:
+    """The master's workers: forked, told of signals, reaped; replaced when recycling.
+
+    ``run_loop`` is what each process runs (the master's too); ``after_fork`` runs first in
+    each fresh worker, for what must not cross ``fork()`` (a database connection, counters).
+    """
+
+    def __init__(self, run_loop: WorkerLoop, *, after_fork: Callable[[], None]) -> None:
+        self.run_loop = run_loop
+        self.after_fork = after_fork
+        self.children: list[int] = []  # live workers, retiring ones until reaped
+        self.recycler: Recycler | None = None
+        self._forked = 0  # workers forked so far
+
+    def run(self, workers: int, *, recycle: Callable[[], list[socket.socket]] | None = None) -> int:
+        """Run ``workers`` workers until the master's loop stops. ``recycle``: bind one slot's
+        listening sockets; given, the master holds them and replaces spent workers."""
+        if recycle is not None:
+            return self._run_recycling(workers, recycle)
+        if workers == 1:
+            return self.run_loop(master=True, listen=True, slot=None)
+        for _ in range(workers):
+            self.children.append(self._fork(os.getpid(), None))
+        return self.run_loop(master=True, listen=False, slot=None)
+
+    def _run_recycling(self, workers: int, bind: Callable[[], list[socket.socket]]) -> int:
+        """The master holds every slot's listeners and forks workers onto them, then and
+        whenever one is spent or dies."""
+        slots = [Slot(bind()) for _ in range(workers)]
+        master = os.getpid()
+        self.recycler = Recycler(slots, lambda slot: self._fork(master, slot), self.children)
+        try:
+            self.recycler.start_all()
+            return self.run_loop(master=True, listen=False, slot=None)
+        finally:
+            self.recycler.close()
+
+    def _fork(self, master: int, slot: Slot | None) -> int:
+        """Fork a worker (serving ``slot``'s listeners if given); its pid, in the master."""
+        self._forked += 1  # a worker's number: a replacement gets a new one
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            # A successor is forked inside the master's running loop: this process starts
+            # its own, and never returns to the master's.
+            asyncio.events._set_running_loop(None)
+            label_logs(f"worker {self._forked} (pid {os.getpid()})")
+            die_with(master)
+            if self.recycler is not None and slot is not None:
+                self.recycler.close_in_worker(slot)
+            self.children = []
+            self.after_fork()
+            code = self.run_loop(master=False, listen=True, slot=slot)
+        finally:
+            os._exit(code)
+
+    def spent(self) -> None:
+        """Worker: ``max_connections_per_worker`` reached; ask the master for a successor."""
+        assert self.recycler is not None
+        self.recycler.spent()
+
+    def tell(self, sig: int) -> None:
+        """Master: send ``sig`` to every worker (SIGHUP: reload; SIGTERM: stop)."""
+        for pid in self.children:
+            signal_worker(pid, sig)
+
+    def reap_all(self, timeout: float) -> None:
+        """Master, stopping: wait for every worker, killing one still there after ``timeout``."""
+        for pid in self.children:
+            reap_worker(pid, timeout)
 
 
 @dataclass
@@ -238,33 +284,6 @@ def _describe(status: int) -> str:
     return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
-async def listen_on(
-    address: ListenAddress,
-    sock: socket.socket | None,
-    factory: Callable[[], asyncio.BaseProtocol],
-    *,
-    backlog: int,
-    ssl: ssl_module.SSLContext | None = None,
-    handshake_timeout: float | None = None,
-) -> asyncio.AbstractServer:
-    """A listener on the socket the master holds for this worker (recycling), else on
-    ``address``, bound here with ``SO_REUSEPORT``."""
-    loop = asyncio.get_running_loop()
-    if sock is not None:
-        return await loop.create_server(
-            factory, sock=sock, backlog=backlog, ssl=ssl, ssl_handshake_timeout=handshake_timeout
-        )
-    return await loop.create_server(
-        factory,
-        address.host,
-        address.port,
-        reuse_port=True,
-        backlog=backlog,
-        ssl=ssl,
-        ssl_handshake_timeout=handshake_timeout,
-    )
-
-
 async def trim_loop(budget: ConnectionBudget) -> None:
     """Every ``TRIM_INTERVAL`` seconds in which connections came and went, hand glibc's free
     heap pages back (:func:`trim_heap`)."""
@@ -274,33 +293,6 @@ async def trim_loop(budget: ConnectionBudget) -> None:
         if budget.accepted != seen:
             seen = budget.accepted
             trim_heap()
-
-
-async def retire(edges: list[Edge], deadline: float, *, grace: float) -> None:
-    """A recycled worker's drain: nothing is cut short. Handshakes accepted before the
-    listeners closed get ``grace`` (the handshake timeout) to become connections; every
-    connection ends by itself, after its next response (``Connection: close``) or its idle
-    timeout, until ``deadline``."""
-    start = time.monotonic()
-    while time.monotonic() < deadline:
-        if time.monotonic() - start >= grace and not any(edge.connections for edge in edges):
-            return
-        await asyncio.sleep(0.05)
-
-
-async def drain(edges: list[Edge], deadline: float) -> None:
-    """Graceful stop: finish what is in flight, close idle keep-alives, until ``deadline``."""
-    while time.monotonic() < deadline:
-        busy = False
-        for edge in edges:
-            for conn in list(edge.connections):
-                if conn.busy:
-                    busy = True
-                elif conn.tunnel is None:
-                    conn.close()
-        if not busy:
-            break
-        await asyncio.sleep(0.05)
 
 
 def label_logs(label: str) -> None:

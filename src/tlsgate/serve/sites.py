@@ -15,10 +15,10 @@ from pathlib import Path
 
 from tlsgate.config import ClientAuth, SiteConfig
 from tlsgate.errors import TlsgateError
-from tlsgate.proxy.certificates import SiteCertificate
-from tlsgate.proxy.stapling import SiteStapling
-from tlsgate.proxy.tls import SiteContexts
+from tlsgate.serve.certificates import SiteCertificate
 from tlsgate.serve.client_trust import TrustMaterial, configure, file_material, internal_material
+from tlsgate.serve.contexts import SiteContexts
+from tlsgate.serve.stapling import SiteStapling
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import Store
 from tlsgate.tls import sessions

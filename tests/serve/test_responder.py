@@ -1,4 +1,4 @@
-"""tlsgate.proxy.responder: the framing shared by the admin listener and the demo echo app."""
+"""tlsgate.serve.responder: the framing shared by the admin listener and the demo echo app."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from tests.http.http_helpers import bytewise, make_parser
 from tlsgate.demo.echo import EchoProtocol, start_echo
 from tlsgate.http import Data, EndOfMessage, Limits, Request, Response
-from tlsgate.proxy.metrics import AdminProtocol, Metrics
-from tlsgate.proxy.responder import Responder, response
+from tlsgate.serve.admin import AdminProtocol
+from tlsgate.serve.metrics import Metrics
+from tlsgate.serve.responder import Responder, response
 
 
 class FakeTransport:

@@ -10,7 +10,7 @@ from cryptography.x509 import ocsp
 
 from tests.pki.ocsp_pki import Pki, build_response, make_pki, other_cert
 from tlsgate.pki.ocsp import VerifiedResponse
-from tlsgate.proxy.ocsp import MIN_REFRESH, OcspCache, refresh_time
+from tlsgate.serve.ocsp import MIN_REFRESH, OcspCache, refresh_time
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 URL = "http://127.0.0.1:9/ocsp"

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 
 from tlsgate.pki.ocsp import ocsp_target
-from tlsgate.proxy.ocsp import OcspCache
+from tlsgate.serve.ocsp import OcspCache
 from tlsgate.tls.libssl import LibSSL, libssl, ssl_ctx_pointer
 
 __all__ = ["SiteStapling", "Stapler"]

@@ -16,9 +16,8 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
+from tests.proxy.conftest import Serve
 from tlsgate.pki.serial import format_serial
-
-from .conftest import Serve
 
 pytestmark = pytest.mark.interop
 

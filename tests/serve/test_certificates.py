@@ -18,7 +18,7 @@ from tlsgate.errors import ConfigError
 from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.placeholder import PLACEHOLDER_SUBJECT
-from tlsgate.proxy.certificates import CertificateManager, certified_names
+from tlsgate.serve.certificates import CertificateManager, certified_names
 from tlsgate.store import open_store
 from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.sqlite import SQLiteStore

@@ -13,7 +13,7 @@ from tlsgate.errors import StorageError
 from tlsgate.pki.keys import generate_key
 from tlsgate.pki.profiles import build_root
 from tlsgate.pki.serial import format_serial
-from tlsgate.proxy.metrics import Metrics, RenewalStatus, ServedCertificate
+from tlsgate.serve.metrics import Metrics, RenewalStatus, ServedCertificate
 
 
 def samples(metrics: Metrics) -> dict[str, list[tuple[dict[str, str], float]]]:

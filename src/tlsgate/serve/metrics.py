@@ -1,4 +1,5 @@
-"""Prometheus metrics for the edge, served on the admin listener at ``/metrics``.
+"""Prometheus metrics for the edge, served on the admin listener (:mod:`tlsgate.serve.admin`) at
+``/metrics``.
 
 Names follow the conventions of the tools people already alert with (Envoy's
 ``days_until_first_cert_expiring``, Traefik's ``tls_certs_not_after``, blackbox_exporter): the
@@ -29,15 +30,12 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 
 from tlsgate.errors import TlsgateError
-from tlsgate.http import Request
 from tlsgate.pki.serial import format_serial
-from tlsgate.proxy.responder import Responder
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 __all__ = [
-    "AdminProtocol",
     "CertificateCollector",
     "Metrics",
     "RenewalStatus",
@@ -247,19 +245,3 @@ class Metrics:
             registry.register(self.certs)
             return generate_latest(registry)
         return generate_latest(self.registry)
-
-
-class AdminProtocol(Responder):
-    """``GET /metrics`` and ``GET /healthz`` on the admin listener; nothing else."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        super().__init__()
-        self.metrics = metrics
-
-    def respond(self, request: Request, body_bytes: int) -> tuple[int, bytes, bytes]:
-        path = request.target.partition(b"?")[0]
-        if path == b"/metrics":
-            return 200, b"text/plain; version=0.0.4; charset=utf-8", self.metrics.render()
-        if path == b"/healthz":
-            return 200, b"text/plain", b"ok\n"
-        return 404, b"text/plain", b"not found\n"

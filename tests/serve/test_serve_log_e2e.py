@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography import x509
 
-from .conftest import Serve
+from tests.proxy.conftest import Serve
 
 
 def test_serve_log_lines(serve_factory: Any, tmp_path: Path) -> None:

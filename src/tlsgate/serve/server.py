@@ -1,10 +1,14 @@
-"""Processes, listeners and lifecycle of ``tlsgate serve``.
+"""The control plane's wiring of ``tlsgate serve``: certificates, renewal, store sync, SIGHUP,
+OCSP and metrics, around the worker processes and their listeners.
 
 Shape: the master loads configuration and certificates and builds the TLS contexts, then forks
 ``workers`` processes that each bind the listening ports with ``SO_REUSEPORT`` (the kernel spreads
 connections across them) and run a uvloop event loop. With one worker, the master is the worker.
 With ``max_connections_per_worker`` the master binds the listeners itself, holds them and forks
-every worker onto them, a successor whenever one is spent or dies (:mod:`tlsgate.proxy.workers`).
+every worker onto them, a successor whenever one is spent or dies. :mod:`tlsgate.serve.supervisor`
+forks, signals and reaps the processes, :mod:`tlsgate.serve.listeners` opens each worker's
+listeners, :mod:`tlsgate.serve.challenges` answers the CA's validations; this module decides
+what each process runs.
 
 Signals: SIGTERM/SIGINT stop accepting, let in-flight exchanges finish (up to ``drain``
 seconds), then exit. SIGHUP re-reads certificate files and the store, swaps certificates into
@@ -17,7 +21,7 @@ validations from the store, where the master's renewer put the answers.
 
 Several nodes on one PostgreSQL store form a cluster with nothing more: the renewer orders each
 certificate on one node at a time (a lease in the store), and every master watches the store
-(:mod:`tlsgate.proxy.store_sync`: notifications, and a poll every few seconds) and swaps in what
+(:mod:`tlsgate.serve.store_sync`: notifications, and a poll every few seconds) and swaps in what
 another node stored, exactly as for its own renewals; a revocation recorded in the store by any
 process or node regenerates the internal CRL the same way. A store outage is reported (logs,
 ``tlsgate_store_up``) and waited out; what is served stays served.
@@ -29,61 +33,39 @@ import asyncio
 import functools
 import logging
 import os
-import re
 import shutil
 import signal
-import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from tlsgate.acme.tls_alpn import ACME_TLS_ALPN, alpn_challenge_certificate
-from tlsgate.config import Config, ListenAddress, SiteConfig
+from tlsgate.config import Config
 from tlsgate.errors import StorageError, TlsgateError
 from tlsgate.pki.pem import load_certificates
-from tlsgate.proxy.acceptor import ChallengeProtocol, Choice, HelloAcceptor
+from tlsgate.proxy.acceptor import Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
-from tlsgate.proxy.certificates import FILE_CHECK, CertificateManager, SiteCertificate
 from tlsgate.proxy.edge import Edge
-from tlsgate.proxy.metrics import (
-    AdminProtocol,
-    Metrics,
-    RenewalStatus,
-    ServedCertificate,
-    prepare_multiprocess,
-)
-from tlsgate.proxy.ocsp import OcspCache, cache_directory
-from tlsgate.proxy.preflight import check_free
-from tlsgate.proxy.protocol import ClientProtocol
-from tlsgate.proxy.redirect import RedirectProtocol
-from tlsgate.proxy.relay import TcpRelay
+from tlsgate.proxy.lifecycle import ConnectionBudget, drain, retire
 from tlsgate.proxy.routing import Router
-from tlsgate.proxy.sites import SiteTls, client_auth_of
-from tlsgate.proxy.stapling import SiteStapling
-from tlsgate.proxy.store_sync import StoreSync
 from tlsgate.proxy.upstream import UpstreamPool
-from tlsgate.proxy.workers import (
-    ConnectionBudget,
-    Recycler,
-    Slot,
-    bind_listener,
-    die_with,
-    drain,
-    label_logs,
-    listen_on,
-    reap_worker,
-    retire,
-    signal_worker,
-    trim_loop,
-)
 from tlsgate.renewal.renewer import Renewer
+from tlsgate.serve.admin import AdminProtocol
+from tlsgate.serve.certificates import FILE_CHECK, CertificateManager, SiteCertificate
+from tlsgate.serve.challenges import Challenges
 from tlsgate.serve.client_trust import InternalCrl
 from tlsgate.serve.hsts import hsts_headers
+from tlsgate.serve.listeners import Server, bind_slot, choose_site, open_listeners, peeks
+from tlsgate.serve.metrics import Metrics, RenewalStatus, ServedCertificate, prepare_multiprocess
+from tlsgate.serve.ocsp import OcspCache, cache_directory
+from tlsgate.serve.preflight import check_free
+from tlsgate.serve.sites import SiteTls, client_auth_of
+from tlsgate.serve.stapling import SiteStapling
+from tlsgate.serve.store_sync import StoreSync
+from tlsgate.serve.supervisor import REAP_INTERVAL, Slot, Supervisor, trim_loop
 from tlsgate.store import local_state_dir
 from tlsgate.store.base import ManagedCertificate, Store
 from tlsgate.store.health import StoreHealth
 from tlsgate.tls.clienthello import ClientHello
-from tlsgate.tls.context import load_chain_into, new_server_context
 from tlsgate.tls.sessions import SessionCache
 from tlsgate.tls.tickets import TicketKeys
 
@@ -91,28 +73,24 @@ __all__ = ["EdgeServer"]
 
 log = logging.getLogger("tlsgate.serve")
 
-_CHALLENGE_PATH = b"/.well-known/acme-challenge/"
-_TOKEN = re.compile(rb"[A-Za-z0-9_-]{1,256}")
-#: How often the master looks for workers that exited (with recycling on).
-REAP_INTERVAL = 0.2
-
 
 class EdgeServer:
+    """One ``tlsgate serve``: the master's state (certificates, contexts, renewer, metrics),
+    inherited by every worker it forks; each process then runs :meth:`_main` in its own loop."""
+
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
         self.manager = CertificateManager(store, config.sites)
         self.tls: SiteTls | None = None
         self.crl: InternalCrl | None = None
-        self.children: list[int] = []
-        self._forked = 0  # workers forked so far
         self.on_ready: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
         self.stapling = SiteStapling(OcspCache(cache_directory(str(local_state_dir(store)))))
         self.renewer: Renewer | None = None
         self.health = StoreHealth(store.location)
-        self._challenge_contexts: dict[tuple[str, str], ssl.SSLContext] = {}
-        self.recycler: Recycler | None = None
+        self.challenges = Challenges(store)
+        self.supervisor = Supervisor(self._run_loop, after_fork=self._in_worker)
 
     def _ticket_keys(self) -> TicketKeys | None:
         """Session-ticket keys from the store's secret: the same in every worker (they fork
@@ -177,64 +155,13 @@ class EdgeServer:
         self._tell_workers()
         return True
 
-    # -- ACME validations ----------------------------------------------------------------------
-    def _http01(self, target: bytes) -> bytes | None:
-        """The key authorization for ``/.well-known/acme-challenge/TOKEN``, if one is pending."""
-        if not target.startswith(_CHALLENGE_PATH):
-            return None
-        token = target[len(_CHALLENGE_PATH) :]
-        if not _TOKEN.fullmatch(token):
-            return None
-        try:
-            answer = self.store.challenge_answer(
-                "http-01", token.decode("ascii"), now=datetime.now(UTC)
-            )
-        except TlsgateError as exc:
-            log.error("http-01: cannot read the pending challenges: %s", exc)
-            return None
-        return answer.encode("ascii") if answer is not None else None
-
+    # -- the accept path -----------------------------------------------------------------------
     def _choose(self, hello: ClientHello | None, normal: Choice, edge: Edge) -> Choice:
-        """The challenge certificate for a tls-alpn-01 validation, else the site's context
-        (chosen before the handshake, so its client-certificate settings apply from the start:
-        OpenSSL would not take them from a context switched to in the SNI callback) and its
-        kind of connection (HTTP, or bytes for a ``mode = "tcp"`` site)."""
-        name = hello.server_name if hello is not None else None
-        if hello is None or name is None or ACME_TLS_ALPN not in hello.alpn:
-            assert self.tls is not None
-            route = edge.router.match(name) if name else edge.router.default
-            ctx = self.tls.contexts.lookup(name) if name else None
-            ctx = ctx or normal[0]
-            if route is not None and route.site.mode == "tcp":
-                return ctx, functools.partial(TcpRelay, edge, route)
-            return ctx, normal[1]
-        try:
-            answer = self.store.challenge_answer("tls-alpn-01", name, now=datetime.now(UTC))
-        except TlsgateError as exc:
-            log.error("tls-alpn-01: cannot read the pending challenges: %s", exc)
-            return normal
-        if answer is None:
-            return normal
-        ctx = self._challenge_contexts.get((name, answer))
-        if ctx is None:
-            cert_pem, key_pem = alpn_challenge_certificate(name, answer)
-            ctx = new_server_context(alpn=(ACME_TLS_ALPN,))
-            load_chain_into(ctx, cert_pem, key_pem)
-            if len(self._challenge_contexts) > 64:  # answers are short-lived; so is this cache
-                self._challenge_contexts.clear()
-            self._challenge_contexts[(name, answer)] = ctx
-        log.info("tls-alpn-01: answering the validation of %s", name)
-        return ctx, ChallengeProtocol
-
-    def _peeks(self) -> bool:
-        """Whether the TLS listeners accept connections themselves to read the ClientHello
-        first: for tls-alpn-01 answers, for sites that ask for client certificates and for TCP
-        sites (whose connections are not HTTP from the first byte)."""
+        """The challenge certificate for a tls-alpn-01 validation, else the site's context and
+        its kind of connection."""
         assert self.tls is not None
-        return self.tls.client_auth or any(
-            site.mode == "tcp" or (site.acme is not None and "tls-alpn-01" in site.acme.challenges)
-            for site in self.config.sites
-        )
+        chosen = self.challenges.choose(hello, normal)
+        return chosen if chosen is not None else choose_site(self.tls.contexts, hello, normal, edge)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -263,8 +190,9 @@ class EdgeServer:
                 metrics_dir = prepare_multiprocess()
             self.metrics = Metrics(renewals=self._renewal_statuses, store_up=lambda: self.health.up)
             self._publish_certificates()
+        recycle = functools.partial(bind_slot, cfg) if cfg.max_connections_per_worker else None
         try:
-            return self._run(workers)
+            return self.supervisor.run(workers, recycle=recycle)
         finally:
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -294,57 +222,12 @@ class EdgeServer:
             if state.name in renewed
         ]
 
-    def _run(self, workers: int) -> int:
-        if self.config.server.max_connections_per_worker:
-            return self._run_recycling(workers)
-        if workers == 1:
-            return self._run_loop(master=True)
-        for _ in range(workers):
-            self.children.append(self._fork_worker(os.getpid(), None))
-        return self._run_loop(master=True, listen=False)
-
-    def _run_recycling(self, workers: int) -> int:
-        """The master holds every slot's listeners and forks workers onto them, then and
-        whenever one is spent or dies (:mod:`tlsgate.proxy.workers`)."""
-        cfg = self.config.server
-        slots = [
-            Slot(
-                [bind_listener(a, 4096) for a in cfg.listen]
-                + [bind_listener(a, 1024) for a in cfg.http_listen]
-            )
-            for _ in range(workers)
-        ]
-        master = os.getpid()
-        self.recycler = Recycler(slots, lambda slot: self._fork_worker(master, slot), self.children)
-        try:
-            self.recycler.start_all()
-            return self._run_loop(master=True, listen=False)
-        finally:
-            self.recycler.close()
-
-    def _fork_worker(self, master: int, slot: Slot | None) -> int:
-        """Fork a worker (serving ``slot``'s listeners if given); its pid, in the master."""
-        self._forked += 1  # a worker's number: a replacement gets a new one
-        pid = os.fork()
-        if pid:
-            return pid
-        code = 1
-        try:
-            # A successor is forked inside the master's running loop: this process starts
-            # its own, and never returns to the master's.
-            asyncio.events._set_running_loop(None)
-            label_logs(f"worker {self._forked} (pid {os.getpid()})")
-            die_with(master)
-            if self.recycler is not None and slot is not None:
-                self.recycler.close_in_worker(slot)
-            self.children = []
-            # A database connection must not cross fork(): each worker opens its own.
-            self.store = self.manager.store = self.store.reopen()
-            if self.metrics is not None:
-                self.metrics = Metrics()  # this worker's own counters
-            code = self._run_loop(master=False, slot=slot)
-        finally:
-            os._exit(code)
+    def _in_worker(self) -> None:
+        """A fresh worker's own: a database connection must not cross fork(), so each worker
+        opens its own; its counters are its own too."""
+        self.store = self.manager.store = self.challenges.store = self.store.reopen()
+        if self.metrics is not None:
+            self.metrics = Metrics()
 
     def _run_loop(self, *, master: bool, listen: bool = True, slot: Slot | None = None) -> int:
         try:
@@ -366,8 +249,6 @@ class EdgeServer:
         access_log = AccessLog(server_cfg.access_log) if listen else None
         router = Router(self.config.sites)
         pool = UpstreamPool(loop)
-        edges: list[Edge] = []
-        servers: list[asyncio.AbstractServer | HelloAcceptor] = []
         background: list[asyncio.Task[None]] = []
 
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -377,61 +258,25 @@ class EdgeServer:
             server_cfg.max_connections_per_worker if slot is not None else 0,
             functools.partial(self._spent, stop),
         )
-        held = iter(slot.sockets if slot is not None else ())
-
+        edges: list[Edge] = []
+        servers: list[Server] = []
         if listen:
             assert self.tls is not None
             front = self.tls.contexts.default
             assert front is not None
-            https_port = server_cfg.listen[0].port if server_cfg.listen else 443
-            for address in server_cfg.listen:
-                sock = next(held, None)
-                edge = Edge(
-                    router=router,
-                    pool=pool,
-                    timeouts=server_cfg.timeouts,
-                    limits=server_cfg.limits,
-                    port=address.port,
-                    trusted_proxies=server_cfg.trusted_proxies,
-                    log=access_log,
-                    metrics=self.metrics,
-                    hsts=hsts_headers(self.config.sites),
-                )
-                edges.append(edge)
-                factory = functools.partial(ClientProtocol, edge)
-                if self._peeks():
-                    normal: Choice = (front, factory)
-                    choose = budget.wrap(functools.partial(self._choose, normal=normal, edge=edge))
-                    timeout = server_cfg.timeouts.handshake
-                    servers.append(
-                        HelloAcceptor(sock, choose, handshake_timeout=timeout)
-                        if sock is not None
-                        else await HelloAcceptor.listen(
-                            address.host, address.port, choose, handshake_timeout=timeout
-                        )
-                    )
-                    continue
-                servers.append(
-                    await listen_on(
-                        address,
-                        sock,
-                        budget.wrap(factory),
-                        backlog=4096,
-                        ssl=front,
-                        handshake_timeout=server_cfg.timeouts.handshake,
-                    )
-                )
-            for address in server_cfg.http_listen:
-                servers.append(
-                    await listen_on(
-                        address,
-                        next(held, None),
-                        lambda: RedirectProtocol(
-                            https_port, challenge=self._http01, idle=server_cfg.timeouts.idle
-                        ),
-                        backlog=1024,
-                    )
-                )
+            edges, servers = await open_listeners(
+                server_cfg,
+                router=router,
+                pool=pool,
+                access_log=access_log,
+                metrics=self.metrics,
+                hsts=hsts_headers(self.config.sites),
+                front=front,
+                budget=budget,
+                held=iter(slot.sockets if slot is not None else ()),
+                choose=self._choose if peeks(self.config.sites, self.tls.client_auth) else None,
+                http01=self.challenges.http01,
+            )
             background.append(loop.create_task(trim_loop(budget)))
         if master and server_cfg.admin_listen is not None and self.metrics is not None:
             metrics = self.metrics
@@ -465,16 +310,15 @@ class EdgeServer:
                 background.append(loop.create_task(self._file_loop()))
             if self.tls is not None and self.tls.client_auth:
                 background.append(loop.create_task(self._trust_loop()))
-            if self.recycler is not None:
-                background.append(loop.create_task(self.recycler.run(REAP_INTERVAL)))
+            if self.supervisor.recycler is not None:
+                background.append(loop.create_task(self.supervisor.recycler.run(REAP_INTERVAL)))
         await stop.wait()
         for task in background:
             task.cancel()
         # Let them unwind now: a task still pending when the loop closes is an error.
         await asyncio.gather(*background, return_exceptions=True)
         if master:
-            for pid in self.children:
-                signal_worker(pid, signal.SIGTERM)
+            self.supervisor.tell(signal.SIGTERM)
         for server in servers:
             if budget.spent and isinstance(server, HelloAcceptor):
                 server.stop_accepting()  # its accepted connections are drained, not dropped
@@ -493,8 +337,7 @@ class EdgeServer:
         if access_log is not None:
             access_log.flush()
         if master:
-            for pid in self.children:
-                reap_worker(pid, server_cfg.timeouts.drain + 5)
+            self.supervisor.reap_all(server_cfg.timeouts.drain + 5)
         return 0
 
     def _announce(self) -> None:
@@ -512,8 +355,7 @@ class EdgeServer:
 
     def _spent(self, stop: asyncio.Event) -> None:
         """Worker: ``max_connections_per_worker`` reached. Ask for a successor, then drain."""
-        assert self.recycler is not None
-        self.recycler.spent()
+        self.supervisor.spent()
         stop.set()
 
     def _on_hup(self, master: bool) -> None:
@@ -531,8 +373,7 @@ class EdgeServer:
             self._reload_from_sources()
 
     def _tell_workers(self) -> None:
-        for pid in self.children:
-            signal_worker(pid, signal.SIGHUP)
+        self.supervisor.tell(signal.SIGHUP)
 
     async def _trust_loop(self) -> None:
         """Re-read client trust (the internal CRL, CRL files) every ``crl_refresh`` seconds."""
@@ -551,11 +392,3 @@ class EdgeServer:
             if changed:
                 self._swap(changed)
                 self._tell_workers()
-
-
-def listen_summary(addresses: tuple[ListenAddress, ...]) -> str:
-    return ", ".join(str(a) for a in addresses)
-
-
-def sites_summary(sites: tuple[SiteConfig, ...]) -> str:
-    return "; ".join(", ".join(s.hosts) for s in sites)

@@ -1,5 +1,5 @@
-"""Worker recycling's parts without processes: the connection budget, the master's handling of
-"spent" messages and the periodic heap trim."""
+"""Worker recycling's parts without processes: the master's handling of "spent" messages and
+the periodic heap trim (the connection budget: tests/proxy/test_lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,9 @@ import os
 
 import pytest
 
-from tlsgate.proxy import workers
-from tlsgate.proxy.workers import ConnectionBudget, Recycler, Slot
-
-
-def test_the_budget_is_spent_once_at_the_limit() -> None:
-    calls: list[int] = []
-    budget = ConnectionBudget(3, lambda: calls.append(budget.accepted))
-    factory = budget.wrap(lambda: "protocol")
-    results = [factory() for _ in range(7)]
-    assert results == ["protocol"] * 7
-    assert calls == [3]  # once, at the third connection; later ones are served, not re-signalled
-    assert budget.spent and budget.accepted == 7
-
-
-def test_a_zero_budget_is_never_spent() -> None:
-    budget = ConnectionBudget(0, lambda: pytest.fail("spent with no limit"))
-    choose = budget.wrap(lambda hello, *, normal: (hello, normal))
-    for i in range(100):
-        assert choose(i, normal=1) == (i, 1)
-    assert not budget.spent and budget.accepted == 100
+from tlsgate.proxy.lifecycle import ConnectionBudget
+from tlsgate.serve import supervisor
+from tlsgate.serve.supervisor import Recycler, Slot
 
 
 def test_the_master_starts_a_successor_for_each_spent_worker_once() -> None:
@@ -61,7 +44,7 @@ def test_the_master_starts_a_successor_for_each_spent_worker_once() -> None:
 def test_a_message_split_across_reads_is_kept_until_whole() -> None:
     recycler = Recycler([Slot([], pid=os.getpid())], lambda slot: 4242, [])
     try:
-        message = workers._MESSAGE.pack(os.getpid())
+        message = supervisor._MESSAGE.pack(os.getpid())
         os.write(recycler.write_fd, message[:3])
         recycler.on_message()
         assert recycler.slots[0].pid == os.getpid()
@@ -76,16 +59,16 @@ def test_the_heap_is_trimmed_only_after_connections(monkeypatch: pytest.MonkeyPa
     """A worker gives free heap pages back periodically, and only when there was churn."""
     trims: list[int] = []
     budget = ConnectionBudget(0, lambda: None)
-    monkeypatch.setattr(workers, "TRIM_INTERVAL", 0.01)
+    monkeypatch.setattr(supervisor, "TRIM_INTERVAL", 0.01)
 
     def trim() -> bool:
         trims.append(budget.accepted)
         return True
 
-    monkeypatch.setattr(workers, "trim_heap", trim)
+    monkeypatch.setattr(supervisor, "trim_heap", trim)
 
     async def scenario() -> None:
-        task = asyncio.create_task(workers.trim_loop(budget))
+        task = asyncio.create_task(supervisor.trim_loop(budget))
         await asyncio.sleep(0.1)  # idle: nothing to give back
         assert trims == []
         budget.wrap(lambda: None)()
@@ -103,5 +86,5 @@ def test_the_heap_is_trimmed_only_after_connections(monkeypatch: pytest.MonkeyPa
 
 def test_trim_heap_calls_glibc() -> None:
     """On glibc (the platform serve runs on) the trim reaches malloc_trim."""
-    assert workers._malloc_trim() is not None
-    assert isinstance(workers.trim_heap(), bool)
+    assert supervisor._malloc_trim() is not None
+    assert isinstance(supervisor.trim_heap(), bool)

@@ -12,8 +12,8 @@ import pytest
 
 from tests.store.test_sqlite import new_authority, record
 from tlsgate.errors import StorageError
-from tlsgate.proxy.metrics import Metrics
-from tlsgate.proxy.store_sync import StoreSync
+from tlsgate.serve.metrics import Metrics
+from tlsgate.serve.store_sync import StoreSync
 from tlsgate.store.base import ManagedCertificate
 from tlsgate.store.health import StoreHealth
 from tlsgate.store.sqlite import SQLiteStore

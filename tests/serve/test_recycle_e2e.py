@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Serve
+from tests.proxy.conftest import Serve
 
 pytestmark = pytest.mark.interop
 

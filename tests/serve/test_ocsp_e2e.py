@@ -14,8 +14,7 @@ import pytest
 
 from tests.conftest import free_port, require_tool
 from tests.pki.ocsp_pki import Pki, make_pki
-
-from .conftest import Serve, config_text
+from tests.proxy.conftest import Serve, config_text
 
 pytestmark = pytest.mark.interop
 

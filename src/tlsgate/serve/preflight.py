@@ -16,9 +16,9 @@ from tlsgate.config import Config, ListenAddress
 from tlsgate.config.listen import listen_error
 from tlsgate.errors import ConfigError
 from tlsgate.pki.pem import load_certificates
-from tlsgate.proxy.certificates import read_site_files
-from tlsgate.proxy.sites import client_auth_of
+from tlsgate.serve.certificates import read_site_files
 from tlsgate.serve.client_trust import file_material
+from tlsgate.serve.sites import client_auth_of
 
 __all__ = ["check_free", "preflight"]
 
