@@ -85,7 +85,11 @@ class Pebble:
         (self.dir / "pebble.json").write_text(json.dumps({"pebble": config}))
 
     def __enter__(self) -> Pebble:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # (__exit__ does not run for a failed __enter__)
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -111,7 +115,10 @@ class Pebble:
                 stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, "PEBBLE_VA_NOSLEEP": "1"},
             )  # fmt: skip
+        # The ACME and the management listeners open one after the other: a caller may ask
+        # the management side (issuing_root) at once, so both must be up.
         wait_port(self.port, self._proc, log)
+        wait_port(self.mgmt, self._proc, log)
 
     def stop(self) -> None:
         if self._proc is not None:

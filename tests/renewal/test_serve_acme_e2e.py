@@ -94,8 +94,8 @@ class Issuing:
 @pytest.fixture(params=["pebble", "ca-serve"])
 def issuing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Issuing]:
     issuing = Issuing(request.param, tmp_path)
-    issuing.start()
-    try:
+    try:  # (a start that fails half-way still stops what it started)
+        issuing.start()
         yield issuing
     finally:
         issuing.close()
