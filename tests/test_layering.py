@@ -53,7 +53,7 @@ ALLOWED = {
     # TLS contexts, OpenSSL access, ticket keys, session cache, ClientHello reader.
     "tlsgate.tls": ["tlsgate.errors", "tlsgate.pki", "tlsgate.store"],
     # Sans-IO HTTP/1.1.
-    "tlsgate.http": ["tlsgate.errors"],
+    "tlsgate.http": ["tlsgate.errors", "tlsgate.compiled"],
 }
 
 #: Modules left out of a package's walk, and why.

@@ -31,6 +31,9 @@ from tlsgate.http import (
 
 from .http_helpers import bytewise, feed_pieces, make_parser
 
+# Every test here runs on the compiled parser and on the pure one (tests/http/conftest.py).
+pytestmark = pytest.mark.usefixtures("parsers")
+
 HOST = b"Host: example.com\r\n"
 
 
