@@ -35,7 +35,7 @@ from tlsgate.http.events import (
     Response,
     Upgraded,
 )
-from tlsgate.http.framer import _content_length, _ends_chunked, _keep_alive
+from tlsgate.http.framer import _ends_chunked
 from tlsgate.http.target import split_target
 
 __all__ = ["RequestParser", "ResponseParser"]
@@ -45,10 +45,47 @@ cdef object _NONE = BodyKind.NONE
 cdef object _LENGTH_KIND = BodyKind.LENGTH
 cdef object _CHUNKED_KIND = BodyKind.CHUNKED
 cdef object _UNTIL_CLOSE_KIND = BodyKind.UNTIL_CLOSE
-cdef object _Data = Data
-cdef object _EndOfMessage = EndOfMessage
-cdef object _Request = Request
-cdef object _Response = Response
+cdef object _new = object.__new__
+
+
+# The events, made without running their dataclass __init__ (a Python frame each, a third of the
+# cost of a small request): the same objects, their slots set from here.
+cdef inline object _Data(object data):
+    cdef object event = _new(Data)
+    event.data = data
+    return event
+
+
+cdef inline object _EndOfMessage(list trailers):
+    cdef object event = _new(EndOfMessage)
+    event.trailers = trailers
+    return event
+
+
+cdef object _Request(method, target, version, headers, body, length, keep, upgrade, expect):
+    cdef object event = _new(Request)
+    event.method = method
+    event.target = target
+    event.version = version
+    event.headers = headers
+    event.body = body
+    event.content_length = length
+    event.keep_alive = keep
+    event.upgrade = upgrade
+    event.expect_continue = expect
+    return event
+
+
+cdef object _Response(status, reason, version, headers, body, length, keep):
+    cdef object event = _new(Response)
+    event.status = status
+    event.reason = reason
+    event.version = version
+    event.headers = headers
+    event.body = body
+    event.content_length = length
+    event.keep_alive = keep
+    return event
 
 # -- character classes (llhttp's, as httptools builds it) ----------------------------------------
 cdef unsigned char TOKEN[256]  # header names, chunk extension names and values
@@ -211,6 +248,40 @@ cdef bint _method_prefix(const unsigned char* b, Py_ssize_t n):
     return False
 
 
+cdef unsigned int _connection_flags(const unsigned char* b, Py_ssize_t start, Py_ssize_t stop):
+    """The tokens of a Connection value that matter (close, keep-alive, upgrade) as flags:
+    comma-separated, trimmed of spaces and tabs, any case."""
+    cdef unsigned int flags = 0
+    cdef Py_ssize_t end, a, z
+    while start <= stop:
+        end = start
+        while end < stop and b[end] != 44:
+            end += 1
+        a, z = start, end
+        while a < z and (b[a] == 32 or b[a] == 9):
+            a += 1
+        while z > a and (b[z - 1] == 32 or b[z - 1] == 9):
+            z -= 1
+        if _ieq(b + a, z - a, b"close"):
+            flags |= F_CLOSE
+        elif _ieq(b + a, z - a, b"keep-alive"):
+            flags |= F_KEEP_ALIVE
+        elif _ieq(b + a, z - a, b"upgrade"):
+            flags |= F_CONN_UPGRADE
+        start = end + 1
+    return flags
+
+
+cdef inline bint _keeps(bytes version, bint has_connection, unsigned int flags):
+    """RFC 9112 9.3 (framer.py's _keep_alive): HTTP/1.1 persists unless ``close``; HTTP/1.0 only
+    with ``keep-alive``."""
+    if not has_connection:
+        return version == _V11
+    if flags & F_CLOSE:
+        return False
+    return version == _V11 or flags & F_KEEP_ALIVE
+
+
 cdef bint _element_is_chunked(const unsigned char* b, Py_ssize_t start, Py_ssize_t stop):
     """One Transfer-Encoding list element, as llhttp reads it: OWS, ``chunked``, spaces."""
     while start < stop and (b[start] == 32 or b[start] == 9):
@@ -246,8 +317,10 @@ cdef class _Framer:
     cdef object _method, _target, _version
     # framing fields gathered from the head
     cdef int _hosts
-    cdef object _cl_value, _te, _conn, _upg
-    cdef bint _upgrade_header, _expect
+    cdef unsigned int _conn_flags  # of the Connection headers alone (framer.py's _keep_alive)
+    cdef unsigned long long _cl  # the first Content-Length, if it has at most 19 digits
+    cdef object _te, _upg
+    cdef bint _has_cl, _cl_ok, _has_conn, _upgrade_header, _expect
     # chunked body
     cdef int _cs
     cdef unsigned long long _chunk_left
@@ -280,9 +353,10 @@ cdef class _Framer:
         self._version = b""
         self._flags = 0
         self._hosts = 0
-        self._cl_value = None
+        self._has_cl = False
+        self._has_conn = False
+        self._conn_flags = 0
         self._te = None
-        self._conn = None
         self._upg = None
         self._upgrade_header = False
         self._expect = False
@@ -634,7 +708,7 @@ cdef class _Framer:
         cdef int k = self._hkind
         cdef Py_ssize_t vs = self._vstart, ve = self._vend, j
         cdef bytes name, raw, value
-        cdef unsigned int flags
+        cdef unsigned int flags = 0
         while ve > vs and (b[ve - 1] == 32 or b[ve - 1] == 9):
             ve -= 1
         name = _NAMES[k] if k != K_OTHER else _lower(b + self._tok, self._tok_end - self._tok)
@@ -652,25 +726,27 @@ cdef class _Framer:
                 self._te = raw if self._te is None else self._te + b"," + raw
             return 0
         elif k == K_CONNECTION or k == K_PROXY_CONNECTION:
-            flags = 0
-            for token in value.split(b","):
-                token = token.strip(b" \t").lower()
-                if token == b"close":
-                    flags |= F_CLOSE
-                elif token == b"keep-alive":
-                    flags |= F_KEEP_ALIVE
-                elif token == b"upgrade":
-                    flags |= F_CONN_UPGRADE
+            flags = _connection_flags(b, vs, ve)
             self._flags |= flags
         if self._trailing:
             return 0
         if k == K_HOST:
             self._hosts += 1
         elif k == K_CL:
-            if self._cl_value is None:
-                self._cl_value = value
+            if not self._has_cl:  # framer.py's _content_length: at most 19 digits after zeros
+                self._has_cl = True
+                j = vs
+                while j < ve and b[j] == 48:
+                    j += 1
+                self._cl_ok = ve - j <= 19
+                self._cl = 0
+                if self._cl_ok:
+                    while j < ve:
+                        self._cl = self._cl * 10 + (b[j] - 48)
+                        j += 1
         elif k == K_CONNECTION:
-            self._conn = value if self._conn is None else self._conn + b"," + value
+            self._has_conn = True
+            self._conn_flags |= flags
         elif k == K_UPGRADE:
             self._upg = value if self._upg is None else self._upg + b", " + value
             self._upgrade_header = True
@@ -1076,7 +1152,7 @@ cdef class RequestParser(_Framer):
             if version == _V11:
                 raise self._refuse("missing host header", 400)
         target = self._target
-        if not target.startswith(b"/"):
+        if not PyBytes_GET_SIZE(target) or PyBytes_AS_STRING(target)[0] != 47:  # not "/..."
             target, authority = split_target(method, target)
             if authority is not None:
                 headers = [(b"host", authority), *(h for h in headers if h[0] != b"host")]
@@ -1085,23 +1161,21 @@ cdef class RequestParser(_Framer):
         if coding is not None:
             if version == _V10:
                 raise self._refuse("transfer-encoding in an http/1.0 request", 400)
-            if self._cl_value is not None:
+            if self._has_cl:
                 raise self._refuse("content-length together with transfer-encoding", 400)
             if not _ends_chunked(coding):
                 raise self._refuse("transfer-encoding does not end with chunked", 400)
             body = _CHUNKED_KIND
-        elif self._cl_value is not None:
-            length = _content_length(self._cl_value)
-            if length is None:
+        elif self._has_cl:
+            if not self._cl_ok:
                 raise self._refuse("invalid content-length", 400)
+            length = self._cl
             if self._max_body >= 0 and length > self._max_body:
                 raise self._refuse("request body too large", 413)
             body = _LENGTH_KIND
         else:
             body = _NONE
-        keep = self._keep = (
-            version == _V11 if self._conn is None else _keep_alive(version, self._conn)
-        )
+        keep = self._keep = _keeps(version, self._has_conn, self._conn_flags)
         switch = None
         upgrade = flags & F_UPGRADE and flags & F_CONN_UPGRADE  # llhttp's "should upgrade"
         if upgrade:
@@ -1177,7 +1251,7 @@ cdef class ResponseParser(_Framer):
         if state == UNTIL_CLOSE:
             self._reset()
             self._state = EOF
-            return [_EndOfMessage()]
+            return [_EndOfMessage([])]
         if state >= IDLE or (state == HEAD and not self._started):
             self._state = EOF
             return []
@@ -1201,13 +1275,13 @@ cdef class ResponseParser(_Framer):
         if status < 100:
             raise self._refuse("invalid status code", 502)
         coding = self._te
-        if self._cl_value is not None and coding is not None:
+        if self._has_cl and coding is not None:
             raise self._refuse("content-length together with transfer-encoding", 502)
         length = None
-        if self._cl_value is not None:
-            length = _content_length(self._cl_value)
-            if length is None:
+        if self._has_cl:
+            if not self._cl_ok:
                 raise self._refuse("invalid content-length", 502)
+            length = self._cl
         if status < 200 or status == 204 or status == 304 or self._head_request:
             body = _NONE
             length = None
@@ -1225,13 +1299,13 @@ cdef class ResponseParser(_Framer):
             body = _UNTIL_CLOSE_KIND
         if status == 101 and (version != _V11 or not self._upgrade_header):
             raise self._refuse("101 switching protocols without upgrade", 502)
-        keep = _keep_alive(version, self._conn) and body is not _UNTIL_CLOSE_KIND
+        keep = _keeps(version, self._has_conn, self._conn_flags) and body is not _UNTIL_CLOSE_KIND
         events = self._events
         events.append(_Response(status, self._target, version, headers, body, length, keep))
         if body is _NONE:
             # Ended at its head (a HEAD response, 1xx, 204, 304): framer.py gives the next
             # response a fresh llhttp, so nothing of this one carries over.
-            events.append(_EndOfMessage())
+            events.append(_EndOfMessage([]))
             self._poison = False
             if status == 101:
                 self._state = UPGRADED
