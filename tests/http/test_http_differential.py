@@ -263,6 +263,33 @@ def test_small_limits(data: bytes, cuts: list[int], limits: Limits) -> None:
     same(data, cuts, limits=limits)
 
 
+def exchanges(name: str, answers: list[tuple[bytes, bytes]], cuts: list[int]) -> Outcome:
+    """One upstream connection: each request's method told to the parser, then its answer."""
+    parser = implementation(name)[1]()
+    events: list[Event] = []
+    try:
+        for method, answer in answers:
+            if not parser.reusable:
+                break
+            parser.expect(method)
+            for piece in cut(answer, cuts):
+                events += parser.feed(piece)
+                if events and isinstance(events[-1], Upgraded):
+                    return merged(events), None
+        events += parser.feed_eof()
+    except RemoteProtocolError as exc:
+        return [], exc.status
+    return merged(events), None
+
+
+@DIFF
+@given(st.lists(st.tuples(expected, st.one_of(responses(), mutated(responses())))), splits)
+def test_response_sequences(answers: list[tuple[bytes, bytes]], cuts: list[int]) -> None:
+    """A pooled upstream connection: what one response leaves behind must not change how the
+    next is read (llhttp is kept across responses with a body, replaced after the others)."""
+    assert exchanges("compiled", answers, cuts) == exchanges("pure", answers, cuts), answers
+
+
 @pytest.mark.parametrize(
     "data",
     [

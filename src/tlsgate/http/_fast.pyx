@@ -819,7 +819,7 @@ cdef class _Framer:
         cdef Py_ssize_t old = PyByteArray_GET_SIZE(self._hbuf), r
         cdef const unsigned char* b
         if old:
-            self._hbuf += data[pos : pos + take]
+            self._hbuf += memoryview(data)[pos : pos + take]  # (one copy)
             b = <const unsigned char*>PyByteArray_AS_STRING(self._hbuf)
         else:
             b = <const unsigned char*>PyBytes_AS_STRING(data) + pos
