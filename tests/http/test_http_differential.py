@@ -247,20 +247,28 @@ def test_random_bytes(data: bytes, cuts: list[int], method: bytes | None) -> Non
     same(data, cuts, method)
 
 
-@DIFF
-@given(
-    mutated(request_streams()),
-    splits,
-    st.builds(
-        Limits,
-        max_header_bytes=st.integers(20, 400),
-        max_headers=st.integers(0, 6),
-        max_target_bytes=st.integers(1, 40),
-        max_body_bytes=st.one_of(st.none(), st.integers(0, 30)),
-    ),
+small_limits = st.builds(
+    Limits,
+    max_header_bytes=st.integers(20, 400),
+    max_headers=st.integers(0, 6),
+    max_target_bytes=st.integers(1, 40),
+    max_body_bytes=st.one_of(st.none(), st.integers(0, 30)),
 )
+
+
+@DIFF
+@given(mutated(request_streams()), splits, small_limits)
 def test_small_limits(data: bytes, cuts: list[int], limits: Limits) -> None:
+    """Which refusal comes first (a bad byte, or a limit) is the same in both."""
     same(data, cuts, limits=limits)
+
+
+@DIFF
+@given(st.one_of(responses(), mutated(responses())), expected, splits, small_limits)
+def test_small_limits_responses(
+    data: bytes, method: bytes, cuts: list[int], limits: Limits
+) -> None:
+    same(data, cuts, method, limits)
 
 
 def exchanges(name: str, answers: list[tuple[bytes, bytes]], cuts: list[int]) -> Outcome:
