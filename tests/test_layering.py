@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,35 @@ def package_of(module: str) -> str:
     return parts[0]
 
 
+#: Cython's import statements, as Python would write them (``cimport`` aside): the source view
+#: reads the compiled twins as it reads their pure modules.
+CYTHON_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+c?import[ \t]+(?:\([^)]*\)|[^\n]*)|c?import[ \t]+[^\n]*)",
+    re.M,
+)
+
+
+def sources() -> list[Path]:
+    """Every source of tlsgate: Python modules and the Cython twins (``.pyx`` and the ``.pxi``
+    files they include)."""
+    return sorted(p for ext in ("py", "pyx", "pxi") for p in SRC.rglob(f"*.{ext}"))
+
+
+def parse_source(path: Path) -> ast.Module:
+    """``path`` as a Python syntax tree; for Cython, only its import statements (each at its own
+    line, ``cimport`` read as ``import``), which is all the layering checks look at."""
+    text = path.read_text()
+    if path.suffix == ".py":
+        return ast.parse(text, filename=str(path))
+    module = ast.Module(body=[], type_ignores=[])
+    for match in CYTHON_IMPORT.finditer(text):
+        statement = re.sub(r"\bcimport\b", "import", match.group(0).strip())
+        tree = ast.parse(statement, filename=str(path))
+        ast.increment_lineno(tree, text.count("\n", 0, match.start()))
+        module.body.extend(tree.body)
+    return module
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(SRC.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 2 else parts)
@@ -101,7 +131,7 @@ def module_name(path: Path) -> str:
 def imported_modules(path: Path) -> list[tuple[str, int]]:
     """Every tlsgate module ``path`` imports, wherever the statement is, with its line."""
     found: list[tuple[str, int]] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(parse_source(path)):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.module, node.lineno))
         elif isinstance(node, ast.Import):
@@ -122,7 +152,7 @@ def closure(package: str) -> frozenset[str]:
 
 
 def test_every_package_is_in_the_contract() -> None:
-    packages = {package_of(module_name(p)) for p in SRC.rglob("*.py")}
+    packages = {package_of(module_name(p)) for p in sources()}
     assert packages - MAY_IMPORT.keys() == set(), "packages missing from MAY_IMPORT"
     assert MAY_IMPORT.keys() - packages == set(), "MAY_IMPORT names packages that do not exist"
     for name, allowed in MAY_IMPORT.items():
@@ -149,7 +179,7 @@ def contract_offenders(path: Path, home: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(SRC)))
 def test_imports_follow_the_contract(path: Path) -> None:
     home = package_of(module_name(path))
     offenders = contract_offenders(path, home)
@@ -171,6 +201,26 @@ def test_the_source_view_sees_lazy_and_type_only_imports(tmp_path: Path) -> None
         "tlsgate.config.model (line 5)",
     ]
     assert contract_offenders(probe, "serve") == []
+
+
+def test_the_source_view_reads_cython(tmp_path: Path) -> None:
+    """The compiled twins are held to the same contract: imports and cimports, one-line and
+    parenthesized, and a private name taken across packages."""
+    probe = tmp_path / "probe.pyx"
+    probe.write_text(
+        "from libc.string cimport memchr\n"
+        "cdef class X:\n    pass\n"
+        "from tlsgate.http import (\n    Request,\n    Response,\n)\n"
+        "from tlsgate.store.base cimport Record\n"
+        "    import tlsgate.serve.metrics\n"
+    )
+    assert contract_offenders(probe, "proxy") == [
+        "tlsgate.store.base (line 8)",
+        "tlsgate.serve.metrics (line 9)",
+    ]
+    assert [type(node).__name__ for node in parse_source(probe).body] == [
+        "ImportFrom", "ImportFrom", "ImportFrom", "Import",
+    ]  # fmt: skip
 
 
 #: Modules left out of a package's walk, and why.
@@ -305,7 +355,7 @@ def _private_imports(path: Path) -> list[str]:
     _name``, through a private module (``X._mod``), or as ``alias._name`` of an imported module."""
     parts = path.relative_to(SRC.parent).with_suffix("").parts
     home = _package_of(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse_source(path)
     found: list[str] = []
     foreign: dict[str, str] = {}  # local alias -> module of another package
     for node in ast.walk(tree):
@@ -342,9 +392,7 @@ def test_no_private_names_across_packages() -> None:
     """A package's ``_private`` names are its own to change; another package that needs one gets
     a public name for it instead (same package, any module, is fine)."""
     offenders = {
-        str(path.relative_to(SRC)): found
-        for path in sorted(SRC.rglob("*.py"))
-        if (found := _private_imports(path))
+        str(path.relative_to(SRC)): found for path in sources() if (found := _private_imports(path))
     }
     assert not offenders, f"private names imported across packages: {offenders}"
 
