@@ -15,7 +15,8 @@ started=$SECONDS
 step() { echo "install.sh: $*" >&2; }
 
 extras=""
-tools=(openssl curl)
+# gcc builds the compiled modules (Cython's C) at install, against the headers of python3-dev.
+tools=(openssl curl gcc)
 # Debian package for each tool the tests drive (command -> package).
 declare -A packages=([openssl]=openssl [curl]=curl [certbot]=certbot [lego]=lego [pebble]=pebble
   [nginx]=nginx [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux [initdb]=postgresql)
@@ -48,6 +49,9 @@ done
 compgen -G "/usr/lib/*/libpq.so.5*" >/dev/null || compgen -G "/usr/lib/libpq.so.5*" >/dev/null \
   || missing+=(libpq5)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# Python.h of the interpreter .venv is made from, for the compiled modules.
+[ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ] \
+  || missing+=(python3-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: please install with apt-get: ${missing[*]}" >&2
@@ -59,15 +63,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" ca-certificates >/dev/null
 fi
 
-# What this install is: these options of this install.sh and pyproject.toml. A .venv stamped
-# with it (or with --test's, which includes the plain install) is up to date.
+# What this install is: these options of this install.sh, pyproject.toml, setup.py and the Cython
+# sources (an editable install does not rebuild an extension by itself). A .venv stamped with it
+# (or with --test's, which includes the plain install) is up to date if every extension is built.
 stamp=.venv/.tlsgate-install
-wanted="$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)"
+mapfile -t cython_sources < <(find src \( -name '*.pyx' -o -name '*.pxd' \) 2>/dev/null | sort)
+wanted="$(cat pyproject.toml setup.py scripts/install.sh "${cython_sources[@]}" | sha256sum | cut -d' ' -f1)"
+built() {
+  local source
+  for source in "${cython_sources[@]}"; do
+    [[ $source == *.pyx ]] || continue
+    compgen -G "${source%.pyx}.cpython-*.so" >/dev/null || return 1
+  done
+}
 if [ -f "$stamp" ] && [ -x .venv/bin/tlsgate ] && { [ -z "$extras" ] || [ -x .venv/sslyze/bin/sslyze ]; }; then
   read -r have_hash have_extras <"$stamp" || true
   if [ "${have_hash:-}" = "$wanted" ] && { [ -z "$extras" ] || [ "${have_extras:-}" = "$extras" ]; } \
-    && .venv/bin/tlsgate --version >/dev/null 2>&1; then
-    step "$(pwd)/.venv is up to date (pyproject.toml and install.sh unchanged since it was made)"
+    && built && .venv/bin/tlsgate --version >/dev/null 2>&1; then
+    step "$(pwd)/.venv is up to date (pyproject.toml, setup.py, install.sh, *.pyx unchanged since it was made)"
     exit 0
   fi
 fi
@@ -77,7 +90,7 @@ if [ ! -x .venv/bin/python ]; then
   step "creating .venv (python3 -m venv)"
   python3 -m venv .venv
 fi
-step "pip install -e .${extras} (tlsgate and its dependencies, about 30 s the first time)"
+step "pip install -e .${extras} (tlsgate, its dependencies and its compiled modules, about 45 s the first time)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 pip_log=$(mktemp)
 trap 'rm -f "$pip_log"' EXIT
@@ -104,5 +117,9 @@ if [ -n "$extras" ]; then
   .venv/sslyze/bin/sslyze --help >/dev/null
 fi
 .venv/bin/tlsgate --version >/dev/null
+if ! built; then
+  step "pip install built no extension module next to ${cython_sources[*]}; .venv is left unstamped"
+  exit 1
+fi
 echo "$wanted ${extras}" >"$stamp"
 step "done in $((SECONDS - started)) s: tlsgate installed in $(pwd)/.venv (run .venv/bin/tlsgate)"

@@ -33,11 +33,13 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     for name, allowed in {
         "errors": (),
         "plural": (),
+        # Compiled or pure: the one switch every compiled module's package asks.
+        "compiled": (),
         "pki": ("errors",),
         "store": ("errors", "pki"),
         # Below both planes: TLS contexts and OpenSSL access; sans-IO HTTP/1.1.
         "tls": ("errors", "pki"),
-        "http": ("errors",),
+        "http": ("compiled", "errors"),
         "ca": ("errors", "pki", "store"),
         # mtls decides from plain values; the proxy applies its decisions.
         "mtls": ("errors", "pki"),

@@ -31,6 +31,9 @@ from tlsgate.http import (
 
 from .http_helpers import bytewise, feed_pieces, make_parser
 
+# Every test here runs on the compiled parser and on the pure one (tests/http/conftest.py).
+pytestmark = pytest.mark.usefixtures("parsers")
+
 HOST = b"Host: example.com\r\n"
 
 
@@ -442,6 +445,8 @@ REFUSALS: dict[str, tuple[bytes, int]] = {
     "http2-preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
     "http09": (b"GET /\r\n\r\n", 505),
     "http09-with-target-like-a-version": (b"GET /1.1\r\n" + HOST + b"\r\n", 400),
+    # an HTTP/0.9 line (no version) whose target ends like one is not HTTP/1.1
+    "http09-with-target-like-a-protocol": (b"GET /HTTP/1.1\r\n" + HOST + b"\r\n", 400),
     "http12": (b"GET / HTTP/1.2\r\n" + HOST + b"\r\n", 505),
     "http30": (b"GET / HTTP/3.0\r\n" + HOST + b"\r\n", 505),
     "version-garbage": (b"GET / HTTP/x.1\r\n" + HOST + b"\r\n", 400),
@@ -525,6 +530,8 @@ def test_a_bug_in_a_callback_is_not_disguised_as_a_refusal(
     def broken(self: RequestParser, name: bytes, value: bytes) -> None:
         raise ZeroDivisionError
 
+    if not hasattr(RequestParser, "_on_header"):
+        pytest.skip("the compiled parser calls no Python callback")
     monkeypatch.setattr(RequestParser, "_on_header", broken)
     with pytest.raises(ZeroDivisionError):
         RequestParser().feed(b"GET / HTTP/1.1\r\n" + HOST + b"\r\n")
@@ -760,6 +767,8 @@ RESPONSE_REFUSALS: dict[str, bytes] = {
     "invalid-cl": b"HTTP/1.1 200 OK\r\nContent-Length: 3a\r\n\r\nabc",
     "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n",
     "te-gzip-only": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+    # llhttp reads "chunked<TAB>" as another coding (a body until EOF): neither may guess
+    "te-chunked-tab": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n",
     "te-in-http10": b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "obs-fold": b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n",
     "bare-lf": b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",

@@ -21,6 +21,7 @@ import string
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,9 @@ from tlsgate.http import (
 )
 
 from .http_helpers import bytewise, feed_pieces, make_parser
+
+# Every test here runs on the compiled parser and on the pure one (tests/http/conftest.py).
+pytestmark = pytest.mark.usefixtures("parsers")
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

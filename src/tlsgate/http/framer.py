@@ -200,9 +200,19 @@ def _keep_alive(version: bytes, connection: bytes | None) -> bool:
 
 
 def _ends_chunked(value: bytes) -> bool:
-    """RFC 9112 6.1: chunked must be the final coding, applied once; empty list items are junk."""
+    """RFC 9112 6.1: chunked must be the final coding, applied once; empty list items are junk.
+
+    ``value`` is as llhttp passes it (trailing whitespace kept): llhttp reads ``chunked`` then
+    a tab as some other coding, and a response so framed as a body that ends at EOF, so a
+    message is chunked here only if llhttp reads it so too.
+    """
     codings = _tokens(value)
-    return codings[-1] == b"chunked" and b"chunked" not in codings[:-1] and all(codings)
+    return (
+        codings[-1] == b"chunked"
+        and b"chunked" not in codings[:-1]
+        and all(codings)
+        and not value.rstrip(b" ").endswith(b"\t")
+    )
 
 
 def _content_length(value: bytes) -> int | None:
@@ -516,7 +526,8 @@ class _Framer(Generic[_P]):
         pair = (name.lower(), value.rstrip(b" \t"))
         self._headers.append(pair)
         if pair[0] in _FRAMING:
-            self._framing.append(pair)
+            # Transfer-Encoding as llhttp read it, for _ends_chunked
+            self._framing.append(pair if pair[0] != b"transfer-encoding" else (pair[0], value))
 
     def _on_body(self, body: bytes) -> None:
         seen = self._body_seen + len(body)

@@ -59,19 +59,20 @@ class RequestParser(_Framer[HttpRequestParser]):
         return HttpRequestParser(_RequestHooks(self))
 
     def _check_line(self, data: bytes, start: int, stop: int) -> None:
-        # The request line ends "HTTP/1.1\r\n" (llhttp has checked its shape by the time the
+        # The request line ends " HTTP/1.1\r\n" (llhttp has checked its shape by the time the
         # head completes). Read here because llhttp also accepts RTSP/ and ICE/ there, reporting
-        # them as 1.0, and because httptools formats the version as a str on every call.
+        # them as 1.0, and because httptools formats the version as a str on every call. The
+        # space matters: "GET /HTTP/1.1" is an HTTP/0.9 line to llhttp, not an HTTP/1.1 one.
         i = data.find(b"\n", start, stop)
         if i < 0:
-            self._line = (self._line + data[max(start, stop - 10) : stop])[-10:]
+            self._line = (self._line + data[max(start, stop - 11) : stop])[-11:]
             return
         if self._line:  # the line began in an earlier feed
-            line = (self._line + data[max(start, i - 9) : i + 1])[-10:]
-            self._proto = line[:5] == b"HTTP/"
-            self._version = line[5:8]
+            line = (self._line + data[max(start, i - 10) : i + 1])[-11:]
+            self._proto = line[-11:-5] == b" HTTP/"
+            self._version = line[-5:-2]
         else:
-            self._proto = data.endswith(b"HTTP/", start, i - 4)
+            self._proto = data.endswith(b" HTTP/", start, i - 4)
             self._version = data[i - 4 : i - 1]
 
     @property
