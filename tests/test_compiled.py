@@ -18,7 +18,10 @@ import tlsgate.http
 from tlsgate.compiled import PURE_VARIABLE, pure_forced
 
 #: Each compiled module, and the module of the class tlsgate exports in its place when pure.
-COMPILED = {"tlsgate.http._fast": ("tlsgate.http", "RequestParser", "tlsgate.http.request")}
+COMPILED = {
+    "tlsgate.http._fast": ("tlsgate.http", "RequestParser", "tlsgate.http.request"),
+    "tlsgate.proxy._fast": ("tlsgate.proxy.access_log", "AccessLog", "tlsgate.proxy.access_log"),
+}
 
 SHOW = "import tlsgate.http as h; print(h.RequestParser.__module__, h.ResponseParser.__module__)"
 
