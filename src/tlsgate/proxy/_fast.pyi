@@ -1,10 +1,13 @@
-"""Types of the compiled data-plane helpers (``_fast.pyx``): the interface of access_log.py and
-headers.py."""
+"""Types of the compiled data plane (``_fast.pyx``): the interface of access_log.py, headers.py,
+protocol.py and upstream.py."""
 
+import asyncio
 from collections.abc import Callable
 
 from tlsgate.http import Headers, Request, Response
+from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.headers import ClientInfo
+from tlsgate.proxy.settings import UpstreamAddress
 
 class AccessRecord:
     client: str
@@ -72,3 +75,24 @@ def response_head(
     via: bool = False,
     close: bool = False,
 ) -> tuple[bytes, bool, bool]: ...
+
+class UpstreamConnection(asyncio.Protocol):
+    upstream: UpstreamAddress
+    reused: bool
+    closed: bool
+    write_paused: bool
+    read_paused: bool
+    idle_since: float
+    def __init__(self, upstream: UpstreamAddress) -> None: ...
+    def write(self, data: bytes) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+
+class ClientProtocol(asyncio.BufferedProtocol):
+    edge: Edge
+    busy: bool
+    closed: bool
+    tunnel: UpstreamConnection | None
+    def __init__(self, edge: Edge) -> None: ...
+    def close(self) -> None: ...

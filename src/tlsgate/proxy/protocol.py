@@ -30,8 +30,9 @@ import socket
 import ssl
 import time
 from collections import deque
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
+from tlsgate.compiled import compiled_module
 from tlsgate.http import (
     BodyKind,
     Data,
@@ -75,7 +76,7 @@ from tlsgate.proxy.routing import Route, normalize_host
 from tlsgate.proxy.upstream import UpstreamConnection
 from tlsgate.proxy.upstream_side import UpstreamSide
 
-__all__ = ["ClientProtocol"]
+__all__ = ["ClientProtocol", "PureClientProtocol"]
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 #: Why the edge answered a request itself (the access log's error; the client sees the status).
@@ -483,3 +484,8 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
                     site if x.route is not None else "",
                 )
             )
+
+
+PureClientProtocol = ClientProtocol
+if not TYPE_CHECKING and (_fast := compiled_module("tlsgate.proxy._fast")) is not None:
+    ClientProtocol = _fast.ClientProtocol
