@@ -29,6 +29,8 @@ cdef class _ClientCore:
     cdef double _head_since
     cdef bint _refused
     cdef Deadline _deadline
+    cdef bytes _host_value  # the last request's Host value, and normalize_host's answer to it
+    cdef str _host
 
     def __init__(self, edge):
         if ClientInfo is None:
@@ -56,6 +58,8 @@ cdef class _ClientCore:
         self._head_since = 0.0
         self._refused = False
         self._deadline = Deadline(self.loop, self._on_deadline)
+        self._host_value = b""
+        self._host = ""
 
     # -- asyncio callbacks: the client side --------------------------------------------------
     def connection_made(self, transport):
@@ -268,7 +272,12 @@ cdef class _ClientCore:
             if name == b"host":
                 host_value = value
                 break
-        cdef str host = normalize_host(host_value) if host_value else ""
+        cdef str host
+        if host_value == self._host_value:  # (keep-alive: the same Host as the last request)
+            host = self._host
+        else:
+            host = normalize_host(host_value) if host_value else ""
+            self._host_value, self._host = host_value, host
         cdef Exchange x = Exchange(request, host, _monotonic())
         self._x = x
         x.sent_before = self._sent
@@ -385,6 +394,20 @@ cdef class _ClientCore:
             metrics.observe(site, status, duration)
         if log is not None:
             request = x.request
+            if type(log) is AccessLog:  # (the compiled log: its line, without a record)
+                if (<AccessLog>log)._fd >= 0:
+                    (<AccessLog>log)._add(
+                        self.client.address,
+                        request.method.decode("latin-1"),
+                        request.target.decode("latin-1"),
+                        x.host,
+                        status,
+                        self._sent - x.sent_before,
+                        str(x.state.upstream) if x.state is not None else "",
+                        duration,
+                        error,
+                    )
+                return
             log(
                 AccessRecord(
                     self.client.address,

@@ -268,40 +268,59 @@ cdef class AccessLog:
         return 0
 
     def __call__(self, AccessRecord record not None):
+        self._add(
+            record.client, record.method, record.target, record.host, record.status,
+            record.bytes_sent, record.upstream, record.duration, record.error,
+        )
+
+    cdef int _add(
+        self,
+        str client,
+        str method,
+        str target,
+        str host,
+        long status,
+        long long bytes_sent,
+        str upstream,
+        double duration,
+        str error,
+    ) except -1:
+        """One line, from a record's fields (the compiled connection calls this directly, and
+        builds no AccessRecord for it)."""
         cdef Py_ssize_t start = self._len
         cdef Py_ssize_t *ends
         if self._fd < 0:
-            return
+            return 0
         try:
             self._time()
             self._reserve(10)
             self._put(b'"client":', 9)
-            self._string(record.client, -1)
+            self._string(client, -1)
             self._reserve(10)
             self._put(b',"method":', 10)
-            self._string(record.method, -1)
+            self._string(method, -1)
             self._reserve(10)
             self._put(b',"target":', 10)
-            self._string(record.target, _TARGET_MAX)
+            self._string(target, _TARGET_MAX)
             self._reserve(8)
             self._put(b',"host":', 8)
-            self._string(record.host, -1)
+            self._string(host, -1)
             self._reserve(10)
             self._put(b',"status":', 10)
-            self._number(record.status)
+            self._number(status)
             self._reserve(9)
             self._put(b',"bytes":', 9)
-            self._number(record.bytes_sent)
+            self._number(bytes_sent)
             self._reserve(12)
             self._put(b',"upstream":', 12)
-            self._string(record.upstream, -1)
+            self._string(upstream, -1)
             self._reserve(15)
             self._put(b',"duration_ms":', 15)
-            self._milliseconds(record.duration)
-            if record.error:
+            self._milliseconds(duration)
+            if error:
                 self._reserve(9)
                 self._put(b',"error":', 9)
-                self._string(record.error, -1)
+                self._string(error, -1)
             self._reserve(2)
             self._put(b"}\n", 2)
             if self._lines == self._ends_cap:
@@ -321,6 +340,7 @@ cdef class AccessLog:
             self.flush()
         elif self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(0.5, self.flush)
+        return 0
 
     def flush(self):
         cdef Py_ssize_t i, start = 0, end = 0, line_end
