@@ -16,6 +16,11 @@ EXTENSIONS = [
         ["src/tlsgate/http/_fast.pyx"],
         extra_compile_args=["-Wall", "-O2"],
     ),
+    Extension(
+        "tlsgate.proxy._fast",
+        ["src/tlsgate/proxy/_fast.pyx"],
+        extra_compile_args=["-Wall", "-O2"],
+    ),
 ]
 
 setup(

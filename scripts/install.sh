@@ -67,7 +67,7 @@ fi
 # sources (an editable install does not rebuild an extension by itself). A .venv stamped with it
 # (or with --test's, which includes the plain install) is up to date if every extension is built.
 stamp=.venv/.tlsgate-install
-mapfile -t cython_sources < <(find src \( -name '*.pyx' -o -name '*.pxd' \) 2>/dev/null | sort)
+mapfile -t cython_sources < <(find src \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \) 2>/dev/null | sort)
 wanted="$(cat pyproject.toml setup.py scripts/install.sh "${cython_sources[@]}" | sha256sum | cut -d' ' -f1)"
 built() {
   local source

@@ -21,3 +21,8 @@ echo "== pytest"
 # puts the longest first.
 .venv/bin/pytest -n "${TLSGATE_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder \
   --cov --cov-report=term:skip-covered "$@"
+# The pure-Python twins stay the reference and the fallback: the proxy's and the parsers' tests
+# run again on them (TLSGATE_PURE=1), their coverage added to the first pass's.
+echo "== pytest, pure-Python twins (TLSGATE_PURE=1): tests/proxy and tests/http"
+TLSGATE_PURE=1 .venv/bin/pytest -n "${TLSGATE_TEST_WORKERS:-2}" --dist loadfile \
+  --no-loadscope-reorder --cov --cov-append --cov-report=term:skip-covered tests/proxy tests/http

@@ -18,7 +18,10 @@ import tlsgate.http
 from tlsgate.compiled import PURE_VARIABLE, pure_forced
 
 #: Each compiled module, and the module of the class tlsgate exports in its place when pure.
-COMPILED = {"tlsgate.http._fast": ("tlsgate.http", "RequestParser", "tlsgate.http.request")}
+COMPILED = {
+    "tlsgate.http._fast": ("tlsgate.http", "RequestParser", "tlsgate.http.request"),
+    "tlsgate.proxy._fast": ("tlsgate.proxy.access_log", "AccessLog", "tlsgate.proxy.access_log"),
+}
 
 SHOW = "import tlsgate.http as h; print(h.RequestParser.__module__, h.ResponseParser.__module__)"
 
@@ -47,7 +50,8 @@ def python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def built() -> bool:
     try:
-        importlib.import_module("tlsgate.http._fast")
+        for name in COMPILED:
+            importlib.import_module(name)
     except ImportError:
         return False
     return True
@@ -97,3 +101,30 @@ def test_this_session_exports_what_the_switch_says() -> None:
     fast = "tlsgate.http._fast"
     expected = "tlsgate.http.request" if pure_forced() or not built() else fast
     assert tlsgate.http.RequestParser.__module__ == expected
+
+
+def test_ci_serves_connections_with_the_compiled_class() -> None:
+    """What ``tlsgate serve`` builds its client connections from (serve/listeners.py's factory)
+    and what its upstream pool opens are the compiled classes under CI."""
+    if os.environ.get("CI") != "true" or pure_forced():
+        pytest.skip("checked under CI=true without TLSGATE_PURE")
+    import asyncio
+
+    from tlsgate.proxy import _fast, upstream
+    from tlsgate.serve import listeners
+
+    factory: object = vars(listeners)["ClientProtocol"]
+    opened: object = upstream.UpstreamConnection
+    assert factory is _fast.ClientProtocol
+    assert opened is _fast.UpstreamConnection
+    # uvloop reads into the protocol's buffer only if it is a BufferedProtocol
+    assert issubclass(_fast.ClientProtocol, asyncio.BufferedProtocol)
+
+
+def test_serve_uses_what_the_switch_says() -> None:
+    """Out of CI too: ``TLSGATE_PURE=1`` gives serve the pure connection, the default the
+    compiled one (when built)."""
+    show = "import tlsgate.serve.listeners as l; print(l.ClientProtocol.__module__)"
+    assert python(show, **{PURE_VARIABLE: "1"}).stdout.split() == ["tlsgate.proxy.protocol"]
+    if built():
+        assert python(show).stdout.split() == ["tlsgate.proxy._fast"]

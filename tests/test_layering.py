@@ -54,7 +54,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
         "inspect": ("errors", "pki", "tls"),
         # THE DATA PLANE: plain values in (tlsgate.proxy.settings); no configuration, store, CA,
         # ACME or renewal, and nothing of the control plane that drives it.
-        "proxy": ("errors", "http", "mtls", "pki", "plural", "tls"),
+        "proxy": ("compiled", "errors", "http", "mtls", "pki", "plural", "tls"),
         # THE CONTROL PLANE of `tlsgate serve`: everything below, and the data plane.
         "serve": (
             *("acme", "ca", "config", "errors", "http", "mtls", "pki", "plural"),

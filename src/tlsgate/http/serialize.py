@@ -6,11 +6,18 @@ from http import HTTPStatus
 
 from tlsgate.http.events import Headers, LocalProtocolError
 
-__all__ = ["chunk", "last_chunk", "serialize_request_head", "serialize_response_head"]
+__all__ = [
+    "REASON_PHRASES",
+    "chunk",
+    "last_chunk",
+    "serialize_request_head",
+    "serialize_response_head",
+]
 
 _TCHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _VCHARS = bytes(range(0x21, 0x7F))
-_PHRASES = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+#: The reason phrase serialize_response_head writes for a status (the compiled heads use it too).
+REASON_PHRASES = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 
 
 def _header_block(headers: Headers) -> bytes:
@@ -44,7 +51,7 @@ def serialize_response_head(
     if version != b"1.1" and version != b"1.0":
         raise LocalProtocolError("invalid http version")
     if not reason:
-        reason = _PHRASES.get(status, b"")
+        reason = REASON_PHRASES.get(status, b"")
     elif reason.find(b"\r") >= 0 or reason.find(b"\n") >= 0 or reason.find(b"\0") >= 0:
         raise LocalProtocolError("cr, lf or nul in the reason phrase (header injection)")
     return b"HTTP/%s %d %s\r\n%s\r\n" % (version, status, reason, _header_block(headers))

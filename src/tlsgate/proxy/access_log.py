@@ -10,6 +10,11 @@ Lines are written in whole-line batches of at most 4 KiB, one ``write()`` each o
 ``O_APPEND`` descriptor (which Linux appends whole, and 4 KiB is within ``PIPE_BUF`` for a pipe
 to stdout), so several workers sharing one file never interleave a line. A batch goes out when
 it passes 3 KiB or half a second after its first line.
+
+Both classes exist twice with one interface: here (the reference, and the fallback) and compiled
+in ``_fast.pyx``, which writes the same bytes per line straight into one buffer; the module
+exports the compiled ones unless :mod:`tlsgate.compiled` says pure (``PureAccessLog`` and
+``PureAccessRecord`` stay these, for the differential tests).
 """
 
 from __future__ import annotations
@@ -18,10 +23,15 @@ import asyncio
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-__all__ = ["AccessLog", "AccessRecord"]
+from tlsgate.compiled import compiled_module
+
+__all__ = ["AccessLog", "AccessRecord", "PureAccessLog", "PureAccessRecord"]
 
 
 @dataclass(slots=True)
@@ -43,9 +53,12 @@ class AccessRecord:
 
 
 class AccessLog:
-    """JSON lines, written in whole-line batches so several workers never interleave a line."""
+    """JSON lines, written in whole-line batches so several workers never interleave a line.
 
-    def __init__(self, target: str) -> None:
+    ``clock`` (seconds since the epoch, ``time.time``'s) is for tests.
+    """
+
+    def __init__(self, target: str, *, clock: Callable[[], float] = time.time) -> None:
         self.fd: int | None
         if target == "off":
             self.fd = None
@@ -56,6 +69,7 @@ class AccessLog:
         self._lines: list[bytes] = []
         self._size = 0
         self._handle: asyncio.TimerHandle | None = None
+        self._clock = clock
 
     def __call__(self, record: AccessRecord) -> None:
         if self.fd is None:
@@ -63,7 +77,9 @@ class AccessLog:
         line = (
             json.dumps(
                 {
-                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "time": datetime.fromtimestamp(self._clock(), UTC).isoformat(
+                        timespec="milliseconds"
+                    ),
                     "client": record.client,
                     "method": record.method,
                     "target": record.target[:2048] if record.target is not None else None,
@@ -113,3 +129,10 @@ class AccessLog:
             os.write(self.fd, data)
         except OSError:
             pass  # a closed stdout must not stop the proxy
+
+
+PureAccessLog = AccessLog
+PureAccessRecord = AccessRecord
+if not TYPE_CHECKING and (_fast := compiled_module("tlsgate.proxy._fast")) is not None:
+    AccessLog = _fast.AccessLog
+    AccessRecord = _fast.AccessRecord

@@ -5,22 +5,38 @@ https; ``X-Forwarded-*`` and RFC 7239 ``Forwarded`` are how the app learns the t
 headers are only as trustworthy as the hop that set them, so a client's own copies are dropped
 unless it is one of ``trusted_proxies`` (another balancer in front of us), in which case we append
 to them instead. Hop-by-hop headers (RFC 9110 7.6.1) describe one connection and never cross us.
+
+The functions that run per request exist twice with one interface: here (the reference, and the
+fallback) and compiled in ``_fast.pyx`` (the same bytes, serialized in one C pass); the module
+exports the compiled ones unless :mod:`tlsgate.compiled` says pure (``PURE`` keeps these, for the
+differential tests).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from tlsgate.http import BodyKind, Headers, Request, Response, serialize_response_head
+from tlsgate.compiled import compiled_module
+from tlsgate.http import (
+    BodyKind,
+    Headers,
+    Request,
+    Response,
+    serialize_request_head,
+    serialize_response_head,
+)
 
 __all__ = [
     "HOP_BY_HOP",
+    "PURE",
     "XFCC",
     "ClientInfo",
     "forwarded_request_headers",
     "is_trusted",
+    "request_head",
     "response_head",
     "response_headers",
 ]
@@ -143,6 +159,33 @@ def forwarded_request_headers(
     return out
 
 
+def request_head(
+    request: Request,
+    client: ClientInfo,
+    *,
+    host: bytes,
+    trusted: bool,
+    via: bool = False,
+    client_cert: bytes | None = None,
+    chunked: bool = False,
+) -> bytes:
+    """The head sent upstream for a client request: :func:`forwarded_request_headers` (the
+    request's own upgrade kept), ``Transfer-Encoding: chunked`` when ``chunked`` (the body is
+    re-framed), serialized (refusing header injection)."""
+    headers = forwarded_request_headers(
+        request.headers,
+        client,
+        host=host,
+        trusted=trusted,
+        upgrade=request.upgrade,
+        via=via,
+        client_cert=client_cert,
+    )
+    if chunked:
+        headers.append((b"transfer-encoding", b"chunked"))
+    return serialize_request_head(request.method, request.target, headers)
+
+
 def response_headers(
     headers: Headers,
     *,
@@ -200,3 +243,17 @@ def response_head(
         if status != 101:
             headers.append((b"connection", b"close"))
     return serialize_response_head(status, response.reason, headers), rechunk, close
+
+
+#: The pure implementations, whichever this module exports.
+PURE: dict[str, Callable[..., Any]] = {
+    "forwarded_request_headers": forwarded_request_headers,
+    "request_head": request_head,
+    "response_headers": response_headers,
+    "response_head": response_head,
+}
+if not TYPE_CHECKING and (_fast := compiled_module("tlsgate.proxy._fast")) is not None:
+    forwarded_request_headers = _fast.forwarded_request_headers
+    request_head = _fast.request_head
+    response_headers = _fast.response_headers
+    response_head = _fast.response_head

@@ -30,8 +30,9 @@ import socket
 import ssl
 import time
 from collections import deque
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
+from tlsgate.compiled import compiled_module
 from tlsgate.http import (
     BodyKind,
     Data,
@@ -44,7 +45,6 @@ from tlsgate.http import (
     Upgraded,
     chunk,
     last_chunk,
-    serialize_request_head,
 )
 from tlsgate.mtls.identity import ClientIdentity
 from tlsgate.proxy.access_log import AccessRecord
@@ -61,7 +61,7 @@ from tlsgate.proxy.flow import (
     PAUSE_TUNNEL,
     PAUSE_UPSTREAM,
 )
-from tlsgate.proxy.headers import ClientInfo, forwarded_request_headers, is_trusted
+from tlsgate.proxy.headers import ClientInfo, is_trusted, request_head
 from tlsgate.proxy.phase import (
     ABORT,
     ANSWER_LOCALLY,
@@ -76,7 +76,7 @@ from tlsgate.proxy.routing import Route, normalize_host
 from tlsgate.proxy.upstream import UpstreamConnection
 from tlsgate.proxy.upstream_side import UpstreamSide
 
-__all__ = ["ClientProtocol"]
+__all__ = ["ClientProtocol", "PureClientProtocol"]
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 #: Why the edge answered a request itself (the access log's error; the client sees the status).
@@ -373,18 +373,15 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
                 x.process(ANSWER_LOCALLY)
                 self._deadline.set(edge.timeouts.idle, DEADLINE_BODY)
                 return
-        headers = forwarded_request_headers(
-            request.headers,
+        x.head = request_head(
+            request,
             self.client,
             host=host_value,
             trusted=self.trusted,
-            upgrade=request.upgrade,
             via=route.site.via,
             client_cert=xfcc,
+            chunked=x.chunked_in,
         )
-        if x.chunked_in:
-            headers.append((b"transfer-encoding", b"chunked"))
-        x.head = serialize_request_head(request.method, request.target, headers)
         x.retry_ok = request.method in IDEMPOTENT and request.body is _NO_BODY
         x.attempts = 2 if (x.retry_ok or len(route.balancer.states) > 1) else 1
         self._deadline.set(edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
@@ -487,3 +484,8 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
                     site if x.route is not None else "",
                 )
             )
+
+
+PureClientProtocol = ClientProtocol
+if not TYPE_CHECKING and (_fast := compiled_module("tlsgate.proxy._fast")) is not None:
+    ClientProtocol = _fast.ClientProtocol

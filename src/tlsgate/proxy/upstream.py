@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import defaultdict
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
+from tlsgate.compiled import compiled_module
 from tlsgate.http import Event, Limits, RemoteProtocolError, ResponseParser
 from tlsgate.proxy.settings import UpstreamAddress
 
-__all__ = ["UpstreamConnection", "UpstreamOwner", "UpstreamPool"]
+__all__ = ["PureUpstreamConnection", "UpstreamConnection", "UpstreamOwner", "UpstreamPool"]
 
 MAX_IDLE_PER_UPSTREAM = 128
 IDLE_TIMEOUT = 30.0
@@ -214,3 +215,8 @@ class UpstreamPool:
             for conn in conns:
                 conn.close()
         self._idle.clear()
+
+
+PureUpstreamConnection = UpstreamConnection
+if not TYPE_CHECKING and (_fast := compiled_module("tlsgate.proxy._fast")) is not None:
+    UpstreamConnection = _fast.UpstreamConnection

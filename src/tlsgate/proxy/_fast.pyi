@@ -1,0 +1,98 @@
+"""Types of the compiled data plane (``_fast.pyx``): the interface of access_log.py, headers.py,
+protocol.py and upstream.py."""
+
+import asyncio
+from collections.abc import Callable
+
+from tlsgate.http import Headers, Request, Response
+from tlsgate.proxy.edge import Edge
+from tlsgate.proxy.headers import ClientInfo
+from tlsgate.proxy.settings import UpstreamAddress
+
+class AccessRecord:
+    client: str
+    method: str | None
+    target: str | None
+    host: str
+    status: int
+    bytes_sent: int
+    upstream: str
+    duration: float
+    error: str
+    site: str
+    def __init__(
+        self,
+        client: str,
+        method: str | None,
+        target: str | None,
+        host: str,
+        status: int,
+        bytes_sent: int,
+        upstream: str,
+        duration: float,
+        error: str = "",
+        site: str = "",
+    ) -> None: ...
+
+class AccessLog:
+    fd: int | None
+    def __init__(self, target: str, *, clock: Callable[[], float] | None = None) -> None: ...
+    def __call__(self, record: AccessRecord) -> None: ...
+    def flush(self) -> None: ...
+
+def forwarded_request_headers(
+    headers: Headers,
+    client: ClientInfo,
+    *,
+    host: bytes,
+    trusted: bool,
+    upgrade: bytes | None = None,
+    via: bool = False,
+    client_cert: bytes | None = None,
+) -> Headers: ...
+def request_head(
+    request: Request,
+    client: ClientInfo,
+    *,
+    host: bytes,
+    trusted: bool,
+    via: bool = False,
+    client_cert: bytes | None = None,
+    chunked: bool = False,
+) -> bytes: ...
+def response_headers(
+    headers: Headers,
+    *,
+    hsts: bytes | None,
+    via: bool = False,
+    upgrade: bytes | None = None,
+) -> Headers: ...
+def response_head(
+    response: Response,
+    request: Request,
+    *,
+    hsts: bytes | None,
+    via: bool = False,
+    close: bool = False,
+) -> tuple[bytes, bool, bool]: ...
+
+class UpstreamConnection(asyncio.Protocol):
+    upstream: UpstreamAddress
+    reused: bool
+    closed: bool
+    write_paused: bool
+    read_paused: bool
+    idle_since: float
+    def __init__(self, upstream: UpstreamAddress) -> None: ...
+    def write(self, data: bytes) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+
+class ClientProtocol(asyncio.BufferedProtocol):
+    edge: Edge
+    busy: bool
+    closed: bool
+    tunnel: UpstreamConnection | None
+    def __init__(self, edge: Edge) -> None: ...
+    def close(self) -> None: ...

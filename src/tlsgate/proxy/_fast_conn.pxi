@@ -1,0 +1,357 @@
+# The compiled client connection (included by _fast.pyx): a port, line for line, of
+# protocol.py + upstream_side.py (ClientProtocol), exchange.py + phase.py (Exchange), deadline.py
+# (Deadline) and upstream.py (UpstreamConnection). The pure modules are the reference: read their
+# docstrings for why each step is as it is; what differs here is only how it runs (typed fields,
+# C calls between the halves, the phase table as a C array, one monotonic clock read in C).
+
+from collections import deque
+from functools import partial
+
+from posix.time cimport CLOCK_MONOTONIC
+
+from tlsgate.http import (
+    Data,
+    EndOfMessage,
+    RemoteProtocolError,
+    Request,
+    RequestParser,
+    Response,
+    ResponseParser,
+    Upgraded,
+    chunk,
+    last_chunk,
+    serialize_response_head,
+)
+from tlsgate.proxy import flow as _flow
+from tlsgate.proxy import phase as _phase
+from tlsgate.proxy.routing import normalize_host
+
+# Bound at the first connection, not at import: headers.py, access_log.py, upstream.py and
+# protocol.py import this module (each asks tlsgate.compiled for its twin), and these modules
+# import some of them.
+cdef object ClientInfo = None
+cdef object is_trusted = None
+cdef object admit = None
+cdef object peer_identity = None
+cdef object error_response = None
+cdef object _RESPONSE_LIMITS = None
+
+
+cdef int _bind() except -1:
+    global ClientInfo, is_trusted, admit, peer_identity, error_response, _RESPONSE_LIMITS
+    from tlsgate.proxy import client_identity, edge, headers, upstream
+    ClientInfo, is_trusted = headers.ClientInfo, headers.is_trusted
+    admit, peer_identity = client_identity.admit, client_identity.peer_identity
+    error_response = edge.error_response
+    _RESPONSE_LIMITS = upstream._RESPONSE_LIMITS
+    return 0
+
+cdef object _Phase = _phase.Phase
+cdef object _PhaseEvent = _phase.PhaseEvent
+cdef object _PhaseError = _phase.PhaseError
+cdef object _socket_module = __import__("socket")
+cdef int _IPPROTO_TCP = _socket_module.IPPROTO_TCP
+cdef int _TCP_NODELAY = _socket_module.TCP_NODELAY
+
+# phase.py's phases and events, as C ints (their IntEnum values).
+cdef enum:
+    ROUTING = 1
+    LOCAL = 2
+    CONNECTING = 3
+    RECONNECTING = 4
+    SENDING_BODY = 5
+    AWAITING_RESPONSE = 6
+    DUPLEX = 7
+    RESPONDING = 8
+    SWITCHING = 9
+    DONE = 10
+    TUNNEL = 11
+    ABORTED = 12
+    ANSWER_LOCALLY = 1
+    CONNECT = 2
+    ATTACH = 3
+    REQUEST_END = 4
+    RESPONSE_HEAD = 5
+    SWITCH = 6
+    RESPONSE_END = 7
+    UPGRADED = 8
+    ABORT = 9
+
+# flow.py's deadline kinds and pause reasons, as C ints (checked against flow.py at import).
+cdef enum:
+    DEADLINE_IDLE = 1
+    DEADLINE_HEAD = 2
+    DEADLINE_BODY = 3
+    DEADLINE_UPSTREAM = 4
+    PAUSE_QUEUE = 1
+    PAUSE_UPSTREAM = 2
+    PAUSE_TUNNEL = 4
+if (
+    (_flow.DEADLINE_IDLE, _flow.DEADLINE_HEAD, _flow.DEADLINE_BODY, _flow.DEADLINE_UPSTREAM)
+    != (DEADLINE_IDLE, DEADLINE_HEAD, DEADLINE_BODY, DEADLINE_UPSTREAM)
+    or (_flow.PAUSE_QUEUE, _flow.PAUSE_UPSTREAM, _flow.PAUSE_TUNNEL)
+    != (PAUSE_QUEUE, PAUSE_UPSTREAM, PAUSE_TUNNEL)
+):
+    raise ImportError("proxy/_fast: flow.py's constants changed; update _fast_conn.pxi")
+if [(p.name, int(p)) for p in _phase.Phase] != [
+    ("ROUTING", ROUTING), ("LOCAL", LOCAL), ("CONNECTING", CONNECTING),
+    ("RECONNECTING", RECONNECTING), ("SENDING_BODY", SENDING_BODY),
+    ("AWAITING_RESPONSE", AWAITING_RESPONSE), ("DUPLEX", DUPLEX), ("RESPONDING", RESPONDING),
+    ("SWITCHING", SWITCHING), ("DONE", DONE), ("TUNNEL", TUNNEL), ("ABORTED", ABORTED),
+] or [(e.name, int(e)) for e in _phase.PhaseEvent] != [
+    ("ANSWER_LOCALLY", ANSWER_LOCALLY), ("CONNECT", CONNECT), ("ATTACH", ATTACH),
+    ("REQUEST_END", REQUEST_END), ("RESPONSE_HEAD", RESPONSE_HEAD), ("SWITCH", SWITCH),
+    ("RESPONSE_END", RESPONSE_END), ("UPGRADED", UPGRADED), ("ABORT", ABORT),
+]:
+    raise ImportError("proxy/_fast: phase.py's phases changed; update _fast_conn.pxi")
+
+# phase.TRANSITIONS as a table (0: not allowed), filled from the table itself at import.
+cdef unsigned char _MOVES[13][10]
+for (_from, _event), _to in _phase.TRANSITIONS.items():
+    _MOVES[int(_from)][int(_event)] = int(_to)
+cdef unsigned int _READS_BODY = 0
+cdef unsigned int _REQUEST_READ = 0
+cdef unsigned int _HEAD_SENT = 0
+for _p in _phase.READS_BODY:
+    _READS_BODY |= 1 << int(_p)
+for _p in _phase.REQUEST_READ:
+    _REQUEST_READ |= 1 << int(_p)
+for _p in _phase.HEAD_SENT:
+    _HEAD_SENT |= 1 << int(_p)
+
+cdef frozenset _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+cdef dict _ROUTING_ERRORS = {
+    404: "no site for this host",
+    421: "host names another site than the tls handshake",
+}
+cdef Py_ssize_t READ_BUFFER_SIZE = 64 * 1024
+cdef Py_ssize_t HIGH_WATER = 32
+cdef Py_ssize_t LOW_WATER = 8
+cdef Py_ssize_t FLUSH_SIZE = 64 * 1024
+cdef object _NO_BODY = BodyKind.NONE
+
+
+cdef inline double _monotonic() noexcept:
+    # time.monotonic()
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef class Deadline:
+    """deadline.py's Deadline."""
+
+    cdef object _loop
+    cdef object _on_expiry
+    cdef object _timer
+    cdef double _timer_at
+    cdef public double at
+    cdef public int kind
+
+    def __init__(self, loop, on_expiry):
+        self._loop = loop
+        self._on_expiry = on_expiry
+        self._timer = None
+        self._timer_at = 0.0
+        self.at = 0.0
+        self.kind = 0
+
+    cpdef set(self, double seconds, int kind):
+        cdef double at = self._loop.time() + seconds
+        self.at = at
+        self.kind = kind
+        if self._timer is None or at < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(at, self._fire)
+            self._timer_at = at
+
+    cpdef clear(self):
+        self.kind = 0
+
+    cpdef cancel(self):
+        self.kind = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self):
+        self._timer = None
+        cdef int kind = self.kind
+        if not kind:
+            return
+        if self._loop.time() < self.at:
+            self._timer = self._loop.call_at(self.at, self._fire)
+            self._timer_at = self.at
+            return
+        self.kind = 0
+        self._on_expiry(kind)
+
+
+cdef class Exchange:
+    """exchange.py's Exchange, its phase moved by phase.py's table."""
+
+    cdef public object request
+    cdef public str host
+    cdef public long long sent_before
+    cdef public double started
+    cdef public object route
+    cdef public bytes head
+    cdef public UpstreamConnection conn
+    cdef public object state
+    cdef public object exclude
+    cdef public int attempts
+    cdef public bint retry_ok
+    cdef public long status
+    cdef public bint chunked_in
+    cdef public bint chunked_out
+    cdef public bint close_after
+    cdef public long local_status
+    cdef public str local_reason
+    cdef public bytes tunnel_leftover
+    cdef int _phase
+
+    def __init__(self, request, str host, double started):
+        self._phase = ROUTING
+        self.request = request
+        self.host = host
+        self.sent_before = 0
+        self.started = started
+        self.route = None
+        self.head = b""
+        self.conn = None
+        self.state = None
+        self.exclude = None
+        self.attempts = 1
+        self.retry_ok = False
+        self.status = 0
+        self.chunked_in = request.body is _CHUNKED_KIND
+        self.chunked_out = False
+        self.close_after = not request.keep_alive
+        self.local_status = 0
+        self.local_reason = ""
+        self.tunnel_leftover = b""
+
+    @property
+    def phase(self):
+        return _Phase(self._phase)
+
+    cdef int move(self, int event) except -1:
+        cdef int new = _MOVES[self._phase][event]
+        if new == 0:
+            raise _PhaseError(_Phase(self._phase), _PhaseEvent(event))
+        self._phase = new
+        return new
+
+    def process(self, event):
+        return _Phase(self.move(int(event)))
+
+
+cdef class _ClientCore
+
+
+cdef class UpstreamConnection:
+    """upstream.py's UpstreamConnection, calling its owner's halves in C."""
+
+    cdef public object upstream
+    cdef public object parser
+    cdef public object transport
+    cdef public _ClientCore owner
+    cdef public object tunnel
+    cdef public bint reused
+    cdef public bint closed
+    cdef public bint write_paused
+    cdef public bint read_paused
+    cdef public double idle_since
+
+    def __init__(self, upstream):
+        if _RESPONSE_LIMITS is None:
+            _bind()
+        self.upstream = upstream
+        self.parser = ResponseParser(_RESPONSE_LIMITS)
+        self.transport = None
+        self.owner = None
+        self.tunnel = None
+        self.reused = False
+        self.closed = False
+        self.write_paused = False
+        self.read_paused = False
+        self.idle_since = 0.0
+
+    def connection_made(self, transport):
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+
+    def data_received(self, data):
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        cdef _ClientCore owner = self.owner
+        try:
+            events = self.parser.feed(data)
+        except RemoteProtocolError as exc:
+            if owner is not None:
+                owner._upstream_failed(self, exc)
+            else:
+                self.close()
+            return
+        if owner is not None:
+            owner._upstream_events(self, events)
+
+    def eof_received(self):
+        cdef _ClientCore owner = self.owner
+        if self.tunnel is None and owner is not None:
+            try:
+                events = self.parser.feed_eof()
+            except RemoteProtocolError as exc:
+                owner._upstream_failed(self, exc)
+                return None
+            if events:
+                owner._upstream_events(self, events)
+        return None
+
+    def connection_lost(self, exc):
+        self.closed = True
+        if self.tunnel is not None:
+            self.tunnel.close()
+        cdef _ClientCore owner = self.owner
+        if owner is not None:
+            self.owner = None
+            owner._upstream_closed(self)
+
+    def pause_writing(self):
+        self.write_paused = True
+        if self.owner is not None:
+            self.owner._pause(PAUSE_UPSTREAM)
+
+    def resume_writing(self):
+        self.write_paused = False
+        if self.owner is not None:
+            self.owner._resume(PAUSE_UPSTREAM)
+
+    cpdef write(self, bytes data):
+        if self.transport is not None and data:
+            self.transport.write(data)
+
+    cpdef pause_reading(self):
+        if self.transport is not None and not self.closed and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    cpdef resume_reading(self):
+        if self.transport is not None and not self.closed and self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    cpdef close(self):
+        self.owner = None
+        if self.transport is not None:
+            self.transport.close()
+
+
+cdef bytearray _READ_BUFFER = bytearray(READ_BUFFER_SIZE)
+cdef object _READ_VIEW = memoryview(_READ_BUFFER)
+
+include "_fast_client.pxi"
