@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import resource
 import shutil
 import signal
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from proxybench.caddy import CADDY_PLACEHOLDER
 from proxybench.common import (
     CLIENT_SPIFFE,
     NGINX_PLACEHOLDER,
@@ -32,6 +34,36 @@ from proxybench.results import Result
 from proxybench.services import check_content, client_context, make_certs, small_body
 from proxybench.wrk import Tools, make_tests
 
+#: `LABEL=` before a template: a name, no spaces, braces or slashes (a template's first word
+#: is a path or a placeholder, so it never looks like one).
+LABEL_PREFIX = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.+()-]*)=(.*)", re.DOTALL)
+
+
+def proxy_specs(values: Sequence[str], label: str | None, *, caddy: bool) -> list[ProxySpec]:
+    """The reference nginx, then each --proxy-cmd (``[LABEL=]TEMPLATE``, ``nginx``, ``caddy``),
+    then Caddy for --caddy. Labels must be unique: the table's rows are keyed by them."""
+    specs = [ProxySpec("nginx", None)]
+    for value in values:
+        if value in ("", "none"):
+            continue
+        match = LABEL_PREFIX.fullmatch(value)
+        name, template = (match.group(1), match.group(2)) if match else (None, value)
+        if template == NGINX_PLACEHOLDER:
+            specs.append(ProxySpec(name or label or "nginx (B)", None))
+        elif template == CADDY_PLACEHOLDER:
+            specs.append(ProxySpec(name or "caddy", None, "caddy"))
+        else:
+            specs.append(ProxySpec(name or label or "proxy", template, "command"))
+    if caddy and not any(s.kind == "caddy" for s in specs):
+        specs.append(ProxySpec("caddy", None, "caddy"))
+    labels = [s.label for s in specs]
+    if duplicated := sorted({x for x in labels if labels.count(x) > 1}):
+        raise ValueError(
+            f"--proxy-cmd: the label(s) {', '.join(duplicated)} name more than one proxy:"
+            " give each LABEL=TEMPLATE a label of its own"
+        )
+    return specs
+
 
 def positive_int(text: str) -> int:
     value = int(text)
@@ -46,16 +78,36 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="--proxy-cmd placeholders: {port} {upstream_port} {cert} {key} {ca} (root CA PEM)"
         " {client_ca} (the CA of the client certificate: the same root) {client_spiffe} (its"
         " SPIFFE ID) {root} (repository root, also the working directory) {state} (an empty"
-        " directory for the proxy) {workers}. The template is split into words like a shell"
+        " directory for the proxy) {workers} {access_log} (a file in {state}: where the proxy's"
+        " access log goes with --access-log). The template is split into words like a shell"
         " would, but no shell runs. Exit status: 0, 1 if a run was flagged, 2 on a set-up error.",
     )
     parser.add_argument(
         "--proxy-cmd",
-        default=None,
-        help="the proxy under test: a command template, or 'nginx' to run a second nginx"
-        " against the reference (default: none, nginx alone)",
+        action="append",
+        default=[],
+        metavar="[LABEL=]TEMPLATE",
+        help="a proxy under test, run back to back with the reference nginx; may be given"
+        " several times. TEMPLATE is a command template, 'nginx' (a second reference nginx) or"
+        " 'caddy' (the built-in Caddy); LABEL= names it in the table (default: --label)",
     )
-    parser.add_argument("--label", default=None, help="name of the proxy under test in the table")
+    parser.add_argument(
+        "--caddy",
+        action="store_true",
+        help="also run Caddy (Debian's), configured like the reference nginx: the same as"
+        " --proxy-cmd caddy=caddy",
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="nginx and Caddy log every request as a JSON line to a file; templates get"
+        " {access_log}, a file in the proxy's {state} directory, to log to",
+    )
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="the name of a --proxy-cmd given without LABEL= (default: proxy)",
+    )
     parser.add_argument(
         "--duration", type=positive_int, default=10, help="seconds per measured run (default 10)"
     )
@@ -169,17 +221,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{tool} is not on PATH (scripts/install.sh --bench installs it)")
     if (os.cpu_count() or 1) < 2:
         parser.error("needs 2 cores: one for the proxy, one for wrk and the upstream")
-    specs = [ProxySpec("nginx", None)]
-    if args.proxy_cmd not in (None, "", "none"):
-        if args.proxy_cmd == NGINX_PLACEHOLDER:
-            specs.append(ProxySpec(args.label or "nginx (B)", None))
-        else:
-            specs.append(ProxySpec(args.label or "proxy", args.proxy_cmd))
+    try:
+        specs = proxy_specs(args.proxy_cmd, args.label, caddy=args.caddy)
+    except ValueError as exc:
+        parser.error(str(exc))
+    args.specs = specs
+    if any(s.template is None and s.kind == "caddy" for s in specs) and not shutil.which("caddy"):
+        parser.error("caddy is not on PATH (scripts/install.sh --bench installs it)")
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     raise_nofile()
-    env = environment(haproxy=originated)
+    env = environment(haproxy=originated, caddy=any(s.kind == "caddy" for s in specs))
     result: Result
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tlsgate-proxy-")))

@@ -17,7 +17,7 @@ from proxybench.common import ALL_CPUS, HOST, PROXY_CPUS, BenchError, loud, prog
 from proxybench.haproxy import start_originator
 from proxybench.measure import measure_clean
 from proxybench.proxies import ProxySpec, Target, check_client_auth, start_proxy
-from proxybench.results import CompareResult, Comparison, IdleReport, IdleResult, Row, ScalingResult
+from proxybench.results import CompareResult, IdleReport, IdleResult, Row, ScalingResult, TestResult
 from proxybench.services import Certs, Service, check_content, client_context, http_get, small_body
 from proxybench.wrk import Tools, make_tests
 
@@ -44,6 +44,7 @@ class Context:
             cpus=cpus,
             start_timeout=self.args.start_timeout,
             tls=self.tls,
+            access_log=self.args.access_log,
         )
         self.stack.callback(service.stop)
         return service
@@ -83,6 +84,14 @@ def check_nginx_verified(target: Target) -> None:
     progress("  the reference nginx verified haproxy's client certificate ($ssl_client_verify)")
 
 
+def run_order(count: int) -> list[int]:
+    """The order of the proxies in one round, nginx (0) in the middle: with one or two proxies
+    under test, each runs right before or after nginx, so their ratio compares adjacent runs."""
+    others = list(range(1, count))
+    half = len(others) // 2
+    return [*others[:half], 0, *others[half:]]
+
+
 def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
     """Every round starts fresh proxy processes and runs every test on each, alternating order.
 
@@ -106,7 +115,7 @@ def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
                 loud(problem)
         for index, test in enumerate(tests):
             # Alternate which proxy goes first, so drift does not always favour the same one.
-            order = list(range(len(specs)))
+            order = run_order(len(specs))
             if (number + index) % 2:
                 order.reverse()
             for i in order:
@@ -116,15 +125,9 @@ def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
                 rows.setdefault((test.key, specs[i].label), Row()).samples.append(sample)
         for target in targets:
             target.stop()
-    comparisons = [
-        Comparison(
-            test,
-            rows[(test.key, specs[0].label)],
-            rows[(test.key, specs[1].label)] if len(specs) > 1 else None,
-        )
-        for test in tests
-    ]
-    return CompareResult([s.label for s in specs], comparisons, shim)
+    results = [TestResult(test, [rows[(test.key, spec.label)] for spec in specs]) for test in tests]
+    caddy = next((i for i, s in enumerate(specs) if s.template is None and s.kind == "caddy"), None)
+    return CompareResult([s.label for s in specs], results, shim, caddy)
 
 
 def run_scaling(ctx: Context, specs: Sequence[ProxySpec]) -> ScalingResult:

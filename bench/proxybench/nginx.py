@@ -59,7 +59,7 @@ PROXY_CONF = (
     NGINX_COMMON
     + """\
 http {{
-    access_log off;
+{access_log}
 {temp_paths}
     upstream backend {{
         server {host}:{upstream_port};
@@ -100,6 +100,18 @@ http {{
 }}
 """
 )
+
+#: The reference nginx's access log: off, as tlsgate's `--access-log off`.
+NGINX_NO_ACCESS_LOG = "    access_log off;"
+
+#: --access-log: the fields tlsgate's access log has (proxy/access_log.py), as one JSON line per
+#: request, written to a file in 4 KiB batches flushed at least every 0.5 s, as tlsgate batches
+#: its lines. $request_time is in seconds (tlsgate's duration_ms is in milliseconds).
+NGINX_ACCESS_LOG = """\
+    log_format tlsgate escape=json '{{"time":"$time_iso8601","client":"$remote_addr",'
+        '"method":"$request_method","target":"$request_uri","host":"$host","status":$status,'
+        '"bytes":$body_bytes_sent,"upstream":"$upstream_addr","duration_s":$request_time}}';
+    access_log {path} tlsgate buffer=4k flush=500ms;"""
 
 #: --client-cert: the reference nginx asks for and verifies the client certificate. Depth 2: the
 #: chain is leaf -> intermediate -> root (nginx's default of 1 refuses it).

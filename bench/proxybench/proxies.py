@@ -13,9 +13,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from procfs import free_port
-from proxybench.common import CLIENT_SPIFFE, HOST, REPO, BenchError
+from proxybench.caddy import caddy_argv, caddy_config
+from proxybench.common import CLIENT_SPIFFE, HOST, REPO, BenchError, progress
 from proxybench.haproxy import Originator
-from proxybench.nginx import NGINX_CLIENT_VERIFY, PROXY_CONF, nginx_argv, nginx_common, nginx_prefix
+from proxybench.nginx import (
+    NGINX_ACCESS_LOG,
+    NGINX_CLIENT_VERIFY,
+    NGINX_NO_ACCESS_LOG,
+    PROXY_CONF,
+    nginx_argv,
+    nginx_common,
+    nginx_prefix,
+)
 from proxybench.services import (
     Certs,
     Service,
@@ -38,10 +47,16 @@ _STARTS = itertools.count(1)
 
 @dataclass(frozen=True)
 class ProxySpec:
-    """How to start one proxy: nginx (built in) or a command template."""
+    """How to start one proxy: nginx or Caddy (built in), or a command template."""
 
     label: str
-    template: str | None  # None: the reference nginx configuration
+    template: str | None  # None: a built-in configuration (``kind``)
+    kind: str = "nginx"  # with no template: "nginx" or "caddy"
+
+    @property
+    def name(self) -> str:
+        """What it is, for the table's notes: the command template, or the built-in's name."""
+        return self.template if self.template is not None else f"(built in: {self.kind})"
 
 
 def start_proxy(
@@ -54,11 +69,26 @@ def start_proxy(
     cpus: str,
     start_timeout: float,
     tls: ssl.SSLContext,
+    access_log: bool = False,
 ) -> Service:
+    """Start one proxy on a free port, pinned to ``cpus``, and check that it serves the upstream's
+    pages. With ``access_log``, the built-in ones log every request to a file (--access-log)."""
     slug = re.sub(r"[^a-z0-9]+", "-", spec.label.lower()).strip("-")
     name = f"{slug}-w{workers}-{next(_STARTS)}"
     port = free_port()
-    if spec.template is None:
+    if spec.template is None and spec.kind == "caddy":
+        prefix = tmp / name
+        caddyfile = caddy_config(
+            prefix,
+            port=port,
+            upstream_port=upstream.port,
+            cert=certs.fullchain,
+            key=certs.key,
+            client_ca=certs.root_ca if certs.client else None,
+            access_log=prefix / "access.log" if access_log else None,
+        )
+        argv, log = caddy_argv(caddyfile, cpus), prefix / "output.log"
+    elif spec.template is None:
         prefix = nginx_prefix(tmp, name)
         config = PROXY_CONF.format(
             **nginx_common(prefix, workers),
@@ -69,6 +99,11 @@ def start_proxy(
             ciphers=MOZILLA_INTERMEDIATE_CIPHERS,
             client_verify=(
                 NGINX_CLIENT_VERIFY.format(client_ca=certs.root_ca) if certs.client else ""
+            ),
+            access_log=(
+                NGINX_ACCESS_LOG.format(path=prefix / "access.log")
+                if access_log
+                else NGINX_NO_ACCESS_LOG
             ),
         )
         (prefix / "nginx.conf").write_text(config)
@@ -87,9 +122,11 @@ def start_proxy(
             "root": REPO,
             "state": state,
             "workers": workers,
+            "access_log": state / "access.log",
         }
         argv = ["taskset", "-c", cpus, *expand_template(spec.template, values)]
         log = tmp / name / "output.log"
+    log_file = (tmp / name / "state" if spec.template is not None else tmp / name) / "access.log"
     service = spawn(spec.label, argv, log, port)
     try:
         wait_ready(service, start_timeout, tls)
@@ -100,10 +137,27 @@ def start_proxy(
             raise BenchError(
                 f"{exc}\n{spec.label}'s output ends with:\n{service.log_tail()}"
             ) from None
+        if access_log:
+            check_access_log(spec.label, log_file, start_timeout)
     except BaseException:
         service.stop()
         raise
     return service
+
+
+def check_access_log(label: str, path: Path, timeout: float) -> None:
+    """--access-log: the content check's requests must reach the proxy's log file (nginx and
+    tlsgate flush their batches within 0.5 s); its last line goes to the progress output."""
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and path.stat().st_size):
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"--access-log: {label} wrote nothing to {path} within {timeout:g} s (a"
+                " --proxy-cmd template must log to {access_log})"
+            )
+        time.sleep(0.1)
+    last = path.read_text(errors="replace").splitlines()[-1]
+    progress(f"  {label} access log: {last[:300]}")
 
 
 @dataclass

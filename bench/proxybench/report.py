@@ -20,10 +20,18 @@ from proxybench.common import (
     SATURATED,
 )
 from proxybench.measure import Sample
-from proxybench.results import CompareResult, IdleReport, Result, Row, ScalingResult
+from proxybench.results import (
+    CompareResult,
+    Comparison,
+    IdleReport,
+    Result,
+    Row,
+    ScalingResult,
+    TestResult,
+)
 
 
-def environment(*, haproxy: bool = False) -> dict[str, object]:
+def environment(*, haproxy: bool = False, caddy: bool = False) -> dict[str, object]:
     cpu = ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -34,6 +42,8 @@ def environment(*, haproxy: bool = False) -> dict[str, object]:
     extra = {}
     if haproxy:
         extra["haproxy"] = tool_version(["haproxy", "-v"]).split(" - ")[0]
+    if caddy:
+        extra["caddy"] = "caddy " + tool_version(["caddy", "version"]).split()[0]
     return {
         "cpus": os.cpu_count(),
         "cpu": cpu or platform.processor(),
@@ -54,7 +64,8 @@ def header_lines(env: Mapping[str, object]) -> list[str]:
     return [
         "TLS-terminating proxy benchmark: TLS 1.3, ECDSA P-256 certificate from tlsgate ca",
         f"{env['cpus']} CPUs ({env['cpu']}), kernel {env['kernel']};"
-        f" {env['nginx']}, {env['wrk']}, {env['openssl']}",
+        f" {env['nginx']}, {env['wrk']}, {env['openssl']}"
+        + (f", {env['caddy']}" if "caddy" in env else ""),
     ]
 
 
@@ -68,7 +79,6 @@ def flagged_lines(flagged: Sequence[str]) -> list[str]:
 def render_compare(
     result: CompareResult, env: Mapping[str, object], args: argparse.Namespace
 ) -> str:
-    candidate = result.proxies[1] if len(result.proxies) > 1 else None
     lines = header_lines(env)
     if args.haproxy or args.client_cert:
         lines.append(
@@ -87,43 +97,88 @@ def render_compare(
             f"proxies pinned to core {PROXY_CPUS}; wrk (-t1) and the upstream nginx pinned to"
             f" core {LOAD_CPUS}; median of {args.repeat} run(s) of {args.duration} s per cell"
         )
+    if args.access_log:
+        lines.append("access logs on: every proxy logs every request as a JSON line to a file")
     lines.append("")
-    head = (
-        f"{'test':<22} {'unit':<5} {'nginx':>9} {'/cpu-s':>8} {'cores':>5}"
-        f" {'proxy':>9} {'/cpu-s':>8} {'cores':>5} {'ratio':>6} {'range':>9} {'basis':<7}"
-        f" {'load':>5}"
-    )
-    lines += [head, "-" * len(head)]
-    for c in result.comparisons:
-        unit = "MB/s" if c.test.bulk else "req/s"
-        ref, cand = c.reference, c.candidate
-        cells = [f"{c.test.label:<22} {unit:<5} {ref.rate:>9,.0f} {ref.per_cpu:>8,.0f}"]
-        cells.append(f"{ref.util:>5.2f}")
-        spread = c.ratio_range
-        if cand is not None and spread is not None:
-            cells.append(f"{cand.rate:>9,.0f} {cand.per_cpu:>8,.0f} {cand.util:>5.2f}")
-            cells.append(f"{fmt_ratio(c.ratio):>6} {spread[0]:.2f}-{spread[1]:.2f} {c.basis:<7}")
-        else:
-            cells.append(f"{'-':>9} {'-':>8} {'-':>5} {'-':>6} {'-':>9} {'-':<7}")
-        cells.append(f"{max(r.load for r in (ref, cand) if r is not None):>5.2f}")
-        problems = ref.problems + (cand.problems if cand else [])
-        lines.append(" ".join(cells) + ("  <-- FLAGGED" if problems else ""))
+    lines += compare_table(result)
+    if len(result.proxies) > 1:
+        lines += ["", *ratio_table(result)]
     lines += [
         "",
-        "nginx, proxy: requests/s (MB/s for 1 MiB: MB = 10^6 bytes read by wrk, headers",
-        "included). /cpu-s: requests (MB) per CPU-second of the proxy's process tree",
-        "(utime+stime from /proc). cores: the proxy's CPU during the run (1.00 = its core",
-        "never idle). load: wrk + upstream (+ haproxy) CPU in cores (they share core 1: near",
-        "1.00 = the client side was the limit). ratio: proxy / nginx on 'rate' when both",
+        "rate: requests/s (MB/s for 1 MiB: MB = 10^6 bytes read by wrk, headers included).",
+        "/cpu-s: requests (MB) per CPU-second of the proxy's process tree (utime+stime from",
+        "/proc). cores: the proxy's CPU during the run (1.00 = its core never idle). p99: wrk's",
+        "99th percentile latency. load: wrk + upstream (+ haproxy) CPU in cores (they share core",
+        "1: near 1.00 = the client side was the limit). ratio: proxy / nginx on 'rate' when both",
         f"proxies used >= {SATURATED:.0%} of their core, else on 'per-cpu' (work per proxy",
-        "CPU-second): the median of the per-round ratios (the two proxies run back to back in",
-        "each round); range: the lowest and highest per-round ratio.",
+        "CPU-second): the median of the per-round ratios; range: the lowest and highest",
+        "per-round ratio. p99 x: proxy's p99 / nginx's p99 (median per round). vs caddy: the",
+        "same ratio as 'ratio', to Caddy instead of nginx. In each round nginx runs between",
+        "the proxies under test, so with one or two of them each runs right next to nginx.",
     ]
     if result.shim:
         lines.append(result.shim.describe() + ".")
-    if candidate:
-        lines.append(f"proxy = {candidate}: {args.proxy_cmd}")
+    lines += spec_lines(args)
     return "\n".join(lines + flagged_lines(result.flagged))
+
+
+def compare_table(result: CompareResult) -> list[str]:
+    """One line per (test, proxy): its figures, its ratios to nginx and to Caddy."""
+    width = max(len(label) for label in result.proxies)
+    head = (
+        f"{'test':<22} {'unit':<5} {'proxy':<{width}} {'rate':>9} {'/cpu-s':>8} {'cores':>5}"
+        f" {'p99 ms':>8} {'ratio':>6} {'range':>9} {'basis':<7} {'p99 x':>6} {'vs caddy':>8}"
+        f" {'load':>5}"
+    )
+    lines = [head, "-" * len(head)]
+    for t in result.tests:
+        unit = "MB/s" if t.test.bulk else "req/s"
+        for i, (label, row) in enumerate(zip(result.proxies, t.rows, strict=True)):
+            first = f"{t.test.label:<22} {unit:<5}" if i == 0 else " " * 28
+            cells = [
+                f"{first} {label:<{width}} {row.rate:>9,.0f} {row.per_cpu:>8,.0f}"
+                f" {row.util:>5.2f} {row.p99_ms:>8.2f}"
+            ]
+            if i == 0:
+                cells.append(f"{'-':>6} {'-':>9} {'-':<7} {'-':>6}")
+            else:
+                c = t.versus(i)
+                spread = c.ratio_range
+                rng = f"{spread[0]:.2f}-{spread[1]:.2f}" if spread else "-"
+                cells.append(
+                    f"{fmt_ratio(c.ratio):>6} {rng:>9} {c.basis:<7} {fmt_ratio(c.ratio_p99):>6}"
+                )
+            vs_caddy = None
+            if result.caddy is not None and i not in (0, result.caddy):
+                vs_caddy = t.versus(i, result.caddy).ratio
+            cells.append(f"{fmt_ratio(vs_caddy):>8} {row.load:>5.2f}")
+            lines.append(" ".join(cells) + ("  <-- FLAGGED" if row.problems else ""))
+    return lines
+
+
+def ratio_table(result: CompareResult) -> list[str]:
+    """The ratios alone: one column per proxy to nginx, then each other proxy to Caddy, then
+    the p99 ratios to nginx."""
+    others = list(range(1, len(result.proxies)))
+    to_caddy = [i for i in others if result.caddy is not None and i != result.caddy]
+    columns = [f"{result.proxies[i]}/nginx" for i in others]
+    columns += [f"{result.proxies[i]}/caddy" for i in to_caddy]
+    columns += [f"p99 {result.proxies[i]}/nginx" for i in others]
+    width = max(10, *(len(c) for c in columns))
+    lines = [f"{'ratios':<22} " + " ".join(f"{c:>{width}}" for c in columns)]
+    lines.append("-" * len(lines[0]))
+    for t in result.tests:
+        caddy = result.caddy
+        values = [t.versus(i).ratio for i in others]
+        values += [t.versus(i, caddy).ratio for i in to_caddy if caddy is not None]
+        values += [t.versus(i).ratio_p99 for i in others]
+        lines.append(f"{t.test.label:<22} " + " ".join(f"{fmt_ratio(v):>{width}}" for v in values))
+    return lines
+
+
+def spec_lines(args: argparse.Namespace) -> list[str]:
+    """What each proxy under test is: its command template, or the built-in configuration."""
+    return [f"{spec.label} = {spec.name}" for spec in args.specs[1:]]
 
 
 def render_scaling(
@@ -153,8 +208,7 @@ def render_scaling(
         "",
         "cores: proxy CPU in cores (of 2); load: wrk + upstream CPU in cores; 2w/1w: req/s ratio.",
     ]
-    if len(result.proxies) > 1:
-        lines.append(f"{result.proxies[1]}: {args.proxy_cmd}")
+    lines += spec_lines(args)
     return "\n".join(lines + flagged_lines(result.flagged))
 
 
@@ -182,8 +236,7 @@ def render_idle(result: IdleReport, env: Mapping[str, object], args: argparse.Na
         "that still answered a second request after the idle wait. nginx allocates its",
         f"connection slots ({NGINX_CONNECTIONS}) at start-up, so they are in 'before'.",
     ]
-    if len(result.proxies) > 1:
-        lines.append(f"{result.proxies[1]}: {args.proxy_cmd}")
+    lines += spec_lines(args)
     return "\n".join(lines + flagged_lines(result.flagged))
 
 
@@ -241,11 +294,48 @@ def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def comparison_json(c: Comparison) -> dict[str, object]:
+    return {
+        "ratio": rounded(c.ratio),
+        "ratio_basis": c.basis if c.candidate else None,
+        "ratio_rate": rounded(c.ratio_rate),
+        "ratio_per_cpu": rounded(c.ratio_per_cpu),
+        "ratio_per_cpu_with_proxy_core_irq": rounded(c.ratio_per_cpu_with_irq),
+        "ratio_p99": rounded(c.ratio_p99),
+        "ratio_range": None if c.ratio_range is None else [round(r, 4) for r in c.ratio_range],
+        "round_ratios": [round(r, 4) for r in c.round_ratios(c.basis_value())],
+    }
+
+
+def test_json(t: TestResult, result: CompareResult) -> dict[str, object]:
+    """One test: nginx's row as "reference", the first proxy under test as "candidate" with its
+    ratios at the top level (as before several proxies could run), and every proxy under
+    "proxies" with its ratios to nginx and, for all but Caddy itself, to Caddy."""
+    first = t.versus(1) if len(t.rows) > 1 else t.alone
+    proxies = []
+    for i, label in enumerate(result.proxies[1:], 1):
+        entry: dict[str, object] = {"proxy": label, **(row_json(t.rows[i]) or {})}
+        entry["to_nginx"] = comparison_json(t.versus(i))
+        if result.caddy is not None and i != result.caddy:
+            entry["to_caddy"] = comparison_json(t.versus(i, result.caddy))
+        proxies.append(entry)
+    return {
+        "test": t.test.key,
+        "unit": "MB" if t.test.bulk else "requests",
+        "connections": t.test.connections,
+        "reference": row_json(t.rows[0]),
+        "candidate": row_json(first.candidate),
+        **comparison_json(first),
+        "proxies": proxies,
+    }
+
+
 def render_json(result: Result, env: Mapping[str, object], args: argparse.Namespace) -> str:
     out: dict[str, object] = {
         "benchmark": "proxy",
         "proxies": result.proxies,
-        "proxy_cmd": args.proxy_cmd,
+        "proxy_cmd": [spec.name for spec in args.specs[1:]],
+        "access_log": args.access_log,
         "params": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
@@ -264,25 +354,8 @@ def render_json(result: Result, env: Mapping[str, object], args: argparse.Namesp
     if isinstance(result, CompareResult):
         out["mode"] = "compare"
         out["shim_check"] = None if result.shim is None else vars(result.shim)
-        out["tests"] = [
-            {
-                "test": c.test.key,
-                "unit": "MB" if c.test.bulk else "requests",
-                "connections": c.test.connections,
-                "reference": row_json(c.reference),
-                "candidate": row_json(c.candidate),
-                "ratio": rounded(c.ratio),
-                "ratio_basis": c.basis if c.candidate else None,
-                "ratio_rate": rounded(c.ratio_rate),
-                "ratio_per_cpu": rounded(c.ratio_per_cpu),
-                "ratio_per_cpu_with_proxy_core_irq": rounded(c.ratio_per_cpu_with_irq),
-                "ratio_range": (
-                    None if c.ratio_range is None else [round(r, 4) for r in c.ratio_range]
-                ),
-                "round_ratios": [round(r, 4) for r in c.round_ratios(c.basis_value())],
-            }
-            for c in result.comparisons
-        ]
+        out["caddy"] = None if result.caddy is None else result.proxies[result.caddy]
+        out["tests"] = [test_json(t, result) for t in result.tests]
     elif isinstance(result, ScalingResult):
         out["mode"] = "workers-scaling"
         out["scaling"] = [

@@ -33,6 +33,11 @@ class Row:
         return self.median(lambda s: s.per_cpu)
 
     @property
+    def p99_ms(self) -> float:
+        """wrk's 99th percentile latency, median over the rounds."""
+        return self.median(lambda s: s.run.p99_ms)
+
+    @property
     def util(self) -> float:
         return self.median(lambda s: s.proxy_util)
 
@@ -94,24 +99,49 @@ class Comparison:
         return self._median(self.basis_value())
 
     @property
+    def ratio_p99(self) -> float | None:
+        """The candidate's p99 latency over the reference's, median of the per-round ratios."""
+        return self._median(lambda s: s.run.p99_ms)
+
+    @property
     def ratio_range(self) -> tuple[float, float] | None:
         ratios = self.round_ratios(self.basis_value())
         return (min(ratios), max(ratios)) if ratios else None
 
 
 @dataclass(frozen=True)
+class TestResult:
+    """One test, every proxy: ``rows[i]`` holds ``proxies[i]``'s samples, ``rows[0]`` the
+    reference nginx's. Each proxy ran back to back with nginx in every round, so any pair of rows
+    can be compared round by round."""
+
+    test: Test
+    rows: list[Row]
+
+    def versus(self, candidate: int, reference: int = 0) -> Comparison:
+        return Comparison(self.test, self.rows[reference], self.rows[candidate])
+
+    @property
+    def alone(self) -> Comparison:
+        """nginx alone (no proxy under test): a comparison with no candidate."""
+        return Comparison(self.test, self.rows[0], None)
+
+
+@dataclass(frozen=True)
 class CompareResult:
     proxies: list[str]
-    comparisons: list[Comparison]
+    tests: list[TestResult]
     shim: ShimCheck | None
+    #: The index of the built-in Caddy in ``proxies``, if it ran: the others are also compared
+    #: with it (the issue asks for a ratio to Caddy).
+    caddy: int | None = None
 
     @property
     def flagged(self) -> list[str]:
         out = [
-            f"{label}, {c.test.label}: {problem}"
-            for c in self.comparisons
-            for label, row in zip(self.proxies, (c.reference, c.candidate), strict=False)
-            if row is not None
+            f"{label}, {t.test.label}: {problem}"
+            for t in self.tests
+            for label, row in zip(self.proxies, t.rows, strict=True)
             for problem in row.problems
         ]
         return out + (self.shim.problems() if self.shim else [])
