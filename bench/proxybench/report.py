@@ -164,15 +164,18 @@ def ratio_table(result: CompareResult) -> list[str]:
     columns = [f"{result.proxies[i]}/nginx" for i in others]
     columns += [f"{result.proxies[i]}/caddy" for i in to_caddy]
     columns += [f"p99 {result.proxies[i]}/nginx" for i in others]
-    width = max(10, *(len(c) for c in columns))
-    lines = [f"{'ratios':<22} " + " ".join(f"{c:>{width}}" for c in columns)]
+    widths = [max(6, len(c)) for c in columns]
+    lines = [
+        f"{'ratios':<22} " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+    ]
     lines.append("-" * len(lines[0]))
     for t in result.tests:
         caddy = result.caddy
         values = [t.versus(i).ratio for i in others]
         values += [t.versus(i, caddy).ratio for i in to_caddy if caddy is not None]
         values += [t.versus(i).ratio_p99 for i in others]
-        lines.append(f"{t.test.label:<22} " + " ".join(f"{fmt_ratio(v):>{width}}" for v in values))
+        cells = (f"{fmt_ratio(v):>{w}}" for v, w in zip(values, widths, strict=True))
+        lines.append(f"{t.test.label:<22} " + "  ".join(cells))
     return lines
 
 
