@@ -1,6 +1,6 @@
-"""A TLS-terminating reverse proxy under test, side by side with nginx, on this machine.
+"""TLS-terminating reverse proxies under test, side by side with nginx (and Caddy), on this machine.
 
-Both proxies get the same certificate (ECDSA P-256, made with ``tlsgate ca``), the same upstream
+Every proxy gets the same certificate (ECDSA P-256, made with ``tlsgate ca``), the same upstream
 (a second nginx serving ``/100b`` and ``/1m`` over plain HTTP) and the same load (``wrk``), one
 proxy at a time, and are pinned to the same core. The figure that counts is work per proxy
 CPU-second, read from /proc before and after each run. Tests:
@@ -22,6 +22,12 @@ speaks TLS 1.3 with the harness's client certificate to the proxy.
     .venv/bin/python bench/proxy.py --proxy-cmd '{root}/.venv/bin/tlsgate serve --host localhost \
         --listen 127.0.0.1:{port} --to http://127.0.0.1:{upstream_port} --cert {cert} \
         --key {key} --workers {workers} --no-http --access-log off --state {state}'
+    .venv/bin/python bench/proxy.py --caddy --proxy-cmd 'tlsgate=...' --proxy-cmd 'pure=env \
+        TLSGATE_PURE=1 ...'                          # several proxies, Caddy too, one run
+
+``--proxy-cmd`` may be given several times (``LABEL=TEMPLATE``); ``--caddy`` adds Debian's Caddy
+with the same certificate and upstream; ``--access-log`` turns the reference proxies' access logs
+on (to a file) and gives templates ``{access_log}``. The code is in bench/proxybench/.
 
 Everything listens on 127.0.0.1. Every process the harness starts runs in its own session and is
 stopped at the end (SIGTERM, then SIGKILL), also on an error or Ctrl-C; every wrk run has a time
