@@ -2,7 +2,7 @@
 
 Every proxy gets the same certificate (ECDSA P-256, made with ``tlsgate ca``), the same upstream
 (a second nginx serving ``/100b`` and ``/1m`` over plain HTTP) and the same load (``wrk``), one
-proxy at a time, and are pinned to the same core. The figure that counts is work per proxy
+proxy at a time, and is pinned to the same core. The figure that counts is work per proxy
 CPU-second, read from /proc before and after each run. Tests:
 
 1. keep-alive, 100-byte responses, 50 connections                       (requests/s)
