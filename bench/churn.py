@@ -35,21 +35,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from procfs import process_tree
-from proxy import (
-    HOST,
-    PROXY_CPUS,
-    REPO,
-    BenchError,
-    ProxySpec,
-    Service,
-    Tools,
-    client_context,
-    make_certs,
-    progress,
-    raise_nofile,
-    start_proxy,
-    start_upstream,
-)
+from proxybench.cli import raise_nofile
+from proxybench.common import HOST, PROXY_CPUS, REPO, BenchError, progress
+from proxybench.nginx import start_upstream
+from proxybench.proxies import ProxySpec, start_proxy
+from proxybench.services import Service, client_context, make_certs
+from proxybench.wrk import Tools
 
 SERVE = (
     "{root}/.venv/bin/tlsgate serve --host localhost --listen 127.0.0.1:{port}"

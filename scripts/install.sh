@@ -2,7 +2,8 @@
 # Install tlsgate into ./.venv on a fresh Debian machine, with the system tools it drives.
 # Usage: scripts/install.sh [--test] [--bench]
 #   --test adds what the test suite needs; --bench what bench/proxy.py drives (nginx, wrk, gcc for
-#   its shim, and haproxy, the client-certificate originator of --client-cert and --haproxy).
+#   its shim, haproxy, the client-certificate originator of --client-cert and --haproxy, and
+#   caddy, the second reference proxy of --caddy).
 #
 # One line on stderr per step it takes (the whole install is 30-60 s, mostly pip), nothing else
 # unless something fails. It is a no-op (well under a second) when .venv was installed by this
@@ -19,7 +20,7 @@ extras=""
 tools=(openssl curl gcc)
 # Debian package for each tool the tests drive (command -> package).
 declare -A packages=([openssl]=openssl [curl]=curl [certbot]=certbot [lego]=lego [pebble]=pebble
-  [nginx]=nginx [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux [initdb]=postgresql)
+  [nginx]=nginx [caddy]=caddy [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux [initdb]=postgresql)
 for option in "$@"; do
   case "$option" in
     --test)
@@ -28,7 +29,7 @@ for option in "$@"; do
       tools+=(initdb)  # the PostgreSQL store's tests start a real server (initdb + pg_ctl)
       ;;
     --bench)
-      tools+=(nginx wrk gcc haproxy taskset)
+      tools+=(nginx caddy wrk gcc haproxy taskset)
       ;;
     *)
       echo "install.sh: unknown option $option (known: --test, --bench)" >&2
