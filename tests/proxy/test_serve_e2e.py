@@ -275,6 +275,18 @@ def test_sni_selects_the_site(serve_factory: Any) -> None:
         serve, b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", host="a.test"
     )
     assert out.startswith(b"HTTP/1.1 200")
+    # On one keep-alive connection, a Host that changes is routed afresh (the compiled connection
+    # reuses the route while the Host bytes repeat): 200, 200, then 421 for the other site's name.
+    out = raw_exchange(
+        serve,
+        b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+        b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+        b"GET / HTTP/1.1\r\nHost: x.b.test\r\nConnection: close\r\n\r\n",
+        host="a.test",
+    )
+    assert out.startswith(b"HTTP/1.1 200")
+    assert out.count(b"HTTP/1.1 200") == 2
+    assert out.count(b"HTTP/1.1 421") == 1
 
 
 def test_dead_upstream_is_skipped(serve_factory: Any) -> None:

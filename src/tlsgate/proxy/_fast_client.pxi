@@ -29,8 +29,17 @@ cdef class _ClientCore:
     cdef double _head_since
     cdef bint _refused
     cdef Deadline _deadline
-    cdef bytes _host_value  # the last request's Host value, and normalize_host's answer to it
+    # The last request's Host value, normalize_host's answer to it, and the router's answer to
+    # (that host, sni_route): a keep-alive client repeats its Host, so the route is decided once
+    # per connection and again only when the Host bytes change (sni_route is fixed at the
+    # handshake). _route_router is the router that answered (None: nothing cached yet);
+    # _route_hsts is edge.hsts_for(route.site) for that route.
+    cdef bytes _host_value
     cdef str _host
+    cdef object _route_router
+    cdef object _route
+    cdef int _route_status
+    cdef object _route_hsts
 
     def __init__(self, edge):
         if ClientInfo is None:
@@ -60,6 +69,10 @@ cdef class _ClientCore:
         self._deadline = Deadline(self.loop, self._on_deadline)
         self._host_value = b""
         self._host = ""
+        self._route_router = None
+        self._route = None
+        self._route_status = 0
+        self._route_hsts = None
 
     # -- asyncio callbacks: the client side --------------------------------------------------
     def connection_made(self, transport):
@@ -273,15 +286,19 @@ cdef class _ClientCore:
                 host_value = value
                 break
         cdef str host
-        if host_value == self._host_value:  # (keep-alive: the same Host as the last request)
-            host = self._host
+        router = edge.router
+        if host_value == self._host_value and router is self._route_router:
+            host = self._host  # (keep-alive: the same Host as the last request, the same route)
+            route, status = self._route, self._route_status
         else:
             host = normalize_host(host_value) if host_value else ""
+            route, status = router.route_for(host, self.sni_route)
             self._host_value, self._host = host_value, host
+            self._route_router, self._route, self._route_status = router, route, status
+            self._route_hsts = edge.hsts_for(route.site) if route is not None else None
         cdef Exchange x = Exchange(request, host, _monotonic())
         self._x = x
         x.sent_before = self._sent
-        route, status = edge.router.route_for(host, self.sni_route)
         if route is None:
             x.local_status = status
             x.move(ANSWER_LOCALLY)
@@ -518,8 +535,9 @@ cdef class _ClientCore:
         x.status = status
         site = x.route.site
         edge = self.edge
+        hsts = self._route_hsts if x.route is self._route else edge.hsts_for(site)
         head, x.chunked_out, x.close_after = _respond(
-            response, request, edge.hsts_for(site), site.via, x.close_after or edge.draining
+            response, request, hsts, site.via, x.close_after or edge.draining
         )
         x.move(SWITCH if status == 101 else RESPONSE_HEAD)
         self._write(head)
