@@ -1,9 +1,31 @@
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+import pytest
+
 from tlsgate.config import SiteConfig, Upstream
+from tlsgate.proxy import routing
 from tlsgate.proxy.routing import Balancer, Router, is_local_host, normalize_host
 
 A, B, C = Upstream("127.0.0.1", 1), Upstream("127.0.0.1", 2), Upstream("127.0.0.1", 3)
+
+
+def _compiled_balancer() -> Any:
+    try:
+        return importlib.import_module("tlsgate.proxy._fast").Balancer
+    except ImportError:
+        pytest.skip("the compiled data plane is not built")
+
+
+# Balancing and passive health run on both twins: routing.py's and the compiled one.
+TWINS = pytest.mark.parametrize("twin", ["pure", "compiled"])
+
+
+@pytest.fixture
+def balancer_class(twin: str) -> Any:
+    return routing.PureBalancer if twin == "pure" else _compiled_balancer()
 
 
 def test_normalize_host() -> None:
@@ -54,7 +76,9 @@ def test_is_local_host() -> None:
         assert not is_local_host(name), name
 
 
-def test_round_robin_skips_failed_until_cooldown() -> None:
+@TWINS
+def test_round_robin_skips_failed_until_cooldown(balancer_class: Any) -> None:
+    Balancer = balancer_class  # noqa: N806 - the twin under test
     balancer = Balancer.of([A, B, C])
     picks = [balancer.pick(0.0).upstream for _ in range(6)]
     assert picks == [A, B, C, A, B, C]
@@ -68,15 +92,38 @@ def test_round_robin_skips_failed_until_cooldown() -> None:
     assert b.failures == 0 and b.healthy(0.0)
 
 
-def test_all_down_still_tries_the_first_to_recover() -> None:
+@TWINS
+def test_all_down_still_tries_the_first_to_recover(balancer_class: Any) -> None:
+    Balancer = balancer_class  # noqa: N806 - the twin under test
     balancer = Balancer.of([A, B])
     Balancer.failed(balancer.states[0], now=0.0)
     Balancer.failed(balancer.states[1], now=1.0)
     assert balancer.pick(1.5).upstream == A
 
 
-def test_least_conn_and_exclude() -> None:
+@TWINS
+def test_least_conn_and_exclude(balancer_class: Any) -> None:
+    Balancer = balancer_class  # noqa: N806 - the twin under test
     balancer = Balancer.of([A, B], "least_conn")
     balancer.states[0].active = 3
     assert balancer.pick(0.0).upstream == B
     assert balancer.pick(0.0, exclude=balancer.states[1]).upstream == A
+
+
+@TWINS
+def test_cooldown_is_capped_and_every_state_excluded_falls_back(balancer_class: Any) -> None:
+    Balancer = balancer_class  # noqa: N806 - the twin under test
+    balancer = Balancer.of([A, B])
+    a = balancer.states[0]
+    for _ in range(10):
+        Balancer.failed(a, now=100.0)
+    assert a.failures == 10 and a.down_until == 100.0 + routing.MAX_COOLDOWN
+    assert balancer.pick(101.0).upstream == B  # the only healthy one
+    assert balancer.pick(101.0, exclude=balancer.states[1]).upstream == A  # excluded: the other
+    one = Balancer.of([A])
+    assert one.pick(0.0, exclude=one.states[0]).upstream == A  # nothing else to try
+
+
+def test_router_builds_the_selected_balancer() -> None:
+    router = Router([SiteConfig(hosts=("a.test",), upstreams=(A, B))])
+    assert type(router.routes[0].balancer) is Balancer

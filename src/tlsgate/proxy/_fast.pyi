@@ -2,12 +2,34 @@
 protocol.py and upstream.py."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tlsgate.http import Headers, Request, Response
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.headers import ClientInfo
 from tlsgate.proxy.settings import UpstreamAddress
+
+class UpstreamState:
+    upstream: UpstreamAddress
+    active: int
+    failures: int
+    down_until: float
+    def __init__(
+        self, upstream: UpstreamAddress, active: int = 0, failures: int = 0, down_until: float = 0.0
+    ) -> None: ...
+    def healthy(self, now: float) -> bool: ...
+
+class Balancer:
+    states: list[UpstreamState]
+    least_conn: bool
+    def __init__(self, states: list[UpstreamState], least_conn: bool = False) -> None: ...
+    @classmethod
+    def of(cls, upstreams: Sequence[UpstreamAddress], balance: str = "round_robin") -> Balancer: ...
+    def pick(self, now: float, *, exclude: UpstreamState | None = None) -> UpstreamState: ...
+    @staticmethod
+    def failed(state: UpstreamState, now: float) -> None: ...
+    @staticmethod
+    def succeeded(state: UpstreamState) -> None: ...
 
 class AccessRecord:
     client: str

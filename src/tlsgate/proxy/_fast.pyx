@@ -3,7 +3,7 @@
 
 Same interface and the same behaviour as the pure modules it mirrors, which stay the reference
 and the fallback (``tlsgate.compiled`` picks; ``TLSGATE_PURE=1`` forces them). One extension
-module, read in four files:
+module, read in five files:
 
 * ``_fast_log.pxi``: :class:`AccessRecord` and :class:`AccessLog` (``access_log.py``): the JSON
   line is written straight into one C buffer, with ``json.dumps``'s escaping (``ensure_ascii``:
@@ -16,6 +16,9 @@ module, read in four files:
   X-Forwarded-*/Forwarded/XFCC insertion, and the head serialized in one pass with
   serialize.py's refusals and messages (header injection, empty or invalid names, invalid
   method or target).
+* ``_fast_route.pxi``: :class:`UpstreamState` and :class:`Balancer` (``routing.py``): passive
+  health, round robin and least connections, with pick/failed/succeeded as C calls for the
+  compiled connection.
 * ``_fast_conn.pxi`` + ``_fast_client.pxi``: the client connection, :class:`ClientProtocol`
   (``protocol.py`` + ``upstream_side.py``), with ``Exchange``, ``Deadline`` and
   :class:`UpstreamConnection` (``exchange.py``, ``phase.py``'s table, ``deadline.py``,
@@ -53,8 +56,10 @@ from tlsgate.http.serialize import REASON_PHRASES
 __all__ = [
     "AccessLog",
     "AccessRecord",
+    "Balancer",
     "ClientProtocol",
     "UpstreamConnection",
+    "UpstreamState",
     "forwarded_request_headers",
     "request_head",
     "response_head",
@@ -87,4 +92,5 @@ cdef extern from "Python.h":
 
 include "_fast_log.pxi"
 include "_fast_headers.pxi"
+include "_fast_route.pxi"
 include "_fast_conn.pxi"

@@ -444,7 +444,7 @@ cdef class _ClientCore:
     cdef _connect(self, Exchange x):
         route = x.route
         x.move(CONNECT)
-        state = route.balancer.pick(self.loop.time(), exclude=x.exclude)
+        state = (<Balancer?>route.balancer)._pick(self.loop.time(), x.exclude)
         x.state = state
         pool = self.edge.pool
         conn = pool.take(state.upstream)
@@ -463,7 +463,7 @@ cdef class _ClientCore:
                 self.edge.pool.release(task.result())
             return
         if exc is not None:
-            x.route.balancer.failed(state, self.loop.time())
+            _failed(state, self.loop.time())
             x.attempts -= 1
             if x.attempts > 0:
                 x.exclude = state
@@ -523,7 +523,7 @@ cdef class _ClientCore:
             self._deadline.set(self.edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
 
     cdef int _on_response(self, Exchange x, response) except -1:
-        x.route.balancer.succeeded(x.state)
+        _succeeded(x.state)
         cdef long status = response.status
         if status < 200 and status != 101:
             self._write(serialize_response_head(status, response.reason, response.headers))
@@ -591,7 +591,7 @@ cdef class _ClientCore:
                 return
             self._abort(x, 502, "upstream closed the connection")
             return
-        x.route.balancer.failed(x.state, self.loop.time())
+        _failed(x.state, self.loop.time())
         self._abort(x, 502, "upstream closed early")
 
     cdef UpstreamConnection _detach(self, Exchange x):

@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from tlsgate.compiled import compiled_module
 from tlsgate.proxy.settings import SiteSettings, UpstreamAddress
 
-__all__ = ["Balancer", "Router", "UpstreamState", "is_local_host", "normalize_host"]
+__all__ = [
+    "Balancer",
+    "PureBalancer",
+    "PureUpstreamState",
+    "Router",
+    "UpstreamState",
+    "is_local_host",
+    "normalize_host",
+]
 
 BASE_COOLDOWN = 2.0
 MAX_COOLDOWN = 30.0
@@ -144,3 +154,10 @@ class Router:
     def default(self) -> Route | None:
         """The route for clients that send no SNI (IP literals): the only site, if only one."""
         return self.routes[0] if len(self.routes) == 1 else None
+
+
+# The compiled twins (tlsgate.proxy._fast) when built: the compiled connection calls their pick/
+# failed/succeeded in C. The pure classes stay the reference (tests run on both).
+PureUpstreamState, PureBalancer = UpstreamState, Balancer
+if not TYPE_CHECKING and (_fast := compiled_module("tlsgate.proxy._fast")) is not None:
+    UpstreamState, Balancer = _fast.UpstreamState, _fast.Balancer
