@@ -12,6 +12,8 @@ demo and bench read HTTP with it) and imports only :mod:`tlsgate.errors` and
 * ``events.py``: the events, limits and the two errors;
 * ``framer.py``: how llhttp is driven one message at a time, and every refusal (read its
   docstring before changing any parser);
+* ``fields.py``: what the framing headers say (Connection, Transfer-Encoding, Content-Length),
+  shared by both directions and the compiled twin;
 * ``request.py`` / ``response.py``: the two directions;
 * ``_fast.pyx``: both directions compiled (``_fast.pyi`` types it);
 * ``target.py``: the request target's forms, reduced to the origin form that is forwarded;

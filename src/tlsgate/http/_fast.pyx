@@ -35,7 +35,7 @@ from tlsgate.http.events import (
     Response,
     Upgraded,
 )
-from tlsgate.http.framer import _ends_chunked
+from tlsgate.http.fields import ends_chunked
 from tlsgate.http.target import split_target
 
 __all__ = ["RequestParser", "ResponseParser"]
@@ -273,7 +273,7 @@ cdef unsigned int _connection_flags(const unsigned char* b, Py_ssize_t start, Py
 
 
 cdef inline bint _keeps(bytes version, bint has_connection, unsigned int flags):
-    """RFC 9112 9.3 (framer.py's _keep_alive): HTTP/1.1 persists unless ``close``; HTTP/1.0 only
+    """RFC 9112 9.3 (fields.py's keep_alive): HTTP/1.1 persists unless ``close``; HTTP/1.0 only
     with ``keep-alive``."""
     if not has_connection:
         return version == _V11
@@ -317,7 +317,7 @@ cdef class _Framer:
     cdef object _method, _target, _version
     # framing fields gathered from the head
     cdef int _hosts
-    cdef unsigned int _conn_flags  # of the Connection headers alone (framer.py's _keep_alive)
+    cdef unsigned int _conn_flags  # of the Connection headers alone (fields.py's keep_alive)
     cdef unsigned long long _cl  # the first Content-Length, if it has at most 19 digits
     cdef object _te, _upg
     cdef bint _has_cl, _cl_ok, _has_conn, _upgrade_header, _expect
@@ -733,7 +733,7 @@ cdef class _Framer:
         if k == K_HOST:
             self._hosts += 1
         elif k == K_CL:
-            if not self._has_cl:  # framer.py's _content_length: at most 19 digits after zeros
+            if not self._has_cl:  # fields.py's content_length: at most 19 digits after zeros
                 self._has_cl = True
                 j = vs
                 while j < ve and b[j] == 48:
@@ -1163,7 +1163,7 @@ cdef class RequestParser(_Framer):
                 raise self._refuse("transfer-encoding in an http/1.0 request", 400)
             if self._has_cl:
                 raise self._refuse("content-length together with transfer-encoding", 400)
-            if not _ends_chunked(coding):
+            if not ends_chunked(coding):
                 raise self._refuse("transfer-encoding does not end with chunked", 400)
             body = _CHUNKED_KIND
         elif self._has_cl:
@@ -1288,7 +1288,7 @@ cdef class ResponseParser(_Framer):
         elif coding is not None:
             if version == _V10:
                 raise self._refuse("transfer-encoding in an http/1.0 response", 502)
-            if not _ends_chunked(coding) or not self._flags & F_CHUNKED:
+            if not ends_chunked(coding) or not self._flags & F_CHUNKED:
                 raise self._refuse("transfer-encoding does not end with chunked", 502)
             body = _CHUNKED_KIND
         elif length is not None:

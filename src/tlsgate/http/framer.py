@@ -184,46 +184,6 @@ def _view(data: bytes, start: int, end: int) -> bytes | memoryview:
     return memoryview(data)[start:end]
 
 
-def _tokens(value: bytes) -> list[bytes]:
-    return [token.strip(b" \t").lower() for token in value.split(b",")]
-
-
-def _keep_alive(version: bytes, connection: bytes | None) -> bool:
-    """RFC 9112 9.3: HTTP/1.1 persists unless ``close``; HTTP/1.0 only with ``keep-alive``."""
-    if connection is None:
-        return version == b"1.1"
-    # (bytes.find, not "in": bytes.__contains__ first tries the operand as an int, and raises)
-    tokens = [connection.lower()] if connection.find(b",") < 0 else _tokens(connection)
-    if b"close" in tokens:
-        return False
-    return version == b"1.1" or b"keep-alive" in tokens
-
-
-def _ends_chunked(value: bytes) -> bool:
-    """RFC 9112 6.1: chunked must be the final coding, applied once; empty list items are junk.
-
-    ``value`` is as llhttp passes it (trailing whitespace kept): llhttp reads ``chunked`` then
-    a tab as some other coding, and a response so framed as a body that ends at EOF, so a
-    message is chunked here only if llhttp reads it so too.
-    """
-    codings = _tokens(value)
-    return (
-        codings[-1] == b"chunked"
-        and b"chunked" not in codings[:-1]
-        and all(codings)
-        and not value.rstrip(b" ").endswith(b"\t")
-    )
-
-
-def _content_length(value: bytes) -> int | None:
-    if not value.isdigit():  # ASCII digits only: no sign, no spaces, no lists
-        return None
-    value = value.lstrip(b"0") or b"0"
-    if len(value) > 19:  # llhttp already refuses >= 2**64; int() refuses > 4300 digits
-        return None
-    return int(value)
-
-
 class _Framer(Generic[_P]):
     """The piece-by-piece driving of llhttp shared by both directions (see the module doc)."""
 
@@ -526,7 +486,7 @@ class _Framer(Generic[_P]):
         pair = (name.lower(), value.rstrip(b" \t"))
         self._headers.append(pair)
         if pair[0] in _FRAMING:
-            # Transfer-Encoding as llhttp read it, for _ends_chunked
+            # Transfer-Encoding as llhttp read it, for fields.ends_chunked
             self._framing.append(pair if pair[0] != b"transfer-encoding" else (pair[0], value))
 
     def _on_body(self, body: bytes) -> None:

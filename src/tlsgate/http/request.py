@@ -12,6 +12,7 @@ from tlsgate.http.events import (
     RemoteProtocolError,
     Request,
 )
+from tlsgate.http.fields import content_length, ends_chunked, keep_alive
 from tlsgate.http.framer import (
     _CHUNKED,
     _CHUNKED_KIND,
@@ -22,10 +23,7 @@ from tlsgate.http.framer import (
     _LENGTH_KIND,
     _NONE,
     _UPGRADED,
-    _content_length,
-    _ends_chunked,
     _Framer,
-    _keep_alive,
 )
 from tlsgate.http.target import split_target
 
@@ -167,11 +165,11 @@ class RequestParser(_Framer[HttpRequestParser]):
                 self._fail("transfer-encoding in an http/1.0 request")
             if length_value is not None:
                 self._fail("content-length together with transfer-encoding")
-            if not _ends_chunked(coding):
+            if not ends_chunked(coding):
                 self._fail("transfer-encoding does not end with chunked")
             body = _CHUNKED_KIND
         elif length_value is not None:
-            length = _content_length(length_value)
+            length = content_length(length_value)
             if length is None:
                 self._fail("invalid content-length")
             if self._max_body is not None and length > self._max_body:
@@ -182,7 +180,7 @@ class RequestParser(_Framer[HttpRequestParser]):
         if connection is None:
             keep = self._keep = version == b"1.1"
         else:
-            keep = self._keep = _keep_alive(version, connection)
+            keep = self._keep = keep_alive(version, connection)
         switch: bytes | None = None
         if upgrade is not None and hp.should_upgrade():  # llhttp's test needs an Upgrade header
             # llhttp will stop right after this head whatever we do, skipping any body.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from httptools import HttpResponseParser
 
 from tlsgate.http.events import EndOfMessage, Event, Limits, LocalProtocolError, Response
+from tlsgate.http.fields import content_length, ends_chunked, keep_alive
 from tlsgate.http.framer import (
     _CHUNKED,
     _CHUNKED_KIND,
@@ -18,10 +19,7 @@ from tlsgate.http.framer import (
     _UNTIL_CLOSE,
     _UNTIL_CLOSE_KIND,
     _UPGRADED,
-    _content_length,
-    _ends_chunked,
     _Framer,
-    _keep_alive,
 )
 
 __all__ = ["ResponseParser"]
@@ -140,7 +138,7 @@ class ResponseParser(_Framer[HttpResponseParser]):
             self._fail("content-length together with transfer-encoding")
         length: int | None = None
         if length_value is not None:
-            length = _content_length(length_value)
+            length = content_length(length_value)
             if length is None:
                 self._fail("invalid content-length")
         if status < 200 or status == 204 or status == 304 or self._head_request:
@@ -149,7 +147,7 @@ class ResponseParser(_Framer[HttpResponseParser]):
         elif coding is not None:
             if version == b"1.0":
                 self._fail("transfer-encoding in an http/1.0 response")
-            if not _ends_chunked(coding):
+            if not ends_chunked(coding):
                 self._fail("transfer-encoding does not end with chunked")
             body = _CHUNKED_KIND
         elif length is not None:
@@ -160,7 +158,7 @@ class ResponseParser(_Framer[HttpResponseParser]):
             body = _UNTIL_CLOSE_KIND
         if status == 101 and (version != b"1.1" or not upgrade):
             self._fail("101 switching protocols without upgrade")
-        keep = _keep_alive(version, connection) and body is not _UNTIL_CLOSE_KIND
+        keep = keep_alive(version, connection) and body is not _UNTIL_CLOSE_KIND
         events = self._events
         events.append(Response(status, self._start, version, headers, body, length, keep))
         if body is _NONE:
