@@ -23,7 +23,8 @@ module, read in five files:
   (``protocol.py`` + ``upstream_side.py``), with ``Exchange``, ``Deadline`` and
   :class:`UpstreamConnection` (``exchange.py``, ``phase.py``'s table, ``deadline.py``,
   ``upstream.py``) as cdef classes: typed fields, internal steps as C methods, the upstream
-  connection calling its owner's halves in C. Same phases, deadlines, back-pressure,
+  connection calling its owner's halves in C. ``_fast_pool.pxi``: :class:`UpstreamPool`
+  (``upstream.py``), taken from and released to in C, its lists found by the upstream's identity. Same phases, deadlines, back-pressure,
   pipelining, upgrades, retries, refusals and access records as the pure connection.
 
 ``tests/proxy/test_fast_differential.py`` compares the log lines and heads byte for byte with the
@@ -59,6 +60,7 @@ __all__ = [
     "Balancer",
     "ClientProtocol",
     "UpstreamConnection",
+    "UpstreamPool",
     "UpstreamState",
     "forwarded_request_headers",
     "request_head",

@@ -447,7 +447,10 @@ cdef class _ClientCore:
         state = (<Balancer?>route.balancer)._pick(self.loop.time(), x.exclude)
         x.state = state
         pool = self.edge.pool
-        conn = pool.take(state.upstream)
+        if type(pool) is UpstreamPool:
+            conn = (<UpstreamPool>pool).take(state.upstream)
+        else:
+            conn = pool.take(state.upstream)
         if conn is not None:
             self._attach(x, conn)
             return
@@ -610,7 +613,11 @@ cdef class _ClientCore:
         elif self.edge.draining:
             conn.close()
         else:
-            self.edge.pool.release(conn)
+            pool = self.edge.pool
+            if type(pool) is UpstreamPool:
+                (<UpstreamPool>pool).release(conn)
+            else:
+                pool.release(conn)
         self._end(x, x.status, not x.close_after)
 
 

@@ -351,6 +351,9 @@ cdef class UpstreamConnection:
             self.transport.close()
 
 
+include "_fast_pool.pxi"
+
+
 cdef bytearray _READ_BUFFER = bytearray(READ_BUFFER_SIZE)
 cdef object _READ_VIEW = memoryview(_READ_BUFFER)
 

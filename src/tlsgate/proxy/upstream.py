@@ -23,7 +23,13 @@ from tlsgate.compiled import compiled_module
 from tlsgate.http import Event, Limits, RemoteProtocolError, ResponseParser
 from tlsgate.proxy.settings import UpstreamAddress
 
-__all__ = ["PureUpstreamConnection", "UpstreamConnection", "UpstreamOwner", "UpstreamPool"]
+__all__ = [
+    "PureUpstreamConnection",
+    "PureUpstreamPool",
+    "UpstreamConnection",
+    "UpstreamOwner",
+    "UpstreamPool",
+]
 
 MAX_IDLE_PER_UPSTREAM = 128
 IDLE_TIMEOUT = 30.0
@@ -218,5 +224,7 @@ class UpstreamPool:
 
 
 PureUpstreamConnection = UpstreamConnection
+PureUpstreamPool = UpstreamPool
 if not TYPE_CHECKING and (_fast := compiled_module("tlsgate.proxy._fast")) is not None:
     UpstreamConnection = _fast.UpstreamConnection
+    UpstreamPool = _fast.UpstreamPool

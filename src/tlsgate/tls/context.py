@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tlsgate.errors import ConfigError
 from tlsgate.tls import libssl
+from tlsgate.tls.direct_object import DirectSSLObject
 
 __all__ = [
     "MOZILLA_INTERMEDIATE_CIPHERS",
@@ -80,6 +81,9 @@ def new_server_context(alpn: Sequence[str] = ("http/1.1",)) -> ssl.SSLContext:
     ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     ctx.set_alpn_protocols(list(alpn))
+    # Connections wrapped by uvloop's and asyncio's TLS transports read and write records
+    # through OpenSSL's C methods directly (see direct_object.py).
+    ctx.sslobject_class = DirectSSLObject
     return ctx
 
 
