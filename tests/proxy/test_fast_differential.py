@@ -142,9 +142,18 @@ VALUES = st.one_of(
     st.sampled_from([b"close", b"keep-alive", b"x-app, Upgrade", b" X-APP ,, te", b"websocket"]),
     st.lists(TOKEN | NAMES, max_size=3).map(b", ".join),
 )
+#: A name as a client may spell it in a Connection header: any case, any whitespace that
+#: bytes.strip() removes around it.
+SPELLED = st.tuples(
+    st.sampled_from([b"", b" ", b"\t", b" \x0b", b"\x0c\r\n"]),
+    NAMES | TOKEN,
+    st.sampled_from([bytes.lower, bytes.upper, bytes.title, bytes.swapcase]),
+    st.sampled_from([b"", b" ", b"\t ", b"\n"]),
+).map(lambda t: t[0] + t[2](t[1]) + t[3])
 HEADERS = st.lists(
-    st.tuples(NAMES | TOKEN | st.binary(max_size=6), VALUES)
-    | st.tuples(st.just(b"connection"), st.lists(NAMES | TOKEN, max_size=3).map(b",".join)),
+    st.tuples(NAMES | NAMES.map(bytes.title) | TOKEN | st.binary(max_size=6), VALUES)
+    | st.tuples(st.just(b"connection"), st.lists(NAMES | TOKEN, max_size=3).map(b",".join))
+    | st.tuples(st.just(b"connection"), st.lists(SPELLED, max_size=4).map(b",".join)),
     max_size=12,
 )
 CLIENTS = st.builds(

@@ -40,6 +40,9 @@ cdef class _ClientCore:
     cdef object _route
     cdef int _route_status
     cdef object _route_hsts
+    # The forwarding headers' per-connection part, and the ClientInfo it was made from.
+    cdef _Peer _peer
+    cdef object _peer_client
 
     def __init__(self, edge):
         if ClientInfo is None:
@@ -73,6 +76,8 @@ cdef class _ClientCore:
         self._route = None
         self._route_status = 0
         self._route_hsts = None
+        self._peer = None
+        self._peer_client = None
 
     # -- asyncio callbacks: the client side --------------------------------------------------
     def connection_made(self, transport):
@@ -281,9 +286,14 @@ cdef class _ClientCore:
         edge = self.edge
         self.busy = True
         cdef bytes host_value = b""
-        for name, value in request.headers:
-            if name == b"host":
-                host_value = value
+        for header in <list?>request.headers:
+            name = (<tuple?>header)[0]
+            if (
+                type(name) is bytes
+                and PyBytes_GET_SIZE(name) == 4
+                and memcmp(PyBytes_AS_STRING(name), b"host", 4) == 0
+            ):
+                host_value = (<tuple>header)[1]
                 break
         cdef str host
         router = edge.router
@@ -315,9 +325,12 @@ cdef class _ClientCore:
                 x.move(ANSWER_LOCALLY)
                 self._deadline.set(edge.timeouts.idle, DEADLINE_BODY)
                 return
+        if self._peer_client is not self.client:
+            self._peer = _peer(self.client)
+            self._peer_client = self.client
         headers = _forwarded(
             request.headers,
-            self.client,
+            self._peer,
             host_value,
             self.trusted,
             request.upgrade,

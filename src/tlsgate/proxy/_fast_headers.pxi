@@ -23,24 +23,164 @@ for _c in bytearray(
     _TCHAR[_c] = 1
 
 
+# What a header name is to the rewriting, decided from its length and bytes in C instead of a
+# frozenset lookup (which hashes every fresh name object the parser made). Exact bytes, as the
+# sets compare: the parser's names are lowercase, and a name that is not is nothing here.
+cdef enum:
+    _H_OTHER = 0
+    _H_HOP = 1  # hop-by-hop (RFC 9110 7.6.1): never crosses the edge
+    _H_CONNECTION = 2  # hop-by-hop, and lists more names to drop
+    _H_FORWARD_FOR = 3
+    _H_FORWARDED = 4
+    _H_FORWARD_OTHER = 5  # x-forwarded-proto, -host, -port
+    _H_XFCC = 6
+
+
+cdef int _classify(const char *p, Py_ssize_t n) noexcept nogil:
+    if n == 2:
+        return _H_HOP if memcmp(p, b"te", 2) == 0 else _H_OTHER
+    if n == 7:
+        if memcmp(p, b"upgrade", 7) == 0 or memcmp(p, b"trailer", 7) == 0:
+            return _H_HOP
+    elif n == 9:
+        if memcmp(p, b"forwarded", 9) == 0:
+            return _H_FORWARDED
+    elif n == 10:
+        if memcmp(p, b"connection", 10) == 0:
+            return _H_CONNECTION
+        if memcmp(p, b"keep-alive", 10) == 0:
+            return _H_HOP
+    elif n == 15:
+        if memcmp(p, b"x-forwarded-for", 15) == 0:
+            return _H_FORWARD_FOR
+    elif n == 16:
+        if memcmp(p, b"proxy-connection", 16) == 0:
+            return _H_HOP
+        if memcmp(p, b"x-forwarded-host", 16) == 0 or memcmp(p, b"x-forwarded-port", 16) == 0:
+            return _H_FORWARD_OTHER
+    elif n == 17:
+        if memcmp(p, b"transfer-encoding", 17) == 0:
+            return _H_HOP
+        if memcmp(p, b"x-forwarded-proto", 17) == 0:
+            return _H_FORWARD_OTHER
+    elif n == 18:
+        if memcmp(p, b"proxy-authenticate", 18) == 0:
+            return _H_HOP
+    elif n == 19:
+        if memcmp(p, b"proxy-authorization", 19) == 0:
+            return _H_HOP
+    elif n == 23:
+        if memcmp(p, b"x-forwarded-client-cert", 23) == 0:
+            return _H_XFCC
+    return _H_OTHER
+
+
+cdef inline int _name_class(object name) noexcept:
+    if type(name) is not bytes:
+        return _H_OTHER  # (equal to none of the names; the serializer refuses it)
+    return _classify(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
+
+
+cdef inline bint _is_space(unsigned char c) noexcept nogil:
+    # bytes.strip()'s whitespace
+    return c == 32 or c == 9 or c == 10 or c == 13 or c == 11 or c == 12
+
+
+cdef int _add_tokens(set tokens, bytes value) except -1:
+    """The names ``value`` lists, lowercased and stripped, as ``_connection_tokens`` in
+    headers.py adds them; names that are hop-by-hop anyway are left out (dropping them is
+    already decided), so ``Connection: keep-alive`` allocates nothing."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(value)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i = 0, start, end, k
+    cdef char low[20]
+    cdef bytes token
+    cdef char *q
+    while i <= n:
+        start = i
+        while i < n and p[i] != b',':
+            i += 1
+        end = i
+        i += 1
+        while start < end and _is_space(p[start]):
+            start += 1
+        while end > start and _is_space(p[end - 1]):
+            end -= 1
+        if start == end:
+            continue
+        if end - start <= 19:
+            for k in range(end - start):
+                low[k] = p[start + k] + 32 if 65 <= p[start + k] <= 90 else p[start + k]
+            k = _classify(low, end - start)
+            if k == _H_HOP or k == _H_CONNECTION:
+                continue
+        token = PyBytes_FromStringAndSize(NULL, end - start)
+        q = PyBytes_AS_STRING(token)
+        for k in range(end - start):
+            q[k] = p[start + k] + 32 if 65 <= p[start + k] <= 90 else p[start + k]
+        tokens.add(token)
+    return 0
+
+
 cdef set _connection_tokens(list headers):
-    """The names a Connection header lists (None when there is none: the common case)."""
+    """The names Connection headers list that are not hop-by-hop already (None when there are
+    none: the common case)."""
     cdef set tokens = None
-    for name, value in headers:
-        if name == b"connection":
+    for header in headers:
+        name, value = header
+        if _name_class(name) == _H_CONNECTION:
             if tokens is None:
                 tokens = set()
-            tokens.update([t.strip().lower() for t in value.split(b",") if t.strip()])
-    return tokens
+            if type(value) is bytes:
+                _add_tokens(tokens, value)
+            else:
+                tokens.update([t.strip().lower() for t in value.split(b",") if t.strip()])
+    return tokens if tokens else None
 
 
-cdef inline bint _dropped(object name, set tokens):
-    return name in _HOP_BY_HOP or (tokens is not None and name in tokens)
+cdef inline bint _dropped(object name, int kind, set tokens):
+    return kind == _H_HOP or kind == _H_CONNECTION or (tokens is not None and name in tokens)
 
 
 cdef bytes _forwarded_for(str address):
     # RFC 7239 6: IPv6 addresses are bracketed and the value quoted.
     return f'"[{address}]"'.encode() if ":" in address else address.encode()
+
+
+cdef class _Peer:
+    """A client connection's share of the forwarding headers, encoded once per connection (the
+    peer, our port and scheme do not change between its requests), and the last Forwarded
+    element with the Host it was made for (a keep-alive client repeats its Host)."""
+
+    cdef bytes address
+    cdef bytes proto
+    cdef bytes port
+    cdef bytes element_start
+    cdef bytes last_host
+    cdef bytes last_element
+
+
+cdef _Peer _peer(object client):
+    cdef _Peer peer = _Peer.__new__(_Peer)
+    cdef str address = client.address
+    peer.address = address.encode()
+    peer.proto = client.proto
+    peer.port = str(client.port).encode()
+    peer.element_start = b"for=" + _forwarded_for(address) + b";proto=" + peer.proto
+    peer.last_host = None
+    peer.last_element = None
+    return peer
+
+
+cdef bytes _element(_Peer peer, bytes host):
+    cdef bytes element
+    if peer.last_host is not None and host == peer.last_host:
+        return peer.last_element
+    element = peer.element_start
+    if host:
+        element += b';host="' + host.replace(b'"', b"") + b'"'
+    peer.last_host = host
+    peer.last_element = element
+    return element
 
 
 def forwarded_request_headers(
@@ -54,12 +194,12 @@ def forwarded_request_headers(
     object client_cert=None,
 ):
     """As ``headers.forwarded_request_headers`` (whose docstring says why)."""
-    return _forwarded(headers, client, host, trusted, upgrade, via, client_cert)
+    return _forwarded(headers, _peer(client), host, trusted, upgrade, via, client_cert)
 
 
 cdef list _forwarded(
     list headers,
-    object client,
+    _Peer peer,
     bytes host,
     bint trusted,
     object upgrade,
@@ -71,21 +211,20 @@ cdef list _forwarded(
     cdef list prior_for = None
     cdef list prior_forwarded = None
     cdef dict kept = None
-    cdef str address = client.address
-    cdef bytes proto = client.proto
-    cdef bytes encoded = address.encode()
     cdef bytes element
+    cdef int kind
     for header in headers:
         name, value = header
-        if _dropped(name, tokens) or name == _XFCC:
+        kind = _name_class(name)
+        if _dropped(name, kind, tokens) or kind == _H_XFCC:
             continue
-        if name in _FORWARDING:
+        if kind == _H_FORWARD_FOR or kind == _H_FORWARDED or kind == _H_FORWARD_OTHER:
             if trusted:
-                if name == b"x-forwarded-for":
+                if kind == _H_FORWARD_FOR:
                     if prior_for is None:
                         prior_for = []
                     prior_for.append(value)
-                elif name == b"forwarded":
+                elif kind == _H_FORWARDED:
                     if prior_forwarded is None:
                         prior_forwarded = []
                     prior_forwarded.append(value)
@@ -94,27 +233,24 @@ cdef list _forwarded(
                         kept = {}
                     kept.setdefault(name, value)
             continue
-        out.append((name, value))
+        out.append(header if type(header) is tuple else (name, value))
     if upgrade is not None:
         out.append((b"connection", b"upgrade"))
         out.append((b"upgrade", upgrade))
     if prior_for is None:
-        out.append((b"x-forwarded-for", encoded))
+        out.append((b"x-forwarded-for", peer.address))
     else:
-        prior_for.append(encoded)
+        prior_for.append(peer.address)
         out.append((b"x-forwarded-for", b", ".join(prior_for)))
     if kept is None:
-        out.append((b"x-forwarded-proto", proto))
+        out.append((b"x-forwarded-proto", peer.proto))
         out.append((b"x-forwarded-host", host))
-        out.append((b"x-forwarded-port", str(client.port).encode()))
+        out.append((b"x-forwarded-port", peer.port))
     else:
-        out.append((b"x-forwarded-proto", kept.get(b"x-forwarded-proto", proto)))
+        out.append((b"x-forwarded-proto", kept.get(b"x-forwarded-proto", peer.proto)))
         out.append((b"x-forwarded-host", kept.get(b"x-forwarded-host", host)))
-        port = kept.get(b"x-forwarded-port")
-        out.append((b"x-forwarded-port", str(client.port).encode() if port is None else port))
-    element = b"for=" + _forwarded_for(address) + b";proto=" + proto
-    if host:
-        element += b';host="' + host.replace(b'"', b"") + b'"'
+        out.append((b"x-forwarded-port", kept.get(b"x-forwarded-port", peer.port)))
+    element = _element(peer, host)
     if prior_forwarded is None:
         out.append((b"forwarded", element))
     else:
@@ -139,7 +275,7 @@ def request_head(
 ):
     """As ``headers.request_head``: the head sent upstream for a client request."""
     cdef list headers = _forwarded(
-        request.headers, client, host, trusted, request.upgrade, via, client_cert
+        request.headers, _peer(client), host, trusted, request.upgrade, via, client_cert
     )
     if chunked:
         headers.append((b"transfer-encoding", b"chunked"))
@@ -157,8 +293,8 @@ cdef list _response_headers(list headers, object hsts, bint via, object upgrade)
     cdef bint has_hsts = False
     for header in headers:
         name, value = header
-        if not _dropped(name, tokens):
-            out.append((name, value))
+        if not _dropped(name, _name_class(name), tokens):
+            out.append(header if type(header) is tuple else (name, value))
             if name == b"strict-transport-security":
                 has_hsts = True
     if upgrade is not None:

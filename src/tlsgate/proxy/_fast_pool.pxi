@@ -27,19 +27,27 @@ cdef class UpstreamPool:
     cdef public object loop
     cdef dict _idle
     cdef dict _by_identity
+    cdef object _last_upstream  # the last upstream asked for, and its list
+    cdef list _last_idle
     cdef object _sweeper
 
     def __init__(self, loop):
         self.loop = loop
         self._idle = {}
         self._by_identity = {}
+        self._last_upstream = None
+        self._last_idle = None
         self._sweeper = None
 
     cdef list _list(self, upstream):
+        if upstream is self._last_upstream:
+            return self._last_idle
         cdef object key = id(upstream)
         entry = self._by_identity.get(key)
         if entry is not None:
-            return <list>(<tuple>entry)[1]
+            self._last_upstream = upstream
+            self._last_idle = <list>(<tuple>entry)[1]
+            return self._last_idle
         idle = self._idle.get(upstream)
         if idle is None:
             idle = []
@@ -48,6 +56,8 @@ cdef class UpstreamPool:
             self._by_identity.clear()
         # The tuple keeps the object alive, so its id is not reused while the entry exists.
         self._by_identity[key] = (upstream, idle)
+        self._last_upstream = upstream
+        self._last_idle = idle
         return idle
 
     cpdef UpstreamConnection take(self, upstream):
@@ -116,3 +126,5 @@ cdef class UpstreamPool:
             del conns[:]
         self._idle.clear()
         self._by_identity.clear()
+        self._last_upstream = None
+        self._last_idle = None
