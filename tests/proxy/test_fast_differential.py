@@ -87,6 +87,52 @@ def test_the_access_log_writes_the_same_bytes(
     assert compiled == pure
 
 
+@DIFF
+@given(
+    requests=st.lists(
+        st.tuples(TEXT, st.binary(max_size=30), st.binary(max_size=30) | st.just(b"/" * 2100)),
+        min_size=1,
+        max_size=20,
+    ),
+    t=CLOCK,
+)
+def test_a_request_line_is_its_bytes_as_latin1_text(
+    tmp_path_factory: pytest.TempPathFactory, requests: list[tuple[str, bytes, bytes]], t: float
+) -> None:
+    """The compiled connection hands the log the method and target as the client's bytes; the
+    line must be the pure log's for their latin-1 text (control bytes, quotes, backslashes,
+    bytes >= 0x80, an over-long target cut at the same point)."""
+    where = tmp_path_factory.mktemp("log")
+
+    async def run(path: Path, fast_path: bool) -> bytes:
+        log: Any = (fast.AccessLog if fast_path else access_log.PureAccessLog)(
+            str(path), clock=lambda: t
+        )
+        for client, method, target in requests:
+            if fast_path:
+                log.add_request(client, method, target, "h", 200, 7, "u:1", 0.0125, "e")
+            else:
+                log(
+                    access_log.PureAccessRecord(
+                        client,
+                        method.decode("latin-1"),
+                        target.decode("latin-1"),
+                        "h",
+                        200,
+                        7,
+                        "u:1",
+                        0.0125,
+                        "e",
+                    )
+                )
+        log.flush()
+        os.close(log.fd)
+        return path.read_bytes()
+
+    pure = asyncio.run(run(where / "pure", False))
+    assert asyncio.run(run(where / "fast", True)) == pure
+
+
 def test_the_default_clock_is_now(tmp_path: Path) -> None:
     """Without an injected clock the compiled log reads the real time, as the pure one does."""
     import json

@@ -61,6 +61,18 @@ class AccessLog:
     fd: int | None
     def __init__(self, target: str, *, clock: Callable[[], float] | None = None) -> None: ...
     def __call__(self, record: AccessRecord) -> None: ...
+    def add_request(
+        self,
+        client: str,
+        method: bytes,
+        target: bytes,
+        host: str,
+        status: int,
+        bytes_sent: int,
+        upstream: str,
+        duration: float,
+        error: str = "",
+    ) -> None: ...
     def flush(self) -> None: ...
 
 def forwarded_request_headers(

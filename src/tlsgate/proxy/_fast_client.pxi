@@ -428,12 +428,12 @@ cdef class _ClientCore:
                 if (<AccessLog>log)._fd >= 0:
                     (<AccessLog>log)._add(
                         self.client.address,
-                        request.method.decode("latin-1"),
-                        request.target.decode("latin-1"),
+                        request.method,  # (bytes: written as their latin-1 text)
+                        request.target,
                         x.host,
                         status,
                         self._sent - x.sent_before,
-                        str(x.state.upstream) if x.state is not None else "",
+                        _upstream_label(x.state),
                         duration,
                         error,
                     )
@@ -446,7 +446,7 @@ cdef class _ClientCore:
                     x.host,
                     status,
                     self._sent - x.sent_before,
-                    str(x.state.upstream) if x.state is not None else "",
+                    _upstream_label(x.state),
                     duration,
                     error,
                     site if x.route is not None else "",
@@ -632,6 +632,15 @@ cdef class _ClientCore:
             else:
                 pool.release(conn)
         self._end(x, x.status, not x.close_after)
+
+
+cdef str _upstream_label(object state):
+    """str(state.upstream), made once per upstream state ("" when no upstream was picked)."""
+    if state is None:
+        return ""
+    if type(state) is UpstreamState:
+        return (<UpstreamState>state).label()
+    return str(state.upstream)
 
 
 class ClientProtocol(_ClientCore, asyncio.BufferedProtocol):

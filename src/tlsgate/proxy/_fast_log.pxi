@@ -19,8 +19,8 @@ cdef class AccessRecord:
     def __init__(
         self,
         str client,
-        str method,
-        str target,
+        object method,
+        object target,
         str host,
         long status,
         long long bytes_sent,
@@ -147,7 +147,6 @@ cdef class AccessLog:
         cdef Py_ssize_t n, i
         cdef int kind
         cdef void *data
-        cdef unsigned int c, high, low
         cdef char *out
         if value is None:
             self._reserve(4)
@@ -163,33 +162,35 @@ cdef class AccessLog:
         out[0] = b'"'
         out += 1
         for i in range(n):
-            c = PyUnicode_READ(kind, data, i)
-            if 0x20 <= c <= 0x7E and c != 0x22 and c != 0x5C:
-                out[0] = <char>c
-                out += 1
-            elif c == 0x22 or c == 0x5C:
-                out[0] = b'\\'
-                out[1] = <char>c
-                out += 2
-            elif c == 0x0A or c == 0x0D or c == 0x09 or c == 0x08 or c == 0x0C:
-                out[0] = b'\\'
-                out[1] = b'n' if c == 0x0A else b'r' if c == 0x0D else b't' if c == 0x09 else (
-                    b'b' if c == 0x08 else b'f'
-                )
-                out += 2
-            else:
-                if c >= 0x10000:
-                    high = 0xD800 + ((c - 0x10000) >> 10)
-                    low = 0xDC00 + ((c - 0x10000) & 0x3FF)
-                    _u_escape(out, high)
-                    out += 6
-                    c = low
-                _u_escape(out, c)
-                out += 6
+            out = _escaped(out, PyUnicode_READ(kind, data, i))
         out[0] = b'"'
         out += 1
         self._len = out - self._buf
         return 0
+
+    cdef int _latin1(self, bytes value, Py_ssize_t limit) except -1:
+        """``value.decode("latin-1")`` as :meth:`_string` writes it, without the str: each byte
+        is the code point of the same number (a method or target as the client sent it)."""
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(value)
+        cdef char *out
+        if 0 <= limit < n:
+            n = limit
+        self._reserve(2 + 6 * n)  # (a byte escapes to at most 6 bytes)
+        out = self._buf + self._len
+        out[0] = b'"'
+        out += 1
+        for i in range(n):
+            out = _escaped(out, p[i])
+        out[0] = b'"'
+        out += 1
+        self._len = out - self._buf
+        return 0
+
+    cdef int _text(self, object value, Py_ssize_t limit) except -1:
+        if type(value) is bytes:
+            return self._latin1(<bytes>value, limit)
+        return self._string(value, limit)
 
     cdef int _time(self) except -1:
         """``"time":"2026-12-07T10:00:00.123+00:00",`` for now (datetime's isoformat)."""
@@ -273,11 +274,27 @@ cdef class AccessLog:
             record.bytes_sent, record.upstream, record.duration, record.error,
         )
 
+    def add_request(
+        self,
+        str client,
+        bytes method,
+        bytes target,
+        str host,
+        long status,
+        long long bytes_sent,
+        str upstream,
+        double duration,
+        str error="",
+    ):
+        """The line the compiled connection writes for a request: its method and target as
+        the bytes the client sent (the same line as a record of their latin-1 text)."""
+        self._add(client, method, target, host, status, bytes_sent, upstream, duration, error)
+
     cdef int _add(
         self,
         str client,
-        str method,
-        str target,
+        object method,
+        object target,
         str host,
         long status,
         long long bytes_sent,
@@ -286,7 +303,8 @@ cdef class AccessLog:
         str error,
     ) except -1:
         """One line, from a record's fields (the compiled connection calls this directly, and
-        builds no AccessRecord for it)."""
+        builds no AccessRecord for it). ``method`` and ``target`` may be the request's bytes,
+        written as their latin-1 text."""
         cdef Py_ssize_t start = self._len
         cdef Py_ssize_t *ends
         if self._fd < 0:
@@ -298,10 +316,10 @@ cdef class AccessLog:
             self._string(client, -1)
             self._reserve(10)
             self._put(b',"method":', 10)
-            self._string(method, -1)
+            self._text(method, -1)
             self._reserve(10)
             self._put(b',"target":', 10)
-            self._string(target, _TARGET_MAX)
+            self._text(target, _TARGET_MAX)
             self._reserve(8)
             self._put(b',"host":', 8)
             self._string(host, -1)
@@ -364,6 +382,32 @@ cdef class AccessLog:
         # One write() of whole lines; a failed or short one is dropped, as os.write's in
         # access_log.py (a closed stdout must not stop the proxy).
         c_write(self._fd, self._buf + start, end - start)
+
+
+cdef inline char *_escaped(char *out, unsigned int c) noexcept:
+    """Code point ``c`` as json.dumps escapes it (ensure_ascii), at ``out``; where it ends."""
+    cdef unsigned int high, low
+    if 0x20 <= c <= 0x7E and c != 0x22 and c != 0x5C:
+        out[0] = <char>c
+        return out + 1
+    if c == 0x22 or c == 0x5C:
+        out[0] = b'\\'
+        out[1] = <char>c
+        return out + 2
+    if c == 0x0A or c == 0x0D or c == 0x09 or c == 0x08 or c == 0x0C:
+        out[0] = b'\\'
+        out[1] = b'n' if c == 0x0A else b'r' if c == 0x0D else b't' if c == 0x09 else (
+            b'b' if c == 0x08 else b'f'
+        )
+        return out + 2
+    if c >= 0x10000:
+        high = 0xD800 + ((c - 0x10000) >> 10)
+        low = 0xDC00 + ((c - 0x10000) & 0x3FF)
+        _u_escape(out, high)
+        out += 6
+        c = low
+    _u_escape(out, c)
+    return out + 6
 
 
 cdef inline void _u_escape(char *out, unsigned int c) noexcept:

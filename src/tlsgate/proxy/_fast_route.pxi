@@ -14,12 +14,23 @@ cdef class UpstreamState:
     cdef public long active
     cdef public long failures
     cdef public double down_until
+    # str(upstream) for the access log, and the object it was made from (upstream is public).
+    cdef str _label
+    cdef object _label_of
 
     def __init__(self, upstream, long active=0, long failures=0, double down_until=0.0):
         self.upstream = upstream
+        self._label = None
+        self._label_of = None
         self.active = active
         self.failures = failures
         self.down_until = down_until
+
+    cdef str label(self):
+        if self._label is None or self._label_of is not self.upstream:
+            self._label = str(self.upstream)
+            self._label_of = self.upstream
+        return self._label
 
     def healthy(self, double now):
         return now >= self.down_until
