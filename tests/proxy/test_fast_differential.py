@@ -133,6 +133,38 @@ def test_a_request_line_is_its_bytes_as_latin1_text(
     assert asyncio.run(run(where / "fast", True)) == pure
 
 
+@pytest.mark.parametrize(
+    "duration",
+    [
+        0.0,
+        -0.0,
+        0.0000625,  # 0.0625 ms: an exact binary tie at the third decimal
+        0.0000375,
+        0.0000005,
+        1e-7,
+        0.0015,
+        0.0025,
+        2.5e-6,
+        0.1,
+        1.0,
+        123.456789,
+        999999.9999995,
+        1e6 - 1e-7,
+        1e6,
+        1e7,
+        -0.0012,
+        1e-300,
+    ],
+)
+def test_durations_print_as_round_then_repr(tmp_path: Path, duration: float) -> None:
+    """The compiled log formats common durations with C's "%.3f"; ties, zeros, the boundary of
+    that fast path and what lies beyond it print as round(x, 3)'s repr does."""
+    lines = [("c", "GET", "/", "h", 200, 1, "u", duration, "")]
+    pure = written(access_log.PureAccessLog, access_log.PureAccessRecord, tmp_path / "p", lines, 0)
+    compiled = written(fast.AccessLog, fast.AccessRecord, tmp_path / "f", lines, 0)
+    assert compiled == pure
+
+
 def test_the_default_clock_is_now(tmp_path: Path) -> None:
     """Without an injected clock the compiled log reads the real time, as the pure one does."""
     import json

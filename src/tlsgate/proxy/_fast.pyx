@@ -42,7 +42,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.math cimport fabs, isfinite, modf
 from libc.math cimport round as c_round
 from libc.stdio cimport snprintf
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy, strlen
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 from posix.unistd cimport write as c_write
 

@@ -247,12 +247,26 @@ cdef class AccessLog:
         """``round(duration * 1000, 3)`` as json.dumps writes a float."""
         cdef double x = duration * 1000
         cdef char *text
-        cdef Py_ssize_t n
+        cdef char fixed[32]
+        cdef int n
         if not isfinite(x):
             literal = b"NaN" if x != x else b"Infinity" if x > 0 else b"-Infinity"
             self._reserve(len(literal))
             self._put(literal, len(literal))
             return 0
+        if 0.0 <= x < 1e9:
+            # Every duration a proxy logs. "%.3f" is the correctly rounded decimal, ties to
+            # even, as float.__round__'s dtoa mode 3; with at most 12 significant digits it is
+            # also the shortest string that reads back as that float, so repr() is it without
+            # its trailing zeros (one kept after the point).
+            n = snprintf(fixed, sizeof(fixed), "%.3f", x)
+            # (a locale whose decimal point is not "." falls through to Python's formatting)
+            if 4 < n < <int>sizeof(fixed) and fixed[n - 4] == b'.':
+                while fixed[n - 1] == b'0' and fixed[n - 2] != b'.':
+                    n -= 1
+                self._reserve(n)
+                self._put(fixed, n)
+                return 0
         # float.__round__(x, 3): correctly rounded to 3 decimals (dtoa mode 3), read back.
         text = PyOS_double_to_string(x, b'f', 3, 0, NULL)
         try:
@@ -261,7 +275,7 @@ cdef class AccessLog:
             PyMem_Free(text)
         text = PyOS_double_to_string(x, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
         try:
-            n = len(<bytes>text)
+            n = <int>strlen(text)
             self._reserve(n)
             self._put(text, n)
         finally:
