@@ -3,7 +3,7 @@
 
 Same interface and the same behaviour as the pure modules it mirrors, which stay the reference
 and the fallback (``tlsgate.compiled`` picks; ``TLSGATE_PURE=1`` forces them). One extension
-module, read in five files:
+module, read in these files:
 
 * ``_fast_log.pxi``: :class:`AccessRecord` and :class:`AccessLog` (``access_log.py``): the JSON
   line is written straight into one C buffer, with ``json.dumps``'s escaping (``ensure_ascii``:
@@ -19,6 +19,8 @@ module, read in five files:
 * ``_fast_route.pxi``: :class:`UpstreamState` and :class:`Balancer` (``routing.py``): passive
   health, round robin and least connections, with pick/failed/succeeded as C calls for the
   compiled connection.
+* ``_fast_counts.pxi``: :class:`RequestCounts` (``request_counts.py``): per-request metrics as
+  C integers per site, turned into Python objects only when the control plane drains them.
 * ``_fast_conn.pxi`` + ``_fast_client.pxi``: the client connection, :class:`ClientProtocol`
   (``protocol.py`` + ``upstream_side.py``), with ``Exchange``, ``Deadline`` and
   :class:`UpstreamConnection` (``exchange.py``, ``phase.py``'s table, ``deadline.py``,
@@ -59,6 +61,7 @@ __all__ = [
     "AccessRecord",
     "Balancer",
     "ClientProtocol",
+    "RequestCounts",
     "UpstreamConnection",
     "UpstreamPool",
     "UpstreamState",
@@ -95,4 +98,5 @@ cdef extern from "Python.h":
 include "_fast_log.pxi"
 include "_fast_headers.pxi"
 include "_fast_route.pxi"
+include "_fast_counts.pxi"
 include "_fast_conn.pxi"

@@ -99,8 +99,11 @@ cdef class _ClientCore:
             if self.edge.client_auth:
                 self.identity = peer_identity(ssl_object)
         self.edge.connections.add(self)
-        if self.edge.metrics is not None:
-            self.edge.metrics.connected()
+        metrics = self.edge.metrics
+        if type(metrics) is RequestCounts:
+            (<RequestCounts>metrics).connected()
+        elif metrics is not None:
+            metrics.connected()
         self._deadline.set(self.edge.timeouts.header, DEADLINE_IDLE)
 
     def get_buffer(self, sizehint):
@@ -420,7 +423,9 @@ cdef class _ClientCore:
             return
         cdef double duration = _monotonic() - x.started
         site = x.route.site.hosts[0] if x.route is not None else "-"
-        if metrics is not None:
+        if type(metrics) is RequestCounts:
+            (<RequestCounts>metrics).observe(site, status, duration)
+        elif metrics is not None:
             metrics.observe(site, status, duration)
         if log is not None:
             request = x.request

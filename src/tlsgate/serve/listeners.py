@@ -25,9 +25,9 @@ from tlsgate.proxy.protocol import ClientProtocol
 from tlsgate.proxy.redirect import RedirectProtocol
 from tlsgate.proxy.relay import TcpRelay
 from tlsgate.proxy.routing import Router
+from tlsgate.proxy.settings import EdgeMetrics
 from tlsgate.proxy.upstream import UpstreamPool
 from tlsgate.serve.contexts import SiteContexts
-from tlsgate.serve.metrics import Metrics
 from tlsgate.tls.clienthello import ClientHello
 
 __all__ = [
@@ -130,7 +130,7 @@ async def open_listeners(
     router: Router,
     pool: UpstreamPool,
     access_log: AccessLog | None,
-    metrics: Metrics | None,
+    metrics: EdgeMetrics | None,
     hsts: Mapping[int, bytes],
     front: ssl_module.SSLContext,
     budget: ConnectionBudget,

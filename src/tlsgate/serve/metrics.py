@@ -7,9 +7,13 @@ expiry of every served certificate is a timestamp gauge, and the same metrics wi
 (``target``, ``subject``, ``serial``, ``issuer``) as ``tlsgate monitor`` exports for the endpoints
 it watches, so one alert rule (``tlsgate_cert_expires_in_seconds < 14 * 86400``) covers both.
 
-With several workers each process counts in its own memory-mapped file
-(``prometheus_client``'s multiprocess mode) and the master sums them on scrape; the directory
-must be chosen before the first metric is made, hence :func:`prepare_multiprocess`.
+Requests are not counted here: a connection adds to the data plane's plain counts
+(:mod:`tlsgate.proxy.request_counts`, in C on the compiled path), and :meth:`Metrics.fold` moves
+what accumulated into the Prometheus series, when ``/metrics`` is rendered (one process) or
+every second (:func:`fold_loop`, in each worker). With several workers each process folds into
+its own memory-mapped file (``prometheus_client``'s multiprocess mode) and the master sums them
+on scrape; the directory must be chosen before the first metric is made, hence
+:func:`prepare_multiprocess`.
 The certificate and renewal gauges are not counted anywhere: the master knows what is served and
 the store knows where renewal stands, so they are read when scraped (:class:`CertificateCollector`)
 and ``expires_in`` is exact at that moment rather than as of the last renewal.
@@ -17,6 +21,7 @@ and ``expires_in`` is exact at that moment rather than as of the last renewal.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -31,6 +36,7 @@ from cryptography import x509
 
 from tlsgate.errors import TlsgateError
 from tlsgate.pki.serial import format_serial
+from tlsgate.proxy.request_counts import DURATION_BUCKETS, RequestCounts
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -40,8 +46,12 @@ __all__ = [
     "Metrics",
     "RenewalStatus",
     "ServedCertificate",
+    "fold_loop",
     "prepare_multiprocess",
 ]
+
+#: How often a worker moves its counts into the shared files (how stale a scrape can be).
+FOLD_INTERVAL = 1.0
 
 log = logging.getLogger("tlsgate.metrics")
 
@@ -194,7 +204,7 @@ class Metrics:
             "tlsgate_request_duration_seconds",
             "Time from the request head to the end of the response.",
             ["site"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
         self.upstream_errors = Counter(
@@ -211,25 +221,22 @@ class Metrics:
         self.certs = CertificateCollector(renewals, store_up)
         if not self.multiprocess:
             self.registry.register(self.certs)
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        #: What the edge's connections count into (their EdgeMetrics); see :meth:`fold`.
+        self.counts = RequestCounts()
 
-    def observe(self, site: str, status: int, seconds: float) -> None:
-        # Once per request: the label lookups (a lock and a dict each) are done once per series.
-        key = (site, status // 100)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self.requests.labels(site, f"{status // 100}xx"),
-                self.duration.labels(site),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
-
-    def connected(self) -> None:
-        self.connections.inc()
-
-    def upstream_failed(self, upstream: str, kind: str) -> None:
-        self.upstream_errors.labels(upstream, kind).inc()
+    def fold(self) -> None:
+        """Move what the data plane counted since the last fold into the Prometheus series."""
+        delta = self.counts.drain()
+        for site, counts in delta.sites.items():
+            for code, n in enumerate(counts.classes):
+                if n:
+                    self.requests.labels(site, f"{code}xx").inc(n)
+            if any(counts.buckets):
+                add_observations(self.duration.labels(site), counts.buckets, counts.seconds)
+        if delta.connections:
+            self.connections.inc(delta.connections)
+        for (upstream, kind), n in delta.upstream_errors.items():
+            self.upstream_errors.labels(upstream, kind).inc(n)
 
     def certificates(self, certs: Iterable[ServedCertificate]) -> None:
         """Every certificate now served (replacing the previous list)."""
@@ -239,9 +246,44 @@ class Metrics:
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        self.fold()
         if self.multiprocess:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             registry.register(self.certs)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def add_observations(histogram: Any, buckets: list[int], seconds: float) -> None:
+    """Add a batch of observations to one labelled ``prometheus_client`` histogram: ``buckets``
+    holds how many fell in each bucket (not cumulative, +Inf last), ``seconds`` their sum.
+
+    ``Histogram`` has no public call for more than one observation, and replaying them one by
+    one would cost what counting in the data plane saves. Its ``observe`` adds 1 to the first
+    bucket whose bound holds the amount and the amount to ``_sum``; this adds the same counts to
+    the same values (memory or the multiprocess files alike). tests/serve/test_metrics_fold.py
+    checks the result against ``observe`` itself, so a change of those internals fails there.
+    """
+    values = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if values is None or total is None or len(values) != len(buckets):
+        raise TlsgateError(
+            "this prometheus_client's Histogram does not keep _buckets and _sum as tlsgate "
+            "expects; request durations cannot be exported"
+        )
+    for value, n in zip(values, buckets, strict=True):
+        if n:
+            value.inc(n)
+    total.inc(seconds)
+
+
+async def fold_loop(metrics: Metrics, interval: float = FOLD_INTERVAL) -> None:
+    """In a worker: fold its counts every ``interval`` seconds, and once more when cancelled
+    (a worker that stops leaves nothing uncounted)."""
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            metrics.fold()
+    finally:
+        metrics.fold()

@@ -55,7 +55,13 @@ from tlsgate.serve.challenges import Challenges
 from tlsgate.serve.client_trust import InternalCrl
 from tlsgate.serve.hsts import hsts_headers
 from tlsgate.serve.listeners import Server, bind_slot, choose_site, open_listeners, peeks
-from tlsgate.serve.metrics import Metrics, RenewalStatus, ServedCertificate, prepare_multiprocess
+from tlsgate.serve.metrics import (
+    Metrics,
+    RenewalStatus,
+    ServedCertificate,
+    fold_loop,
+    prepare_multiprocess,
+)
 from tlsgate.serve.ocsp import OcspCache, cache_directory
 from tlsgate.serve.preflight import check_free
 from tlsgate.serve.sites import SiteTls, client_auth_of
@@ -269,7 +275,7 @@ class EdgeServer:
                 router=router,
                 pool=pool,
                 access_log=access_log,
-                metrics=self.metrics,
+                metrics=self.metrics.counts if self.metrics is not None else None,
                 hsts=hsts_headers(self.config.sites),
                 front=front,
                 budget=budget,
@@ -278,6 +284,10 @@ class EdgeServer:
                 http01=self.challenges.http01,
             )
             background.append(loop.create_task(trim_loop(budget)))
+            if self.metrics is not None and self.metrics.multiprocess:
+                # Another process renders /metrics: this one's counts reach it through the
+                # shared files, folded every second (one process folds when it renders).
+                background.append(loop.create_task(fold_loop(self.metrics)))
         if master and server_cfg.admin_listen is not None and self.metrics is not None:
             metrics = self.metrics
             admin = server_cfg.admin_listen
@@ -336,6 +346,8 @@ class EdgeServer:
         pool.close()
         if access_log is not None:
             access_log.flush()
+        if self.metrics is not None and self.metrics.multiprocess:
+            self.metrics.fold()  # what the drain answered, after fold_loop's last fold
         if master:
             self.supervisor.reap_all(server_cfg.timeouts.drain + 5)
         return 0
