@@ -17,9 +17,12 @@ import pytest
 
 from tlsgate.proxy import upstream
 
-POOLS: list[Any] = [pytest.param(upstream.PureUpstreamPool, id="pure")]
-if upstream.UpstreamPool is not upstream.PureUpstreamPool:
-    POOLS.append(pytest.param(upstream.UpstreamPool, id="compiled"))
+fast = pytest.importorskip("tlsgate.proxy._fast", reason="the compiled data plane is not built")
+
+POOLS: list[Any] = [
+    pytest.param(upstream.PureUpstreamPool, id="pure"),
+    pytest.param(fast.UpstreamPool, id="compiled"),
+]
 
 
 @dataclass(frozen=True)
