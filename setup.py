@@ -12,6 +12,11 @@ from setuptools import Extension, setup
 
 EXTENSIONS = [
     Extension(
+        "tlsgate.http.fast_events",
+        ["src/tlsgate/http/fast_events.pyx"],
+        extra_compile_args=["-Wall", "-O2"],
+    ),
+    Extension(
         "tlsgate.http._fast",
         ["src/tlsgate/http/_fast.pyx"],
         extra_compile_args=["-Wall", "-O2"],
@@ -27,5 +32,7 @@ setup(
     ext_modules=cythonize(
         EXTENSIONS,
         compiler_directives={"language_level": "3", "embedsignature": True, "binding": True},
+        # (the proxy cimports the http events' declarations, src/tlsgate/http/_fast.pxd)
+        include_path=["src"],
     ),
 )

@@ -101,6 +101,10 @@ def test_this_session_exports_what_the_switch_says() -> None:
     fast = "tlsgate.http._fast"
     expected = "tlsgate.http.request" if pure_forced() or not built() else fast
     assert tlsgate.http.RequestParser.__module__ == expected
+    # The events go with the parsers: both directions make, and the proxy reads, one set.
+    events = "tlsgate.http.events" if pure_forced() or not built() else "tlsgate.http.fast_events"
+    for name in ("Request", "Response", "Data", "EndOfMessage", "Upgraded"):
+        assert getattr(tlsgate.http, name).__module__ == events, name
 
 
 def test_ci_serves_connections_with_the_compiled_class() -> None:

@@ -27,6 +27,8 @@ __all__ = ["PURE_VARIABLE", "compiled_module", "pure_forced"]
 PURE_VARIABLE = "TLSGATE_PURE"
 
 _log = logging.getLogger(__name__)
+#: Extensions already reported missing: one warning each, however many modules ask.
+_warned: set[str] = set()
 
 
 def pure_forced() -> bool:
@@ -41,10 +43,12 @@ def compiled_module(name: str) -> ModuleType | None:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        _log.warning(
-            "%s is not built (%s): using its pure-Python twin (slower); reinstall with "
-            "scripts/install.sh to build it",
-            name,
-            exc,
-        )
+        if name not in _warned:
+            _warned.add(name)
+            _log.warning(
+                "%s is not built (%s): using its pure-Python twin (slower); reinstall with "
+                "scripts/install.sh to build it",
+                name,
+                exc,
+            )
         return None

@@ -15,10 +15,10 @@ same code reads from the caller's bytes or from that buffer. Names, values and t
 become Python objects once each, when they end; bodies are sliced out of the fed bytes (a whole
 feed of body is passed on without a copy).
 
-The module is read in three files: ``_fast_grammar.pxi`` (llhttp's character classes, methods,
+The events it makes are ``fast_events.pyx``'s (events.py's compiled twin). The module is read
+in three files: ``_fast_grammar.pxi`` (llhttp's character classes, methods,
 the states, header facts read from bytes), ``_fast_framer.pxi`` (``_Framer``, the state machine
-both directions share) and ``_fast_parsers.pxi`` (``RequestParser`` and ``ResponseParser``); the
-events are built here.
+both directions share) and ``_fast_parsers.pxi`` (``RequestParser`` and ``ResponseParser``).
 
 Every ``b[i]`` in them is guarded by ``i < end``, where ``end`` never exceeds the length of the
 buffer ``b`` points into: the loops are written so, rather than relying on Cython's bounds checks
@@ -29,17 +29,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from libc.string cimport memcmp, memchr
 
-from tlsgate.http.events import (
-    BodyKind,
-    Data,
-    EndOfMessage,
-    Limits,
-    LocalProtocolError,
-    RemoteProtocolError,
-    Request,
-    Response,
-    Upgraded,
-)
+from tlsgate.http.fast_events cimport Data, EndOfMessage, Request, Response, Upgraded
+from tlsgate.http.fast_events cimport make_data as _Data
+from tlsgate.http.fast_events cimport make_end as _EndOfMessage
+from tlsgate.http.fast_events cimport make_request as _Request
+from tlsgate.http.fast_events cimport make_response as _Response
+
+from tlsgate.http.events import BodyKind, Limits, LocalProtocolError, RemoteProtocolError
 from tlsgate.http.fields import ends_chunked
 from tlsgate.http.target import split_target
 
@@ -50,47 +46,6 @@ cdef object _NONE = BodyKind.NONE
 cdef object _LENGTH_KIND = BodyKind.LENGTH
 cdef object _CHUNKED_KIND = BodyKind.CHUNKED
 cdef object _UNTIL_CLOSE_KIND = BodyKind.UNTIL_CLOSE
-cdef object _new = object.__new__
-
-
-# The events, made without running their dataclass __init__ (a Python frame each, a third of the
-# cost of a small request): the same objects, their slots set from here.
-cdef inline object _Data(object data):
-    cdef object event = _new(Data)
-    event.data = data
-    return event
-
-
-cdef inline object _EndOfMessage(list trailers):
-    cdef object event = _new(EndOfMessage)
-    event.trailers = trailers
-    return event
-
-
-cdef object _Request(method, target, version, headers, body, length, keep, upgrade, expect):
-    cdef object event = _new(Request)
-    event.method = method
-    event.target = target
-    event.version = version
-    event.headers = headers
-    event.body = body
-    event.content_length = length
-    event.keep_alive = keep
-    event.upgrade = upgrade
-    event.expect_continue = expect
-    return event
-
-
-cdef object _Response(status, reason, version, headers, body, length, keep):
-    cdef object event = _new(Response)
-    event.status = status
-    event.reason = reason
-    event.version = version
-    event.headers = headers
-    event.body = body
-    event.content_length = length
-    event.keep_alive = keep
-    return event
 
 
 include "_fast_grammar.pxi"

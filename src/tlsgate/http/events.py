@@ -3,13 +3,20 @@
 Events, in order, for one message: a head (:class:`Request` or :class:`Response`), zero or more
 :class:`Data`, then :class:`EndOfMessage` (carrying trailers, if any). After an upgrade the parser
 emits :class:`Upgraded` with the bytes that followed the head: the connection is a tunnel then.
+
+The five event classes exist twice with one face: the dataclasses here (the reference, kept as
+``PureRequest`` ...) and cdef classes in ``fast_events.pyx``, whose fields the compiled parsers
+and proxy set and read as C members; :mod:`tlsgate.compiled` picks which this module exports,
+so both parsers and every consumer see the same classes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
+from tlsgate.compiled import compiled_module
 from tlsgate.errors import TlsgateError
 
 __all__ = [
@@ -20,6 +27,11 @@ __all__ = [
     "Headers",
     "Limits",
     "LocalProtocolError",
+    "PureData",
+    "PureEndOfMessage",
+    "PureRequest",
+    "PureResponse",
+    "PureUpgraded",
     "RemoteProtocolError",
     "Request",
     "Response",
@@ -95,5 +107,21 @@ class EndOfMessage:
 class Upgraded:
     leftover: bytes  # bytes received after the head: the first bytes of the tunnel
 
+
+PureRequest, PureResponse, PureData, PureEndOfMessage, PureUpgraded = (
+    Request,
+    Response,
+    Data,
+    EndOfMessage,
+    Upgraded,
+)
+if not TYPE_CHECKING and (_fast := compiled_module("tlsgate.http.fast_events")) is not None:
+    Request, Response, Data, EndOfMessage, Upgraded = (
+        _fast.Request,
+        _fast.Response,
+        _fast.Data,
+        _fast.EndOfMessage,
+        _fast.Upgraded,
+    )
 
 Event = Request | Response | Data | EndOfMessage | Upgraded

@@ -48,6 +48,15 @@ from libc.string cimport memchr, memcmp, memcpy, strlen
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 from posix.unistd cimport write as c_write
 
+# The compiled events (http/fast_events.pxd): the connection and the heads read their fields as C
+# members. When this module is in use so is the compiled http package, whose events.py exports
+# these very classes (_fast_conn.pxi's _bind checks it).
+from tlsgate.http.fast_events cimport Data as _Dat
+from tlsgate.http.fast_events cimport EndOfMessage as _EOM
+from tlsgate.http.fast_events cimport Request as _Req
+from tlsgate.http.fast_events cimport Response as _Resp
+from tlsgate.http.fast_events cimport Upgraded as _Upg
+
 import asyncio
 import os
 import sys

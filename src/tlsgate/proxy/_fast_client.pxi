@@ -249,28 +249,28 @@ cdef class _ClientCore:
             x = self._x
             if x is None:
                 event = queue.popleft()
-                if type(event) is Request:
-                    self._begin(event)
+                if type(event) is _Req:
+                    self._begin(<_Req>event)
                 continue
             if not (1 << x._phase) & _READS_BODY:
                 break
             event = queue.popleft()
             kind = type(event)
-            if kind is Data:
+            if kind is _Dat:
                 if x._phase != LOCAL:
-                    data = event.data
+                    data = (<_Dat>event).data
                     x.conn.write(chunk(data) if x.chunked_in else data)
                     self._deadline.set(self.edge.timeouts.idle, DEADLINE_BODY)
-            elif kind is EndOfMessage:
+            elif kind is _EOM:
                 if x.move(REQUEST_END) == DONE:
                     self._answer_locally(x)
                     continue
                 if x.chunked_in:
-                    x.conn.write(last_chunk(event.trailers))
+                    x.conn.write(last_chunk((<_EOM>event).trailers))
                 if self._deadline.kind == DEADLINE_BODY:
                     self._deadline.set(self.edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
-            elif kind is Upgraded:
-                x.tunnel_leftover = event.leftover + x.tunnel_leftover
+            elif kind is _Upg:
+                x.tunnel_leftover = (<_Upg>event).leftover + x.tunnel_leftover
         if len(queue) > HIGH_WATER:
             self._pause(PAUSE_QUEUE)
         elif len(queue) <= LOW_WATER:
@@ -285,7 +285,7 @@ cdef class _ClientCore:
             if not (1 << x._phase) & _REQUEST_READ:
                 self._abort(x, self._client_error.status, str(self._client_error))
 
-    cdef _begin(self, request):
+    cdef _begin(self, _Req request):
         edge = self.edge
         self.busy = True
         cdef bytes host_value = b""
@@ -523,27 +523,27 @@ cdef class _ClientCore:
             return
         for event in events:
             kind = type(event)
-            if kind is Data:
-                data = event.data
+            if kind is _Dat:
+                data = (<_Dat>event).data
                 self._write(chunk(data) if x.chunked_out else data)
-            elif kind is Response:
-                if not self._on_response(x, event):
+            elif kind is _Resp:
+                if not self._on_response(x, <_Resp>event):
                     return
-            elif kind is EndOfMessage:
+            elif kind is _EOM:
                 if x.chunked_out:
-                    self._write(last_chunk(event.trailers))
+                    self._write(last_chunk((<_EOM>event).trailers))
                 request_read = x._phase != DUPLEX
                 if x.move(RESPONSE_END) == DONE:
                     self._finish(x, request_read)
                     return
-            elif kind is Upgraded:
-                self._start_tunnel(x, conn, event.leftover)
+            elif kind is _Upg:
+                self._start_tunnel(x, conn, (<_Upg>event).leftover)
                 return
         self._flush()
         if self._deadline.kind == DEADLINE_UPSTREAM:
             self._deadline.set(self.edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
 
-    cdef int _on_response(self, Exchange x, response) except -1:
+    cdef int _on_response(self, Exchange x, _Resp response) except -1:
         _succeeded(x.state)
         cdef long status = response.status
         if status < 200 and status != 101:

@@ -44,6 +44,8 @@ cdef int _bind() except -1:
     admit, peer_identity = client_identity.admit, client_identity.peer_identity
     error_response = edge.error_response
     _RESPONSE_LIMITS = upstream._RESPONSE_LIMITS
+    if (Request, Response, Data, EndOfMessage, Upgraded) != (_Req, _Resp, _Dat, _EOM, _Upg):
+        raise ImportError("tlsgate.http exports other events than the compiled proxy reads")
     return 0
 
 cdef object _Phase = _phase.Phase
@@ -191,7 +193,7 @@ cdef class Deadline:
 cdef class Exchange:
     """exchange.py's Exchange, its phase moved by phase.py's table."""
 
-    cdef public object request
+    cdef public _Req request
     cdef public str host
     cdef public long long sent_before
     cdef public double started
@@ -211,7 +213,7 @@ cdef class Exchange:
     cdef public bytes tunnel_leftover
     cdef int _phase
 
-    def __init__(self, request, str host, double started):
+    def __init__(self, _Req request, str host, double started):
         self._phase = ROUTING
         self.request = request
         self.host = host

@@ -274,12 +274,13 @@ def request_head(
     bint chunked=False,
 ):
     """As ``headers.request_head``: the head sent upstream for a client request."""
+    cdef _Req r = <_Req?>request
     cdef list headers = _forwarded(
-        request.headers, _peer(client), host, trusted, request.upgrade, via, client_cert
+        r.headers, _peer(client), host, trusted, r.upgrade, via, client_cert
     )
     if chunked:
         headers.append((b"transfer-encoding", b"chunked"))
-    return _request_head(request.method, request.target, headers)
+    return _request_head(r.method, r.target, headers)
 
 
 def response_headers(list headers, *, object hsts, bint via=False, object upgrade=None):
@@ -316,10 +317,10 @@ def response_head(
     bint close=False,
 ):
     """As ``headers.response_head``: ``(head, rechunk, close)``."""
-    return _respond(response, request, hsts, via, close)
+    return _respond(<_Resp?>response, <_Req?>request, hsts, via, close)
 
 
-cdef tuple _respond(object response, object request, object hsts, bint via, bint close):
+cdef tuple _respond(_Resp response, _Req request, object hsts, bint via, bint close):
     cdef long status = response.status
     cdef object upgrade = None
     cdef list headers
