@@ -29,12 +29,9 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from libc.string cimport memcmp, memchr
 
-from tlsgate.http.fast_events cimport Data, EndOfMessage, Request, Response, Upgraded
-from tlsgate.http.fast_events cimport make_data as _Data
-from tlsgate.http.fast_events cimport make_end as _EndOfMessage
-from tlsgate.http.fast_events cimport make_request as _Request
-from tlsgate.http.fast_events cimport make_response as _Response
+from tlsgate.http.fast_events cimport make_data, make_end, make_request, make_response
 
+from tlsgate.http import events as _events
 from tlsgate.http.events import BodyKind, Limits, LocalProtocolError, RemoteProtocolError
 from tlsgate.http.fields import ends_chunked
 from tlsgate.http.target import split_target
@@ -42,6 +39,43 @@ from tlsgate.http.target import split_target
 __all__ = ["RequestParser", "ResponseParser"]
 
 _DEFAULT_LIMITS = Limits()
+
+# The events made are those tlsgate.http exports: the compiled ones (fields set as C members,
+# no __init__), or under TLSGATE_PURE=1 the dataclasses, when the differential tests run this
+# parser beside the pure one. Decided at the first parser made (events.py is loaded by then).
+cdef int _COMPILED_EVENTS = -1
+
+
+cdef int _choose_events() except -1:
+    global _COMPILED_EVENTS
+    from tlsgate.http import fast_events
+
+    _COMPILED_EVENTS = _events.Request is fast_events.Request
+    return 0
+
+
+cdef inline object _Data(object data):
+    return make_data(data) if _COMPILED_EVENTS else _events.Data(data)
+
+
+cdef inline object _EndOfMessage(list trailers):
+    return make_end(trailers) if _COMPILED_EVENTS else _events.EndOfMessage(trailers)
+
+
+cdef object _Request(method, target, version, headers, body, length, keep, upgrade, expect):
+    if _COMPILED_EVENTS:
+        return make_request(method, target, version, headers, body, length, keep, upgrade, expect)
+    return _events.Request(method, target, version, headers, body, length, keep, upgrade, expect)
+
+
+cdef object _Response(status, reason, version, headers, body, length, keep):
+    if _COMPILED_EVENTS:
+        return make_response(status, reason, version, headers, body, length, keep)
+    return _events.Response(status, reason, version, headers, body, length, keep)
+
+
+cdef object Upgraded(object leftover):
+    return _events.Upgraded(leftover)
 cdef object _NONE = BodyKind.NONE
 cdef object _LENGTH_KIND = BodyKind.LENGTH
 cdef object _CHUNKED_KIND = BodyKind.CHUNKED

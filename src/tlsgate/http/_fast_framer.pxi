@@ -36,6 +36,8 @@ cdef class _Framer:
     cdef long long _body_seen
 
     def __init__(self, limits=_DEFAULT_LIMITS):
+        if _COMPILED_EVENTS < 0:
+            _choose_events()
         self._max_head = limits.max_header_bytes
         self._max_headers = limits.max_headers
         self._max_target = limits.max_target_bytes

@@ -47,6 +47,8 @@ cdef class _ClientCore:
     def __init__(self, edge):
         if ClientInfo is None:
             _bind()
+        if Request is not _Req:  # pragma: no cover - one switch selects parser and connection
+            raise TypeError("the compiled connection reads the compiled parser's events")
         self.edge = edge
         self.loop = asyncio.get_running_loop()
         self.parser = RequestParser(edge.parser_limits)
