@@ -107,6 +107,15 @@ def mtls(serve_factory: Any, tmp_path: Path) -> Serve:
     return serve
 
 
+def wait_logged(serve: Serve, *lines: str, timeout: float = 10) -> None:
+    """The server logs a refusal just after its alert has gone out, so the client may see the
+    alert before the line is written: wait for it (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not all(line in serve.log.read_text() for line in lines):
+        assert time.monotonic() < deadline, serve.log.read_text()
+        time.sleep(0.05)
+
+
 def test_who_gets_in_and_what_the_upstream_learns(mtls: Serve, tmp_path: Path) -> None:
     serve = mtls
     prod = issue(serve.state, tmp_path / "prod", PROD)
@@ -120,9 +129,7 @@ def test_who_gets_in_and_what_the_upstream_learns(mtls: Serve, tmp_path: Path) -
     assert result.returncode != 0 and result.stdout.endswith("000"), result
     assert "alert certificate required" in result.stderr, result  # OpenSSL's alert arrives
     assert len(serve.seen.requests) == before
-    assert "refused in the TLS handshake: peer_did_not_return_a_certificate" in (
-        serve.log.read_text()
-    )
+    wait_logged(serve, "refused in the TLS handshake: peer_did_not_return_a_certificate")
 
     # An allowed SPIFFE ID: through, and the upstream learns who (and not what the client
     # claimed about itself).
@@ -181,8 +188,7 @@ def test_expired_foreign_and_revoked_certificates_are_refused(mtls: Serve, tmp_p
     )  # fmt: skip
     assert "HTTP/1.1" not in probe.stdout, probe.stdout
     assert "alert certificate expired" in probe.stdout + probe.stderr, probe.stdout
-    log = serve.log.read_text()
-    assert "certificate has expired" in log and "unable to get local issuer" in log, log
+    wait_logged(serve, "certificate has expired", "unable to get local issuer")
 
     # Revoked: refused once the CRL refresh (1 s here) has seen it; new handshakes only.
     serial = (
@@ -208,10 +214,7 @@ def test_expired_foreign_and_revoked_certificates_are_refused(mtls: Serve, tmp_p
     while curl(serve, "/echo", good).returncode == 0:
         assert time.monotonic() < deadline, serve.log.read_text()
         time.sleep(0.3)
-    deadline = time.monotonic() + 10  # logged just after the alert has gone out to curl
-    while "certificate revoked" not in serve.log.read_text():
-        assert time.monotonic() < deadline, serve.log.read_text()
-        time.sleep(0.05)
+    wait_logged(serve, "certificate revoked")
     assert "alert certificate revoked" in curl(serve, "/echo", good).stderr
 
 
