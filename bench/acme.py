@@ -55,7 +55,8 @@ import aiohttp
 import uvloop
 
 from acme_client import FlowResult, Http01Responder, new_session, run_flow
-from procfs import free_port, tool_version, tree_cpu_seconds
+from procfs import cpu_model, free_port, tool_version
+from service import Service, start
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -85,60 +86,9 @@ def self_cpu_seconds() -> float:
 # -- processes -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Service:
-    """A long-running process started here (in its own session), with its log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def cpu_seconds(self) -> float:
-        return tree_cpu_seconds(self.pid)
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM to its process group, then SIGKILL."""
-        if not self.alive():
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-            self.popen.wait(timeout=timeout)
-
-
 def spawn(name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> Service:
     progress(f"starting {name}: {shlex.join(argv)}")
-    with log.open("ab") as out:
-        popen = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=log.parent,
-            env=env,
-            start_new_session=True,
-        )
-    return Service(name, popen, log)
+    return start(name, argv, log, cwd=log.parent, env=env)
 
 
 def wait_for(service: Service, ready: str | None, port: int, tls: ssl.SSLContext | None,
@@ -434,15 +384,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def environment() -> dict[str, object]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
     return {
         "cpus": os.cpu_count(),
-        "cpu": cpu or platform.processor(),
+        "cpu": cpu_model() or platform.processor(),
         "kernel": platform.release(),
         "python": platform.python_version(),
         "pebble": tool_version(["dpkg-query", "-W", "-f", "${Version}", "pebble"]),

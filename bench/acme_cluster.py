@@ -45,7 +45,6 @@ from acme import (
     REPO,
     BenchError,
     Counter,
-    Service,
     _terminate,
     environment,
     percentile,
@@ -60,6 +59,7 @@ from acme import (
 
 from acme_client import FlowResult, Http01Responder, new_session, run_flow
 from procfs import free_port, tree_cpu_seconds
+from service import Service
 
 if TYPE_CHECKING:
     from tests.store.postgres import PostgresServer

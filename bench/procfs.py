@@ -1,15 +1,25 @@
-"""What the benchmarks here share: CPU time of a process tree from /proc, free loopback ports
-and the version of a tool, so every harness measures the same way."""
+"""What the benchmarks here share: CPU time and memory of a process tree from /proc, the CPU's
+model, free loopback ports and the version of a tool, so every harness measures the same way."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["CLK_TCK", "free_port", "process_tree", "read_stat", "tool_version", "tree_cpu_seconds"]
+__all__ = [
+    "CLK_TCK",
+    "cpu_model",
+    "free_port",
+    "process_tree",
+    "read_stat",
+    "tool_version",
+    "tree_cpu_seconds",
+    "tree_rss_kib",
+]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -54,6 +64,27 @@ def tree_cpu_seconds(root: int) -> float:
         if fields is not None:
             ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))
     return ticks / CLK_TCK
+
+
+def tree_rss_kib(root: int) -> int:
+    """Sum of VmRSS over the process tree, in KiB (shared pages count once per process)."""
+    total = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" when it says none)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return ""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

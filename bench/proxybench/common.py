@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from procfs import CLK_TCK, process_tree
+from procfs import CLK_TCK
 
 #: The repository root (bench/proxybench/common.py is three levels down).
 REPO = Path(__file__).resolve().parents[2]
@@ -54,18 +53,6 @@ def loud(message: str) -> None:
 
 class BenchError(Exception):
     """A set-up step failed: the run cannot go on."""
-
-
-def tree_rss_kib(root: int) -> int:
-    """Sum of VmRSS over the process tree, in KiB (shared pages count once per process)."""
-    total = 0
-    for pid in process_tree(root):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
-    return total
 
 
 def children_cpu_seconds() -> float:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-from procfs import tool_version
+from procfs import cpu_model, tool_version
 from proxybench.common import (
     ALL_CPUS,
     CLIENT_SPIFFE,
@@ -32,12 +30,7 @@ from proxybench.results import (
 
 
 def environment(*, haproxy: bool = False, caddy: bool = False) -> dict[str, object]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
+    cpu = cpu_model()
     wrk = tool_version(["wrk", "-v"]).split(" Copyright")[0]
     extra = {}
     if haproxy:

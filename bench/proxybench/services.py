@@ -3,10 +3,7 @@ checks, and the certificates every proxy serves."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
-import signal
 import socket
 import ssl
 import subprocess
@@ -15,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from procfs import process_tree, read_stat, tree_cpu_seconds
 from proxybench.common import (
     CLIENT_SPIFFE,
     HOST,
@@ -24,69 +20,14 @@ from proxybench.common import (
     SMALL_BODY,
     BenchError,
     progress,
-    tree_rss_kib,
 )
-
-
-@dataclass
-class Service:
-    """A long-running process the harness started (in its own session), with its log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    port: int
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def cpu_seconds(self) -> float:
-        return tree_cpu_seconds(self.pid)
-
-    def rss_kib(self) -> int:
-        return tree_rss_kib(self.pid)
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM to its process group, then SIGKILL to whatever of its tree is left."""
-        tree = process_tree(self.pid) if self.alive() else []
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(timeout=timeout)
-        for pid in tree[1:]:  # descendants that left the process group
-            if read_stat(pid) is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+from service import Service as Service
+from service import start
 
 
 def spawn(name: str, argv: Sequence[str], log: Path, port: int, cwd: Path = REPO) -> Service:
     progress(f"starting {name}: {shlex.join(argv)}")
-    with log.open("ab") as out:
-        popen = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    return Service(name, popen, log, port)
+    return start(name, argv, log, port=port, cwd=cwd)
 
 
 def client_context(ca_file: Path, client: ClientCert | None = None) -> ssl.SSLContext:
