@@ -25,6 +25,8 @@ EXTENSIONS = [
         "tlsgate.proxy._fast",
         ["src/tlsgate/proxy/_fast.pyx"],
         extra_compile_args=["-Wall", "-O2"],
+        # OpenSSL on the socket (_fast_tls.pxi): the system libssl, the one Python's ssl uses.
+        libraries=["ssl", "crypto"],
     ),
 ]
 

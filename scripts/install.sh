@@ -53,6 +53,8 @@ python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 # Python.h of the interpreter .venv is made from, for the compiled modules.
 [ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ] \
   || missing+=(python3-dev)
+# OpenSSL's headers: the data plane drives the system libssl (the one Python's ssl loads) itself.
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: please install with apt-get: ${missing[*]}" >&2

@@ -2,6 +2,8 @@
 protocol.py and upstream.py."""
 
 import asyncio
+import socket
+import ssl
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -141,3 +143,53 @@ class ClientProtocol(asyncio.BufferedProtocol):
     tunnel: UpstreamConnection | None
     def __init__(self, edge: Edge) -> None: ...
     def close(self) -> None: ...
+
+# -- OpenSSL on the socket (_fast_tls.pxi; the interface socket_tls.py documents) -------------
+
+class TLSFailure(ConnectionError):
+    reason: str
+    def __init__(self, message: str, reason: str = "") -> None: ...
+
+class TLSInfo:
+    @property
+    def tlsgate_sni(self) -> str | None: ...
+    @property
+    def server_hostname(self) -> str | None: ...
+    @property
+    def server_side(self) -> bool: ...
+    @property
+    def context(self) -> ssl.SSLContext: ...
+    @property
+    def session_reused(self) -> bool: ...
+    def version(self) -> str | None: ...
+    def selected_alpn_protocol(self) -> str | None: ...
+    def cipher(self) -> tuple[str, str, int] | None: ...
+    def getpeercert(self, binary_form: bool = False) -> bytes | None: ...
+
+class TLSTransport(asyncio.Transport):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        protocol: asyncio.BaseProtocol,
+        ctx: ssl.SSLContext,
+        lookup: Callable[[str], ssl.SSLContext | None],
+        fd: int,
+        peername: Any,
+        handshake_timeout: float,
+    ) -> None: ...
+
+class TLSAcceptor:
+    sock: socket.socket
+    def __init__(
+        self,
+        sock: socket.socket,
+        ctx: ssl.SSLContext,
+        factory: Callable[[], asyncio.BaseProtocol],
+        lookup: Callable[[str], ssl.SSLContext | None],
+        handshake_timeout: float,
+    ) -> None: ...
+    def stop_accepting(self) -> None: ...
+    def close(self) -> None: ...
+
+def openssl_version_number() -> int: ...
+def install_sni(ctx: ssl.SSLContext, checked_pointer: int) -> None: ...

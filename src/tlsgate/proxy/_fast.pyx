@@ -71,10 +71,16 @@ __all__ = [
     "Balancer",
     "ClientProtocol",
     "RequestCounts",
+    "TLSAcceptor",
+    "TLSFailure",
+    "TLSInfo",
+    "TLSTransport",
     "UpstreamConnection",
     "UpstreamPool",
     "UpstreamState",
     "forwarded_request_headers",
+    "install_sni",
+    "openssl_version_number",
     "request_head",
     "response_head",
     "response_headers",
@@ -109,3 +115,4 @@ include "_fast_headers.pxi"
 include "_fast_route.pxi"
 include "_fast_counts.pxi"
 include "_fast_conn.pxi"
+include "_fast_tls.pxi"

@@ -10,6 +10,8 @@ cdef class _ClientCore:
     cdef public object loop
     cdef public object parser
     cdef public object transport
+    # The transport when it is OpenSSL on the socket (_fast_tls.pxi): written to in C.
+    cdef TLSTransport _tls
     cdef public object client
     cdef public bint trusted
     cdef public object sni_route
@@ -53,6 +55,7 @@ cdef class _ClientCore:
         self.loop = asyncio.get_running_loop()
         self.parser = RequestParser(edge.parser_limits)
         self.transport = None
+        self._tls = None
         self.client = ClientInfo("", edge.port)
         self.trusted = False
         self.sni_route = None
@@ -84,6 +87,8 @@ cdef class _ClientCore:
     # -- asyncio callbacks: the client side --------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
+        if type(transport) is TLSTransport:
+            self._tls = <TLSTransport>transport
         peer = transport.get_extra_info("peername")
         self.client = ClientInfo(peer[0] if peer else "", self.edge.port)
         self.trusted = is_trusted(self.client.address, self.edge.trusted_proxies)
@@ -196,11 +201,25 @@ cdef class _ClientCore:
         cdef list out = self._out
         if not out:
             return
+        if self._tls is not None and self._out_size >= _RECORD_SIZE and len(out) > 1:
+            # OpenSSL on the socket gathers records itself: big chunks go as they are, not
+            # copied into one bytes first (a head and a body chunk cost one short record).
+            self._out = []
+            self._out_size = 0
+            if not self.closed:
+                for data in out:
+                    self._tls._write(data)
+            return
         data = out[0] if len(out) == 1 else b"".join(out)
         del out[:]
         self._out_size = 0
+        if self.closed:
+            return
+        if self._tls is not None:
+            self._tls._write(data)
+            return
         transport = self.transport
-        if transport is not None and not self.closed:
+        if transport is not None:
             transport.write(data)
 
     def close(self):

@@ -124,6 +124,8 @@ cdef Py_ssize_t READ_BUFFER_SIZE = 64 * 1024
 cdef Py_ssize_t HIGH_WATER = 32
 cdef Py_ssize_t LOW_WATER = 8
 cdef Py_ssize_t FLUSH_SIZE = 64 * 1024
+#: A full TLS record's plaintext.
+cdef Py_ssize_t _RECORD_SIZE = 16 * 1024
 cdef object _NO_BODY = BodyKind.NONE
 
 
@@ -244,6 +246,7 @@ cdef class Exchange:
 
 
 cdef class _ClientCore
+cdef class TLSTransport
 
 
 cdef class UpstreamConnection:

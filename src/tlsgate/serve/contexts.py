@@ -5,6 +5,11 @@ moves each handshake to the site the client named. A renewed certificate is load
 site's existing context (``load_cert_chain`` again): new handshakes get it at once, established
 connections keep theirs, and no listener is ever re-created, so nothing is dropped.
 
+When the data plane drives TLS on the socket (:mod:`tlsgate.proxy.socket_tls`), Python's SNI
+callback must not run on its connections (it needs the ``SSLSocket`` Python made):
+:meth:`SiteContexts.use_native` puts the transport's callback on every context instead, those
+added or replaced later included, and :meth:`SiteContexts.lookup` is what it asks.
+
 Session tickets are encrypted with the listening context's keys (OpenSSL keeps the session
 context across ``SSL_set_SSL_CTX``); the contexts are built before the workers fork, so every
 worker holds the same ticket keys and a client resumes on whichever worker accepts it.
@@ -13,7 +18,7 @@ worker holds the same ticket keys and a client resumes on whichever worker accep
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["SiteContexts"]
 
@@ -25,6 +30,28 @@ class SiteContexts:
         self._exact: dict[str, ssl.SSLContext] = {}
         self._wildcard: dict[str, ssl.SSLContext] = {}
         self.default: ssl.SSLContext | None = None
+        self._native: Callable[[ssl.SSLContext], None] | None = None
+
+    def contexts(self) -> list[ssl.SSLContext]:
+        """Every context, each once, the default first."""
+        seen: dict[int, ssl.SSLContext] = {}
+        for ctx in (self.default, *self._exact.values(), *self._wildcard.values()):
+            if ctx is not None:
+                seen.setdefault(id(ctx), ctx)
+        return list(seen.values())
+
+    def use_native(self, install: Callable[[ssl.SSLContext], None]) -> None:
+        """From now on every context gets ``install`` instead of Python's SNI callback (TLS
+        driven on the socket); applied to the contexts there are already."""
+        self._native = install
+        for ctx in self.contexts():
+            install(ctx)
+
+    def _attach(self, ctx: ssl.SSLContext) -> None:
+        if self._native is not None:
+            self._native(ctx)
+        else:
+            ctx.sni_callback = self._on_sni
 
     def add(self, hosts: Sequence[str], ctx: ssl.SSLContext) -> None:
         for host in hosts:
@@ -34,7 +61,7 @@ class SiteContexts:
                 self._exact[host] = ctx
         # On every context: a listener that picks the context before the handshake (the
         # peeking acceptor) still has the server name recorded for the HTTP layer.
-        ctx.sni_callback = self._on_sni
+        self._attach(ctx)
         if self.default is None:
             self.default = ctx
 
@@ -44,7 +71,7 @@ class SiteContexts:
             for host, ctx in table.items():
                 if ctx is old:
                     table[host] = new
-        new.sni_callback = self._on_sni
+        self._attach(new)
         if self.default is old:
             self.default = new
 

@@ -1,6 +1,7 @@
 """One worker's listeners: the sockets, and what serves each one.
 
-Per TLS listener an :class:`~tlsgate.proxy.edge.Edge` (what its connections share) and either the
+Per TLS listener an :class:`~tlsgate.proxy.edge.Edge` (what its connections share) and either
+TLS driven on the socket by the compiled data plane (:mod:`tlsgate.proxy.socket_tls`), the
 event loop's TLS server or, when the context must be picked before the handshake (tls-alpn-01,
 client certificates, TCP sites), the peeking :class:`~tlsgate.proxy.acceptor.HelloAcceptor`;
 per plain-HTTP listener the redirect, which also answers http-01. Apart from the worker
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from tlsgate.config import ListenAddress, ServerConfig, SiteConfig
+from tlsgate.proxy import socket_tls
 from tlsgate.proxy.acceptor import Choice, HelloAcceptor
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.edge import Edge
@@ -45,7 +47,7 @@ __all__ = [
 TLS_BACKLOG = 4096
 HTTP_BACKLOG = 1024
 
-Server = asyncio.AbstractServer | HelloAcceptor
+Server = asyncio.AbstractServer | HelloAcceptor | socket_tls.SocketAcceptor
 
 
 class Chooser(Protocol):
@@ -137,13 +139,16 @@ async def open_listeners(
     held: Iterator[socket.socket],
     choose: Chooser | None,
     http01: Callable[[bytes], bytes | None],
+    lookup: socket_tls.Lookup | None = None,
 ) -> tuple[list[Edge], list[Server]]:
     """Open every listener of ``server_cfg`` (on the ``held`` sockets, in :func:`bind_slot`'s
     order, while there are any): the TLS listeners' edges, and every server to close at stop.
 
     ``choose``: pick each connection's context from its ClientHello (the listeners accept
     connections themselves to read it first); None: the first site's context ``front`` with
-    its SNI callback. ``http01``: the http-01 answer for a request target, if one is pending.
+    its SNI callback. ``lookup``: when ``choose`` is None, drive TLS on the socket
+    (:mod:`tlsgate.proxy.socket_tls`), moving each handshake to ``lookup(server name)``; None:
+    the event loop's TLS. ``http01``: the http-01 answer for a request target, if one is pending.
     ``hsts``: each site's Strict-Transport-Security value (:func:`tlsgate.serve.hsts.hsts_headers`).
     """
     edges: list[Edge] = []
@@ -173,6 +178,17 @@ async def open_listeners(
                 if sock is not None
                 else await HelloAcceptor.listen(
                     address.host, address.port, chosen, handshake_timeout=timeout
+                )
+            )
+            continue
+        if lookup is not None:
+            servers.append(
+                socket_tls.listen(
+                    sock if sock is not None else bind_listener(address, TLS_BACKLOG),
+                    front,
+                    budget.wrap(factory),
+                    lookup,
+                    handshake_timeout=server_cfg.timeouts.handshake,
                 )
             )
             continue

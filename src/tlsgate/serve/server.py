@@ -42,7 +42,8 @@ from datetime import UTC, datetime
 from tlsgate.config import Config
 from tlsgate.errors import StorageError, TlsgateError
 from tlsgate.pki.pem import load_certificates
-from tlsgate.proxy.acceptor import Choice, HelloAcceptor
+from tlsgate.proxy import socket_tls
+from tlsgate.proxy.acceptor import Choice
 from tlsgate.proxy.access_log import AccessLog
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.lifecycle import ConnectionBudget, drain, retire
@@ -89,6 +90,8 @@ class EdgeServer:
         self.store = store
         self.manager = CertificateManager(store, config.sites)
         self.tls: SiteTls | None = None
+        #: None: TLS driven on the socket; else why the event loop's TLS serves (set at run).
+        self.tls_path: str | None = "not started"
         self.crl: InternalCrl | None = None
         self.on_ready: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
@@ -188,6 +191,8 @@ class EdgeServer:
                 self.crl = InternalCrl(self.store, state)
                 self._refresh_crl()  # before the contexts: they load it
         self.tls.build(certs)
+        # Before the fork too: every worker drives TLS the same way (and says so once, here).
+        self.tls_path = self._choose_tls_path()
         self.stapling.start(now)  # before fork: every worker starts with the responses
         workers = self.config.server.workers or os.cpu_count() or 1
         metrics_dir = None
@@ -281,6 +286,7 @@ class EdgeServer:
                 budget=budget,
                 held=iter(slot.sockets if slot is not None else ()),
                 choose=self._choose if peeks(self.config.sites, self.tls.client_auth) else None,
+                lookup=self.tls.contexts.lookup if self.tls_path is None else None,
                 http01=self.challenges.http01,
             )
             background.append(loop.create_task(trim_loop(budget)))
@@ -330,8 +336,9 @@ class EdgeServer:
         if master:
             self.supervisor.tell(signal.SIGTERM)
         for server in servers:
-            if budget.spent and isinstance(server, HelloAcceptor):
-                server.stop_accepting()  # its accepted connections are drained, not dropped
+            stop_accepting = getattr(server, "stop_accepting", None)  # our acceptors have it
+            if budget.spent and stop_accepting is not None:
+                stop_accepting()  # its accepted connections are drained, not dropped
             else:
                 server.close()
         deadline = time.monotonic() + server_cfg.timeouts.drain
@@ -352,6 +359,19 @@ class EdgeServer:
             self.supervisor.reap_all(server_cfg.timeouts.drain + 5)
         return 0
 
+    def _choose_tls_path(self) -> str | None:
+        """Drive TLS on the socket (the compiled data plane's, :mod:`tlsgate.proxy.socket_tls`)
+        when every listener can: None then, else why the event loop's TLS serves instead."""
+        assert self.tls is not None
+        if peeks(self.config.sites, self.tls.client_auth):
+            return "sites that pick their context before the handshake (tls-alpn-01, mTLS, tcp)"
+        for ctx in self.tls.contexts.contexts():
+            reason = socket_tls.unusable(ctx)
+            if reason is not None:
+                return reason
+        self.tls.contexts.use_native(socket_tls.install)
+        return None
+
     def _announce(self) -> None:
         cfg = self.config.server
         parts = [f"https on {', '.join(str(a) for a in cfg.listen)}"]
@@ -362,6 +382,13 @@ class EdgeServer:
             for s in self.config.sites
         )
         log.warning("serving %s; sites: %s", "; ".join(parts), sites)
+        if cfg.listen:
+            log.info(
+                "TLS: %s",
+                "OpenSSL on the socket (compiled data plane)"
+                if self.tls_path is None
+                else f"the event loop's ({self.tls_path})",
+            )
         if self.on_ready is not None:
             self.on_ready()
 

@@ -1,0 +1,967 @@
+# OpenSSL on the socket (included by _fast.pyx): socket_tls.py's transport and acceptor.
+#
+# Each accepted connection gets an SSL made from the SSL_CTX of the site's ssl.SSLContext, with
+# a BIO pair between it and the socket: OpenSSL writes records into the pair's buffer, which is
+# sent with one send() straight from that buffer (BIO_nread0), and the socket is read straight
+# into the pair's other buffer (BIO_nwrite0). Nothing crosses a Python object but the plaintext
+# the protocol gets and gives; the records of one write go out in one system call (OpenSSL on a
+# socket BIO would make one per 16 KiB record). The event loop only says when the socket is
+# readable or writable.
+
+# (EWOULDBLOCK is EAGAIN on Linux.)
+from libc.errno cimport EAGAIN, EINTR, errno
+from libc.string cimport strerror
+
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        unsigned short sa_family
+    struct sockaddr_storage:
+        unsigned short ss_family
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    int accept4(int fd, sockaddr *addr, socklen_t *addrlen, int flags)
+    int setsockopt(int fd, int level, int name, const void *value, socklen_t size)
+    int getsockname(int fd, sockaddr *addr, socklen_t *addrlen)
+    int shutdown(int fd, int how)
+    enum:
+        MSG_NOSIGNAL
+        SHUT_WR
+        SOCK_NONBLOCK
+        SOCK_CLOEXEC
+        AF_INET
+        AF_INET6
+
+cdef extern from "<netinet/in.h>" nogil:
+    struct in_addr:
+        pass
+    struct in6_addr:
+        pass
+    struct sockaddr_in:
+        unsigned short sin_port
+        in_addr sin_addr
+    struct sockaddr_in6:
+        unsigned short sin6_port
+        unsigned int sin6_flowinfo
+        in6_addr sin6_addr
+        unsigned int sin6_scope_id
+    unsigned short ntohs(unsigned short)
+    unsigned int ntohl(unsigned int)
+    enum:
+        IPPROTO_TCP
+        INET6_ADDRSTRLEN
+
+cdef extern from "<netinet/tcp.h>" nogil:
+    enum:
+        TCP_NODELAY
+
+cdef extern from "<arpa/inet.h>" nogil:
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+
+cdef extern from "<unistd.h>" nogil:
+    int close(int fd)
+
+cdef extern from "openssl/bio.h" nogil:
+    ctypedef struct BIO:
+        pass
+    int BIO_new_bio_pair(BIO **bio1, size_t writebuf1, BIO **bio2, size_t writebuf2)
+    int BIO_nread0(BIO *bio, char **buf)
+    int BIO_nread(BIO *bio, char **buf, int num)
+    int BIO_nwrite0(BIO *bio, char **buf)
+    int BIO_nwrite(BIO *bio, char **buf, int num)
+    size_t BIO_ctrl_pending(BIO *b)
+    int BIO_shutdown_wr(BIO *b)
+    int BIO_free(BIO *a)
+
+cdef extern from "openssl/x509.h" nogil:
+    ctypedef struct X509:
+        pass
+    int i2d_X509(X509 *x, unsigned char **out)
+    void X509_free(X509 *x)
+
+cdef extern from "openssl/ssl.h" nogil:
+    ctypedef struct SSL_CTX:
+        pass
+    ctypedef struct SSL:
+        pass
+    ctypedef struct SSL_CIPHER:
+        pass
+    SSL *SSL_new(SSL_CTX *ctx)
+    void SSL_free(SSL *s)
+    void SSL_set_bio(SSL *s, BIO *rbio, BIO *wbio)
+    void SSL_set_accept_state(SSL *s)
+    int SSL_do_handshake(SSL *s)
+    int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes)
+    int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written)
+    int SSL_get_error(const SSL *s, int ret)
+    int SSL_shutdown(SSL *s)
+    long SSL_set_mode(SSL *s, long mode)
+    unsigned long SSL_set_options(SSL *s, unsigned long options)
+    int SSL_has_pending(const SSL *s)
+    int SSL_get_ex_new_index(long argl, void *argp, void *new_func, void *dup_func,
+                             void *free_func)
+    int SSL_set_ex_data(SSL *s, int idx, void *data)
+    void *SSL_get_ex_data(const SSL *s, int idx)
+    const char *SSL_get_servername(const SSL *s, int type)
+    SSL_CTX *SSL_set_SSL_CTX(SSL *s, SSL_CTX *ctx)
+    SSL_CTX *SSL_get_SSL_CTX(const SSL *s)
+    long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg)
+    int SSL_session_reused(const SSL *s)
+    const char *SSL_get_version(const SSL *s)
+    void SSL_get0_alpn_selected(const SSL *s, const unsigned char **data, unsigned int *len)
+    const SSL_CIPHER *SSL_get_current_cipher(const SSL *s)
+    const char *SSL_CIPHER_get_name(const SSL_CIPHER *c)
+    const char *SSL_CIPHER_get_version(const SSL_CIPHER *c)
+    int SSL_CIPHER_get_bits(const SSL_CIPHER *c, int *alg_bits)
+    X509 *SSL_get1_peer_certificate(const SSL *s)
+    enum:
+        SSL_ERROR_NONE
+        SSL_ERROR_SSL
+        SSL_ERROR_WANT_READ
+        SSL_ERROR_WANT_WRITE
+        SSL_ERROR_SYSCALL
+        SSL_ERROR_ZERO_RETURN
+        SSL_MODE_ENABLE_PARTIAL_WRITE
+        SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+        SSL_MODE_RELEASE_BUFFERS
+        SSL_OP_IGNORE_UNEXPECTED_EOF
+        SSL_CTRL_SET_TLSEXT_SERVERNAME_CB
+        SSL_TLSEXT_ERR_OK
+        TLSEXT_NAMETYPE_host_name
+
+cdef extern from "openssl/crypto.h" nogil:
+    unsigned long OpenSSL_version_num()
+
+cdef extern from "openssl/err.h" nogil:
+    unsigned long ERR_get_error()
+    unsigned long ERR_peek_last_error()
+    void ERR_clear_error()
+    void ERR_error_string_n(unsigned long e, char *buf, size_t len)
+    const char *ERR_reason_error_string(unsigned long e)
+
+cdef extern from *:
+    """
+    /* CPython's _ssl: an SSLContext is PyObject_HEAD then its SSL_CTX * (Modules/_ssl.c,
+       unchanged since 3.7). socket_tls.py checks the offset against OpenSSL before use. */
+    typedef struct { PyObject_HEAD void *ctx; } tlsgate_PySSLContext;
+    #define TLSGATE_SSL_CTX(o) ((SSL_CTX *)(((tlsgate_PySSLContext *)(o))->ctx))
+    typedef void (*tlsgate_generic_callback)(void);
+    """
+    ctypedef void (*_generic_callback "tlsgate_generic_callback")()
+    SSL_CTX *TLSGATE_SSL_CTX(object ctx)
+    long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, _generic_callback fp)
+
+
+#: Each direction of a connection's BIO pair. Outgoing: the records of one write (up to four
+#: full 16 KiB records) go out in one send(); incoming: one recv() takes what the client sent.
+cdef size_t _PAIR_OUT = 64 * 1024
+cdef size_t _PAIR_IN = 32 * 1024
+#: Plaintext gathered before the protocol gets it (one bytes object per readiness event).
+cdef size_t _PLAIN_SIZE = 64 * 1024
+cdef char _PLAIN[64 * 1024]
+#: Transport states.
+cdef enum:
+    _HANDSHAKE = 0
+    _OPEN = 1
+    _CLOSING = 2
+    _LINGER = 3
+    _CLOSED = 4
+#: After close_notify (or a handshake's alert) and our FIN: how long the client's bytes are read
+#: and dropped before the socket is closed. Closing with unread bytes sends a reset, and a reset
+#: makes the client's kernel drop what it has not read yet: the end of a response, or the alert.
+cdef double _LINGER_TIME = 5.0
+#: Accepts per readiness callback: enough to drain a burst, few enough to stay fair.
+cdef int _ACCEPT_BATCH = 64
+
+cdef int _EX_INDEX = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)
+if _EX_INDEX < 0:  # pragma: no cover - OpenSSL out of memory at import
+    raise ImportError("proxy/_fast: SSL_get_ex_new_index failed")
+
+cdef object _tls_log = None
+
+
+cdef object _logger():
+    global _tls_log
+    if _tls_log is None:
+        import logging
+        _tls_log = logging.getLogger("tlsgate.serve")
+    return _tls_log
+
+
+class TLSFailure(ConnectionError):
+    """The TLS layer failed (a protocol error, a reset, an unexpected end): the connection is
+    closed; ``reason`` is OpenSSL's (``"WRONG_VERSION_NUMBER"``) or the system's."""
+
+    def __init__(self, message, reason=""):
+        super().__init__(message)
+        self.reason = reason
+
+
+cdef object _ssl_failure(str what):
+    """A TLSFailure from OpenSSL's error queue (emptied), or from errno when the queue is empty."""
+    cdef unsigned long code = ERR_peek_last_error()
+    cdef char text[256]
+    cdef const char *reason
+    if code == 0:
+        ERR_clear_error()
+        return TLSFailure(f"{what}: connection closed or reset", "")
+    ERR_error_string_n(code, text, sizeof(text))
+    reason = ERR_reason_error_string(code)
+    ERR_clear_error()
+    name = (<bytes>reason).decode("latin-1").upper().replace(" ", "_") if reason != NULL else ""
+    return TLSFailure(f"{what}: {(<bytes>text).decode('latin-1')}", name)
+
+
+cdef object _errno_failure(int code):
+    return ConnectionResetError(code, (<bytes>strerror(code)).decode("latin-1"))
+
+
+cdef object _address(sockaddr *addr):
+    """The (host, port) or (host, port, flowinfo, scope_id) tuple asyncio gives as peername."""
+    cdef char text[INET6_ADDRSTRLEN + 1]
+    cdef sockaddr_in *v4
+    cdef sockaddr_in6 *v6
+    if addr.sa_family == AF_INET:
+        v4 = <sockaddr_in *>addr
+        if inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text)) == NULL:
+            return None
+        return ((<bytes>text).decode("ascii"), ntohs(v4.sin_port))
+    if addr.sa_family == AF_INET6:
+        v6 = <sockaddr_in6 *>addr
+        if inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text)) == NULL:
+            return None
+        return ((<bytes>text).decode("ascii"), ntohs(v6.sin6_port), ntohl(v6.sin6_flowinfo),
+                v6.sin6_scope_id)
+    return None
+
+
+cdef int _on_servername(SSL *s, int *alert, void *arg) noexcept with gil:
+    """OpenSSL's SNI callback on every context a TLSTransport's SSL may start on: move the
+    handshake to the site the client named (Python's own callback would need its SSLSocket)."""
+    cdef void *owner = SSL_get_ex_data(s, _EX_INDEX)
+    cdef const char *name
+    if owner == NULL:
+        return SSL_TLSEXT_ERR_OK  # not one of ours: leave it on its context
+    name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)
+    if name == NULL:
+        return SSL_TLSEXT_ERR_OK  # IP-literal clients send no SNI: the default certificate
+    try:
+        (<TLSTransport>owner)._on_sni(s, name)
+    except BaseException:  # never into C: the default certificate, and say why once
+        _logger().exception("TLS: the SNI callback failed; the default certificate is used")
+    return SSL_TLSEXT_ERR_OK
+
+
+def openssl_version_number():
+    """The OpenSSL this module runs on (``ssl.OPENSSL_VERSION_NUMBER`` must be the same: the
+    transport shares ``SSL_CTX`` objects with Python's ``ssl``)."""
+    return OpenSSL_version_num()
+
+
+def install_sni(object ctx, size_t checked_pointer):
+    """Make OpenSSL call the transport's SNI callback on ``ctx`` (``checked_pointer``: its
+    ``SSL_CTX *`` as :func:`tlsgate.tls.libssl.ssl_ctx_pointer` found and checked it)."""
+    cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
+    if <size_t>pointer != checked_pointer or pointer == NULL:
+        raise RuntimeError("the SSLContext's SSL_CTX is not where this build expects it")
+    SSL_CTX_callback_ctrl(pointer, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB,
+                          <_generic_callback>_on_servername)
+
+
+cdef class TLSInfo:
+    """What ``get_extra_info("ssl_object")`` gives on this transport: the parts of
+    ``ssl.SSLObject`` that the proxy and its logs read, answered by OpenSSL directly."""
+
+    cdef TLSTransport _t
+
+    def __init__(self, TLSTransport transport):
+        self._t = transport
+
+    @property
+    def tlsgate_sni(self):
+        """The server name the client sent (None: none), as SiteContexts records it."""
+        return self._t._sni
+
+    @property
+    def server_hostname(self):
+        return self._t._sni
+
+    @property
+    def server_side(self):
+        return True
+
+    @property
+    def context(self):
+        return self._t._ctx
+
+    @property
+    def session_reused(self):
+        return self._t._ssl != NULL and SSL_session_reused(self._t._ssl) == 1
+
+    def version(self):
+        if self._t._ssl == NULL or self._t._state == _HANDSHAKE:
+            return None
+        return (<bytes>SSL_get_version(self._t._ssl)).decode("ascii")
+
+    def selected_alpn_protocol(self):
+        cdef const unsigned char *data = NULL
+        cdef unsigned int size = 0
+        if self._t._ssl == NULL:
+            return None
+        SSL_get0_alpn_selected(self._t._ssl, &data, &size)
+        if data == NULL or size == 0:
+            return None
+        return PyBytes_FromStringAndSize(<const char *>data, size).decode("ascii")
+
+    def cipher(self):
+        cdef const SSL_CIPHER *c
+        if self._t._ssl == NULL:
+            return None
+        c = SSL_get_current_cipher(self._t._ssl)
+        if c == NULL:
+            return None
+        return ((<bytes>SSL_CIPHER_get_name(c)).decode("ascii"),
+                (<bytes>SSL_CIPHER_get_version(c)).decode("ascii"),
+                SSL_CIPHER_get_bits(c, NULL))
+
+    def getpeercert(self, binary_form=False):
+        """The client's certificate: DER with ``binary_form`` (None when it sent none); the
+        decoded form is not offered (read the DER with ``cryptography``)."""
+        if not binary_form:
+            raise ValueError("TLSInfo.getpeercert gives the DER form only (binary_form=True)")
+        cdef X509 *cert
+        cdef unsigned char *out = NULL
+        cdef int size
+        if self._t._ssl == NULL:
+            return None
+        cert = SSL_get1_peer_certificate(self._t._ssl)
+        if cert == NULL:
+            return None
+        try:
+            size = i2d_X509(cert, NULL)
+            if size <= 0:
+                return None
+            der = PyBytes_FromStringAndSize(NULL, size)
+            out = <unsigned char *>PyBytes_AS_STRING(der)
+            if i2d_X509(cert, &out) != size:
+                return None
+            return der
+        finally:
+            X509_free(cert)
+
+
+cdef class TLSTransport:
+    """One accepted connection's TLS, driven by OpenSSL on its socket: an asyncio transport
+    (``write``, ``close``, ``pause_reading``, flow control by high and low marks) for the
+    protocol the listener makes, which gets ``connection_made`` when the handshake is done,
+    as on the event loop's own TLS."""
+
+    cdef SSL *_ssl
+    cdef BIO *_net
+    cdef int _fd
+    cdef int _state
+    cdef object _loop
+    cdef object _protocol
+    cdef _ClientCore _core
+    cdef object _ctx
+    cdef object _lookup
+    cdef object _sni
+    cdef object _peername
+    cdef object _sockname_value
+    cdef object _timer
+    cdef object _on_read_cb
+    cdef object _on_write_cb
+    cdef bint _reading
+    cdef bint _writing
+    cdef bint _read_paused
+    cdef bint _protocol_paused
+    cdef bint _eof
+    cdef bint _notified
+    cdef list _pending
+    cdef Py_ssize_t _pending_offset
+    cdef Py_ssize_t _pending_size
+    cdef Py_ssize_t _high
+    cdef Py_ssize_t _low
+    cdef object _info
+
+    def __cinit__(self):
+        self._ssl = NULL
+        self._net = NULL
+        self._fd = -1
+        self._state = _CLOSED
+
+    def __init__(self, loop, protocol, ctx, lookup, int fd, peername,
+                 double handshake_timeout):
+        """Take ``fd`` (a connected non-blocking socket, closed by this transport) and start
+        the handshake on ``ctx``; ``lookup(name)`` gives the context for a server name."""
+        cdef BIO *inner = NULL
+        cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
+        if pointer == NULL:
+            close(fd)
+            raise ValueError("an SSLContext without an SSL_CTX")
+        self._ssl = SSL_new(pointer)
+        if self._ssl == NULL or BIO_new_bio_pair(&inner, _PAIR_OUT, &self._net, _PAIR_IN) != 1:
+            close(fd)
+            raise MemoryError("SSL_new or BIO_new_bio_pair")
+        SSL_set_bio(self._ssl, inner, inner)  # the SSL owns the inner half from here
+        SSL_set_mode(self._ssl, SSL_MODE_ENABLE_PARTIAL_WRITE
+                     | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS)
+        # A client that closes without close_notify (most do) ends the stream, not a fatal
+        # error: that would drop its TLS 1.2 session from the caches. HTTP's framing finds a
+        # truncated message by itself.
+        SSL_set_options(self._ssl, SSL_OP_IGNORE_UNEXPECTED_EOF)
+        SSL_set_accept_state(self._ssl)
+        SSL_set_ex_data(self._ssl, _EX_INDEX, <void *>self)
+        self._fd = fd
+        self._state = _HANDSHAKE
+        self._loop = loop
+        self._protocol = protocol
+        self._core = protocol if isinstance(protocol, _ClientCore) else None
+        self._ctx = ctx
+        self._lookup = lookup
+        self._sni = None
+        self._peername = peername
+        self._sockname_value = self._sockname()  # kept after close, as asyncio's are
+        self._on_read_cb = self._on_readable
+        self._on_write_cb = self._on_writable
+        self._pending = []
+        self._pending_offset = 0
+        self._pending_size = 0
+        self._high = 64 * 1024
+        self._low = 16 * 1024
+        self._info = None
+        self._timer = loop.call_later(handshake_timeout, self._on_handshake_timeout)
+        loop.add_reader(fd, self._on_read_cb)
+        self._reading = True
+        # The ClientHello is usually there already (it came with or right after the ACK that
+        # completed the accept): start without waiting for the next loop iteration.
+        self._on_readable()
+
+    def __dealloc__(self):
+        if self._ssl != NULL:
+            SSL_set_ex_data(self._ssl, _EX_INDEX, NULL)
+            SSL_free(self._ssl)  # and the inner half of the pair
+            self._ssl = NULL
+        if self._net != NULL:
+            BIO_free(self._net)
+            self._net = NULL
+        if self._fd >= 0:  # pragma: no cover - every path closes it first
+            close(self._fd)
+            self._fd = -1
+
+    # -- the SNI callback's half ---------------------------------------------------------
+    cdef _on_sni(self, SSL *s, const char *name):
+        server_name = (<bytes>name).decode("latin-1")
+        if not server_name.isascii():
+            return  # not a DNS name: no site has it
+        self._sni = server_name  # the HTTP layer refuses a Host naming another site (421)
+        ctx = self._lookup(server_name)
+        if ctx is not None and ctx is not self._ctx:
+            SSL_set_SSL_CTX(s, TLSGATE_SSL_CTX(ctx))
+            self._ctx = ctx
+
+    # -- readiness -----------------------------------------------------------------------
+    def _on_readable(self):
+        if self._state >= _LINGER:
+            return
+        try:
+            self._fill()
+            if self._state == _HANDSHAKE:
+                self._handshake()
+            elif not self._read_paused:
+                self._read_plain()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _on_writable(self):
+        if self._state >= _LINGER:
+            return
+        try:
+            if not self._flush():
+                return
+            if self._writing:
+                self._loop.remove_writer(self._fd)
+                self._writing = False
+            if self._state == _HANDSHAKE:
+                self._handshake()
+                return
+            if self._pending:
+                self._write_pending()
+            if self._writing:
+                return  # still more than the socket takes
+            if self._protocol_paused and self._buffered() <= self._low:
+                self._protocol_paused = False
+                self._protocol.resume_writing()
+            if self._state == _CLOSING and not self._pending:
+                self._shutdown()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _on_handshake_timeout(self):
+        self._timer = None
+        if self._state == _HANDSHAKE:
+            self._teardown(None, False)  # quiet, as a failed handshake on the loop's TLS
+
+    # -- the socket side -----------------------------------------------------------------
+    cdef int _fill(self) except -1:
+        """Read what the socket has into the pair (straight into its buffer)."""
+        cdef char *space = NULL
+        cdef int room
+        cdef ssize_t got
+        if self._eof:
+            return 0
+        while True:
+            room = BIO_nwrite0(self._net, &space)
+            if room <= 0:
+                return 0  # the pair is full: OpenSSL reads first, the next event reads more
+            got = recv(self._fd, space, <size_t>room, 0)
+            if got > 0:
+                BIO_nwrite(self._net, &space, <int>got)
+                if got < room:
+                    return 0
+                continue
+            if got == 0:
+                self._eof = True
+                BIO_shutdown_wr(self._net)  # OpenSSL reads the end after what is buffered
+                if self._reading:
+                    self._loop.remove_reader(self._fd)
+                    self._reading = False
+                return 0
+            if errno == EAGAIN:
+                return 0
+            if errno == EINTR:
+                continue
+            raise _errno_failure(errno)
+
+    cdef bint _flush(self) except -1:
+        """Send what OpenSSL has written, straight from the pair's buffer. True when all is
+        sent; else the rest waits for the socket to be writable."""
+        cdef char *data = NULL
+        cdef int size
+        cdef ssize_t sent
+        while True:
+            size = BIO_nread0(self._net, &data)
+            if size <= 0:
+                return True
+            sent = send(self._fd, data, <size_t>size, MSG_NOSIGNAL)
+            if sent > 0:
+                BIO_nread(self._net, &data, <int>sent)
+                if sent == size:
+                    continue
+            elif sent < 0 and errno == EINTR:
+                continue
+            elif sent < 0 and errno != EAGAIN:
+                raise _errno_failure(errno)
+            if not self._writing:
+                self._loop.add_writer(self._fd, self._on_write_cb)
+                self._writing = True
+            return False
+
+    cdef Py_ssize_t _buffered(self):
+        return self._pending_size + <Py_ssize_t>BIO_ctrl_pending(self._net)
+
+    # -- TLS -----------------------------------------------------------------------------
+    cdef _handshake(self):
+        cdef int ret
+        cdef int err
+        cdef bint sent
+        while True:
+            ERR_clear_error()
+            ret = SSL_do_handshake(self._ssl)
+            if ret == 1:
+                self._flush()  # the server's last flight and the session tickets
+                self._state = _OPEN
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                self._protocol.connection_made(self)
+                if self._state == _OPEN and not self._read_paused:
+                    self._read_plain()  # a request that came with the client's Finished
+                return
+            err = SSL_get_error(self._ssl, ret)
+            # What OpenSSL wrote goes out either way: the next flight, or the alert that tells
+            # a refused client why (the event loop's TLS drops that alert).
+            sent = self._flush()
+            if err == SSL_ERROR_WANT_READ and not self._eof:
+                return
+            if err == SSL_ERROR_WANT_WRITE:
+                if sent:
+                    continue
+                return  # _on_writable goes on
+            failure = _ssl_failure("TLS handshake failed")
+            _logger().debug("%s from %s", failure, self._peername)
+            if sent:
+                self._linger(False)  # the alert reaches the client
+            else:
+                self._teardown(None, False)
+            return
+
+    cdef _read_plain(self):
+        """Decrypt what the pair holds and hand it to the protocol, one bytes object per
+        64 KiB, until OpenSSL needs more from the socket or the protocol pauses reading."""
+        cdef size_t got = 0
+        cdef size_t size = 0
+        cdef int ret
+        cdef int err
+        while self._state == _OPEN or self._state == _CLOSING:
+            size = 0
+            err = SSL_ERROR_NONE
+            ERR_clear_error()
+            while size < _PLAIN_SIZE:
+                ret = SSL_read_ex(self._ssl, _PLAIN + size, _PLAIN_SIZE - size, &got)
+                if ret != 1:
+                    err = SSL_get_error(self._ssl, ret)
+                    break
+                size += got
+            if size:
+                data = PyBytes_FromStringAndSize(_PLAIN, <Py_ssize_t>size)
+                if self._state == _OPEN:
+                    if self._core is not None:
+                        self._core._data_received(data)
+                    else:
+                        self._protocol.data_received(data)
+            if BIO_ctrl_pending(self._net):
+                self._flush()  # a key update's answer, or tickets sent after the handshake
+            if err == SSL_ERROR_NONE:
+                if self._read_paused:
+                    return
+                continue
+            if err == SSL_ERROR_WANT_READ and not self._eof:
+                return
+            if err == SSL_ERROR_WANT_READ or err == SSL_ERROR_ZERO_RETURN or (
+                err == SSL_ERROR_SYSCALL and self._eof
+            ) or (err == SSL_ERROR_SSL and self._eof):
+                # The client's close_notify, or the end of the stream without one (OpenSSL
+                # calls that an error; for the proxy it is the same end).
+                ERR_clear_error()
+                self._end_of_stream()
+                return
+            raise _ssl_failure("TLS read failed")
+
+    cdef _end_of_stream(self):
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+        if self._state != _OPEN:
+            return
+        keep_open = self._protocol.eof_received()
+        if keep_open:
+            _logger().debug("eof_received() asked to keep a TLS connection half-open: closed")
+        self.close()
+
+    cdef Py_ssize_t _encrypt(self, const char *data, Py_ssize_t size) except -1:
+        """Encrypt ``data`` into the pair, sending whenever the pair fills: how many bytes
+        OpenSSL took (fewer than ``size`` only when the socket took no more)."""
+        cdef size_t done = 0
+        cdef Py_ssize_t offset = 0
+        cdef int ret
+        cdef int err
+        while offset < size:
+            ERR_clear_error()
+            ret = SSL_write_ex(self._ssl, data + offset, <size_t>(size - offset), &done)
+            if ret == 1:
+                offset += <Py_ssize_t>done
+                continue
+            err = SSL_get_error(self._ssl, ret)
+            if err == SSL_ERROR_WANT_WRITE or err == SSL_ERROR_WANT_READ:
+                if self._flush():
+                    continue  # the pair has room again
+                break
+            raise _ssl_failure("TLS write failed")
+        return offset
+
+    cdef int _write_pending(self) except -1:
+        """Retry the oldest waiting write from where OpenSSL stopped (the same bytes, as
+        OpenSSL requires after WANT_WRITE), then the others, while the socket takes them."""
+        cdef bytes head
+        cdef Py_ssize_t offset
+        cdef Py_ssize_t done
+        while self._pending:
+            head = self._pending[0]
+            offset = self._pending_offset
+            done = self._encrypt(PyBytes_AS_STRING(head) + offset,
+                                 PyBytes_GET_SIZE(head) - offset)
+            self._pending_size -= done
+            if offset + done < PyBytes_GET_SIZE(head):
+                self._pending_offset = offset + done
+                return 0
+            del self._pending[0]
+            self._pending_offset = 0
+        self._flush()
+        return 0
+
+    cdef int _write(self, bytes data) except -1:
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t done
+        if self._state != _OPEN or size == 0:
+            return 0
+        if self._pending:
+            self._pending.append(data)
+            self._pending_size += size
+        else:
+            try:
+                done = self._encrypt(PyBytes_AS_STRING(data), size)
+                if done < size:
+                    self._pending.append(data)
+                    self._pending_offset = done
+                    self._pending_size += size - done
+                self._flush()
+            except OSError as exc:
+                self._fail(exc)
+                return 0
+        if not self._protocol_paused and self._buffered() > self._high:
+            self._protocol_paused = True
+            self._protocol.pause_writing()
+        return 0
+
+    # -- ending ----------------------------------------------------------------------------
+    cdef _shutdown(self):
+        """Everything written has been encrypted: close_notify, and once the socket has taken
+        all of it, our FIN."""
+        if not self._notified:
+            self._notified = True
+            ERR_clear_error()
+            SSL_shutdown(self._ssl)
+            ERR_clear_error()
+        try:
+            if not self._flush():
+                return  # _on_writable comes back here
+        except OSError as exc:
+            self._teardown(exc, True)
+            return
+        self._linger(True)
+
+    cdef _linger(self, bint tell):
+        """Our side is done: FIN, the protocol told, the client's last bytes dropped until it
+        closes too (or _LINGER_TIME passes), then the socket closed."""
+        shutdown(self._fd, SHUT_WR)
+        self._state = _LINGER
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._writing:
+            self._loop.remove_writer(self._fd)
+            self._writing = False
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+        self._pending = []
+        self._pending_size = 0
+        if tell:
+            self._loop.call_soon(self._protocol.connection_lost, None)
+        self._core = None
+        if self._eof:
+            self._teardown(None, False)
+            return
+        self._loop.add_reader(self._fd, self._on_lingering)
+        self._reading = True
+        self._timer = self._loop.call_later(_LINGER_TIME, self._end_linger)
+
+    def _on_lingering(self):
+        cdef ssize_t got
+        while self._state == _LINGER:
+            got = recv(self._fd, _PLAIN, _PLAIN_SIZE, 0)
+            if got > 0:
+                continue
+            if got < 0 and errno == EINTR:
+                continue
+            if got < 0 and errno == EAGAIN:
+                return
+            self._teardown(None, False)  # the client's end, or an error: done
+            return
+
+    def _end_linger(self):
+        self._timer = None
+        self._teardown(None, False)
+
+    cdef _fail(self, exc):
+        self._teardown(exc, True)
+
+    cdef _teardown(self, exc, bint tell):
+        """Close the socket; the protocol hears of it on the next loop iteration (never inside
+        its own call to close())."""
+        if self._state == _CLOSED:
+            return
+        cdef bint was_open = self._state == _OPEN or self._state == _CLOSING
+        self._state = _CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+        if self._writing:
+            self._loop.remove_writer(self._fd)
+            self._writing = False
+        close(self._fd)
+        self._fd = -1
+        self._pending = []
+        self._pending_size = 0
+        if tell and was_open:
+            self._loop.call_soon(self._protocol.connection_lost, exc)
+        self._core = None
+
+    # -- asyncio.Transport ---------------------------------------------------------------
+    def write(self, data):
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._write(data)
+
+    def writelines(self, list_of_data):
+        self._write(b"".join(list_of_data))
+
+    def can_write_eof(self):
+        return False
+
+    def write_eof(self):
+        raise NotImplementedError("TLS has no half-close (close() sends close_notify)")
+
+    def close(self):
+        """Send what is buffered, then close_notify, then close the socket."""
+        if self._state != _OPEN:
+            if self._state == _HANDSHAKE:
+                self._teardown(None, False)
+            return
+        self._state = _CLOSING
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+        if not self._pending and BIO_ctrl_pending(self._net) == 0:
+            self._shutdown()
+
+    def abort(self):
+        self._teardown(None, True)
+
+    def is_closing(self):
+        return self._state >= _CLOSING
+
+    def is_reading(self):
+        return self._state == _OPEN and not self._read_paused
+
+    def pause_reading(self):
+        if self._state != _OPEN or self._read_paused:
+            return
+        self._read_paused = True
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def resume_reading(self):
+        if self._state != _OPEN or not self._read_paused:
+            return
+        self._read_paused = False
+        if not self._eof:
+            self._loop.add_reader(self._fd, self._on_read_cb)
+            self._reading = True
+        # Records already read from the socket (or its end) wait in the pair or in OpenSSL.
+        self._loop.call_soon(self._on_readable)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high = high
+        self._low = low
+
+    def get_write_buffer_limits(self):
+        return (self._low, self._high)
+
+    def get_write_buffer_size(self):
+        return self._buffered() if self._net != NULL else 0
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+        self._core = protocol if isinstance(protocol, _ClientCore) else None
+
+    def get_protocol(self):
+        return self._protocol
+
+    def get_extra_info(self, name, default=None):
+        if name == "ssl_object":
+            if self._info is None:
+                self._info = TLSInfo(self)
+            return self._info
+        if name == "peername":
+            return self._peername
+        if name == "sockname":
+            return self._sockname_value
+        if name == "sslcontext":
+            return self._ctx
+        if name == "peercert":
+            return None
+        if name == "cipher":
+            return TLSInfo(self).cipher()
+        if name == "compression":
+            return None
+        return default  # "socket": the transport owns the descriptor alone
+
+    cdef object _sockname(self):
+        cdef sockaddr_storage addr
+        cdef socklen_t size = sizeof(addr)
+        if self._fd < 0 or getsockname(self._fd, <sockaddr *>&addr, &size) != 0:
+            return None
+        return _address(<sockaddr *>&addr)
+
+
+cdef class TLSAcceptor:
+    """A TLS listener whose connections get a :class:`TLSTransport`: accepts in batches on the
+    listening socket's readiness, and makes each connection's protocol with ``factory``."""
+
+    cdef object _sock
+    cdef int _fd
+    cdef object _loop
+    cdef object _ctx
+    cdef object _lookup
+    cdef object _factory
+    cdef double _timeout
+    cdef public object sock
+
+    def __init__(self, sock, ctx, factory, lookup, double handshake_timeout):
+        self.sock = sock
+        self._fd = sock.fileno()
+        self._loop = asyncio.get_running_loop()
+        self._ctx = ctx
+        self._lookup = lookup
+        self._factory = factory
+        self._timeout = handshake_timeout
+        sock.setblocking(False)
+        self._loop.add_reader(self._fd, self._accept)
+
+    def _accept(self):
+        cdef sockaddr_storage addr
+        cdef socklen_t size
+        cdef int fd
+        cdef int one = 1
+        cdef int i
+        for i in range(_ACCEPT_BATCH):
+            size = sizeof(addr)
+            fd = accept4(self._fd, <sockaddr *>&addr, &size, SOCK_NONBLOCK | SOCK_CLOEXEC)
+            if fd < 0:
+                if errno == EAGAIN:
+                    return
+                if errno == EINTR:
+                    continue
+                # EMFILE, ENOBUFS: the next readiness event tries again
+                _logger().warning("accept failed: %s", (<bytes>strerror(errno)).decode())
+                return
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+            peer = _address(<sockaddr *>&addr)
+            try:
+                protocol = self._factory()
+                TLSTransport(self._loop, protocol, self._ctx, self._lookup, fd, peer,
+                             self._timeout)
+            except Exception:
+                _logger().exception("TLS: could not start a connection from %s", peer)
+
+    def stop_accepting(self):
+        """Stop accepting; connections accepted already go on (handshakes included)."""
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._fd = -1
+            self.sock.close()
+
+    def close(self):
+        self.stop_accepting()

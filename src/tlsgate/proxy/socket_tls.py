@@ -1,0 +1,114 @@
+"""OpenSSL on the socket: the data plane's TLS, where nginx has it.
+
+The event loop's TLS (uvloop's, asyncio's) runs OpenSSL over memory BIOs: every record is copied
+from the socket into a Python-visible buffer, into OpenSSL, out again as a ``bytes``, and a
+protocol object per connection drives it with Python calls. The compiled data plane instead
+gives each accepted connection an ``SSL`` made from the ``SSL_CTX`` of the site's
+``ssl.SSLContext`` (so certificates, the TLS profile, ALPN, ticket keys, the session cache and
+OCSP stapling set on the context all apply) and drives the handshake, reads and writes itself
+from the socket's readiness (``_fast_tls.pxi``): records go from the socket into OpenSSL's BIO
+pair and back with no copy through Python, a write's records leave in one ``send``, and a
+failed handshake's alert reaches the client.
+
+Python's own SNI callback needs the ``SSLSocket`` it made, so on this path the contexts get the
+transport's callback instead (:func:`install`); :class:`tlsgate.serve.contexts.SiteContexts`
+installs it on every context it hands out. The twin is the event loop's TLS: ``TLSGATE_PURE=1``,
+the extension missing, or a context this path cannot drive (:func:`unusable`) keep it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tlsgate.compiled import compiled_module
+from tlsgate.tls.libssl import ssl_ctx_pointer
+
+__all__ = [
+    "LOOP_TLS_VARIABLE",
+    "Lookup",
+    "SocketAcceptor",
+    "available",
+    "install",
+    "listen",
+    "unusable",
+]
+
+#: Set (to anything but empty or 0) to keep the event loop's TLS with the compiled HTTP layer:
+#: for comparing the two TLS paths (bench/README.md), or ruling this one out.
+LOOP_TLS_VARIABLE = "TLSGATE_LOOP_TLS"
+
+#: A server name -> the context of the site that has it (None: keep the default certificate).
+Lookup = Callable[[str], ssl.SSLContext | None]
+
+_fast: Any = None if TYPE_CHECKING else compiled_module("tlsgate.proxy._fast")
+
+
+class SocketAcceptor:  # pragma: no cover - the interface of _fast.TLSAcceptor, for the types
+    """A listening socket whose connections are TLS driven on their sockets."""
+
+    sock: socket.socket
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        ctx: ssl.SSLContext,
+        factory: Callable[[], asyncio.BaseProtocol],
+        lookup: Lookup,
+        handshake_timeout: float,
+    ) -> None: ...
+
+    def stop_accepting(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def available() -> bool:
+    """Whether this interpreter can drive TLS on the socket: the extension is built (and not
+    switched off by ``TLSGATE_PURE``) and runs on the very OpenSSL Python's ``ssl`` runs on
+    (the transport shares its ``SSL_CTX`` objects)."""
+    if os.environ.get(LOOP_TLS_VARIABLE, "") not in ("", "0"):
+        return False
+    return _fast is not None and _fast.openssl_version_number() == ssl.OPENSSL_VERSION_NUMBER
+
+
+def unusable(ctx: ssl.SSLContext) -> str | None:
+    """Why ``ctx`` cannot be served on the socket path (None: it can)."""
+    if not available():
+        return f"the compiled data plane is not in use, or {LOOP_TLS_VARIABLE} is set"
+    if ctx.keylog_filename:
+        # Python's key-log callback reads the SSLSocket it made: the loop's TLS writes it.
+        return "a key log file is set (SSLKEYLOGFILE)"
+    try:
+        ssl_ctx_pointer(ctx)
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+def install(ctx: ssl.SSLContext) -> None:
+    """Give ``ctx`` the transport's SNI callback, replacing Python's (which must never run
+    for a connection of this path). Raises ``RuntimeError`` when the context cannot be
+    driven here (:func:`unusable`)."""
+    reason = unusable(ctx)
+    if reason is not None:
+        raise RuntimeError(f"TLS on the socket: {reason}")
+    _fast.install_sni(ctx, ssl_ctx_pointer(ctx))
+
+
+def listen(
+    sock: socket.socket,
+    ctx: ssl.SSLContext,
+    factory: Callable[[], asyncio.BaseProtocol],
+    lookup: Lookup,
+    *,
+    handshake_timeout: float,
+) -> SocketAcceptor:
+    """Serve TLS on the listening ``sock``: handshakes start on ``ctx`` and move to
+    ``lookup(server name)``; each connection's protocol comes from ``factory``."""
+    acceptor: SocketAcceptor = _fast.TLSAcceptor(sock, ctx, factory, lookup, handshake_timeout)
+    return acceptor
