@@ -153,11 +153,11 @@ cdef extern from *:
     long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, _generic_callback fp)
 
 
-#: Each direction of a connection's BIO pair. Outgoing: the records of one write (up to sixteen
+#: Each direction of a connection's BIO pair. Outgoing: the records of one write (up to eight
 #: full 16 KiB records) go out in one send(); incoming: one recv() takes what the client sent.
 #: malloc'd at the first byte each way; small responses only touch the first pages (the pair
 #: starts again at the front whenever it empties).
-cdef size_t _PAIR_OUT = 256 * 1024
+cdef size_t _PAIR_OUT = 128 * 1024
 cdef size_t _PAIR_IN = 32 * 1024
 #: Plaintext gathered before the protocol gets it (one bytes object per readiness event).
 cdef size_t _PLAIN_SIZE = 64 * 1024
