@@ -364,7 +364,7 @@ def test_a_refused_client_hears_the_alert(
         async with listening("socket", ctx, factory) as port:
             proc = await asyncio.create_subprocess_exec(
                 openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
-                "a.example.test", "-CAfile", str(root), "-tls1_3",
+                "a.example.test", "-CAfile", str(root), "-tls1_3", "-ign_eof",
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )  # fmt: skip
             out, _ = await asyncio.wait_for(proc.communicate(b"GET / HTTP/1.0\r\n\r\n"), 20)
