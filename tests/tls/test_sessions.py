@@ -6,11 +6,13 @@ from __future__ import annotations
 import gc
 import os
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.tls.tls_helpers import Exchange, connect, self_signed
+from tlsgate.proxy import socket_tls
 from tlsgate.tls import libssl, sessions
 from tlsgate.tls.context import new_server_context
 from tlsgate.tls.libssl import set_session_id_context
@@ -100,12 +102,30 @@ def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return self_signed(tmp_path_factory.mktemp("sessions"))
 
 
+#: Whether worker() puts the compiled filters in front of the callbacks, as serve does when the
+#: compiled data plane is in use (tlsgate.proxy.socket_tls.filter_session_callbacks).
+FILTERED = [False]
+
+
+@pytest.fixture(
+    params=[False, pytest.param(True, marks=pytest.mark.compiled_only)],
+    ids=["ctypes", "compiled-filter"],
+    autouse=True,
+)
+def _filtered(request: pytest.FixtureRequest) -> Iterator[None]:
+    FILTERED[0] = request.param
+    yield
+    FILTERED[0] = False
+
+
 def worker(cert_files: tuple[Path, Path], cache: SessionCache | None) -> ssl.SSLContext:
     """A server context as one worker of ``serve`` has it (tickets aside)."""
     ctx = new_server_context()
     ctx.load_cert_chain(*cert_files)
     if cache is not None:
         assert install(ctx, cache)
+        if FILTERED[0]:
+            assert socket_tls.filter_session_callbacks(ctx)
     return ctx
 
 

@@ -78,6 +78,7 @@ __all__ = [
     "UpstreamConnection",
     "UpstreamPool",
     "UpstreamState",
+    "filter_session_callbacks",
     "forwarded_request_headers",
     "install_sni",
     "openssl_version_number",

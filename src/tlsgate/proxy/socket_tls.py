@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tlsgate.compiled import compiled_module
+from tlsgate.tls import sessions
 from tlsgate.tls.libssl import ssl_ctx_pointer
 
 __all__ = [
@@ -98,6 +99,21 @@ def install(ctx: ssl.SSLContext) -> None:
     if reason is not None:
         raise RuntimeError(f"TLS on the socket: {reason}")
     _fast.install_sni(ctx, ssl_ctx_pointer(ctx))
+
+
+def filter_session_callbacks(ctx: ssl.SSLContext) -> bool:
+    """Put compiled filters in front of the shared session cache's callbacks on ``ctx``
+    (:func:`tlsgate.tls.sessions.install` first): OpenSSL calls the info callback about 18 times
+    a handshake and only a fatal alert matters to the cache; the filter calls the Python one
+    only then (and the new-session one only for TLS 1.2). Either TLS path benefits. False, and
+    nothing changed, without the compiled data plane."""
+    if _fast is None:
+        return False
+    addresses = sessions.callback_addresses(ctx)
+    if addresses is None:
+        return False
+    _fast.filter_session_callbacks(ctx, ssl_ctx_pointer(ctx), *addresses)
+    return True
 
 
 def listen(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tlsgate.config import ClientAuth, SiteConfig
 from tlsgate.errors import TlsgateError
+from tlsgate.proxy import socket_tls
 from tlsgate.serve.certificates import SiteCertificate
 from tlsgate.serve.client_trust import TrustMaterial, configure, file_material, internal_material
 from tlsgate.serve.contexts import SiteContexts
@@ -79,8 +80,8 @@ class SiteTls:
     def _context(self, cert: SiteCertificate, material: TrustMaterial | None) -> ssl.SSLContext:
         ctx = new_server_context()
         install_all([ctx], self.tickets)
-        if self.session_cache is not None:
-            sessions.install(ctx, self.session_cache)
+        if self.session_cache is not None and sessions.install(ctx, self.session_cache):
+            socket_tls.filter_session_callbacks(ctx)
         load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)
         auth = client_auth_of(cert.site)
         if material is not None and auth is not None:

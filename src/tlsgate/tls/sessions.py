@@ -54,6 +54,7 @@ __all__ = [
     "SLOT_SIZE",
     "WAYS",
     "SessionCache",
+    "callback_addresses",
     "install",
 ]
 
@@ -317,6 +318,20 @@ def _native() -> _Native | None:
 # Contexts -> their cache, so the callbacks outlive no context that calls them.
 _installed: weakref.WeakKeyDictionary[ssl.SSLContext, SessionCache] = weakref.WeakKeyDictionary()
 _warned = False
+
+
+def callback_addresses(ctx: ssl.SSLContext) -> tuple[int, int] | None:
+    """The addresses of the new-session and info callbacks :func:`install` set on ``ctx``
+    (alive while ``ctx`` is), for a compiled filter to call (:mod:`tlsgate.proxy.socket_tls`);
+    None when it set none."""
+    cache = _installed.get(ctx)
+    if cache is None or cache._callbacks is None:
+        return None
+    new, _, info = cache._callbacks
+    return (
+        ctypes.cast(new, ctypes.c_void_p).value or 0,  # type: ignore[arg-type]
+        ctypes.cast(info, ctypes.c_void_p).value or 0,  # type: ignore[arg-type]
+    )
 
 
 def install(ctx: ssl.SSLContext, cache: SessionCache) -> bool:
