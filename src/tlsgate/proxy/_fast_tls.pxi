@@ -1,4 +1,5 @@
-# OpenSSL on the socket (included by _fast.pyx): socket_tls.py's transport and acceptor.
+# OpenSSL on the socket (included by _fast.pyx): socket_tls.py's transport (its listener is in
+# _fast_accept.pxi, the declarations in _fast_openssl.pxi).
 #
 # Each accepted connection gets an SSL made from the SSL_CTX of the site's ssl.SSLContext, with
 # a BIO pair between it and the socket: OpenSSL writes records into the pair's buffer, which is
@@ -7,167 +8,6 @@
 # the protocol gets and gives; the records of one write go out in one system call (OpenSSL on a
 # socket BIO would make one per 16 KiB record). The event loop only says when the socket is
 # readable or writable.
-
-# (EWOULDBLOCK is EAGAIN on Linux.)
-from libc.errno cimport EAGAIN, EINTR, errno
-from libc.string cimport strerror
-
-
-cdef extern from "<sys/socket.h>" nogil:
-    ctypedef unsigned int socklen_t
-    struct sockaddr:
-        unsigned short sa_family
-    struct sockaddr_storage:
-        unsigned short ss_family
-    ssize_t recv(int fd, void *buf, size_t n, int flags)
-    ssize_t send(int fd, const void *buf, size_t n, int flags)
-    int accept4(int fd, sockaddr *addr, socklen_t *addrlen, int flags)
-    int setsockopt(int fd, int level, int name, const void *value, socklen_t size)
-    int getsockname(int fd, sockaddr *addr, socklen_t *addrlen)
-    int shutdown(int fd, int how)
-    enum:
-        MSG_NOSIGNAL
-        SHUT_WR
-        SOCK_NONBLOCK
-        SOCK_CLOEXEC
-        AF_INET
-        AF_INET6
-
-cdef extern from "<netinet/in.h>" nogil:
-    struct in_addr:
-        pass
-    struct in6_addr:
-        pass
-    struct sockaddr_in:
-        unsigned short sin_port
-        in_addr sin_addr
-    struct sockaddr_in6:
-        unsigned short sin6_port
-        unsigned int sin6_flowinfo
-        in6_addr sin6_addr
-        unsigned int sin6_scope_id
-    unsigned short ntohs(unsigned short)
-    unsigned int ntohl(unsigned int)
-    enum:
-        IPPROTO_TCP
-        INET6_ADDRSTRLEN
-
-cdef extern from "<netinet/tcp.h>" nogil:
-    enum:
-        TCP_NODELAY
-
-cdef extern from "<arpa/inet.h>" nogil:
-    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
-
-cdef extern from "<unistd.h>" nogil:
-    int close(int fd)
-
-cdef extern from "openssl/bio.h" nogil:
-    ctypedef struct BIO:
-        pass
-    int BIO_new_bio_pair(BIO **bio1, size_t writebuf1, BIO **bio2, size_t writebuf2)
-    int BIO_nread0(BIO *bio, char **buf)
-    int BIO_nread(BIO *bio, char **buf, int num)
-    int BIO_nwrite0(BIO *bio, char **buf)
-    int BIO_nwrite(BIO *bio, char **buf, int num)
-    size_t BIO_ctrl_pending(BIO *b)
-    int BIO_shutdown_wr(BIO *b)
-    int BIO_free(BIO *a)
-
-cdef extern from "openssl/x509.h" nogil:
-    ctypedef struct X509:
-        pass
-    int i2d_X509(X509 *x, unsigned char **out)
-    void X509_free(X509 *x)
-
-cdef extern from "openssl/ssl.h" nogil:
-    ctypedef struct SSL_CTX:
-        pass
-    ctypedef struct SSL:
-        pass
-    ctypedef struct SSL_CIPHER:
-        pass
-    SSL *SSL_new(SSL_CTX *ctx)
-    void SSL_free(SSL *s)
-    void SSL_set_bio(SSL *s, BIO *rbio, BIO *wbio)
-    void SSL_set_accept_state(SSL *s)
-    int SSL_do_handshake(SSL *s)
-    int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes)
-    int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written)
-    int SSL_get_error(const SSL *s, int ret)
-    int SSL_shutdown(SSL *s)
-    long SSL_set_mode(SSL *s, long mode)
-    unsigned long SSL_set_options(SSL *s, unsigned long options)
-    int SSL_has_pending(const SSL *s)
-    int SSL_get_ex_new_index(long argl, void *argp, void *new_func, void *dup_func,
-                             void *free_func)
-    int SSL_set_ex_data(SSL *s, int idx, void *data)
-    void *SSL_get_ex_data(const SSL *s, int idx)
-    const char *SSL_get_servername(const SSL *s, int type)
-    SSL_CTX *SSL_set_SSL_CTX(SSL *s, SSL_CTX *ctx)
-    SSL_CTX *SSL_get_SSL_CTX(const SSL *s)
-    long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg)
-    int SSL_session_reused(const SSL *s)
-    const char *SSL_get_version(const SSL *s)
-    void SSL_get0_alpn_selected(const SSL *s, const unsigned char **data, unsigned int *len)
-    const SSL_CIPHER *SSL_get_current_cipher(const SSL *s)
-    const char *SSL_CIPHER_get_name(const SSL_CIPHER *c)
-    const char *SSL_CIPHER_get_version(const SSL_CIPHER *c)
-    int SSL_CIPHER_get_bits(const SSL_CIPHER *c, int *alg_bits)
-    X509 *SSL_get1_peer_certificate(const SSL *s)
-    enum:
-        SSL_ERROR_NONE
-        SSL_ERROR_SSL
-        SSL_ERROR_WANT_READ
-        SSL_ERROR_WANT_WRITE
-        SSL_ERROR_SYSCALL
-        SSL_ERROR_ZERO_RETURN
-        SSL_MODE_ENABLE_PARTIAL_WRITE
-        SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
-        SSL_MODE_RELEASE_BUFFERS
-        SSL_OP_IGNORE_UNEXPECTED_EOF
-        SSL_CTRL_SET_TLSEXT_SERVERNAME_CB
-        SSL_TLSEXT_ERR_OK
-        TLSEXT_NAMETYPE_host_name
-
-cdef extern from "openssl/ssl.h" nogil:
-    ctypedef struct SSL_SESSION:
-        pass
-    int SSL_version(const SSL *s)
-    int SSL_CTX_get_ex_new_index(long argl, void *argp, void *new_func, void *dup_func,
-                                 void *free_func)
-    int SSL_CTX_set_ex_data(SSL_CTX *ctx, int idx, void *data)
-    void *SSL_CTX_get_ex_data(const SSL_CTX *ctx, int idx)
-    void SSL_CTX_sess_set_new_cb(SSL_CTX *ctx, int (*cb)(SSL *, SSL_SESSION *) noexcept nogil)
-    void SSL_CTX_set_info_callback(SSL_CTX *ctx,
-                                   void (*cb)(const SSL *, int, int) noexcept nogil)
-    enum:
-        TLS1_3_VERSION
-        SSL_CB_ALERT
-        SSL3_AL_FATAL
-
-cdef extern from "openssl/crypto.h" nogil:
-    unsigned long OpenSSL_version_num()
-
-cdef extern from "openssl/err.h" nogil:
-    unsigned long ERR_get_error()
-    unsigned long ERR_peek_last_error()
-    void ERR_clear_error()
-    void ERR_error_string_n(unsigned long e, char *buf, size_t len)
-    const char *ERR_reason_error_string(unsigned long e)
-
-cdef extern from *:
-    """
-    /* CPython's _ssl: an SSLContext is PyObject_HEAD then its SSL_CTX * (Modules/_ssl.c,
-       unchanged since 3.7). socket_tls.py checks the offset against OpenSSL before use. */
-    typedef struct { PyObject_HEAD void *ctx; } tlsgate_PySSLContext;
-    #define TLSGATE_SSL_CTX(o) ((SSL_CTX *)(((tlsgate_PySSLContext *)(o))->ctx))
-    typedef void (*tlsgate_generic_callback)(void);
-    """
-    ctypedef void (*_generic_callback "tlsgate_generic_callback")()
-    SSL_CTX *TLSGATE_SSL_CTX(object ctx)
-    long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, _generic_callback fp)
-
 
 #: Each direction of a connection's BIO pair. Outgoing: the records of one write (up to eight
 #: full 16 KiB records) go out in one send(); incoming: one recv() takes what the client sent.
@@ -189,73 +29,9 @@ cdef enum:
 #: and dropped before the socket is closed. Closing with unread bytes sends a reset, and a reset
 #: makes the client's kernel drop what it has not read yet: the end of a response, or the alert.
 cdef double _LINGER_TIME = 5.0
-#: Accepts per readiness callback: one, as nginx (multi_accept off). Connections waiting in the
-#: kernel's queue cost nothing; accepted ones start handshakes that would run before the
-#: requests of connections already open (measured: 64 per callback put the p99 of a request
-#: after a resumed handshake at 4x nginx's, one at 0.8x, with more handshakes per CPU-second).
-cdef int _ACCEPT_BATCH = 1
-
 cdef int _EX_INDEX = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)
 if _EX_INDEX < 0:  # pragma: no cover - OpenSSL out of memory at import
     raise ImportError("proxy/_fast: SSL_get_ex_new_index failed")
-
-cdef object _tls_log = None
-
-
-cdef object _logger():
-    global _tls_log
-    if _tls_log is None:
-        import logging
-        _tls_log = logging.getLogger("tlsgate.serve")
-    return _tls_log
-
-
-class TLSFailure(ConnectionError):
-    """The TLS layer failed (a protocol error, a reset, an unexpected end): the connection is
-    closed; ``reason`` is OpenSSL's (``"WRONG_VERSION_NUMBER"``) or the system's."""
-
-    def __init__(self, message, reason=""):
-        super().__init__(message)
-        self.reason = reason
-
-
-cdef object _ssl_failure(str what):
-    """A TLSFailure from OpenSSL's error queue (emptied), or from errno when the queue is empty."""
-    cdef unsigned long code = ERR_peek_last_error()
-    cdef char text[256]
-    cdef const char *reason
-    if code == 0:
-        ERR_clear_error()
-        return TLSFailure(f"{what}: connection closed or reset", "")
-    ERR_error_string_n(code, text, sizeof(text))
-    reason = ERR_reason_error_string(code)
-    ERR_clear_error()
-    name = (<bytes>reason).decode("latin-1").upper().replace(" ", "_") if reason != NULL else ""
-    return TLSFailure(f"{what}: {(<bytes>text).decode('latin-1')}", name)
-
-
-cdef object _errno_failure(int code):
-    return ConnectionResetError(code, (<bytes>strerror(code)).decode("latin-1"))
-
-
-cdef object _address(sockaddr *addr):
-    """The (host, port) or (host, port, flowinfo, scope_id) tuple asyncio gives as peername."""
-    cdef char text[INET6_ADDRSTRLEN + 1]
-    cdef sockaddr_in *v4
-    cdef sockaddr_in6 *v6
-    if addr.sa_family == AF_INET:
-        v4 = <sockaddr_in *>addr
-        if inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text)) == NULL:
-            return None
-        return ((<bytes>text).decode("ascii"), ntohs(v4.sin_port))
-    if addr.sa_family == AF_INET6:
-        v6 = <sockaddr_in6 *>addr
-        if inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text)) == NULL:
-            return None
-        return ((<bytes>text).decode("ascii"), ntohs(v6.sin6_port), ntohl(v6.sin6_flowinfo),
-                v6.sin6_scope_id)
-    return None
-
 
 cdef int _on_servername(SSL *s, int *alert, void *arg) noexcept with gil:
     """OpenSSL's SNI callback on every context a TLSTransport's SSL may start on: move the
@@ -274,12 +50,6 @@ cdef int _on_servername(SSL *s, int *alert, void *arg) noexcept with gil:
     return SSL_TLSEXT_ERR_OK
 
 
-def openssl_version_number():
-    """The OpenSSL this module runs on (``ssl.OPENSSL_VERSION_NUMBER`` must be the same: the
-    transport shares ``SSL_CTX`` objects with Python's ``ssl``)."""
-    return OpenSSL_version_num()
-
-
 def install_sni(object ctx, size_t checked_pointer):
     """Make OpenSSL call the transport's SNI callback on ``ctx`` (``checked_pointer``: its
     ``SSL_CTX *`` as :func:`tlsgate.tls.libssl.ssl_ctx_pointer` found and checked it)."""
@@ -288,56 +58,6 @@ def install_sni(object ctx, size_t checked_pointer):
         raise RuntimeError("the SSLContext's SSL_CTX is not where this build expects it")
     SSL_CTX_callback_ctrl(pointer, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB,
                           <_generic_callback>_on_servername)
-
-
-# -- the shared session cache's callbacks, filtered in C ------------------------------------
-# tls/sessions.py's callbacks are Python (ctypes thunks). OpenSSL calls the info callback on
-# every state change, about 18 times per handshake, and the new-session callback for TLS 1.3
-# too; both only act on what is rare (a fatal alert; a TLS 1.2 session). These C callbacks make
-# those decisions and call the thunks, kept in the context's ex_data, only then (a thunk takes
-# the GIL itself, so this works on the event loop's TLS as well).
-
-ctypedef int (*_new_session_fp)(SSL *, SSL_SESSION *) noexcept nogil
-ctypedef void (*_info_fp)(const SSL *, int, int) noexcept nogil
-
-cdef int _CTX_NEW_SESSION = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL)
-cdef int _CTX_INFO = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL)
-if _CTX_NEW_SESSION < 0 or _CTX_INFO < 0:  # pragma: no cover - OpenSSL out of memory
-    raise ImportError("proxy/_fast: SSL_CTX_get_ex_new_index failed")
-
-
-cdef int _filtered_new_session(SSL *s, SSL_SESSION *session) noexcept nogil:
-    cdef _new_session_fp forward
-    if SSL_version(s) == TLS1_3_VERSION:
-        return 0  # TLS 1.3 resumes with tickets only (as sessions.py's callback decides)
-    forward = <_new_session_fp>SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), _CTX_NEW_SESSION)
-    if forward == NULL:
-        return 0
-    return forward(s, session)
-
-
-cdef void _filtered_info(const SSL *s, int where, int ret) noexcept nogil:
-    cdef _info_fp forward
-    if not (where & SSL_CB_ALERT) or (ret >> 8) != SSL3_AL_FATAL:
-        return  # handshake progress or a warning: nothing for the cache
-    forward = <_info_fp>SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), _CTX_INFO)
-    if forward != NULL:
-        forward(s, where, ret)
-
-
-def filter_session_callbacks(object ctx, size_t checked_pointer, size_t new_session,
-                             size_t info):
-    """Put the C filters in front of ``ctx``'s session callbacks: ``new_session`` and
-    ``info`` are the addresses of the ctypes thunks sessions.install set (kept alive by it)."""
-    cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
-    if <size_t>pointer != checked_pointer or pointer == NULL:
-        raise RuntimeError("the SSLContext's SSL_CTX is not where this build expects it")
-    if new_session == 0 or info == 0:
-        raise ValueError("no session callbacks to filter")
-    SSL_CTX_set_ex_data(pointer, _CTX_NEW_SESSION, <void *>new_session)
-    SSL_CTX_set_ex_data(pointer, _CTX_INFO, <void *>info)
-    SSL_CTX_sess_set_new_cb(pointer, _filtered_new_session)
-    SSL_CTX_set_info_callback(pointer, _filtered_info)
 
 
 cdef class TLSInfo:
@@ -983,64 +703,3 @@ cdef class TLSTransport:
         if self._fd < 0 or getsockname(self._fd, <sockaddr *>&addr, &size) != 0:
             return None
         return _address(<sockaddr *>&addr)
-
-
-cdef class TLSAcceptor:
-    """A TLS listener whose connections get a :class:`TLSTransport`: accepts in batches on the
-    listening socket's readiness, and makes each connection's protocol with ``factory``."""
-
-    cdef object _sock
-    cdef int _fd
-    cdef object _loop
-    cdef object _ctx
-    cdef object _lookup
-    cdef object _factory
-    cdef double _timeout
-    cdef public object sock
-
-    def __init__(self, sock, ctx, factory, lookup, double handshake_timeout):
-        self.sock = sock
-        self._fd = sock.fileno()
-        self._loop = asyncio.get_running_loop()
-        self._ctx = ctx
-        self._lookup = lookup
-        self._factory = factory
-        self._timeout = handshake_timeout
-        sock.setblocking(False)
-        self._loop.add_reader(self._fd, self._accept)
-
-    def _accept(self):
-        cdef sockaddr_storage addr
-        cdef socklen_t size
-        cdef int fd
-        cdef int one = 1
-        cdef int i
-        for i in range(_ACCEPT_BATCH):
-            size = sizeof(addr)
-            fd = accept4(self._fd, <sockaddr *>&addr, &size, SOCK_NONBLOCK | SOCK_CLOEXEC)
-            if fd < 0:
-                if errno == EAGAIN:
-                    return
-                if errno == EINTR:
-                    continue
-                # EMFILE, ENOBUFS: the next readiness event tries again
-                _logger().warning("accept failed: %s", (<bytes>strerror(errno)).decode())
-                return
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
-            peer = _address(<sockaddr *>&addr)
-            try:
-                protocol = self._factory()
-                TLSTransport(self._loop, protocol, self._ctx, self._lookup, fd, peer,
-                             self._timeout)
-            except Exception:
-                _logger().exception("TLS: could not start a connection from %s", peer)
-
-    def stop_accepting(self):
-        """Stop accepting; connections accepted already go on (handshakes included)."""
-        if self._fd >= 0:
-            self._loop.remove_reader(self._fd)
-            self._fd = -1
-            self.sock.close()
-
-    def close(self):
-        self.stop_accepting()

@@ -23,7 +23,7 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tlsgate.compiled import compiled_module
 from tlsgate.tls import sessions
@@ -49,21 +49,13 @@ Lookup = Callable[[str], ssl.SSLContext | None]
 _fast: Any = None if TYPE_CHECKING else compiled_module("tlsgate.proxy._fast")
 
 
-class SocketAcceptor:  # pragma: no cover - the interface of _fast.TLSAcceptor, for the types
-    """A listening socket whose connections are TLS driven on their sockets."""
+class SocketAcceptor(Protocol):
+    """What serve holds of a listener on this path (``_fast.TLSAcceptor``)."""
 
     sock: socket.socket
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        ctx: ssl.SSLContext,
-        factory: Callable[[], asyncio.BaseProtocol],
-        lookup: Lookup,
-        handshake_timeout: float,
-    ) -> None: ...
-
-    def stop_accepting(self) -> None: ...
+    def stop_accepting(self) -> None:
+        """Stop accepting; connections accepted already go on, handshakes included."""
 
     def close(self) -> None: ...
 
