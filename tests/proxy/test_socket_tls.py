@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import uvloop
@@ -40,6 +41,7 @@ from tlsgate.tls.context import load_chain_into, new_server_context
 #: socket's cases have no pure twin to run: scripts/test.sh deselects them in the
 #: TLSGATE_PURE=1 pass (marker compiled_only), where the loop's cases still run.
 compiled_only = pytest.mark.compiled_only
+P = TypeVar("P", bound="Recorder")
 KINDS = [pytest.param("socket", marks=compiled_only), "loop"]
 
 
@@ -64,6 +66,26 @@ def client_context(ca: CertificateAuthority) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cadata=certificate_pem(ca.root).decode())
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+def keeping(cls: Callable[[], P]) -> tuple[list[P], Callable[[], P]]:
+    """A protocol factory for the listener, and the list of every protocol it made."""
+    made: list[P] = []
+
+    def factory() -> P:
+        made.append(cls())
+        return made[-1]
+
+    return made, factory
+
+
+async def tls_client(
+    ca: CertificateAuthority, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client of a.example.test that trusts only ``ca``, on the listener at ``port``."""
+    return await asyncio.open_connection(
+        "127.0.0.1", port, ssl=client_context(ca), server_hostname="a.example.test"
+    )
 
 
 @asynccontextmanager
@@ -151,17 +173,11 @@ def test_echo_and_what_the_connection_says(
     kind: str, ca: CertificateAuthority, now: datetime
 ) -> None:
     ctx = site_context(ca, now, "a.example.test")
-    made: list[Echo] = []
-
-    def factory() -> Echo:
-        made.append(Echo())
-        return made[-1]
+    made, factory = keeping(Echo)
 
     async def body() -> None:
         async with listening(kind, ctx, factory) as port:
-            reader, writer = await asyncio.open_connection(
-                "127.0.0.1", port, ssl=client_context(ca), server_hostname="a.example.test"
-            )
+            reader, writer = await tls_client(ca, port)
             writer.write(b"hello")
             assert await reader.readexactly(10) == b"echo:hello"
             local = writer.get_extra_info("sockname")
@@ -192,17 +208,11 @@ def test_a_write_larger_than_the_socket_takes(
     high mark and resumed below the low one, and every byte arrives, in order."""
     ctx = site_context(ca, now, "a.example.test")
     payload = os.urandom(BIG)
-    made: list[Recorder] = []
-
-    def factory() -> Recorder:
-        made.append(Recorder())
-        return made[-1]
+    made, factory = keeping(Recorder)
 
     async def body() -> None:
         async with listening(kind, ctx, factory) as port:
-            reader, writer = await asyncio.open_connection(
-                "127.0.0.1", port, ssl=client_context(ca), server_hostname="a.example.test"
-            )
+            reader, writer = await tls_client(ca, port)
             writer.write(b"go")
             await writer.drain()
             while not made or made[0].transport is None:
@@ -267,22 +277,17 @@ def test_reading_paused_and_resumed(kind: str, ca: CertificateAuthority, now: da
     (records already decrypted or still in OpenSSL included)."""
     ctx = site_context(ca, now, "a.example.test")
     payload = os.urandom(2 * 1024 * 1024)
-    made: list[Recorder] = []
 
     class Pausing(Recorder):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             transport.pause_reading()  # type: ignore[attr-defined]
 
-    def factory() -> Recorder:
-        made.append(Pausing())
-        return made[-1]
+    made, factory = keeping(Pausing)
 
     async def body() -> None:
         async with listening(kind, ctx, factory) as port:
-            _reader, writer = await asyncio.open_connection(
-                "127.0.0.1", port, ssl=client_context(ca), server_hostname="a.example.test"
-            )
+            _reader, writer = await tls_client(ca, port)
             writer.write(payload)
             await asyncio.sleep(0.3)
             proto = made[0]
@@ -307,16 +312,12 @@ def test_sni_moves_the_handshake_to_the_named_site(ca: CertificateAuthority, now
     default = site_context(ca, now, "a.example.test")
     other = site_context(ca, now, "b.example.test")
     socket_tls.install(other)
-    made: list[Recorder] = []
+    made, factory = keeping(Echo)
     asked: list[str] = []
 
     def lookup(name: str) -> ssl.SSLContext | None:
         asked.append(name)
         return other if name == "b.example.test" else None
-
-    def factory() -> Recorder:
-        made.append(Echo())
-        return made[-1]
 
     async def leaf(port: int, name: str | None) -> x509.Certificate:
         client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -362,13 +363,9 @@ def test_a_refused_client_hears_the_alert(
     ctx = site_context(ca, now, "a.example.test")
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cadata=certificate_pem(ca.root).decode())
-    made: list[Recorder] = []
+    made, factory = keeping(Recorder)
     root = tmp_path / "root.pem"
     root.write_bytes(certificate_pem(ca.root))
-
-    def factory() -> Recorder:
-        made.append(Recorder())
-        return made[-1]
 
     async def body() -> None:
         async with listening("socket", ctx, factory) as port:
@@ -390,11 +387,7 @@ def test_silent_and_junk_clients_never_reach_the_protocol(
     ca: CertificateAuthority, now: datetime
 ) -> None:
     ctx = site_context(ca, now, "a.example.test")
-    made: list[Recorder] = []
-
-    def factory() -> Recorder:
-        made.append(Recorder())
-        return made[-1]
+    made, factory = keeping(Recorder)
 
     async def body() -> None:
         async with listening("socket", ctx, factory, handshake_timeout=0.3) as port:
@@ -406,9 +399,7 @@ def test_silent_and_junk_clients_never_reach_the_protocol(
             silent_w.close()
             junk_w.close()
             # The listener still serves.
-            _reader, writer = await asyncio.open_connection(
-                "127.0.0.1", port, ssl=client_context(ca), server_hostname="a.example.test"
-            )
+            _reader, writer = await tls_client(ca, port)
             writer.close()
         assert all(p.events == [] for p in made[:2])
 
@@ -440,9 +431,7 @@ def test_fuzzed_bytes_before_the_handshake(
             except ConnectionResetError:
                 pass
             writer.close()
-            _, good = await asyncio.open_connection(
-                "127.0.0.1", port, ssl=client_context(ca), server_hostname="a.example.test"
-            )
+            _, good = await tls_client(ca, port)
             good.close()
 
     run(body)

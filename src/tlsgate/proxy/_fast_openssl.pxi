@@ -199,7 +199,8 @@ cdef object _ssl_failure(str what):
 
 
 cdef object _errno_failure(int code):
-    return ConnectionResetError(code, (<bytes>strerror(code)).decode("latin-1"))
+    """The OSError subclass Python makes for ``code`` (ConnectionResetError, BrokenPipeError...)."""
+    return OSError(code, (<bytes>strerror(code)).decode("latin-1"))
 
 
 cdef object _address(sockaddr *addr):

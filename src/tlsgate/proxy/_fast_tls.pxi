@@ -29,6 +29,11 @@ cdef enum:
 #: and dropped before the socket is closed. Closing with unread bytes sends a reset, and a reset
 #: makes the client's kernel drop what it has not read yet: the end of a response, or the alert.
 cdef double _LINGER_TIME = 5.0
+#: The write buffer's marks (set_write_buffer_limits' defaults too). The records in the pair
+#: count: a response relayed in 64 KiB reads is not paused while the socket takes what the pair
+#: holds.
+cdef Py_ssize_t _HIGH_WATER = 512 * 1024
+cdef Py_ssize_t _LOW_WATER = 128 * 1024
 cdef int _EX_INDEX = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)
 if _EX_INDEX < 0:  # pragma: no cover - OpenSSL out of memory at import
     raise ImportError("proxy/_fast: SSL_get_ex_new_index failed")
@@ -174,7 +179,7 @@ cdef class TLSTransport:
     cdef Py_ssize_t _pending_size
     cdef Py_ssize_t _high
     cdef Py_ssize_t _low
-    cdef object _info
+    cdef TLSInfo _info
 
     def __cinit__(self):
         self._ssl = NULL
@@ -219,10 +224,8 @@ cdef class TLSTransport:
         self._pending = []
         self._pending_offset = 0
         self._pending_size = 0
-        # (the records in the pair count: a response relayed in 64 KiB reads is not paused
-        # while the socket takes what the pair holds)
-        self._high = 512 * 1024
-        self._low = 128 * 1024
+        self._high = _HIGH_WATER
+        self._low = _LOW_WATER
         self._info = None
         self._timer = loop.call_later(handshake_timeout, self._on_handshake_timeout)
         # The handshake starts when the ClientHello is readable, in its own loop callback: run
@@ -264,11 +267,8 @@ cdef class TLSTransport:
                 self._handshake()
             elif not self._read_paused:
                 self._read_plain()
-        except OSError as exc:
-            self._fail(exc)
-        except Exception as exc:  # the protocol's own failure: as asyncio's transports do
-            _logger().exception("TLS connection from %s: the protocol failed", self._peername)
-            self._fail(exc)
+        except Exception as exc:
+            self._failed(exc)
 
     def _on_writable(self):
         if self._state >= _LINGER:
@@ -276,9 +276,7 @@ cdef class TLSTransport:
         try:
             if not self._flush():
                 return
-            if self._writing:
-                self._loop.remove_writer(self._fd)
-                self._writing = False
+            self._stop_writing()
             if self._state == _HANDSHAKE:
                 self._handshake()
                 return
@@ -291,11 +289,26 @@ cdef class TLSTransport:
                 self._protocol.resume_writing()
             if self._state == _CLOSING and not self._pending:
                 self._shutdown()
-        except OSError as exc:
-            self._fail(exc)
         except Exception as exc:
+            self._failed(exc)
+
+    cdef _failed(self, exc):
+        """A readiness callback failed: the socket or TLS (closed quietly, the protocol told),
+        or the protocol itself (the same, with the traceback logged, as asyncio's transports
+        do)."""
+        if not isinstance(exc, OSError):
             _logger().exception("TLS connection from %s: the protocol failed", self._peername)
-            self._fail(exc)
+        self._teardown(exc, True)
+
+    cdef _stop_reading(self):
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    cdef _stop_writing(self):
+        if self._writing:
+            self._loop.remove_writer(self._fd)
+            self._writing = False
 
     def _on_handshake_timeout(self):
         self._timer = None
@@ -323,9 +336,7 @@ cdef class TLSTransport:
             if got == 0:
                 self._eof = True
                 BIO_shutdown_wr(self._net)  # OpenSSL reads the end after what is buffered
-                if self._reading:
-                    self._loop.remove_reader(self._fd)
-                    self._reading = False
+                self._stop_reading()
                 return 0
             if errno == EAGAIN:
                 return 0
@@ -428,20 +439,15 @@ cdef class TLSTransport:
                 continue
             if err == SSL_ERROR_WANT_READ and not self._eof:
                 return
-            if err == SSL_ERROR_WANT_READ or err == SSL_ERROR_ZERO_RETURN or (
-                err == SSL_ERROR_SYSCALL and self._eof
-            ) or (err == SSL_ERROR_SSL and self._eof):
-                # The client's close_notify, or the end of the stream without one (OpenSSL
-                # calls that an error; for the proxy it is the same end).
-                ERR_clear_error()
+            if err == SSL_ERROR_WANT_READ or err == SSL_ERROR_ZERO_RETURN:
+                # The client's close_notify, or the end of the stream without one
+                # (SSL_OP_IGNORE_UNEXPECTED_EOF makes that a ZERO_RETURN too).
                 self._end_of_stream()
                 return
             raise _ssl_failure("TLS read failed")
 
     cdef _end_of_stream(self):
-        if self._reading:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
+        self._stop_reading()
         if self._state != _OPEN:
             return
         keep_open = self._protocol.eof_received()
@@ -507,7 +513,7 @@ cdef class TLSTransport:
                     self._pending_size += size - done
                 self._flush()
             except OSError as exc:
-                self._fail(exc)
+                self._teardown(exc, True)
                 return 0
         if not self._protocol_paused and self._buffered() > self._high:
             self._protocol_paused = True
@@ -536,19 +542,7 @@ cdef class TLSTransport:
         closes too (or _LINGER_TIME passes), then the socket closed."""
         shutdown(self._fd, SHUT_WR)
         self._state = _LINGER
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._writing:
-            self._loop.remove_writer(self._fd)
-            self._writing = False
-        if self._reading:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
-        self._pending = []
-        self._pending_size = 0
-        if tell:
-            self._loop.call_soon(self._protocol.connection_lost, None)
-        self._core = None
+        self._release(None, tell)
         if self._eof:
             self._teardown(None, False)
             return
@@ -573,32 +567,30 @@ cdef class TLSTransport:
         self._timer = None
         self._teardown(None, False)
 
-    cdef _fail(self, exc):
-        self._teardown(exc, True)
+    cdef _release(self, exc, bint tell):
+        """What ends with the connection, whatever becomes of the socket: the timer, the
+        readiness callbacks, unsent writes; the protocol hears of it on the next loop
+        iteration (never inside its own call to close())."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._stop_reading()
+        self._stop_writing()
+        self._pending = []
+        self._pending_size = 0
+        if tell:
+            self._loop.call_soon(self._protocol.connection_lost, exc)
+        self._core = None
 
     cdef _teardown(self, exc, bint tell):
-        """Close the socket; the protocol hears of it on the next loop iteration (never inside
-        its own call to close())."""
+        """Close the socket now (``tell``: the protocol, if it was connected)."""
         if self._state == _CLOSED:
             return
         cdef bint was_open = self._state == _OPEN or self._state == _CLOSING
         self._state = _CLOSED
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._reading:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
-        if self._writing:
-            self._loop.remove_writer(self._fd)
-            self._writing = False
+        self._release(exc, tell and was_open)
         close(self._fd)
         self._fd = -1
-        self._pending = []
-        self._pending_size = 0
-        if tell and was_open:
-            self._loop.call_soon(self._protocol.connection_lost, exc)
-        self._core = None
 
     # -- asyncio.Transport ---------------------------------------------------------------
     def write(self, data):
@@ -622,9 +614,7 @@ cdef class TLSTransport:
                 self._teardown(None, False)
             return
         self._state = _CLOSING
-        if self._reading:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
+        self._stop_reading()
         if not self._pending and BIO_ctrl_pending(self._net) == 0:
             self._shutdown()
 
@@ -641,9 +631,7 @@ cdef class TLSTransport:
         if self._state != _OPEN or self._read_paused:
             return
         self._read_paused = True
-        if self._reading:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
+        self._stop_reading()
 
     def resume_reading(self):
         if self._state != _OPEN or not self._read_paused:
@@ -657,7 +645,7 @@ cdef class TLSTransport:
 
     def set_write_buffer_limits(self, high=None, low=None):
         if high is None:
-            high = 64 * 1024 if low is None else 4 * low
+            high = _HIGH_WATER if low is None else 4 * low
         if low is None:
             low = high // 4
         if not high >= low >= 0:
@@ -680,9 +668,7 @@ cdef class TLSTransport:
 
     def get_extra_info(self, name, default=None):
         if name == "ssl_object":
-            if self._info is None:
-                self._info = TLSInfo(self)
-            return self._info
+            return self._tls_info()
         if name == "peername":
             return self._peername
         if name == "sockname":
@@ -692,10 +678,15 @@ cdef class TLSTransport:
         if name == "peercert":
             return None
         if name == "cipher":
-            return TLSInfo(self).cipher()
+            return self._tls_info().cipher()
         if name == "compression":
             return None
         return default  # "socket": the transport owns the descriptor alone
+
+    cdef TLSInfo _tls_info(self):
+        if self._info is None:
+            self._info = TLSInfo(self)
+        return self._info
 
     cdef object _sockname(self):
         cdef sockaddr_storage addr
