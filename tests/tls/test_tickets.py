@@ -1,5 +1,7 @@
 """Session-ticket keys: derivation, and real handshakes (Python ``ssl`` over memory BIOs) against a
-server context whose ticket callback picks them. A controllable clock crosses epochs."""
+server context whose ticket callback picks them. A controllable clock crosses epochs. Every
+handshake test runs twice: with tickets.py's ctypes callback, and with the compiled one that
+serve puts in its place when the data plane is compiled (socket_tls.compile_ticket_keys)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ import hmac
 import logging
 import os
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.tls.tls_helpers import connect, self_signed
+from tlsgate.proxy import socket_tls
 from tlsgate.tls import libssl
 from tlsgate.tls.context import new_server_context
 from tlsgate.tls.tickets import TicketKeys, derive, disable_tickets, install
@@ -40,11 +44,28 @@ def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return self_signed(tmp_path_factory.mktemp("tickets"))
 
 
+#: Whether server() puts the compiled callback in place of the ctypes one, as serve does.
+COMPILED = [False]
+
+
+@pytest.fixture(
+    params=[False, pytest.param(True, marks=pytest.mark.compiled_only)],
+    ids=["ctypes", "compiled"],
+    autouse=True,
+)
+def _compiled(request: pytest.FixtureRequest) -> Iterator[None]:
+    COMPILED[0] = request.param
+    yield
+    COMPILED[0] = False
+
+
 def server(cert_files: tuple[Path, Path], keys: TicketKeys | None) -> ssl.SSLContext:
     ctx = new_server_context()
     ctx.load_cert_chain(*cert_files)
     if keys is not None:
         assert install(ctx, keys)
+        if COMPILED[0]:
+            assert socket_tls.compile_ticket_keys(ctx, keys)
     return ctx
 
 

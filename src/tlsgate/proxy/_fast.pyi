@@ -11,6 +11,7 @@ from tlsgate.http import Headers, Request, Response
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.headers import ClientInfo
 from tlsgate.proxy.settings import UpstreamAddress
+from tlsgate.tls.tickets import TicketKeys
 
 class UpstreamState:
     upstream: UpstreamAddress
@@ -193,6 +194,12 @@ class TLSAcceptor:
 
 def openssl_version_number() -> int: ...
 def install_sni(ctx: ssl.SSLContext, checked_pointer: int) -> None: ...
+
+class TicketRing:
+    def __init__(self, keys: TicketKeys) -> None: ...
+    def counts(self) -> tuple[int, int, int, int]: ...
+
+def compile_ticket_keys(ctx: ssl.SSLContext, checked_pointer: int, ring: TicketRing) -> None: ...
 def filter_session_callbacks(
     ctx: ssl.SSLContext, checked_pointer: int, new_session: int, info: int
 ) -> None: ...

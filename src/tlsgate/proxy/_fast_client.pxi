@@ -309,6 +309,8 @@ cdef class _ClientCore:
     cdef _begin(self, _Req request):
         edge = self.edge
         self.busy = True
+        if self._tls is not None:
+            self._tls._input_done = False  # this request's body may still be on its way
         cdef bytes host_value = b""
         for header in <list?>request.headers:
             name = (<tuple?>header)[0]
@@ -646,6 +648,12 @@ cdef class _ClientCore:
 
     cdef _finish(self, Exchange x, bint request_read):
         cdef UpstreamConnection conn = self._detach(x)
+        if self._tls is not None:
+            # Closing now leaves nothing of the client's unread (no body on its way, nothing
+            # pipelined): the socket path may close without lingering, as nginx does then.
+            self._tls._input_done = (
+                request_read and not self._queue and not self.parser.head_in_progress
+            )
         if not request_read:
             x.close_after = True
             conn.close()

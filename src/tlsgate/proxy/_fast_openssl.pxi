@@ -21,6 +21,8 @@ cdef extern from "<sys/socket.h>" nogil:
     int shutdown(int fd, int how)
     enum:
         MSG_NOSIGNAL
+        MSG_PEEK
+        MSG_DONTWAIT
         SHUT_WR
         SOCK_NONBLOCK
         SOCK_CLOEXEC
@@ -93,6 +95,7 @@ cdef extern from "openssl/ssl.h" nogil:
     long SSL_set_mode(SSL *s, long mode)
     unsigned long SSL_set_options(SSL *s, unsigned long options)
     int SSL_has_pending(const SSL *s)
+    BIO *SSL_get_rbio(const SSL *s)
     int SSL_get_ex_new_index(long argl, void *argp, void *new_func, void *dup_func,
                              void *free_func)
     int SSL_set_ex_data(SSL *s, int idx, void *data)

@@ -174,6 +174,8 @@ cdef class TLSTransport:
     cdef bint _protocol_paused
     cdef bint _eof
     cdef bint _notified
+    # Set by the HTTP layer: everything the client sent was read (see _linger).
+    cdef bint _input_done
     cdef list _pending
     cdef Py_ssize_t _pending_offset
     cdef Py_ssize_t _pending_size
@@ -539,16 +541,31 @@ cdef class TLSTransport:
 
     cdef _linger(self, bint tell):
         """Our side is done: FIN, the protocol told, the client's last bytes dropped until it
-        closes too (or _LINGER_TIME passes), then the socket closed."""
+        closes too (or _LINGER_TIME passes), then the socket closed.
+
+        Closing a socket with unread bytes makes the kernel answer with a reset, and a reset
+        makes the client's kernel drop what it had not read yet: the end of our response. So
+        a client that may still be sending (a body we did not read, a pipelined request, an
+        alert after a failed handshake) is drained first. When the HTTP layer says all it
+        sent was read and nothing is waiting, the socket closes at once, as nginx's
+        lingering_close "on" does: the client's close_notify or FIN comes after it read our
+        close_notify, which comes after the response; a reset then loses nothing."""
         shutdown(self._fd, SHUT_WR)
         self._state = _LINGER
         self._release(None, tell)
-        if self._eof:
+        if self._eof or (self._input_done and not self._unread()):
             self._teardown(None, False)
             return
         self._loop.add_reader(self._fd, self._on_lingering)
         self._reading = True
         self._timer = self._loop.call_later(_LINGER_TIME, self._end_linger)
+
+    cdef bint _unread(self):
+        """Whether the client's bytes wait anywhere: in OpenSSL, in the pair, in the socket."""
+        cdef char probe
+        if SSL_has_pending(self._ssl) or BIO_ctrl_pending(SSL_get_rbio(self._ssl)):
+            return True
+        return recv(self._fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) != -1 or errno != EAGAIN
 
     def _on_lingering(self):
         cdef ssize_t got

@@ -80,6 +80,8 @@ class SiteTls:
     def _context(self, cert: SiteCertificate, material: TrustMaterial | None) -> ssl.SSLContext:
         ctx = new_server_context()
         install_all([ctx], self.tickets)
+        if self.tickets is not None:
+            socket_tls.compile_ticket_keys(ctx, self.tickets)
         if self.session_cache is not None and sessions.install(ctx, self.session_cache):
             socket_tls.filter_session_callbacks(ctx)
         load_chain_into(ctx, cert.fullchain_pem, cert.key_pem)

@@ -34,6 +34,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -43,6 +44,7 @@ from tlsgate.tls import libssl
 __all__ = [
     "DEFAULT_ROTATION",
     "SECRET_SIZE",
+    "CompiledKeys",
     "EpochKey",
     "TicketKeys",
     "derive",
@@ -85,6 +87,13 @@ _TicketCallback = ctypes.CFUNCTYPE(
     ctypes.c_void_p,
     ctypes.c_int,
 )
+
+
+class CompiledKeys(Protocol):
+    """The compiled callback's state (``proxy/_fast_tickets.pxi``): its own counters."""
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(issued, resumed, renewed, unknown)."""
 
 
 @dataclass(frozen=True)
@@ -220,10 +229,34 @@ class TicketKeys:
         self._native: _Native | None = None
         self._callback: object | None = None  # the ctypes thunk; must outlive every SSL_CTX
         self._failed = False
-        self.issued = 0
-        self.resumed = 0
-        self.renewed = 0
-        self.unknown = 0
+        self._counts = [0, 0, 0, 0]  # the thunk's: issued, resumed, renewed, unknown
+        #: The compiled callback's state, when the data plane put it in place of the thunk on
+        #: some contexts (``socket_tls.compile_ticket_keys``): kept alive here, counted below.
+        self.compiled: CompiledKeys | None = None
+
+    def _count(self, index: int) -> int:
+        extra = self.compiled.counts()[index] if self.compiled is not None else 0
+        return self._counts[index] + extra
+
+    @property
+    def issued(self) -> int:
+        """Tickets issued under the current epoch's key."""
+        return self._count(0)
+
+    @property
+    def resumed(self) -> int:
+        """TLS 1.2 tickets accepted under the current key (the client keeps using them)."""
+        return self._count(1)
+
+    @property
+    def renewed(self) -> int:
+        """Tickets accepted and replaced by a fresh one (TLS 1.3, or an older epoch's key)."""
+        return self._count(2)
+
+    @property
+    def unknown(self) -> int:
+        """Tickets under no accepted key: a full handshake instead."""
+        return self._count(3)
 
     def epoch(self, now: float | None = None) -> int:
         return int((self.clock() if now is None else now) // self.rotation)
@@ -285,11 +318,11 @@ class TicketKeys:
                     return 0
                 if native.mac_set_params(mac_ctx, k.params) != 1:
                     return 0
-                self.issued += 1
+                self._counts[0] += 1
                 return 1
             found = self.lookup(ctypes.string_at(key_name, NAME_SIZE))
             if found is None:
-                self.unknown += 1
+                self._counts[3] += 1
                 return 0
             key, current = found
             k = self._native_key(native, key)
@@ -298,12 +331,12 @@ class TicketKeys:
             if native.mac_set_params(mac_ctx, k.params) != 1:
                 return 0
             if current and native.ssl_version(ssl_ptr) != _TLS1_3_VERSION:
-                self.resumed += 1
+                self._counts[1] += 1
                 return 1  # a TLS 1.2 client keeps using this ticket
             # TLS 1.3 tickets are single-use (RFC 8446 C.4): without a fresh one after each
             # resumption, a client that chains them falls back to a full handshake every other
             # connection. OpenSSL only sends one when told to renew.
-            self.renewed += 1
+            self._counts[2] += 1
             return 2
         except BaseException:  # nothing may propagate into OpenSSL
             if not self._failed:
