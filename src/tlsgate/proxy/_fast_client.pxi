@@ -162,7 +162,7 @@ cdef class _ClientCore:
     def connection_lost(self, exc):
         self.closed = True
         self.edge.connections.discard(self)
-        self._deadline.cancel()
+        self._deadline.close()
         if self.tunnel is not None:
             self.tunnel.close()
         cdef Exchange x = self._x
@@ -175,6 +175,10 @@ cdef class _ClientCore:
             if conn is not None:
                 conn.close()
             self._log(x, x.status or 499, "client closed the connection")
+        # The transport holds this protocol: dropping it here ends the cycle, so the
+        # connection is freed now rather than by the garbage collector.
+        self.transport = None
+        self._tls = None
 
     def pause_writing(self):
         self._write_paused = True

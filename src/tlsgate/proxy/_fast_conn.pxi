@@ -173,9 +173,16 @@ cdef class Deadline:
             self._timer.cancel()
             self._timer = None
 
+    cpdef close(self):
+        """deadline.py's: cancelled, and the callback (which holds the connection) dropped."""
+        self.cancel()
+        self._on_expiry = None
+
     def _fire(self):
         self._timer = None
         cdef int kind = self.kind
+        if self._on_expiry is None:
+            return
         if not kind:
             return
         if self._loop.time() < self.at:

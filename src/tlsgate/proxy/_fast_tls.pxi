@@ -608,6 +608,10 @@ cdef class TLSTransport:
         self._release(exc, tell and was_open)
         close(self._fd)
         self._fd = -1
+        # Each of these holds this transport: no cycle left for the garbage collector.
+        self._info = None
+        self._on_read_cb = None
+        self._on_write_cb = None
 
     # -- asyncio.Transport ---------------------------------------------------------------
     def write(self, data):

@@ -208,7 +208,7 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.edge.connections.discard(self)
-        self._deadline.cancel()
+        self._deadline.close()
         if self.tunnel is not None:
             self.tunnel.close()
         x = self._x
@@ -220,6 +220,9 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
             if conn is not None:
                 conn.close()
             self._log(x, x.status or 499, "client closed the connection")
+        # The transport holds this protocol: dropping it here ends the cycle, so the
+        # connection is freed now rather than by the garbage collector.
+        self.transport = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
