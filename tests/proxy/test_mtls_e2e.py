@@ -28,6 +28,7 @@ from tlsgate.ca import CertificateAuthority
 from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.profiles import LeafProfile
+from tlsgate.proxy import socket_tls
 from tlsgate.store import open_store
 
 from .conftest import Serve, config_text
@@ -118,6 +119,10 @@ def wait_logged(serve: Serve, *lines: str, timeout: float = 10) -> None:
 
 def test_who_gets_in_and_what_the_upstream_learns(mtls: Serve, tmp_path: Path) -> None:
     serve = mtls
+    # Sites that ask for client certificates are chosen from the ClientHello in OpenSSL's
+    # callback: the compiled data plane drives their TLS too (the pure path: the loop's).
+    path = "OpenSSL on the socket" if socket_tls.available() else "the event loop's"
+    wait_logged(serve, f"TLS: {path}")
     prod = issue(serve.state, tmp_path / "prod", PROD)
     ops = issue(serve.state, tmp_path / "ops", OPS)
     staging = issue(serve.state, tmp_path / "staging", STAGING)

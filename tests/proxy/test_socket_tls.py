@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import socket
 import ssl
@@ -34,7 +35,9 @@ from tlsgate.ca import CertificateAuthority
 from tlsgate.pki.keys import private_key_pem
 from tlsgate.pki.names import parse_identities
 from tlsgate.pki.pem import certificate_pem
+from tlsgate.pki.profiles import LeafProfile
 from tlsgate.proxy import socket_tls
+from tlsgate.tls.clienthello import ClientHello
 from tlsgate.tls.context import load_chain_into, new_server_context
 
 #: The transports under test: OpenSSL on the socket, and its twin, the event loop's TLS. The
@@ -380,6 +383,87 @@ def test_a_refused_client_hears_the_alert(
         assert [p.events for p in made] == [[]]  # made, never connected
 
     run(body)
+
+
+@compiled_only
+def test_the_site_is_chosen_from_the_client_hello(
+    ca: CertificateAuthority, now: datetime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """listen_choosing: the chooser sees the hello's server name and ALPN offer before the
+    handshake goes on; the chosen context's client-certificate policy applies (a client
+    without a certificate hears "certificate required" and is logged as refused, one with a
+    certificate gets through), and the chosen factory makes the protocol."""
+    openssl = require_tool("openssl")
+    front = site_context(ca, now, "a.example.test")
+    guarded = site_context(ca, now, "m.example.test")
+    guarded.verify_mode = ssl.CERT_REQUIRED
+    guarded.load_verify_locations(cadata=certificate_pem(ca.root).decode())
+    socket_tls.install(front)
+    socket_tls.install(guarded)
+    plain, plain_factory = keeping(Recorder)
+    mtls, mtls_factory = keeping(Recorder)
+    hellos: list[tuple[str | None, tuple[str, ...]]] = []
+
+    def choose(hello: ClientHello) -> tuple[ssl.SSLContext, Callable[[], asyncio.BaseProtocol]]:
+        hellos.append((hello.server_name, hello.alpn))
+        if hello.server_name == "m.example.test":
+            return guarded, mtls_factory
+        return front, plain_factory
+
+    client_cert = ca.issue(
+        parse_identities(["client.example.test"]),
+        now=now,
+        profile=LeafProfile(server=False, client=True),
+    )
+    assert client_cert.private_key is not None
+    cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
+    cert_file.write_bytes(client_cert.fullchain_pem)
+    key_file.write_bytes(private_key_pem(client_cert.private_key))
+    root = tmp_path / "root.pem"
+    root.write_bytes(certificate_pem(ca.root))
+
+    async def s_client(port: int, *extra: str) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+            "m.example.test", "-CAfile", str(root), "-tls1_3", *extra,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(b"hello\n"), 20)
+        return out
+
+    async def body() -> None:
+        sock = socket.create_server(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        acceptor = socket_tls.listen_choosing(sock, front, choose, handshake_timeout=5.0)
+        try:
+            refused = await s_client(port, "-alpn", "h2,http/1.1", "-ign_eof")
+            assert b"alert certificate required" in refused, refused.decode(errors="replace")
+            admitted = await s_client(
+                port, "-cert", str(cert_file), "-cert_chain", str(cert_file), "-key", str(key_file)
+            )
+            assert b"Verify return code: 0 (ok)" in admitted, admitted.decode(errors="replace")
+            _reader, writer = await tls_client(ca, port)  # a.example.test: no certificate
+            writer.write(b"plain")
+            await writer.drain()
+            writer.close()
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if len(mtls) == 2 and "lost" in mtls[1].events and plain:
+                    break
+        finally:
+            acceptor.close()
+        assert hellos[0] == ("m.example.test", ("h2", "http/1.1"))
+        assert hellos[1] == ("m.example.test", ())
+        assert hellos[2] == ("a.example.test", ("http/1.1",))
+        assert mtls[0].events == []  # made when chosen, never connected
+        assert mtls[1].events[0] == "made" and bytes(mtls[1].received) == b"hello\n"
+        assert plain[0].events[0] == "made"
+        assert [r.getMessage() for r in caplog.records if "refused" in r.getMessage()] == [
+            "client 127.0.0.1 refused in the TLS handshake: peer_did_not_return_a_certificate"
+        ]
+
+    with caplog.at_level(logging.WARNING, logger="tlsgate.serve"):
+        run(body)
 
 
 @compiled_only

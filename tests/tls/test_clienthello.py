@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tlsgate.tls.clienthello import (
     ClientHello,
     ClientHelloError,
+    from_extensions,
     parse_client_hello,
 )
 
@@ -112,3 +113,22 @@ def test_fuzz_mutated_real_hello(position: int, garbage: bytes) -> None:
         parse_client_hello(bytes(hello))
     except ClientHelloError:
         pass
+
+
+def test_from_extensions_reads_the_bodies_openssl_hands_over() -> None:
+    """The socket path's ClientHello callback passes the server_name and ALPN extension bodies
+    (SSL_client_hello_get0_ext): the same reading and refusals as a whole hello."""
+    sni = b"\x00\x11\x00\x00\x0eA.Example.Test"
+    alpn = b"\x00\x0c\x02h2\x08http/1.1"
+    assert from_extensions(sni, alpn) == ClientHello("a.example.test", ("h2", "http/1.1"))
+    assert from_extensions(None, None) == ClientHello(None, ())
+    assert from_extensions(sni, None) == ClientHello("a.example.test", ())
+    for bad_sni, bad_alpn in [
+        (b"\x00\x11\x00\x00\x0eA.Example.Tes", None),  # truncated name
+        (sni + b"x", None),  # bytes after the list
+        (b"\x00\x05\x00\x00\x02a\x00", None),  # NUL in the name
+        (None, b"\x00\x00"),  # no protocols
+        (None, b"\x00\x03\x00\x01h"),  # an empty protocol name
+    ]:
+        with pytest.raises(ClientHelloError):
+            from_extensions(bad_sni, bad_alpn)

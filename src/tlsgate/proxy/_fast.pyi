@@ -11,6 +11,7 @@ from tlsgate.http import Headers, Request, Response
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.headers import ClientInfo
 from tlsgate.proxy.settings import UpstreamAddress
+from tlsgate.tls.clienthello import ClientHello
 from tlsgate.tls.tickets import TicketKeys
 
 class UpstreamState:
@@ -185,15 +186,18 @@ class TLSAcceptor:
         self,
         sock: socket.socket,
         ctx: ssl.SSLContext,
-        factory: Callable[[], asyncio.BaseProtocol],
-        lookup: Callable[[str], ssl.SSLContext | None],
+        factory: Callable[[], asyncio.BaseProtocol] | None,
+        lookup: Callable[[str], ssl.SSLContext | None] | None,
         handshake_timeout: float,
+        choose: Callable[[ClientHello], tuple[ssl.SSLContext, Callable[[], asyncio.BaseProtocol]]]
+        | None = None,
     ) -> None: ...
     def stop_accepting(self) -> None: ...
     def close(self) -> None: ...
 
 def openssl_version_number() -> int: ...
 def install_sni(ctx: ssl.SSLContext, checked_pointer: int) -> None: ...
+def install_choice(ctx: ssl.SSLContext, checked_pointer: int) -> None: ...
 
 class TicketRing:
     def __init__(self, keys: TicketKeys) -> None: ...

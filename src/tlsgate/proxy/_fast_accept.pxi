@@ -19,15 +19,21 @@ cdef class TLSAcceptor:
     cdef object _lookup
     cdef object _factory
     cdef double _timeout
+    cdef object _choose
     cdef public object sock
 
-    def __init__(self, sock, ctx, factory, lookup, double handshake_timeout):
+    def __init__(self, sock, ctx, factory, lookup, double handshake_timeout, choose=None):
+        """``factory`` and ``lookup`` (the context for a server name), or ``choose``: the
+        context and the protocol's factory from each ClientHello (_fast_hello.pxi)."""
+        if choose is not None:
+            install_choice(ctx, <size_t>TLSGATE_SSL_CTX(ctx))
         self.sock = sock
         self._fd = sock.fileno()
         self._loop = asyncio.get_running_loop()
         self._ctx = ctx
         self._lookup = lookup
         self._factory = factory
+        self._choose = choose
         self._timeout = handshake_timeout
         sock.setblocking(False)
         self._loop.add_reader(self._fd, self._accept)
@@ -52,9 +58,12 @@ cdef class TLSAcceptor:
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
             peer = _address(<sockaddr *>&addr)
             try:
-                protocol = self._factory()
-                TLSTransport(self._loop, protocol, self._ctx, self._lookup, fd, peer,
-                             self._timeout)
+                if self._choose is not None:
+                    TLSTransport(self._loop, None, self._ctx, None, fd, peer, self._timeout,
+                                 self._choose)
+                else:
+                    TLSTransport(self._loop, self._factory(), self._ctx, self._lookup, fd,
+                                 peer, self._timeout)
             except Exception:
                 _logger().exception("TLS: could not start a connection from %s", peer)
 

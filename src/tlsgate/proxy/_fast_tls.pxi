@@ -162,6 +162,7 @@ cdef class TLSTransport:
     cdef _ClientCore _core
     cdef object _ctx
     cdef object _lookup
+    cdef object _choose
     cdef object _sni
     cdef object _peername
     cdef object _sockname_value
@@ -190,9 +191,11 @@ cdef class TLSTransport:
         self._state = _CLOSED
 
     def __init__(self, loop, protocol, ctx, lookup, int fd, peername,
-                 double handshake_timeout):
+                 double handshake_timeout, choose=None):
         """Take ``fd`` (a connected non-blocking socket, closed by this transport) and start
-        the handshake on ``ctx``; ``lookup(name)`` gives the context for a server name."""
+        the handshake on ``ctx``; ``lookup(name)`` gives the context for a server name. Or,
+        with ``choose`` (and ``protocol`` None), ``choose(hello)`` gives the context and the
+        protocol's factory from the ClientHello (_fast_hello.pxi)."""
         cdef BIO *inner = NULL
         cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
         if pointer == NULL:
@@ -214,10 +217,10 @@ cdef class TLSTransport:
         self._fd = fd
         self._state = _HANDSHAKE
         self._loop = loop
-        self._protocol = protocol
-        self._core = protocol if isinstance(protocol, _ClientCore) else None
+        self._set_protocol(protocol)
         self._ctx = ctx
         self._lookup = lookup
+        self._choose = choose
         self._sni = None
         self._peername = peername
         self._sockname_value = self._sockname()  # kept after close, as asyncio's are
@@ -250,6 +253,8 @@ cdef class TLSTransport:
 
     # -- the SNI callback's half ---------------------------------------------------------
     cdef _on_sni(self, SSL *s, const char *name):
+        if self._lookup is None:
+            return  # chosen from the ClientHello already (_fast_hello.pxi)
         server_name = (<bytes>name).decode("latin-1")
         if not server_name.isascii():
             return  # not a DNS name: no site has it
@@ -387,6 +392,9 @@ cdef class TLSTransport:
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
+                if self._protocol is None:  # pragma: no cover - the chooser runs first
+                    self._teardown(None, False)
+                    return
                 self._protocol.connection_made(self)
                 if self._state == _OPEN and not self._read_paused:
                     self._read_plain()  # a request that came with the client's Finished
@@ -403,6 +411,7 @@ cdef class TLSTransport:
                 return  # _on_writable goes on
             failure = _ssl_failure("TLS handshake failed")
             _logger().debug("%s from %s", failure, self._peername)
+            _log_refusal(self, failure)
             if sent:
                 self._linger(False)  # the alert reaches the client
             else:
@@ -681,6 +690,9 @@ cdef class TLSTransport:
         return self._buffered() if self._net != NULL else 0
 
     def set_protocol(self, protocol):
+        self._set_protocol(protocol)
+
+    cdef _set_protocol(self, protocol):
         self._protocol = protocol
         self._core = protocol if isinstance(protocol, _ClientCore) else None
 

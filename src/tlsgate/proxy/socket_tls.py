@@ -27,16 +27,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tlsgate.compiled import compiled_module
 from tlsgate.tls import sessions, tickets
+from tlsgate.tls.clienthello import ClientHello
 from tlsgate.tls.libssl import ssl_ctx_pointer
 
 __all__ = [
     "LOOP_TLS_VARIABLE",
+    "Chooser",
     "Lookup",
     "SocketAcceptor",
     "available",
     "compile_ticket_keys",
     "install",
     "listen",
+    "listen_choosing",
     "unusable",
 ]
 
@@ -46,6 +49,8 @@ LOOP_TLS_VARIABLE = "TLSGATE_LOOP_TLS"
 
 #: A server name -> the context of the site that has it (None: keep the default certificate).
 Lookup = Callable[[str], ssl.SSLContext | None]
+#: A ClientHello -> the context to go on with and the factory of the connection's protocol.
+Chooser = Callable[[ClientHello], tuple[ssl.SSLContext, Callable[[], asyncio.BaseProtocol]]]
 
 _fast: Any = None if TYPE_CHECKING else compiled_module("tlsgate.proxy._fast")
 
@@ -134,4 +139,20 @@ def listen(
     """Serve TLS on the listening ``sock``: handshakes start on ``ctx`` and move to
     ``lookup(server name)``; each connection's protocol comes from ``factory``."""
     acceptor: SocketAcceptor = _fast.TLSAcceptor(sock, ctx, factory, lookup, handshake_timeout)
+    return acceptor
+
+
+def listen_choosing(
+    sock: socket.socket, ctx: ssl.SSLContext, choose: Chooser, *, handshake_timeout: float
+) -> SocketAcceptor:
+    """Serve TLS on the listening ``sock``, each connection's site chosen from its ClientHello
+    before the handshake goes on: ``choose(hello)`` gives the context (its client-certificate
+    policy applies from the start) and the protocol's factory, as for
+    :class:`tlsgate.proxy.acceptor.HelloAcceptor`, which peeks at the socket for the same
+    choice on the event loop's TLS. For sites that ask for client certificates, tls-alpn-01
+    answers and TCP sites."""
+    reason = unusable(ctx)
+    if reason is not None:
+        raise RuntimeError(f"TLS on the socket: {reason}")
+    acceptor: SocketAcceptor = _fast.TLSAcceptor(sock, ctx, None, None, handshake_timeout, choose)
     return acceptor

@@ -144,11 +144,12 @@ async def open_listeners(
     """Open every listener of ``server_cfg`` (on the ``held`` sockets, in :func:`bind_slot`'s
     order, while there are any): the TLS listeners' edges, and every server to close at stop.
 
-    ``choose``: pick each connection's context from its ClientHello (the listeners accept
-    connections themselves to read it first); None: the first site's context ``front`` with
-    its SNI callback. ``lookup``: when ``choose`` is None, drive TLS on the socket
-    (:mod:`tlsgate.proxy.socket_tls`), moving each handshake to ``lookup(server name)``; None:
-    the event loop's TLS. ``http01``: the http-01 answer for a request target, if one is pending.
+    ``choose``: pick each connection's context from its ClientHello (OpenSSL's ClientHello
+    callback on the socket path; else the listeners accept connections themselves to read it
+    first); None: the first site's context ``front`` with its SNI callback. ``lookup``: drive
+    TLS on the socket (:mod:`tlsgate.proxy.socket_tls`), moving each handshake to
+    ``lookup(server name)`` when ``choose`` is None; None: the event loop's TLS.
+    ``http01``: the http-01 answer for a request target, if one is pending.
     ``hsts``: each site's Strict-Transport-Security value (:func:`tlsgate.serve.hsts.hsts_headers`).
     """
     edges: list[Edge] = []
@@ -173,6 +174,16 @@ async def open_listeners(
             normal: Choice = (front, factory)
             chosen = budget.wrap(functools.partial(choose, normal=normal, edge=edge))
             timeout = server_cfg.timeouts.handshake
+            if lookup is not None:  # the same choice, in OpenSSL's ClientHello callback
+                servers.append(
+                    socket_tls.listen_choosing(
+                        sock if sock is not None else bind_listener(address, TLS_BACKLOG),
+                        front,
+                        chosen,
+                        handshake_timeout=timeout,
+                    )
+                )
+                continue
             servers.append(
                 HelloAcceptor(sock, chosen, handshake_timeout=timeout)
                 if sock is not None

@@ -369,8 +369,6 @@ class EdgeServer:
         """Drive TLS on the socket (the compiled data plane's, :mod:`tlsgate.proxy.socket_tls`)
         when every listener can: None then, else why the event loop's TLS serves instead."""
         assert self.tls is not None
-        if peeks(self.config.sites, self.tls.client_auth):
-            return "sites that pick their context before the handshake (tls-alpn-01, mTLS, tcp)"
         for ctx in self.tls.contexts.contexts():
             reason = socket_tls.unusable(ctx)
             if reason is not None:

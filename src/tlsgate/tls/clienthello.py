@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 from tlsgate.errors import TlsgateError
 
-__all__ = ["MAX_CLIENT_HELLO", "ClientHello", "ClientHelloError", "parse_client_hello"]
+__all__ = [
+    "MAX_CLIENT_HELLO",
+    "ClientHello",
+    "ClientHelloError",
+    "from_extensions",
+    "parse_client_hello",
+]
 
 #: A ClientHello larger than this is refused (real ones are < 2 KiB; post-quantum key shares
 #: push them to ~1.8 KiB; 16 KiB is one full record).
@@ -130,6 +136,16 @@ def parse_client_hello(data: bytes) -> ClientHello | None:
         elif kind == _ALPN:
             alpn = _alpn(payload)
     return ClientHello(server_name, alpn)
+
+
+def from_extensions(server_name: bytes | None, alpn: bytes | None) -> ClientHello:
+    """The ClientHello of a hello OpenSSL parsed already: its server_name and ALPN extensions'
+    bodies as they came (None: absent). Raises :class:`ClientHelloError` as
+    :func:`parse_client_hello` does for a malformed one."""
+    return ClientHello(
+        _server_name(_Reader(server_name)) if server_name is not None else None,
+        _alpn(_Reader(alpn)) if alpn is not None else (),
+    )
 
 
 def _server_name(payload: _Reader) -> str | None:
