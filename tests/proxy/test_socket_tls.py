@@ -523,3 +523,14 @@ def test_fuzzed_bytes_before_the_handshake(
 
 #: One context per CA across hypothesis' examples (issuing a certificate per example is slow).
 FUZZ_CONTEXTS: dict[int, ssl.SSLContext] = {}
+
+
+def test_what_the_kernel_offers_for_ktls_is_reported() -> None:
+    """serve's start-up line says whether the kernel has kTLS (CONFIG_TLS): found by asking a
+    loopback TCP socket for the "tls" upper-layer protocol, as OpenSSL's kTLS would."""
+    report = socket_tls.kernel_tls()
+    assert report.startswith("kTLS: ")
+    if Path("/sys/module/tls").exists():  # built in or loaded
+        assert "the kernel has it" in report
+    elif not Path("/lib/modules").exists():  # not loaded, and no module to load
+        assert "not in this kernel" in report

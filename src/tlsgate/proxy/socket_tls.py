@@ -38,6 +38,7 @@ __all__ = [
     "available",
     "compile_ticket_keys",
     "install",
+    "kernel_tls",
     "listen",
     "listen_choosing",
     "unusable",
@@ -53,6 +54,7 @@ Lookup = Callable[[str], ssl.SSLContext | None]
 Chooser = Callable[[ClientHello], tuple[ssl.SSLContext, Callable[[], asyncio.BaseProtocol]]]
 
 _fast: Any = None if TYPE_CHECKING else compiled_module("tlsgate.proxy._fast")
+_TCP_ULP = getattr(socket, "TCP_ULP", 31)  # linux/tcp.h
 
 
 class SocketAcceptor(Protocol):
@@ -73,6 +75,29 @@ def available() -> bool:
     if os.environ.get(LOOP_TLS_VARIABLE, "") not in ("", "0"):
         return False
     return _fast is not None and _fast.openssl_version_number() == ssl.OPENSSL_VERSION_NUMBER
+
+
+def kernel_tls() -> str:
+    """What this machine offers for kTLS, in words for serve's start-up line.
+
+    kTLS (``SSL_OP_ENABLE_KTLS``) would let the kernel encrypt records on ``send``: it needs the
+    kernel's TLS upper-layer protocol (``CONFIG_TLS``) and OpenSSL talking to the socket itself.
+    This transport keeps records in its own buffers (one ``send`` per 128 KiB of records rather
+    than one per record), so it reports what the kernel offers and does not use it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        with socket.create_connection(server.getsockname(), timeout=1) as client:
+            accepted, _ = server.accept()
+            accepted.close()
+            try:
+                client.setsockopt(socket.IPPROTO_TCP, _TCP_ULP, b"tls")
+            except OSError as exc:
+                return f"kTLS: not in this kernel ({exc.strerror or exc})"
+            return "kTLS: the kernel has it; records are encrypted by OpenSSL in user space"
+    except OSError as exc:
+        return f"kTLS: unknown ({exc})"
+    finally:
+        server.close()
 
 
 def unusable(ctx: ssl.SSLContext) -> str | None:

@@ -389,7 +389,7 @@ class EdgeServer:
         if cfg.listen:
             log.info(
                 "TLS: %s",
-                "OpenSSL on the socket (compiled data plane)"
+                f"OpenSSL on the socket (compiled data plane); {socket_tls.kernel_tls()}"
                 if self.tls_path is None
                 else f"the event loop's ({self.tls_path})",
             )
