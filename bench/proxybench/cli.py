@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--bulk-conns", type=positive_int, default=10, help="connections for test 4 (default 10)"
     )
     parser.add_argument(
+        "--key-type",
+        default="ecdsa-p256",
+        choices=("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"),
+        help="the server certificate's key (default ecdsa-p256; rsa-2048: the handshake most"
+        " sites still pay for)",
+    )
+    parser.add_argument(
         "--tests",
         default=None,
         help="comma-separated subset of: keepalive-100b, full-handshake, resumed-handshake,"
@@ -233,11 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _terminate)
     raise_nofile()
     env = environment(haproxy=originated, caddy=any(s.kind == "caddy" for s in specs))
+    env["key_type"] = args.key_type
     result: Result
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tlsgate-proxy-")))
         progress(f"working in {tmp}")
-        certs = make_certs(tmp, args.tlsgate, client=args.client_cert)
+        certs = make_certs(tmp, args.tlsgate, client=args.client_cert, key_type=args.key_type)
         tools = Tools(tmp)
         upstream = start_upstream(tmp, args.start_timeout)
         stack.callback(upstream.stop)

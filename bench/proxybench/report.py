@@ -53,9 +53,19 @@ def fmt_ratio(value: float | None) -> str:
     return f"{value:.2f}x" if value is not None else "-"
 
 
+_KEY_NAMES = {
+    "ecdsa-p256": "ECDSA P-256",
+    "ecdsa-p384": "ECDSA P-384",
+    "rsa-2048": "RSA-2048",
+    "rsa-3072": "RSA-3072",
+}
+
+
 def header_lines(env: Mapping[str, object]) -> list[str]:
     return [
-        "TLS-terminating proxy benchmark: TLS 1.3, ECDSA P-256 certificate from tlsgate ca",
+        "TLS-terminating proxy benchmark: TLS 1.3, "
+        + _KEY_NAMES.get(str(env.get("key_type", "ecdsa-p256")), str(env.get("key_type")))
+        + " certificate from tlsgate ca",
         f"{env['cpus']} CPUs ({env['cpu']}), kernel {env['kernel']};"
         f" {env['nginx']}, {env['wrk']}, {env['openssl']}"
         + (f", {env['caddy']}" if "caddy" in env else ""),

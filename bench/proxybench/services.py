@@ -133,13 +133,17 @@ class Certs:
     client: ClientCert | None = None
 
 
-def make_certs(tmp: Path, tlsgate: str, *, client: bool = False) -> Certs:
-    """The server certificate, and with ``client`` a client one, from one fresh tlsgate CA."""
+def make_certs(
+    tmp: Path, tlsgate: str, *, client: bool = False, key_type: str = "ecdsa-p256"
+) -> Certs:
+    """The server certificate (a ``key_type`` key), and with ``client`` a client one, from
+    one fresh tlsgate CA."""
     state, out, client_out = tmp / "ca-state", tmp / "cert", tmp / "client-cert"
-    progress("creating a CA and a certificate for localhost, 127.0.0.1 with tlsgate ca")
+    progress(f"creating a CA and a {key_type} certificate for localhost, {HOST} with tlsgate ca")
     commands = [
         [tlsgate, "ca", "init", "--state", str(state)],
-        [tlsgate, "ca", "issue", "localhost", HOST, "--out", str(out), "--state", str(state)],
+        [tlsgate, "ca", "issue", "localhost", HOST, "--key-type", key_type, "--out", str(out),
+         "--state", str(state)],  # fmt: skip
         [tlsgate, "ca", "export-root", "--out", str(tmp / "root.pem"), "--state", str(state)],
     ]
     if client:
