@@ -140,10 +140,10 @@ def make_certs(
     one fresh tlsgate CA."""
     state, out, client_out = tmp / "ca-state", tmp / "cert", tmp / "client-cert"
     progress(f"creating a CA and a {key_type} certificate for localhost, {HOST} with tlsgate ca")
+    issue = [tlsgate, "ca", "issue", "localhost", HOST, "--key-type", key_type]
     commands = [
         [tlsgate, "ca", "init", "--state", str(state)],
-        [tlsgate, "ca", "issue", "localhost", HOST, "--key-type", key_type, "--out", str(out),
-         "--state", str(state)],  # fmt: skip
+        [*issue, "--out", str(out), "--state", str(state)],
         [tlsgate, "ca", "export-root", "--out", str(tmp / "root.pem"), "--state", str(state)],
     ]
     if client:
