@@ -491,6 +491,48 @@ def test_silent_and_junk_clients_never_reach_the_protocol(
 
 
 @compiled_only
+def test_handshake_deadlines_in_accept_order(ca: CertificateAuthority, now: datetime) -> None:
+    """One timer per listener: silent clients accepted one after another each get their full
+    handshake timeout and are closed in turn; a client that finished its handshake between
+    them leaves the list and outlives them all."""
+    ctx = site_context(ca, now, "a.example.test")
+    made, factory = keeping(Recorder)
+    timeout = 0.4
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        async with listening("socket", ctx, factory, handshake_timeout=timeout) as port:
+            silent = []
+            opened = []
+            for _ in range(3):
+                silent.append(await asyncio.open_connection("127.0.0.1", port))
+                opened.append(loop.time())
+                await asyncio.sleep(0.1)
+            _reader, writer = await tls_client(ca, port)  # in the middle of the list
+            for _ in range(2):
+                silent.append(await asyncio.open_connection("127.0.0.1", port))
+                opened.append(loop.time())
+                await asyncio.sleep(0.1)
+            for (silent_r, silent_w), start in zip(silent, opened, strict=True):
+                assert await asyncio.wait_for(silent_r.read(), 5) == b""
+                waited = loop.time() - start
+                assert waited >= timeout - 0.05, waited  # never before its own deadline
+                silent_w.close()
+            writer.write(b"still here")
+            await writer.drain()
+            connected = [p for p in made if p.events]  # (the silent ones never connected)
+            for _ in range(100):
+                if connected and connected[0].received:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+            await asyncio.wait_for(writer.wait_closed(), 10)
+            assert len(connected) == 1 and bytes(connected[0].received) == b"still here"
+
+    run(body)
+
+
+@compiled_only
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -172,12 +172,13 @@ class TLSTransport(asyncio.Transport):
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        protocol: asyncio.BaseProtocol,
+        protocol: asyncio.BaseProtocol | None,
         ctx: ssl.SSLContext,
-        lookup: Callable[[str], ssl.SSLContext | None],
+        lookup: Callable[[str], ssl.SSLContext | None] | None,
         fd: int,
         peername: Any,
-        handshake_timeout: float,
+        timers: object,  # the listener's handshake deadlines (_fast_timers.pxi)
+        choose: Callable[..., Any] | None = None,
     ) -> None: ...
 
 class TLSAcceptor:

@@ -18,7 +18,7 @@ cdef class TLSAcceptor:
     cdef object _ctx
     cdef object _lookup
     cdef object _factory
-    cdef double _timeout
+    cdef _HandshakeTimers _timers
     cdef object _choose
     cdef public object sock
 
@@ -34,7 +34,7 @@ cdef class TLSAcceptor:
         self._lookup = lookup
         self._factory = factory
         self._choose = choose
-        self._timeout = handshake_timeout
+        self._timers = _HandshakeTimers(self._loop, handshake_timeout)
         sock.setblocking(False)
         self._loop.add_reader(self._fd, self._accept)
 
@@ -59,11 +59,11 @@ cdef class TLSAcceptor:
             peer = _address(<sockaddr *>&addr)
             try:
                 if self._choose is not None:
-                    TLSTransport(self._loop, None, self._ctx, None, fd, peer, self._timeout,
+                    TLSTransport(self._loop, None, self._ctx, None, fd, peer, self._timers,
                                  self._choose)
                 else:
                     TLSTransport(self._loop, self._factory(), self._ctx, self._lookup, fd,
-                                 peer, self._timeout)
+                                 peer, self._timers)
             except Exception:
                 _logger().exception("TLS: could not start a connection from %s", peer)
 

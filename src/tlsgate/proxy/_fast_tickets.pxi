@@ -30,6 +30,7 @@ cdef extern from "openssl/evp.h" nogil:
     ctypedef struct ENGINE:
         pass
     const EVP_CIPHER *EVP_aes_256_cbc()
+    EVP_CIPHER *EVP_CIPHER_fetch(void *libctx, const char *algorithm, const char *properties)
     int EVP_EncryptInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, ENGINE *impl,
                            const unsigned char *key, const unsigned char *iv)
     int EVP_DecryptInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, ENGINE *impl,
@@ -60,6 +61,11 @@ if _CTX_TICKETS < 0:  # pragma: no cover - OpenSSL out of memory
     raise ImportError("proxy/_fast: SSL_CTX_get_ex_new_index failed")
 
 cdef char *_TICKET_DIGEST = b"SHA256"
+# Fetched once: the legacy EVP_aes_256_cbc() makes every EVP_*Init_ex fetch it from the
+# provider again (as OpenSSL's own ticket code avoids by fetching at SSL_CTX creation).
+cdef const EVP_CIPHER *_TICKET_CIPHER = EVP_CIPHER_fetch(NULL, b"AES-256-CBC", NULL)
+if _TICKET_CIPHER == NULL:  # pragma: no cover - every default provider has it
+    _TICKET_CIPHER = EVP_aes_256_cbc()
 
 
 cdef struct _EpochKey:
@@ -179,7 +185,7 @@ cdef int _on_ticket_key(SSL *s, unsigned char *name, unsigned char *iv,
         if RAND_bytes(iv, _IV_SIZE) != 1:
             return 0
         memcpy(name, key.name, _NAME_SIZE)
-        if EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes_key, iv) != 1:
+        if EVP_EncryptInit_ex(cipher, _TICKET_CIPHER, NULL, key.aes_key, iv) != 1:
             return 0
         if EVP_MAC_CTX_set_params(mac, key.params) != 1:
             return 0
@@ -192,7 +198,7 @@ cdef int _on_ticket_key(SSL *s, unsigned char *name, unsigned char *iv,
     if key == NULL:
         ring.unknown += 1
         return 0  # too old, another secret, garbage: a full handshake, never an error
-    if EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes_key, iv) != 1:
+    if EVP_DecryptInit_ex(cipher, _TICKET_CIPHER, NULL, key.aes_key, iv) != 1:
         return 0
     if EVP_MAC_CTX_set_params(mac, key.params) != 1:
         return 0

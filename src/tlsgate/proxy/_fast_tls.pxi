@@ -147,6 +147,9 @@ cdef class TLSInfo:
             X509_free(cert)
 
 
+cdef class _HandshakeTimers  # _fast_timers.pxi
+
+
 cdef class TLSTransport:
     """One accepted connection's TLS, driven by OpenSSL on its socket: an asyncio transport
     (``write``, ``close``, ``pause_reading``, flow control by high and low marks) for the
@@ -166,7 +169,13 @@ cdef class TLSTransport:
     cdef object _sni
     cdef object _peername
     cdef object _sockname_value
-    cdef object _timer
+    cdef object _timer  # the linger's
+    # The listener's handshake deadlines (_fast_timers.pxi): a list this transport is in
+    # until its handshake ends.
+    cdef _HandshakeTimers _timers
+    cdef TLSTransport _older
+    cdef TLSTransport _newer
+    cdef double _deadline_at
     cdef object _on_read_cb
     cdef object _on_write_cb
     cdef bint _reading
@@ -191,7 +200,7 @@ cdef class TLSTransport:
         self._state = _CLOSED
 
     def __init__(self, loop, protocol, ctx, lookup, int fd, peername,
-                 double handshake_timeout, choose=None):
+                 _HandshakeTimers timers, choose=None):
         """Take ``fd`` (a connected non-blocking socket, closed by this transport) and start
         the handshake on ``ctx``; ``lookup(name)`` gives the context for a server name. Or,
         with ``choose`` (and ``protocol`` None), ``choose(hello)`` gives the context and the
@@ -223,7 +232,7 @@ cdef class TLSTransport:
         self._choose = choose
         self._sni = None
         self._peername = peername
-        self._sockname_value = self._sockname()  # kept after close, as asyncio's are
+        self._sockname_value = None  # read when first asked (a system call nobody may need)
         self._on_read_cb = self._on_readable
         self._on_write_cb = self._on_writable
         self._pending = []
@@ -232,7 +241,8 @@ cdef class TLSTransport:
         self._high = _HIGH_WATER
         self._low = _LOW_WATER
         self._info = None
-        self._timer = loop.call_later(handshake_timeout, self._on_handshake_timeout)
+        self._timer = None
+        timers.add(self)
         # The handshake starts when the ClientHello is readable, in its own loop callback: run
         # here, a burst of accepts would make every connection already open wait for all of
         # the burst's handshakes (tens of milliseconds at the p99).
@@ -317,8 +327,7 @@ cdef class TLSTransport:
             self._loop.remove_writer(self._fd)
             self._writing = False
 
-    def _on_handshake_timeout(self):
-        self._timer = None
+    cdef _on_handshake_timeout(self):
         if self._state == _HANDSHAKE:
             self._teardown(None, False)  # quiet, as a failed handshake on the loop's TLS
 
@@ -389,9 +398,8 @@ cdef class TLSTransport:
             if ret == 1:
                 self._flush()  # the server's last flight and the session tickets
                 self._state = _OPEN
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
+                if self._timers is not None:
+                    self._timers.remove(self)
                 if self._protocol is None:  # pragma: no cover - the chooser runs first
                     self._teardown(None, False)
                     return
@@ -600,6 +608,8 @@ cdef class TLSTransport:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._timers is not None:
+            self._timers.remove(self)
         self._stop_reading()
         self._stop_writing()
         self._pending = []
@@ -705,6 +715,8 @@ cdef class TLSTransport:
         if name == "peername":
             return self._peername
         if name == "sockname":
+            if self._sockname_value is None:
+                self._sockname_value = self._sockname()  # None once the socket is closed
             return self._sockname_value
         if name == "sslcontext":
             return self._ctx
