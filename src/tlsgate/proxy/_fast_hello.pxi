@@ -50,13 +50,8 @@ from tlsgate.tls.clienthello import from_extensions as _hello_from_extensions
 DEF _EXT_SERVER_NAME = 0
 DEF _EXT_ALPN = 16
 
-#: OpenSSL's reasons for refusing a client certificate (acceptor.py's CLIENT_CERT_REASONS).
-_CLIENT_CERT_REASONS = frozenset({
-    "CERTIFICATE_VERIFY_FAILED",
-    "PEER_DID_NOT_RETURN_A_CERTIFICATE",
-    "NO_CERTIFICATE_RETURNED",
-    "CERTIFICATE_REVOKED",
-})
+#: OpenSSL's reasons for refusing a client certificate: the peeking acceptor's, one list.
+from tlsgate.proxy.acceptor import CLIENT_CERT_REASONS as _CLIENT_CERT_REASONS
 
 
 cdef object _extension(SSL *s, unsigned int kind):
