@@ -6,12 +6,11 @@ from __future__ import annotations
 import gc
 import os
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.tls.tls_helpers import Exchange, connect, self_signed
+from tests.tls.tls_helpers import Exchange, connect, ctypes_and_compiled, self_signed
 from tlsgate.proxy import socket_tls
 from tlsgate.tls import libssl, sessions
 from tlsgate.tls.context import new_server_context
@@ -107,15 +106,7 @@ def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 FILTERED = [False]
 
 
-@pytest.fixture(
-    params=[False, pytest.param(True, marks=pytest.mark.compiled_only)],
-    ids=["ctypes", "compiled-filter"],
-    autouse=True,
-)
-def _filtered(request: pytest.FixtureRequest) -> Iterator[None]:
-    FILTERED[0] = request.param
-    yield
-    FILTERED[0] = False
+_filtered = ctypes_and_compiled(FILTERED, ("ctypes", "compiled-filter"))
 
 
 def worker(cert_files: tuple[Path, Path], cache: SessionCache | None) -> ssl.SSLContext:

@@ -10,12 +10,11 @@ import hmac
 import logging
 import os
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.tls.tls_helpers import connect, self_signed
+from tests.tls.tls_helpers import connect, ctypes_and_compiled, self_signed
 from tlsgate.proxy import socket_tls
 from tlsgate.tls import libssl
 from tlsgate.tls.context import new_server_context
@@ -48,15 +47,7 @@ def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 COMPILED = [False]
 
 
-@pytest.fixture(
-    params=[False, pytest.param(True, marks=pytest.mark.compiled_only)],
-    ids=["ctypes", "compiled"],
-    autouse=True,
-)
-def _compiled(request: pytest.FixtureRequest) -> Iterator[None]:
-    COMPILED[0] = request.param
-    yield
-    COMPILED[0] = False
+_compiled = ctypes_and_compiled(COMPILED, ("ctypes", "compiled"))
 
 
 def server(cert_files: tuple[Path, Path], keys: TicketKeys | None) -> ssl.SSLContext:

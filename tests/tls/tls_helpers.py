@@ -4,9 +4,11 @@ contexts, shared by the tests of session tickets, the session cache and the TLS 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -90,3 +92,23 @@ def connect(
     exchange = Exchange(server_ctx, client_ctx, session)
     exchange.handshake()
     return exchange.client
+
+
+def ctypes_and_compiled(
+    flag: list[bool], ids: tuple[str, str]
+) -> Callable[[pytest.FixtureRequest], Iterator[None]]:
+    """An autouse fixture running every test of a module twice: with ``flag[0]`` False (the
+    ctypes callbacks of tls/, the pure twin) and True (the compiled ones serve puts in their
+    place; marked ``compiled_only``). The module's helpers read ``flag[0]``."""
+
+    @pytest.fixture(
+        params=[False, pytest.param(True, marks=pytest.mark.compiled_only)],
+        ids=list(ids),
+        autouse=True,
+    )
+    def variant(request: pytest.FixtureRequest) -> Iterator[None]:
+        flag[0] = request.param
+        yield
+        flag[0] = False
+
+    return variant

@@ -24,9 +24,8 @@ cdef class TLSAcceptor:
 
     def __init__(self, sock, ctx, factory, lookup, double handshake_timeout, choose=None):
         """``factory`` and ``lookup`` (the context for a server name), or ``choose``: the
-        context and the protocol's factory from each ClientHello (_fast_hello.pxi)."""
-        if choose is not None:
-            install_choice(ctx, <size_t>TLSGATE_SSL_CTX(ctx))
+        context and the protocol's factory from each ClientHello (_fast_hello.pxi; ``ctx``
+        has its callback: install_choice)."""
         self.sock = sock
         self._fd = sock.fileno()
         self._loop = asyncio.get_running_loop()

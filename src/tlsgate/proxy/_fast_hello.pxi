@@ -50,8 +50,7 @@ from tlsgate.tls.clienthello import from_extensions as _hello_from_extensions
 DEF _EXT_SERVER_NAME = 0
 DEF _EXT_ALPN = 16
 
-#: OpenSSL's reasons for refusing a client certificate: the peeking acceptor's, one list.
-from tlsgate.proxy.acceptor import CLIENT_CERT_REASONS as _CLIENT_CERT_REASONS
+from tlsgate.proxy.acceptor import log_refusal as _log_refusal_line
 
 
 cdef object _extension(SSL *s, unsigned int kind):
@@ -110,26 +109,20 @@ cdef _choose_site(TLSTransport t, SSL *s):
 
 
 cdef _log_refusal(TLSTransport t, object failure):
-    """A client refused for its certificate is an access decision: say who and why, as the
-    peeking acceptor does (Python's verify_message is X509_verify_cert_error_string)."""
+    """The peeking acceptor's refusal line, with what Python's SSLError would carry
+    (verify_message is X509_verify_cert_error_string of the verify result)."""
     cdef long result
     if SSL_get_verify_mode(t._ssl) == SSL_VERIFY_NONE:
         return
-    if failure.reason not in _CLIENT_CERT_REASONS:
-        return
     result = SSL_get_verify_result(t._ssl)
+    message = None
     if result != X509_V_OK:
-        detail = (<bytes>X509_verify_cert_error_string(result)).decode("latin-1")
-    else:
-        detail = failure.reason.lower()
-    peer = t._peername[0] if t._peername else "?"
-    _logger().warning("client %s refused in the TLS handshake: %s", peer, detail)
+        message = (<bytes>X509_verify_cert_error_string(result)).decode("latin-1")
+    _log_refusal_line(t._peername[0] if t._peername else "?", failure.reason, message)
 
 
 def install_choice(object ctx, size_t checked_pointer):
     """Make OpenSSL call the site chooser's ClientHello callback on ``ctx``, a listener's first
     context (connections without a chooser are left alone)."""
-    cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
-    if <size_t>pointer != checked_pointer or pointer == NULL:
-        raise RuntimeError("the SSLContext's SSL_CTX is not where this build expects it")
+    cdef SSL_CTX *pointer = _checked_ctx(ctx, checked_pointer)
     SSL_CTX_set_client_hello_cb(pointer, _on_client_hello, NULL)

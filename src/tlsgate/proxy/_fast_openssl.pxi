@@ -166,6 +166,16 @@ cdef extern from *:
     long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, _generic_callback fp)
 
 
+cdef SSL_CTX *_checked_ctx(object ctx, size_t checked_pointer) except NULL:
+    """``ctx``'s SSL_CTX, if it is where :func:`tlsgate.tls.libssl.ssl_ctx_pointer` found and
+    checked it (``checked_pointer``): every function here that sets something on a context
+    takes that proof first."""
+    cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
+    if <size_t>pointer != checked_pointer or pointer == NULL:
+        raise RuntimeError("the SSLContext's SSL_CTX is not where this build expects it")
+    return pointer
+
+
 cdef object _tls_log = None
 
 

@@ -39,9 +39,7 @@ def filter_session_callbacks(object ctx, size_t checked_pointer, size_t new_sess
                              size_t info):
     """Put the C filters in front of ``ctx``'s session callbacks: ``new_session`` and
     ``info`` are the addresses of the ctypes thunks sessions.install set (kept alive by it)."""
-    cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
-    if <size_t>pointer != checked_pointer or pointer == NULL:
-        raise RuntimeError("the SSLContext's SSL_CTX is not where this build expects it")
+    cdef SSL_CTX *pointer = _checked_ctx(ctx, checked_pointer)
     if new_session == 0 or info == 0:
         raise ValueError("no session callbacks to filter")
     SSL_CTX_set_ex_data(pointer, _CTX_NEW_SESSION, <void *>new_session)

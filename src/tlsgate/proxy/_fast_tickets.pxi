@@ -211,9 +211,7 @@ cdef int _on_ticket_key(SSL *s, unsigned char *name, unsigned char *iv,
 
 def compile_ticket_keys(object ctx, size_t checked_pointer, TicketRing ring):
     """Make ``ctx`` pick its ticket keys from ``ring`` in C, in place of the ctypes callback."""
-    cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
-    if <size_t>pointer != checked_pointer or pointer == NULL:
-        raise RuntimeError("the SSLContext's SSL_CTX is not where this build expects it")
+    cdef SSL_CTX *pointer = _checked_ctx(ctx, checked_pointer)
     if SSL_CTX_set_ex_data(pointer, _CTX_TICKETS, <void *>&ring.ring) != 1:
         raise RuntimeError("SSL_CTX_set_ex_data failed")
     if SSL_CTX_set_tlsext_ticket_key_evp_cb(pointer, _on_ticket_key) != 1:

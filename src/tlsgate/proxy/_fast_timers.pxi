@@ -27,12 +27,10 @@ cdef class _HandshakeTimers:
     cdef TLSTransport _head
     cdef TLSTransport _tail
     cdef object _timer  # the loop timer for the head's deadline (None: the list is empty)
-    cdef readonly Py_ssize_t waiting
 
     def __cinit__(self, loop, double timeout):
         self._loop = loop
         self.timeout = timeout
-        self.waiting = 0
 
     cdef add(self, TLSTransport t):
         t._deadline_at = _monotonic_now() + self.timeout
@@ -44,7 +42,6 @@ cdef class _HandshakeTimers:
         else:
             self._head = t
         self._tail = t
-        self.waiting += 1
         if self._timer is None:
             self._timer = self._loop.call_later(self.timeout, self._sweep)
 
@@ -65,7 +62,6 @@ cdef class _HandshakeTimers:
         t._older = None
         t._newer = None
         t._timers = None
-        self.waiting -= 1
         if self._head is None and self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -58,9 +58,7 @@ cdef int _on_servername(SSL *s, int *alert, void *arg) noexcept with gil:
 def install_sni(object ctx, size_t checked_pointer):
     """Make OpenSSL call the transport's SNI callback on ``ctx`` (``checked_pointer``: its
     ``SSL_CTX *`` as :func:`tlsgate.tls.libssl.ssl_ctx_pointer` found and checked it)."""
-    cdef SSL_CTX *pointer = TLSGATE_SSL_CTX(ctx)
-    if <size_t>pointer != checked_pointer or pointer == NULL:
-        raise RuntimeError("the SSLContext's SSL_CTX is not where this build expects it")
+    cdef SSL_CTX *pointer = _checked_ctx(ctx, checked_pointer)
     SSL_CTX_callback_ctrl(pointer, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB,
                           <_generic_callback>_on_servername)
 

@@ -27,7 +27,7 @@ from tlsgate.tls.clienthello import (
     parse_client_hello,
 )
 
-__all__ = ["ChallengeProtocol", "HelloAcceptor"]
+__all__ = ["ChallengeProtocol", "HelloAcceptor", "log_refusal"]
 
 log = logging.getLogger("tlsgate.serve")
 
@@ -173,12 +173,20 @@ class HelloAcceptor:
                 await waiter
         except ssl.SSLError as exc:
             conn.close()
-            if context.verify_mode != ssl.CERT_NONE and exc.reason in CLIENT_CERT_REASONS:
-                # A refused client certificate is an access decision: say who and why.
-                detail = getattr(exc, "verify_message", None) or exc.reason.lower()
-                log.warning("client %s refused in the TLS handshake: %s", peer, detail)
+            if context.verify_mode != ssl.CERT_NONE:
+                log_refusal(peer, exc.reason or "", getattr(exc, "verify_message", None))
         except (OSError, TimeoutError, ConnectionError):
             conn.close()  # as on the event loop's own accept path: a failed handshake is quiet
+
+
+def log_refusal(peer: str, reason: str, verify_message: str | None) -> None:
+    """A handshake that asked for a client certificate failed for ``reason`` (OpenSSL's): if
+    the certificate was the reason, say who and why (an access decision, unlike other failed
+    handshakes, which are quiet). Both TLS paths call this."""
+    if reason in CLIENT_CERT_REASONS:
+        log.warning(
+            "client %s refused in the TLS handshake: %s", peer, verify_message or reason.lower()
+        )
 
 
 class AlertingSSLProtocol(sslproto.SSLProtocol):

@@ -179,5 +179,6 @@ def listen_choosing(
     reason = unusable(ctx)
     if reason is not None:
         raise RuntimeError(f"TLS on the socket: {reason}")
+    _fast.install_choice(ctx, ssl_ctx_pointer(ctx))
     acceptor: SocketAcceptor = _fast.TLSAcceptor(sock, ctx, None, None, handshake_timeout, choose)
     return acceptor
