@@ -490,6 +490,56 @@ def test_silent_and_junk_clients_never_reach_the_protocol(
     run(body)
 
 
+def epoll_sets() -> int:
+    """How many epoll descriptors this process has open (the loop's own among them)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventpoll]"
+        except OSError:
+            continue  # the listing's own descriptor, closed already
+    return count
+
+
+@compiled_only
+def test_one_epoll_set_per_listener_outlives_it_until_its_last_connection(
+    ca: CertificateAuthority, now: datetime
+) -> None:
+    """The listener's connections share one epoll set, read by one loop callback; closing the
+    listener leaves the connections it accepted working, and the set goes with the last one
+    (no descriptor left behind)."""
+    ctx = site_context(ca, now, "a.example.test")
+    made, factory = keeping(Echo)
+
+    async def body() -> None:
+        before = epoll_sets()
+        clients = []
+        async with listening("socket", ctx, factory) as port:
+            assert epoll_sets() == before + 1
+            for _ in range(3):
+                clients.append(await tls_client(ca, port))
+        # The listener is closed; its connections go on, on the same set.
+        assert epoll_sets() == before + 1
+        for i, (reader, writer) in enumerate(clients):
+            writer.write(b"%d" % i)
+            assert await reader.readexactly(6) == b"echo:%d" % i
+        for _reader, writer in clients[:2]:
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.wait_for(asyncio.gather(made[0].lost, made[1].lost), 10)
+        assert epoll_sets() == before + 1  # one connection left
+        reader, writer = clients[2]
+        writer.write(b"last")
+        assert await reader.readexactly(9) == b"echo:last"
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(made[2].lost, 10)
+        assert epoll_sets() == before
+        assert [p.events for p in made] == [["made", "eof", "lost"]] * 3
+
+    run(body)
+
+
 @compiled_only
 def test_handshake_deadlines_in_accept_order(ca: CertificateAuthority, now: datetime) -> None:
     """One timer per listener: silent clients accepted one after another each get their full

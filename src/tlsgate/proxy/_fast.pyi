@@ -178,6 +178,7 @@ class TLSTransport(asyncio.Transport):
         fd: int,
         peername: Any,
         timers: object,  # the listener's handshake deadlines (_fast_timers.pxi)
+        poll: object,  # the listener's epoll set (_fast_readiness.pxi)
         choose: Callable[..., Any] | None = None,
     ) -> None: ...
 

@@ -19,6 +19,7 @@ cdef class TLSAcceptor:
     cdef object _lookup
     cdef object _factory
     cdef _HandshakeTimers _timers
+    cdef _Readiness _poll
     cdef object _choose
     cdef public object sock
 
@@ -34,6 +35,7 @@ cdef class TLSAcceptor:
         self._factory = factory
         self._choose = choose
         self._timers = _HandshakeTimers(self._loop, handshake_timeout)
+        self._poll = _Readiness(self._loop)
         sock.setblocking(False)
         self._loop.add_reader(self._fd, self._accept)
 
@@ -59,10 +61,10 @@ cdef class TLSAcceptor:
             try:
                 if self._choose is not None:
                     TLSTransport(self._loop, None, self._ctx, None, fd, peer, self._timers,
-                                 self._choose)
+                                 self._poll, self._choose)
                 else:
                     TLSTransport(self._loop, self._factory(), self._ctx, self._lookup, fd,
-                                 peer, self._timers)
+                                 peer, self._timers, self._poll)
             except Exception:
                 _logger().exception("TLS: could not start a connection from %s", peer)
 
@@ -72,6 +74,7 @@ cdef class TLSAcceptor:
             self._loop.remove_reader(self._fd)
             self._fd = -1
             self.sock.close()
+            self._poll.stop_listening()
 
     def close(self):
         self.stop_accepting()

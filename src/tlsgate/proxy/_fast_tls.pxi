@@ -6,8 +6,8 @@
 # sent with one send() straight from that buffer (BIO_nread0), and the socket is read straight
 # into the pair's other buffer (BIO_nwrite0). Nothing crosses a Python object but the plaintext
 # the protocol gets and gives; the records of one write go out in one system call (OpenSSL on a
-# socket BIO would make one per 16 KiB record). The event loop only says when the socket is
-# readable or writable.
+# socket BIO would make one per 16 KiB record). The listener's epoll set (_fast_readiness.pxi)
+# says when the socket is readable or writable.
 
 #: Each direction of a connection's BIO pair. Outgoing: the records of one write (up to eight
 #: full 16 KiB records) go out in one send(); incoming: one recv() takes what the client sent.
@@ -63,89 +63,9 @@ def install_sni(object ctx, size_t checked_pointer):
                           <_generic_callback>_on_servername)
 
 
-cdef class TLSInfo:
-    """What ``get_extra_info("ssl_object")`` gives on this transport: the parts of
-    ``ssl.SSLObject`` that the proxy and its logs read, answered by OpenSSL directly."""
-
-    cdef TLSTransport _t
-
-    def __init__(self, TLSTransport transport):
-        self._t = transport
-
-    @property
-    def tlsgate_sni(self):
-        """The server name the client sent (None: none), as SiteContexts records it."""
-        return self._t._sni
-
-    @property
-    def server_hostname(self):
-        return self._t._sni
-
-    @property
-    def server_side(self):
-        return True
-
-    @property
-    def context(self):
-        return self._t._ctx
-
-    @property
-    def session_reused(self):
-        return self._t._ssl != NULL and SSL_session_reused(self._t._ssl) == 1
-
-    def version(self):
-        if self._t._ssl == NULL or self._t._state == _HANDSHAKE:
-            return None
-        return (<bytes>SSL_get_version(self._t._ssl)).decode("ascii")
-
-    def selected_alpn_protocol(self):
-        cdef const unsigned char *data = NULL
-        cdef unsigned int size = 0
-        if self._t._ssl == NULL:
-            return None
-        SSL_get0_alpn_selected(self._t._ssl, &data, &size)
-        if data == NULL or size == 0:
-            return None
-        return PyBytes_FromStringAndSize(<const char *>data, size).decode("ascii")
-
-    def cipher(self):
-        cdef const SSL_CIPHER *c
-        if self._t._ssl == NULL:
-            return None
-        c = SSL_get_current_cipher(self._t._ssl)
-        if c == NULL:
-            return None
-        return ((<bytes>SSL_CIPHER_get_name(c)).decode("ascii"),
-                (<bytes>SSL_CIPHER_get_version(c)).decode("ascii"),
-                SSL_CIPHER_get_bits(c, NULL))
-
-    def getpeercert(self, binary_form=False):
-        """The client's certificate: DER with ``binary_form`` (None when it sent none); the
-        decoded form is not offered (read the DER with ``cryptography``)."""
-        if not binary_form:
-            raise ValueError("TLSInfo.getpeercert gives the DER form only (binary_form=True)")
-        cdef X509 *cert
-        cdef unsigned char *out = NULL
-        cdef int size
-        if self._t._ssl == NULL:
-            return None
-        cert = SSL_get1_peer_certificate(self._t._ssl)
-        if cert == NULL:
-            return None
-        try:
-            size = i2d_X509(cert, NULL)
-            if size <= 0:
-                return None
-            der = PyBytes_FromStringAndSize(NULL, size)
-            out = <unsigned char *>PyBytes_AS_STRING(der)
-            if i2d_X509(cert, &out) != size:
-                return None
-            return der
-        finally:
-            X509_free(cert)
-
-
+cdef class TLSInfo  # _fast_tls_info.pxi
 cdef class _HandshakeTimers  # _fast_timers.pxi
+cdef class _Readiness  # _fast_readiness.pxi
 
 
 cdef class TLSTransport:
@@ -174,8 +94,10 @@ cdef class TLSTransport:
     cdef TLSTransport _older
     cdef TLSTransport _newer
     cdef double _deadline_at
-    cdef object _on_read_cb
-    cdef object _on_write_cb
+    # The listener's epoll set, and this connection's interests registered there (0: none,
+    # not in the set). _reading and _writing are the interests wanted: _sync registers them.
+    cdef _Readiness _poll
+    cdef unsigned int _mask
     cdef bint _reading
     cdef bint _writing
     cdef bint _read_paused
@@ -198,7 +120,7 @@ cdef class TLSTransport:
         self._state = _CLOSED
 
     def __init__(self, loop, protocol, ctx, lookup, int fd, peername,
-                 _HandshakeTimers timers, choose=None):
+                 _HandshakeTimers timers, _Readiness poll, choose=None):
         """Take ``fd`` (a connected non-blocking socket, closed by this transport) and start
         the handshake on ``ctx``; ``lookup(name)`` gives the context for a server name. Or,
         with ``choose`` (and ``protocol`` None), ``choose(hello)`` gives the context and the
@@ -231,8 +153,6 @@ cdef class TLSTransport:
         self._sni = None
         self._peername = peername
         self._sockname_value = None  # read when first asked (a system call nobody may need)
-        self._on_read_cb = self._on_readable
-        self._on_write_cb = self._on_writable
         self._pending = []
         self._pending_offset = 0
         self._pending_size = 0
@@ -240,12 +160,19 @@ cdef class TLSTransport:
         self._low = _LOW_WATER
         self._info = None
         self._timer = None
+        self._poll = poll
+        self._mask = 0
+        poll.joined()
         timers.add(self)
-        # The handshake starts when the ClientHello is readable, in its own loop callback: run
-        # here, a burst of accepts would make every connection already open wait for all of
-        # the burst's handshakes (tens of milliseconds at the p99).
-        loop.add_reader(fd, self._on_read_cb)
+        # The handshake starts when the ClientHello is readable, in the set's next callback:
+        # run here, a burst of accepts would make every connection already open wait for all
+        # of the burst's handshakes (tens of milliseconds at the p99).
         self._reading = True
+        try:
+            self._sync()
+        except OSError:
+            self._teardown(None, False)
+            raise
 
     def __dealloc__(self):
         if self._ssl != NULL:
@@ -273,7 +200,40 @@ cdef class TLSTransport:
             self._ctx = ctx
 
     # -- readiness -----------------------------------------------------------------------
-    def _on_readable(self):
+    cdef int _sync(self) except -1:
+        """Register the interests this connection has now (a system call only when they
+        changed). Every way in (a readiness event, a write or close from the protocol, a paused
+        or resumed read) ends here, so the flags may change freely on the way."""
+        if self._fd < 0:
+            return 0
+        self._poll.interest(self, (EPOLLIN if self._reading else 0)
+                            | (EPOLLOUT if self._writing else 0))
+        return 0
+
+    cdef _on_events(self, unsigned int events):
+        """The set's callback: what epoll reported for this socket (an error or hang-up wakes
+        whichever side is waiting, which then reads or sends and meets it)."""
+        if self._state == _LINGER:
+            self._on_lingering()
+        else:
+            if self._reading and events & (EPOLLIN | EPOLLERR | EPOLLHUP):
+                self._on_readable()
+            if self._writing and events & (EPOLLOUT | EPOLLERR | EPOLLHUP):
+                self._on_writable()
+        try:
+            self._sync()
+        except OSError as exc:
+            self._teardown(exc, True)
+
+    def _resumed(self):
+        """resume_reading's callback: the records already read wait in the pair or in OpenSSL."""
+        self._on_readable()
+        try:
+            self._sync()
+        except OSError as exc:
+            self._teardown(exc, True)
+
+    cdef _on_readable(self):
         if self._state >= _LINGER:
             return
         try:
@@ -285,7 +245,7 @@ cdef class TLSTransport:
         except Exception as exc:
             self._failed(exc)
 
-    def _on_writable(self):
+    cdef _on_writable(self):
         if self._state >= _LINGER:
             return
         try:
@@ -315,15 +275,11 @@ cdef class TLSTransport:
             _logger().exception("TLS connection from %s: the protocol failed", self._peername)
         self._teardown(exc, True)
 
-    cdef _stop_reading(self):
-        if self._reading:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
+    cdef inline void _stop_reading(self):
+        self._reading = False
 
-    cdef _stop_writing(self):
-        if self._writing:
-            self._loop.remove_writer(self._fd)
-            self._writing = False
+    cdef inline void _stop_writing(self):
+        self._writing = False
 
     cdef _on_handshake_timeout(self):
         if self._state == _HANDSHAKE:
@@ -377,9 +333,7 @@ cdef class TLSTransport:
                 continue
             elif sent < 0 and errno != EAGAIN:
                 raise _errno_failure(errno)
-            if not self._writing:
-                self._loop.add_writer(self._fd, self._on_write_cb)
-                self._writing = True
+            self._writing = True  # the socket's room: _on_writable goes on
             return False
 
     cdef Py_ssize_t _buffered(self):
@@ -535,6 +489,11 @@ cdef class TLSTransport:
         if not self._protocol_paused and self._buffered() > self._high:
             self._protocol_paused = True
             self._protocol.pause_writing()
+        if self._state < _LINGER:
+            try:
+                self._sync()
+            except OSError as exc:
+                self._teardown(exc, True)
         return 0
 
     # -- ending ----------------------------------------------------------------------------
@@ -565,14 +524,18 @@ cdef class TLSTransport:
         sent was read and nothing is waiting, the socket closes at once, as nginx's
         lingering_close "on" does: the client's close_notify or FIN comes after it read our
         close_notify, which comes after the response; a reset then loses nothing."""
-        shutdown(self._fd, SHUT_WR)
         self._state = _LINGER
         self._release(None, tell)
         if self._eof or (self._input_done and not self._unread()):
+            self._teardown(None, False)  # close() sends the FIN
+            return
+        shutdown(self._fd, SHUT_WR)
+        self._reading = True
+        try:
+            self._sync()
+        except OSError:
             self._teardown(None, False)
             return
-        self._loop.add_reader(self._fd, self._on_lingering)
-        self._reading = True
         self._timer = self._loop.call_later(_LINGER_TIME, self._end_linger)
 
     cdef bint _unread(self):
@@ -582,7 +545,7 @@ cdef class TLSTransport:
             return True
         return recv(self._fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) != -1 or errno != EAGAIN
 
-    def _on_lingering(self):
+    cdef _on_lingering(self):
         cdef ssize_t got
         while self._state == _LINGER:
             got = recv(self._fd, _PLAIN, _PLAIN_SIZE, 0)
@@ -608,8 +571,8 @@ cdef class TLSTransport:
             self._timer = None
         if self._timers is not None:
             self._timers.remove(self)
-        self._stop_reading()
-        self._stop_writing()
+        self._reading = False
+        self._writing = False
         self._pending = []
         self._pending_size = 0
         if tell:
@@ -623,12 +586,10 @@ cdef class TLSTransport:
         cdef bint was_open = self._state == _OPEN or self._state == _CLOSING
         self._state = _CLOSED
         self._release(exc, tell and was_open)
-        close(self._fd)
+        self._poll.forget(self)
+        close(self._fd)  # which takes the socket out of the epoll set
         self._fd = -1
-        # Each of these holds this transport: no cycle left for the garbage collector.
-        self._info = None
-        self._on_read_cb = None
-        self._on_write_cb = None
+        self._info = None  # it holds this transport: no cycle left for the garbage collector
 
     # -- asyncio.Transport ---------------------------------------------------------------
     def write(self, data):
@@ -655,6 +616,11 @@ cdef class TLSTransport:
         self._stop_reading()
         if not self._pending and BIO_ctrl_pending(self._net) == 0:
             self._shutdown()
+        if self._state == _CLOSING:
+            try:
+                self._sync()
+            except OSError as exc:
+                self._teardown(exc, True)
 
     def abort(self):
         self._teardown(None, True)
@@ -670,16 +636,20 @@ cdef class TLSTransport:
             return
         self._read_paused = True
         self._stop_reading()
+        try:
+            self._sync()
+        except OSError as exc:
+            self._teardown(exc, True)
 
     def resume_reading(self):
         if self._state != _OPEN or not self._read_paused:
             return
         self._read_paused = False
         if not self._eof:
-            self._loop.add_reader(self._fd, self._on_read_cb)
             self._reading = True
-        # Records already read from the socket (or its end) wait in the pair or in OpenSSL.
-        self._loop.call_soon(self._on_readable)
+        # Records already read from the socket (or its end) wait in the pair or in OpenSSL;
+        # _resumed registers the interest.
+        self._loop.call_soon(self._resumed)
 
     def set_write_buffer_limits(self, high=None, low=None):
         if high is None:
