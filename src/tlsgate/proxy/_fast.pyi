@@ -168,6 +168,11 @@ class TLSInfo:
     def cipher(self) -> tuple[str, str, int] | None: ...
     def getpeercert(self, binary_form: bool = False) -> bytes | None: ...
 
+MEMO_MAX: int
+
+class _EdgeMemo:
+    def sizes(self) -> dict[str, int]: ...
+
 class TLSTransport(asyncio.Transport):
     def __init__(
         self,

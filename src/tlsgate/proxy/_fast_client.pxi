@@ -45,6 +45,8 @@ cdef class _ClientCore:
     # The forwarding headers' per-connection part, and the ClientInfo it was made from.
     cdef _Peer _peer
     cdef object _peer_client
+    # The edge's answers remembered across connections (_fast_memo.pxi).
+    cdef _EdgeMemo _memo
 
     def __init__(self, edge):
         if ClientInfo is None:
@@ -52,11 +54,12 @@ cdef class _ClientCore:
         if Request is not _Req:  # pragma: no cover - one switch selects parser and connection
             raise TypeError("the compiled connection reads the compiled parser's events")
         self.edge = edge
+        self._memo = _memo(edge)
         self.loop = asyncio.get_running_loop()
         self.parser = RequestParser(edge.parser_limits)
         self.transport = None
         self._tls = None
-        self.client = ClientInfo("", edge.port)
+        self.client = self._memo.client(edge, "").info
         self.trusted = False
         self.sni_route = None
         self.identity = None
@@ -86,25 +89,34 @@ cdef class _ClientCore:
 
     # -- asyncio callbacks: the client side --------------------------------------------------
     def connection_made(self, transport):
+        cdef TLSTransport tls
+        cdef _Client client
         self.transport = transport
         if type(transport) is TLSTransport:
-            self._tls = <TLSTransport>transport
-        peer = transport.get_extra_info("peername")
-        self.client = ClientInfo(peer[0] if peer else "", self.edge.port)
-        self.trusted = is_trusted(self.client.address, self.edge.trusted_proxies)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
-            except OSError:
-                pass
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            name = getattr(ssl_object, "tlsgate_sni", None)
-            if name:
-                self.sni_route = self.edge.router.match(normalize_host(name))
-            if self.edge.client_auth:
-                self.identity = peer_identity(ssl_object)
+            # OpenSSL on the socket: what get_extra_info would answer, read directly (its
+            # TCP_NODELAY is set at accept).
+            tls = self._tls = <TLSTransport>transport
+            peer = tls._peername
+            name = tls._sni
+            ssl_object = tls._tls_info() if self.edge.client_auth else None
+        else:
+            peer = transport.get_extra_info("peername")
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+                except OSError:
+                    pass
+            ssl_object = transport.get_extra_info("ssl_object")
+            name = getattr(ssl_object, "tlsgate_sni", None) if ssl_object is not None else None
+        client = self._memo.client(self.edge, peer[0] if peer else "")
+        self.client = client.info
+        self.trusted = client.trusted
+        self._peer, self._peer_client = client.peer, client.info
+        if name:
+            self.sni_route = self._memo.sni_route(self.edge.router, name)
+        if ssl_object is not None and self.edge.client_auth:
+            self.identity = peer_identity(ssl_object)
         self.edge.connections.add(self)
         metrics = self.edge.metrics
         if type(metrics) is RequestCounts:
@@ -331,11 +343,11 @@ cdef class _ClientCore:
             host = self._host  # (keep-alive: the same Host as the last request, the same route)
             route, status = self._route, self._route_status
         else:
-            host = normalize_host(host_value) if host_value else ""
-            route, status = router.route_for(host, self.sni_route)
+            host, route, status, self._route_hsts = self._memo.host_route(
+                edge, router, host_value, self.sni_route
+            )
             self._host_value, self._host = host_value, host
             self._route_router, self._route, self._route_status = router, route, status
-            self._route_hsts = edge.hsts_for(route.site) if route is not None else None
         cdef Exchange x = Exchange(request, host, _monotonic())
         self._x = x
         x.sent_before = self._sent

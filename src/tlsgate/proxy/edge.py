@@ -68,6 +68,9 @@ class Edge:
     hsts: Mapping[int, bytes] = field(default_factory=dict)
     #: id(site) -> its client-certificate settings, for sites that ask for client certificates
     client_auth: dict[int, ClientCertPolicy] = field(init=False)
+    #: The compiled connections' answers remembered across connections (who a peer address
+    #: is, the route of a server name or Host: proxy/_fast_memo.pxi); None until the first.
+    fast_memo: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.client_auth = {
