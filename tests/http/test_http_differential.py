@@ -349,3 +349,96 @@ def test_compiled_raises_only_remote_errors(
         with pytest.raises(RemoteProtocolError) as again:
             parser.feed_eof()
         assert again.value is exc
+
+
+# -- skip_body: a Content-Length body counted, not copied ------------------------------------------
+
+
+def skipping(name: str, pieces: list[bytes], method: bytes | None, limits: Limits) -> Outcome:
+    """As :func:`outcome`, but whatever part of each piece a Content-Length body still expects
+    goes through ``skip_body`` (as the compiled proxy relays a body from its read buffer), put
+    back in the events as the Data it stands for."""
+    request_parser, response_parser = implementation(name)
+    parser = request_parser(limits) if method is None else response_parser(limits)
+    if method is not None:
+        parser.expect(method)
+    events: list[Event] = []
+    try:
+        for index, whole in enumerate(pieces):
+            piece = whole
+            left = parser.length_left()
+            if left and piece:
+                taken = min(left, len(piece))
+                events.append(Data(piece[:taken]))
+                events += parser.skip_body(taken)
+                piece = piece[taken:]
+            if piece:
+                events += parser.feed(piece)
+            if events and isinstance(events[-1], Upgraded):
+                events[-1] = Upgraded(events[-1].leftover + b"".join(pieces[index + 1 :]))
+                return merged(events), None
+        events += parser.feed_eof()
+    except RemoteProtocolError as exc:
+        return [], exc.status
+    return merged(events), None
+
+
+def same_when_skipping(
+    data: bytes, cuts: list[int], method: bytes | None, limits: Limits | None = None
+) -> None:
+    limits = limits or Limits()
+    pieces = cut(data, cuts)
+    reference = outcome("pure", pieces, method, limits)
+    for name in ("compiled", "pure"):
+        assert skipping(name, pieces, method, limits) == reference, (name, data, pieces)
+
+
+@st.composite
+def length_responses(draw: st.DrawFn) -> bytes:
+    """One to three responses with well-formed Content-Length bodies (so that every example
+    has bodies to skip), perhaps an interim response first."""
+    data = draw(st.sampled_from([b"", b"HTTP/1.1 100 Continue\r\n\r\n"]))
+    for _ in range(draw(st.integers(1, 3))):
+        body = draw(st.binary(min_size=1, max_size=64))
+        data += b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    return data
+
+
+@DIFF
+@given(
+    st.one_of(responses(), length_responses()),
+    expected,
+    splits,
+    st.one_of(st.none(), st.integers(0, 30)),
+)
+def test_skipped_response_bodies(
+    data: bytes, method: bytes, cuts: list[int], max_body: int | None
+) -> None:
+    same_when_skipping(data, cuts, method, Limits(max_body_bytes=max_body))
+
+
+@DIFF
+@given(request_streams(), splits)
+def test_skipped_request_bodies(data: bytes, cuts: list[int]) -> None:
+    same_when_skipping(data, cuts, None)
+
+
+@pytest.mark.parametrize("name", ["compiled", "pure"])
+def test_skip_body_only_inside_a_length_body(name: str) -> None:
+    _request_parser, response_parser = implementation(name)
+    parser = response_parser(Limits())
+    parser.expect(b"GET")
+    assert parser.length_left() == 0
+    with pytest.raises(LocalProtocolError):
+        parser.skip_body(1)  # before the head
+    assert parser.feed(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")[1:] == [Data(b"abc")]
+    assert parser.length_left() == 7
+    with pytest.raises(LocalProtocolError):
+        parser.skip_body(8)  # past the end
+    with pytest.raises(LocalProtocolError):
+        parser.skip_body(0)
+    assert parser.skip_body(6) == []
+    assert parser.length_left() == 1
+    (end,) = parser.skip_body(1)
+    assert type(end).__name__ == "EndOfMessage"
+    assert parser.length_left() == 0 and parser.reusable

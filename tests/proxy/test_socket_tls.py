@@ -6,7 +6,7 @@ The same protocols run on both transports: echo, a write far larger than the soc
 paused and resumed, ``close()`` after a large write (everything arrives, then close_notify),
 the client's end of stream. Then what only this path does: the SNI callback moving a handshake
 to another site's context, a refused client hearing the alert, junk and silent clients closed
-without reaching the protocol.
+without reaching the protocol, the listener's epoll set living until its last connection.
 """
 
 from __future__ import annotations

@@ -801,3 +801,31 @@ cdef class _Framer:
             self._error = exc
             raise
         return events
+
+    cpdef Py_ssize_t length_left(self):
+        """framer.py's: bytes of a Content-Length body still to come (0 when not inside one)."""
+        return <Py_ssize_t>self._remaining if self._state == LENGTH else 0
+
+    cpdef list skip_body(self, Py_ssize_t n):
+        """framer.py's: count ``n`` body bytes the caller relays itself (no Data event for
+        them), and return the events that follow."""
+        cdef list events
+        if self._error is not None:
+            raise self._error
+        if self._state != LENGTH or n <= 0 or <unsigned long long>n > self._remaining:
+            raise LocalProtocolError("skip_body() outside a Content-Length body, or past its end")
+        events = self._events = []
+        try:
+            self._body_seen += n
+            if self._max_body >= 0 and self._body_seen > self._max_body:
+                raise self._refuse(
+                    "request body too large" if not self._response else "response body too large",
+                    413,
+                )
+            self._remaining -= <unsigned long long>n
+            if not self._remaining:
+                self._message_end([], False)
+        except RemoteProtocolError as exc:
+            self._error = exc
+            raise
+        return events

@@ -473,6 +473,22 @@ class _Framer(Generic[_P]):
             raise
         return events
 
+    def length_left(self) -> int:
+        """Bytes of a Content-Length body still to come (0 when not inside one)."""
+        return self._remaining if self._state == _LENGTH else 0
+
+    def skip_body(self, n: int) -> list[Event]:
+        """Count ``n`` bytes (at most :meth:`length_left`) of a Content-Length body that the
+        caller relays itself, without a Data event for them: the events that follow (the
+        message's end when they were its last), with the checks ``feed`` makes. The compiled
+        proxy relays a large body from its read buffer this way; here, the reference, it is
+        ``feed`` of that many bytes without the Data events."""
+        if self._error is not None:
+            raise self._error
+        if self._state != _LENGTH or not 0 < n <= self._remaining:
+            raise LocalProtocolError("skip_body() outside a Content-Length body, or past its end")
+        return [event for event in self.feed(bytes(n)) if type(event) is not Data]
+
     # -- llhttp callbacks shared by both directions --------------------------------------------
     def _on_start_line(self, piece: bytes) -> None:
         start = self._start + piece if self._start else piece

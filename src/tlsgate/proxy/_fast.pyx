@@ -45,6 +45,9 @@ from libc.math cimport fabs, isfinite, modf
 from libc.math cimport round as c_round
 from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcmp, memcpy, strlen
+
+cdef extern from "<string.h>" nogil:
+    void *memmem(const void *haystack, size_t haystack_size, const void *needle, size_t needle_size)
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 from posix.unistd cimport write as c_write
 

@@ -554,6 +554,30 @@ cdef class _ClientCore:
     def upstream_events(self, UpstreamConnection conn, list events):
         self._upstream_events(conn, events)
 
+    cdef bint _relays_direct(self, UpstreamConnection conn):
+        """Whether ``conn``'s body bytes may go to the client as they are, from the read
+        buffer (UpstreamConnection.buffer_updated): OpenSSL on the socket, the exchange
+        reading from ``conn``, no chunked re-framing."""
+        cdef Exchange x = self._x
+        return (
+            self._tls is not None and not self.closed
+            and x is not None and x.conn is conn and not x.chunked_out
+        )
+
+    cdef _relay_direct(self, UpstreamConnection conn, const char *data, Py_ssize_t size,
+                       list events):
+        """_upstream_events for ``size`` body bytes at ``data`` (counted by the parser, which
+        gave ``events``: what follows them), without a bytes object: what is queued goes
+        first, then OpenSSL encrypts from ``data`` (copying only what the socket cannot take
+        now)."""
+        self._flush()
+        self._sent += size
+        self._tls._send(data, size, None)
+        if events:
+            self._upstream_events(conn, events)
+        elif self._deadline.kind == DEADLINE_UPSTREAM:
+            self._deadline.set(self.edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
+
     cdef _upstream_events(self, UpstreamConnection conn, list events):
         cdef Exchange x = self._x
         cdef bint request_read

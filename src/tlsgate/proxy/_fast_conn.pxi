@@ -290,6 +290,52 @@ cdef class UpstreamConnection:
         if sock is not None:
             sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
 
+    def get_buffer(self, sizehint):
+        return _UPSTREAM_VIEW
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        """uvloop read ``nbytes`` into the shared upstream buffer. Inside a Content-Length
+        body relayed to OpenSSL on the socket, the bytes are encrypted straight from the buffer
+        (the parser only counts them): a large response is not copied into a bytes object per
+        read. A response's head is fed up to its blank line, so that the body read with it goes
+        the same way. Anything else becomes bytes for data_received."""
+        cdef const char *data = PyByteArray_AS_STRING(_UPSTREAM_BUFFER)
+        cdef const char *blank
+        cdef Py_ssize_t pos = 0
+        cdef Py_ssize_t take
+        cdef _ClientCore owner
+        if not 0 <= nbytes <= _UPSTREAM_BUFFER_SIZE:
+            raise ValueError("buffer_updated: more bytes than the buffer holds")
+        while pos < nbytes:
+            owner = self.owner
+            if self.tunnel is not None or owner is None or not owner._relays_direct(self):
+                break
+            take = self.parser.length_left()
+            if take > 0:
+                if take > nbytes - pos:
+                    take = nbytes - pos
+                try:
+                    events = self.parser.skip_body(take)
+                except RemoteProtocolError as exc:
+                    owner._upstream_failed(self, exc)
+                    return
+                owner._relay_direct(self, data + pos, take, events)
+                pos += take
+                continue
+            # Not inside a body: perhaps a head, whose end is looked for in what a head may
+            # span (parsing it in two pieces is the same as in one).
+            take = nbytes - pos
+            if take > _HEAD_SCAN:
+                take = _HEAD_SCAN
+            blank = <const char *>memmem(data + pos, <size_t>take, b"\r\n\r\n", 4)
+            if blank == NULL or blank + 4 == data + nbytes:
+                break
+            take = blank + 4 - (data + pos)
+            self.data_received(PyBytes_FromStringAndSize(data + pos, take))
+            pos += take
+        if pos < nbytes:
+            self.data_received(PyBytes_FromStringAndSize(data + pos, nbytes - pos))
+
     def data_received(self, data):
         if self.tunnel is not None:
             self.tunnel.write(data)
@@ -362,5 +408,12 @@ include "_fast_pool.pxi"
 
 cdef bytearray _READ_BUFFER = bytearray(READ_BUFFER_SIZE)
 cdef object _READ_VIEW = memoryview(_READ_BUFFER)
+#: What uvloop reads an upstream connection into (the size it reads with by itself).
+cdef Py_ssize_t _UPSTREAM_BUFFER_SIZE = 256 * 1024
+cdef bytearray _UPSTREAM_BUFFER = bytearray(_UPSTREAM_BUFFER_SIZE)
+cdef object _UPSTREAM_VIEW = memoryview(_UPSTREAM_BUFFER)
+#: How far into a read a response head's end is looked for (the responses' head limit is
+#: smaller).
+cdef Py_ssize_t _HEAD_SCAN = 64 * 1024
 
 include "_fast_client.pxi"

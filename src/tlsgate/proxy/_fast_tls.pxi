@@ -468,19 +468,30 @@ cdef class TLSTransport:
         return 0
 
     cdef int _write(self, bytes data) except -1:
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        return self._send(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), data)
+
+    cdef int _send(self, const char *data, Py_ssize_t size, bytes owner) except -1:
+        """Encrypt and send ``size`` bytes at ``data``; what the socket cannot take now
+        waits. ``owner``: the bytes object ``data`` is (kept while it waits), or None: ``data``
+        is a buffer that will be reused, and what waits is copied."""
         cdef Py_ssize_t done
         if self._state != _OPEN or size == 0:
             return 0
         if self._pending:
-            self._pending.append(data)
+            self._pending.append(
+                owner if owner is not None else PyBytes_FromStringAndSize(data, size)
+            )
             self._pending_size += size
         else:
             try:
-                done = self._encrypt(PyBytes_AS_STRING(data), size)
+                done = self._encrypt(data, size)
                 if done < size:
-                    self._pending.append(data)
-                    self._pending_offset = done
+                    if owner is not None:
+                        self._pending.append(owner)
+                        self._pending_offset = done
+                    else:  # OpenSSL takes the rest again from the copy (a moving buffer)
+                        self._pending.append(PyBytes_FromStringAndSize(data + done, size - done))
+                        self._pending_offset = 0
                     self._pending_size += size - done
                 self._flush()
             except OSError as exc:
