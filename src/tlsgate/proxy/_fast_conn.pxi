@@ -298,7 +298,8 @@ cdef class UpstreamConnection:
         body relayed to OpenSSL on the socket, the bytes are encrypted straight from the buffer
         (the parser only counts them): a large response is not copied into a bytes object per
         read. A response's head is fed up to its blank line, so that the body read with it goes
-        the same way. Anything else becomes bytes for data_received."""
+        the same way. Anything else, and any piece under _DIRECT_MIN, becomes bytes for
+        data_received (a small response keeps its head and body in one record)."""
         cdef const char *data = PyByteArray_AS_STRING(_UPSTREAM_BUFFER)
         cdef const char *blank
         cdef Py_ssize_t pos = 0
@@ -306,7 +307,7 @@ cdef class UpstreamConnection:
         cdef _ClientCore owner
         if not 0 <= nbytes <= _UPSTREAM_BUFFER_SIZE:
             raise ValueError("buffer_updated: more bytes than the buffer holds")
-        while pos < nbytes:
+        while nbytes - pos >= _DIRECT_MIN:  # (a small read: as it is, below)
             owner = self.owner
             if self.tunnel is not None or owner is None or not owner._relays_direct(self):
                 break
@@ -314,6 +315,8 @@ cdef class UpstreamConnection:
             if take > 0:
                 if take > nbytes - pos:
                     take = nbytes - pos
+                if take < _DIRECT_MIN:
+                    break  # a small piece: with the head, in one record and one send
                 try:
                     events = self.parser.skip_body(take)
                 except RemoteProtocolError as exc:
@@ -328,7 +331,7 @@ cdef class UpstreamConnection:
             if take > _HEAD_SCAN:
                 take = _HEAD_SCAN
             blank = <const char *>memmem(data + pos, <size_t>take, b"\r\n\r\n", 4)
-            if blank == NULL or blank + 4 == data + nbytes:
+            if blank == NULL or data + nbytes - (blank + 4) < _DIRECT_MIN:
                 break
             take = blank + 4 - (data + pos)
             self.data_received(PyBytes_FromStringAndSize(data + pos, take))
@@ -415,5 +418,8 @@ cdef object _UPSTREAM_VIEW = memoryview(_UPSTREAM_BUFFER)
 #: How far into a read a response head's end is looked for (the responses' head limit is
 #: smaller).
 cdef Py_ssize_t _HEAD_SCAN = 64 * 1024
+#: The least body read that is relayed from the buffer: a smaller one is copied and goes out
+#: with the head or the chunks queued before it (one record and one send, not two).
+cdef Py_ssize_t _DIRECT_MIN = 32 * 1024
 
 include "_fast_client.pxi"
