@@ -26,24 +26,18 @@ from tlsgate.proxy.routing import Router
 from tlsgate.proxy.upstream import UpstreamPool
 
 from ..conftest import free_port
+from .edge_helpers import HeadAnswerer
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 LONG = 30.0  # a timeout no test should meet
 
 
-class Upstream200(asyncio.Protocol):
+class Upstream200(HeadAnswerer):
     """Answers each GET head with 200 ``ok``; never a GET of ``/hang`` or another method."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
-            head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-            if head.startswith(b"GET ") and not head.startswith(b"GET /hang "):
-                self.transport.write(OK)  # type: ignore[attr-defined]
+    def answer(self, head: bytes) -> None:
+        if head.startswith(b"GET ") and not head.startswith(b"GET /hang "):
+            self.transport.write(OK)
 
 
 @dataclass

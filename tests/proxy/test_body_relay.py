@@ -21,13 +21,10 @@ from datetime import datetime
 
 import pytest
 
+from tests.proxy.edge_helpers import HeadAnswerer, upstream_and_edge
 from tests.proxy.test_socket_tls import KINDS, client_context, listening, run, site_context
 from tlsgate.ca import CertificateAuthority
-from tlsgate.config import Limits, SiteConfig, Timeouts, Upstream
-from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.protocol import ClientProtocol
-from tlsgate.proxy.routing import Router
-from tlsgate.proxy.upstream import UpstreamPool
 
 SIZES = [1, 16 * 1024 - 1, 16 * 1024 + 7, 300_001, 5 * 1024 * 1024 + 13]
 
@@ -36,20 +33,13 @@ def body_of(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
 
-class Bodies(asyncio.Protocol):
+class Bodies(HeadAnswerer):
     """``GET /length/N`` or ``GET /chunked/N``: N pseudo-random bytes, written in uneven
     pieces (so that reads end anywhere in the body)."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
-            head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-            kind, size = head.split(b" ")[1].split(b"/")[1:3]
-            asyncio.get_running_loop().create_task(self.send(kind, int(size)))
+    def answer(self, head: bytes) -> None:
+        kind, size = head.split(b" ")[1].split(b"/")[1:3]
+        asyncio.get_running_loop().create_task(self.send(kind, int(size)))
 
     async def send(self, kind: bytes, size: int) -> None:
         body = body_of(size)
@@ -109,32 +99,13 @@ def test_bodies_arrive_exactly(kind: str, ca: CertificateAuthority, now: datetim
     paths = [f"/{framing}/{size}" for size in SIZES for framing in ("length", "chunked")]
 
     async def body() -> None:
-        loop = asyncio.get_running_loop()
-        upstream = await loop.create_server(Bodies, "127.0.0.1", 0)
-        edge = Edge(
-            router=Router(
-                [
-                    SiteConfig(
-                        hosts=("a.example.test",),
-                        upstreams=(Upstream("127.0.0.1", upstream.sockets[0].getsockname()[1]),),
-                    )
-                ]
-            ),
-            pool=UpstreamPool(loop),
-            timeouts=Timeouts(header=30, idle=30, upstream_response=30),
-            limits=Limits(),
-            port=443,
-        )
-        try:
+        async with upstream_and_edge(Bodies, "a.example.test") as edge:
             async with listening(kind, server_ctx, lambda: ClientProtocol(edge)) as port:
                 # The largest body first, read late: the proxy is paused with records waiting.
                 first = await asyncio.to_thread(
                     fetch, client_ctx, port, [paths[-2], paths[-1]], 0.5
                 )
                 rest = await asyncio.to_thread(fetch, client_ctx, port, paths, 0.0)
-        finally:
-            edge.pool.close()
-            upstream.close()
         for path, got in zip([paths[-2], paths[-1], *paths], first + rest, strict=True):
             size = int(path.rsplit("/", 1)[1])
             assert len(got) == size, path

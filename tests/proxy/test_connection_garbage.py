@@ -21,14 +21,11 @@ from datetime import datetime
 
 import pytest
 
+from tests.proxy.edge_helpers import upstream_and_edge
 from tests.proxy.test_access_log import Upstream200
 from tests.proxy.test_socket_tls import client_context, listening, run, site_context
 from tlsgate.ca import CertificateAuthority
-from tlsgate.config import Limits, SiteConfig, Timeouts, Upstream
-from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.protocol import ClientProtocol
-from tlsgate.proxy.routing import Router
-from tlsgate.proxy.upstream import UpstreamPool
 
 CONNECTIONS = 30
 
@@ -59,20 +56,7 @@ def test_closed_connections_leave_no_cycles(
     client_ctx = client_context(ca)
 
     async def body() -> None:
-        loop = asyncio.get_running_loop()
-        upstream = await loop.create_server(Upstream200, "127.0.0.1", 0)
-        site = SiteConfig(
-            hosts=("a.example.test",),
-            upstreams=(Upstream("127.0.0.1", upstream.sockets[0].getsockname()[1]),),
-        )
-        edge = Edge(
-            router=Router([site]),
-            pool=UpstreamPool(loop),
-            timeouts=Timeouts(header=30, idle=30, upstream_response=30),
-            limits=Limits(),
-            port=443,
-        )
-        try:
+        async with upstream_and_edge(Upstream200, "a.example.test") as edge:
             async with listening(kind, server_ctx, lambda: ClientProtocol(edge)) as port:
                 # One round first: the pool's upstream connection, caches, lazy imports.
                 assert (await asyncio.to_thread(one_request, client_ctx, port, close)).endswith(
@@ -98,8 +82,5 @@ def test_closed_connections_leave_no_cycles(
                 finally:
                     gc.enable()
                 assert found == 0, f"{found} objects in cycles after {CONNECTIONS} connections"
-        finally:
-            edge.pool.close()
-            upstream.close()
 
     run(body)

@@ -18,32 +18,20 @@ from datetime import datetime
 
 import pytest
 
+from tests.proxy.edge_helpers import HeadAnswerer, upstream_and_edge
 from tests.proxy.test_socket_tls import client_context, listening, run, site_context
 from tlsgate.ca import CertificateAuthority
-from tlsgate.config import Limits, SiteConfig, Timeouts, Upstream
 from tlsgate.proxy import _fast
-from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.protocol import ClientProtocol
-from tlsgate.proxy.routing import Router
-from tlsgate.proxy.upstream import UpstreamPool
 
 pytestmark = pytest.mark.compiled_only
 
 
-class EchoHead(asyncio.Protocol):
+class EchoHead(HeadAnswerer):
     """Answers each request with 200 and its head as the body (what the edge forwarded)."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
-            head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-            self.transport.write(  # type: ignore[attr-defined]
-                b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(head), head)
-            )
+    def answer(self, head: bytes) -> None:
+        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(head), head))
 
 
 def exchanges(ctx: ssl.SSLContext, port: int, requests: list[bytes]) -> list[tuple[int, bytes]]:
@@ -76,35 +64,19 @@ def test_remembered_answers_are_the_computed_ones(
     client_ctx = client_context(ca)
 
     async def body() -> None:
-        loop = asyncio.get_running_loop()
-        upstream = await loop.create_server(EchoHead, "127.0.0.1", 0)
-        target = (Upstream("127.0.0.1", upstream.sockets[0].getsockname()[1]),)
-        edge = Edge(
-            router=Router(
-                [
-                    SiteConfig(hosts=("a.example.test",), upstreams=target),
-                    SiteConfig(hosts=("b.example.test",), upstreams=target),
-                ]
-            ),
-            pool=UpstreamPool(loop),
-            timeouts=Timeouts(header=30, idle=30, upstream_response=30),
-            limits=Limits(),
-            port=443,
-            trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),) if trusted else (),
-        )
         requests = [
             get(b"a.example.test", b"X-Forwarded-For: 203.0.113.9\r\n"),
             get(b"b.example.test"),  # another site than the handshake named
             get(b"nowhere.example.test"),  # no site
             get(b"A.Example.Test.:443"),  # the first Host, written otherwise
         ]
-        try:
+        trust = (ipaddress.ip_network("127.0.0.0/8"),) if trusted else ()
+        async with upstream_and_edge(
+            EchoHead, "a.example.test", "b.example.test", trusted_proxies=trust
+        ) as edge:
             async with listening("socket", server_ctx, lambda: ClientProtocol(edge)) as port:
                 first = await asyncio.to_thread(exchanges, client_ctx, port, requests)
                 second = await asyncio.to_thread(exchanges, client_ctx, port, requests)
-        finally:
-            edge.pool.close()
-            upstream.close()
         assert first == second  # the second connection's answers came from the tables
         assert [status for status, _ in first] == [200, 421, 404, 200]
         head = first[0][1].lower()
@@ -128,17 +100,7 @@ def test_the_tables_stay_bounded(ca: CertificateAuthority, now: datetime) -> Non
     flood = [get(b"h%d.example.test" % i) for i in range(_fast.MEMO_MAX + 100)]
 
     async def body() -> None:
-        loop = asyncio.get_running_loop()
-        upstream = await loop.create_server(EchoHead, "127.0.0.1", 0)
-        target = (Upstream("127.0.0.1", upstream.sockets[0].getsockname()[1]),)
-        edge = Edge(
-            router=Router([SiteConfig(hosts=("a.example.test",), upstreams=target)]),
-            pool=UpstreamPool(loop),
-            timeouts=Timeouts(header=30, idle=30, upstream_response=30),
-            limits=Limits(),
-            port=443,
-        )
-        try:
+        async with upstream_and_edge(EchoHead, "a.example.test") as edge:
             async with listening("socket", server_ctx, lambda: ClientProtocol(edge)) as port:
                 answers = await asyncio.to_thread(exchanges, client_ctx, port, flood)
                 assert [status for status, _ in answers] == [404] * len(flood)
@@ -149,8 +111,5 @@ def test_the_tables_stay_bounded(ca: CertificateAuthority, now: datetime) -> Non
                     exchanges, client_ctx, port, [get(b"a.example.test")]
                 )
                 assert status == 200
-        finally:
-            edge.pool.close()
-            upstream.close()
 
     run(body)
