@@ -42,9 +42,8 @@ cdef class _ClientCore:
     cdef object _route
     cdef int _route_status
     cdef object _route_hsts
-    # The forwarding headers' per-connection part, and the ClientInfo it was made from.
+    # The forwarding headers' per-connection part (the edge's, for this client's address).
     cdef _Peer _peer
-    cdef object _peer_client
     # The edge's answers remembered across connections (_fast_memo.pxi).
     cdef _EdgeMemo _memo
 
@@ -85,7 +84,6 @@ cdef class _ClientCore:
         self._route_status = 0
         self._route_hsts = None
         self._peer = None
-        self._peer_client = None
 
     # -- asyncio callbacks: the client side --------------------------------------------------
     def connection_made(self, transport):
@@ -112,7 +110,7 @@ cdef class _ClientCore:
         client = self._memo.client(self.edge, peer[0] if peer else "")
         self.client = client.info
         self.trusted = client.trusted
-        self._peer, self._peer_client = client.peer, client.info
+        self._peer = client.peer
         if name:
             self.sni_route = self._memo.sni_route(self.edge.router, name)
         if ssl_object is not None and self.edge.client_auth:
@@ -367,9 +365,6 @@ cdef class _ClientCore:
                 x.move(ANSWER_LOCALLY)
                 self._deadline.set(edge.timeouts.idle, DEADLINE_BODY)
                 return
-        if self._peer_client is not self.client:
-            self._peer = _peer(self.client)
-            self._peer_client = self.client
         headers = _forwarded(
             request.headers,
             self._peer,
@@ -575,8 +570,8 @@ cdef class _ClientCore:
         self._tls._send(data, size, None)
         if events:
             self._upstream_events(conn, events)
-        elif self._deadline.kind == DEADLINE_UPSTREAM:
-            self._deadline.set(self.edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
+        else:
+            self._upstream_progressed()
 
     cdef _upstream_events(self, UpstreamConnection conn, list events):
         cdef Exchange x = self._x
@@ -603,6 +598,10 @@ cdef class _ClientCore:
                 self._start_tunnel(x, conn, (<_Upg>event).leftover)
                 return
         self._flush()
+        self._upstream_progressed()
+
+    cdef inline _upstream_progressed(self):
+        """The upstream sent part of its response: its deadline starts again."""
         if self._deadline.kind == DEADLINE_UPSTREAM:
             self._deadline.set(self.edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
 
