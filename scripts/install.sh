@@ -20,16 +20,18 @@ extras=""
 tools=(openssl curl gcc)
 # Debian package for each tool the tests drive (command -> package).
 declare -A packages=([openssl]=openssl [curl]=curl [certbot]=certbot [lego]=lego [pebble]=pebble
-  [nginx]=nginx [caddy]=caddy [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux [initdb]=postgresql)
+  [nginx]=nginx [caddy]=caddy [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux [initdb]=postgresql
+  [nghttp]=nghttp2-client [h2load]=nghttp2-client)
 for option in "$@"; do
   case "$option" in
     --test)
       extras="[test]"
       tools+=(certbot lego pebble)  # real ACME clients and a reference ACME server
       tools+=(initdb)  # the PostgreSQL store's tests start a real server (initdb + pg_ctl)
+      tools+=(nghttp h2load)  # HTTP/2 clients for the edge's h2 tests
       ;;
     --bench)
-      tools+=(nginx caddy wrk gcc haproxy taskset)
+      tools+=(nginx caddy wrk gcc haproxy taskset h2load)
       ;;
     *)
       echo "install.sh: unknown option $option (known: --test, --bench)" >&2
@@ -55,6 +57,8 @@ python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
   || missing+=(python3-dev)
 # OpenSSL's headers: the data plane drives the system libssl (the one Python's ssl loads) itself.
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+# nghttp2's headers: HTTP/2 at the edge is libnghttp2 driven by the data plane (http/_h2.pyx).
+[ -f /usr/include/nghttp2/nghttp2.h ] || missing+=(libnghttp2-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: please install with apt-get: ${missing[*]}" >&2

@@ -128,6 +128,8 @@ class SiteConfig:
     hsts: HstsPolicy | None = None
     hsts_explicit: bool = False  # True when the config said hsts = ... (even false)
     via: bool = False
+    #: Offer HTTP/2 (ALPN "h2", before "http/1.1") on this site's TLS handshakes.
+    http2: bool = True
     #: "http": requests proxied to an HTTP upstream; "tcp": after TLS (and the client
     #: certificate check), bytes relayed to a TCP upstream, for protocols that are not HTTP.
     mode: str = "http"

@@ -127,6 +127,7 @@ _SITE_KEYS = (
     "balance",
     "hsts",
     "via",
+    "http2",
     "tls",
     "issuer",
     "acme",
@@ -400,7 +401,7 @@ def _site(
         )
     mode = _choice(mode_value, _MODES, at.child("mode"))
     if mode == "tcp":
-        for key in ("hsts", "via"):  # HTTP headers: a TCP site has none to put them in
+        for key in ("hsts", "via", "http2"):  # HTTP: a TCP site relays bytes, not requests
             if key in table:
                 raise at.child(key).error(f'{key} has no effect on a mode = "tcp" site')
     up_at = at.child("upstream")
@@ -411,6 +412,7 @@ def _site(
     balance = _choice(table.get("balance", "round_robin"), _BALANCE, at.child("balance"))
     hsts = _hsts(table["hsts"], at.child("hsts")) if "hsts" in table else None
     via = bool_value(table["via"], at.child("via")) if "via" in table else False
+    http2 = bool_value(table["http2"], at.child("http2")) if "http2" in table else mode == "http"
     tls = _tls(table["tls"], at.child("tls"), base) if "tls" in table else None
     issuer, settings = _issuer(table, at, base, tls is not None, hosts, acme, http)
     client_auth = None
@@ -424,6 +426,7 @@ def _site(
         hsts=hsts,
         hsts_explicit="hsts" in table,
         via=via,
+        http2=http2,
         tls=tls,
         issuer=issuer,
         acme=settings,

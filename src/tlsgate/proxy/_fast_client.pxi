@@ -115,6 +115,13 @@ cdef class _ClientCore:
             self.sni_route = self._memo.sni_route(self.edge.router, name)
         if ssl_object is not None and self.edge.client_auth:
             self.identity = peer_identity(ssl_object)
+        if tls is not None:
+            if tls._alpn_h2():
+                self._become_h2(transport)
+                return
+        elif ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self._become_h2(transport)
+            return
         self.edge.connections.add(self)
         metrics = self.edge.metrics
         if type(metrics) is RequestCounts:
@@ -122,6 +129,16 @@ cdef class _ClientCore:
         elif metrics is not None:
             metrics.connected()
         self._deadline.set(self.edge.timeouts.header, DEADLINE_IDLE)
+
+    cdef _become_h2(self, transport):
+        """ALPN chose HTTP/2: the connection is an H2Connection's from here (this object,
+        made before the handshake, is dropped)."""
+        self._deadline.close()
+        self.transport = None
+        self._tls = None
+        conn = H2Connection(self.edge, self.client, self.trusted, self.sni_route, self.identity)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
 
     def get_buffer(self, sizehint):
         return _READ_VIEW
@@ -532,7 +549,8 @@ cdef class _ClientCore:
         state = x.state
         x.move(ATTACH)
         x.conn = conn
-        conn.owner = self
+        conn._core = self
+        conn._owner = self
         state.active += 1
         conn.parser.expect(x.request.method)
         conn.write(x.head)
@@ -636,7 +654,8 @@ cdef class _ClientCore:
         self._deadline.clear()
         self._detach(x)
         self._log(x, 101)
-        conn.owner = None
+        conn._core = None
+        conn._owner = None
         self.tunnel = conn
         conn.tunnel = self.transport
         if x.tunnel_leftover:

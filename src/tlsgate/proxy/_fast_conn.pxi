@@ -31,11 +31,14 @@ cdef object admit = None
 cdef object peer_identity = None
 cdef object error_response = None
 cdef object _RESPONSE_LIMITS = None
+cdef object H2Connection = None
 
 
 cdef int _bind() except -1:
     global ClientInfo, is_trusted, admit, peer_identity, error_response, _RESPONSE_LIMITS
-    from tlsgate.proxy import client_identity, edge, headers, upstream
+    global H2Connection
+    from tlsgate.proxy import client_identity, edge, h2_connection, headers, upstream
+    H2Connection = h2_connection.H2Connection
     ClientInfo, is_trusted = headers.ClientInfo, headers.is_trusted
     admit, peer_identity = client_identity.admit, client_identity.peer_identity
     error_response = edge.error_response
@@ -257,12 +260,17 @@ cdef class TLSTransport
 
 
 cdef class UpstreamConnection:
-    """upstream.py's UpstreamConnection, calling its owner's halves in C."""
+    """upstream.py's UpstreamConnection, calling its owner's halves in C.
+
+    The owner is a compiled HTTP/1.1 connection (``_core``: called in C) or any other
+    :class:`~tlsgate.proxy.upstream.UpstreamOwner` (an HTTP/2 stream: called through its Python
+    methods, with the events as upstream.py gives them)."""
 
     cdef public object upstream
     cdef public object parser
     cdef public object transport
-    cdef public _ClientCore owner
+    cdef _ClientCore _core
+    cdef object _owner
     cdef public object tunnel
     cdef public bint reused
     cdef public bint closed
@@ -276,13 +284,23 @@ cdef class UpstreamConnection:
         self.upstream = upstream
         self.parser = ResponseParser(_RESPONSE_LIMITS)
         self.transport = None
-        self.owner = None
+        self._core = None
+        self._owner = None
         self.tunnel = None
         self.reused = False
         self.closed = False
         self.write_paused = False
         self.read_paused = False
         self.idle_since = 0.0
+
+    @property
+    def owner(self):
+        return self._owner
+
+    @owner.setter
+    def owner(self, owner):
+        self._owner = owner
+        self._core = owner if isinstance(owner, _ClientCore) else None
 
     def connection_made(self, transport):
         self.transport = transport
@@ -308,7 +326,7 @@ cdef class UpstreamConnection:
         if not 0 <= nbytes <= _UPSTREAM_BUFFER_SIZE:
             raise ValueError("buffer_updated: more bytes than the buffer holds")
         while nbytes - pos >= _DIRECT_MIN:  # (a small read: as it is, below)
-            owner = self.owner
+            owner = self._core
             if self.tunnel is not None or owner is None or not owner._relays_direct(self):
                 break
             take = self.parser.length_left()
@@ -343,48 +361,69 @@ cdef class UpstreamConnection:
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
-        cdef _ClientCore owner = self.owner
+        cdef _ClientCore owner = self._core
+        cdef object other = self._owner
         try:
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
             if owner is not None:
                 owner._upstream_failed(self, exc)
+            elif other is not None:
+                other.upstream_failed(self, exc)
             else:
                 self.close()
             return
         if owner is not None:
             owner._upstream_events(self, events)
+        elif other is not None:
+            other.upstream_events(self, events)
 
     def eof_received(self):
-        cdef _ClientCore owner = self.owner
-        if self.tunnel is None and owner is not None:
+        cdef _ClientCore owner = self._core
+        cdef object other = self._owner
+        if self.tunnel is None and other is not None:
             try:
                 events = self.parser.feed_eof()
             except RemoteProtocolError as exc:
-                owner._upstream_failed(self, exc)
+                if owner is not None:
+                    owner._upstream_failed(self, exc)
+                else:
+                    other.upstream_failed(self, exc)
                 return None
             if events:
-                owner._upstream_events(self, events)
+                if owner is not None:
+                    owner._upstream_events(self, events)
+                else:
+                    other.upstream_events(self, events)
         return None
 
     def connection_lost(self, exc):
         self.closed = True
         if self.tunnel is not None:
             self.tunnel.close()
-        cdef _ClientCore owner = self.owner
-        if owner is not None:
-            self.owner = None
-            owner._upstream_closed(self)
+        cdef _ClientCore owner = self._core
+        cdef object other = self._owner
+        if other is not None:
+            self._core = None
+            self._owner = None
+            if owner is not None:
+                owner._upstream_closed(self)
+            else:
+                other.upstream_closed(self)
 
     def pause_writing(self):
         self.write_paused = True
-        if self.owner is not None:
-            self.owner._pause(PAUSE_UPSTREAM)
+        if self._core is not None:
+            self._core._pause(PAUSE_UPSTREAM)
+        elif self._owner is not None:
+            self._owner.upstream_flow(self, True)
 
     def resume_writing(self):
         self.write_paused = False
-        if self.owner is not None:
-            self.owner._resume(PAUSE_UPSTREAM)
+        if self._core is not None:
+            self._core._resume(PAUSE_UPSTREAM)
+        elif self._owner is not None:
+            self._owner.upstream_flow(self, False)
 
     cpdef write(self, bytes data):
         if self.transport is not None and data:
@@ -401,7 +440,8 @@ cdef class UpstreamConnection:
             self.transport.resume_reading()
 
     cpdef close(self):
-        self.owner = None
+        self._core = None
+        self._owner = None
         if self.transport is not None:
             self.transport.close()
 

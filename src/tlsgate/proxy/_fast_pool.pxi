@@ -78,7 +78,8 @@ cdef class UpstreamPool:
 
     cpdef release(self, UpstreamConnection conn):
         """Return a connection whose exchange completed cleanly; anything else is closed."""
-        conn.owner = None
+        conn._core = None
+        conn._owner = None
         conn.resume_reading()
         cdef list idle = self._list(conn.upstream)
         if (

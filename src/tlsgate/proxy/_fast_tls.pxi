@@ -681,6 +681,15 @@ cdef class TLSTransport:
     def set_protocol(self, protocol):
         self._set_protocol(protocol)
 
+    cdef bint _alpn_h2(self):
+        """The handshake chose HTTP/2 (read once, when the connection is made)."""
+        cdef const unsigned char *data = NULL
+        cdef unsigned int size = 0
+        if self._ssl == NULL:
+            return False
+        SSL_get0_alpn_selected(self._ssl, &data, &size)
+        return size == 2 and data[0] == 104 and data[1] == 50  # b"h2"
+
     cdef _set_protocol(self, protocol):
         self._protocol = protocol
         self._core = protocol if isinstance(protocol, _ClientCore) else None

@@ -24,6 +24,7 @@ from tlsgate.proxy.settings import (
 from tlsgate.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
+    from tlsgate.proxy.h2_connection import H2Connection
     from tlsgate.proxy.protocol import ClientProtocol
 
 __all__ = ["Edge", "error_response"]
@@ -61,7 +62,7 @@ class Edge:
     log: Callable[[AccessRecord], None] | None = None
     metrics: EdgeMetrics | None = None
     draining: bool = False
-    connections: set[ClientProtocol] = field(default_factory=set)
+    connections: set[ClientProtocol | H2Connection] = field(default_factory=set)
     parser_limits: Limits = field(init=False)
     #: id(site) -> its Strict-Transport-Security value, for the sites that send one (derived
     #: from each site's HSTS policy and names by the control plane: tlsgate.serve.hsts)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from tlsgate.proxy.edge import Edge
+from tlsgate.proxy.h2_connection import H2Connection
 
 __all__ = ["ConnectionBudget", "drain", "retire"]
 
@@ -73,6 +74,9 @@ async def drain(edges: list[Edge], deadline: float) -> None:
             for conn in list(edge.connections):
                 if conn.busy:
                     busy = True
+                    if isinstance(conn, H2Connection):
+                        # GOAWAY at once: no new streams on it, those in flight finish.
+                        conn.drain_notice()
                 elif conn.tunnel is None:
                     conn.close()
         if not busy:

@@ -61,6 +61,7 @@ from tlsgate.proxy.flow import (
     PAUSE_TUNNEL,
     PAUSE_UPSTREAM,
 )
+from tlsgate.proxy.h2_connection import H2Connection
 from tlsgate.proxy.headers import ClientInfo, is_trusted, request_head
 from tlsgate.proxy.phase import (
     ABORT,
@@ -154,6 +155,17 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
                 self.sni_route = self.edge.router.match(normalize_host(name))
             if self.edge.client_auth:  # OpenSSL verified it (or there is none): who is it?
                 self.identity = peer_identity(ssl_object)
+            if ssl_object.selected_alpn_protocol() == "h2":
+                # HTTP/2: the connection is an H2Connection's from here; this object, made
+                # before the handshake said which protocol, is dropped.
+                self._deadline.close()
+                self.transport = None
+                h2 = H2Connection(
+                    self.edge, self.client, self.trusted, self.sni_route, self.identity
+                )
+                transport.set_protocol(h2)
+                h2.connection_made(transport)
+                return
         self.edge.connections.add(self)
         if self.edge.metrics is not None:
             self.edge.metrics.connected()

@@ -26,7 +26,12 @@ from tlsgate.tls import sessions
 from tlsgate.tls.context import load_chain_into, new_server_context
 from tlsgate.tls.tickets import TicketKeys, install_all
 
-__all__ = ["SiteTls", "client_auth_of", "uses_client_auth"]
+__all__ = ["H1_ALPN", "H2_ALPN", "SiteTls", "client_auth_of", "uses_client_auth"]
+
+#: What a site's handshakes offer: HTTP/2 first (the client's choice among these wins only if it
+#: lacks h2), or HTTP/1.1 alone (``http2 = false``, and TCP sites).
+H2_ALPN = ("h2", "http/1.1")
+H1_ALPN = ("http/1.1",)
 
 log = logging.getLogger("tlsgate.serve")
 
@@ -78,7 +83,8 @@ class SiteTls:
         return internal_material(self.store, self.state_dir())
 
     def _context(self, cert: SiteCertificate, material: TrustMaterial | None) -> ssl.SSLContext:
-        ctx = new_server_context()
+        site = cert.site
+        ctx = new_server_context(alpn=H2_ALPN if site.http2 and site.mode == "http" else H1_ALPN)
         install_all([ctx], self.tickets)
         if self.tickets is not None:
             socket_tls.compile_ticket_keys(ctx, self.tickets)
