@@ -28,6 +28,13 @@ EXTENSIONS = [
         # OpenSSL on the socket (_fast_tls.pxi): the system libssl, the one Python's ssl uses.
         libraries=["ssl", "crypto"],
     ),
+    Extension(
+        "tlsgate.http._h2",
+        ["src/tlsgate/http/_h2.pyx"],
+        extra_compile_args=["-Wall", "-O2"],
+        # HTTP/2 at the edge: the system libnghttp2 (libnghttp2-dev), driven sans-IO.
+        libraries=["nghttp2"],
+    ),
 ]
 
 setup(

@@ -21,6 +21,7 @@ from tlsgate.compiled import PURE_VARIABLE, pure_forced
 COMPILED = {
     "tlsgate.http._fast": ("tlsgate.http", "RequestParser", "tlsgate.http.request"),
     "tlsgate.proxy._fast": ("tlsgate.proxy.access_log", "AccessLog", "tlsgate.proxy.access_log"),
+    "tlsgate.http._h2": ("tlsgate.http.h2_session", "H2Session", "tlsgate.http.h2_session"),
 }
 
 SHOW = "import tlsgate.http as h; print(h.RequestParser.__module__, h.ResponseParser.__module__)"
