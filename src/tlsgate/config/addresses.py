@@ -175,6 +175,9 @@ def _upstream(value: object, at: At, scheme: str = "http") -> Upstream:
         raise at.error(f'expected {_a("")}"{scheme}://HOST:PORT" string, got {show(value)}')
     shown = show(value)
     given, sep, rest = value.partition("://")
+    h2c = bool(sep) and given.lower() == "h2c" and scheme == "http"
+    if h2c:
+        given = "http"  # (the same address rules; the connection speaks HTTP/2)
     if sep:
         if given.lower() == "https" and scheme == "http":
             raise at.error(
@@ -210,7 +213,7 @@ def _upstream(value: object, at: At, scheme: str = "http") -> Upstream:
         number = 80 if port is None else _port(port, allow_zero=False)
     except ValueError as exc:
         raise at.error(f"{shown} is not {_a(scheme)}://host:port URL ({exc})") from None
-    return Upstream(canonical, number)
+    return Upstream(canonical, number, h2c)
 
 
 def _upstreams(
@@ -224,6 +227,11 @@ def _upstreams(
         if upstream in out:
             raise item_at.error(f"{upstream} is listed twice")
         out.append(upstream)
+    if len({u.h2c for u in out}) > 1:
+        raise at.error(
+            "a site's upstreams all speak one protocol: all http:// or all h2c:// "
+            "(make two sites for two kinds of service)"
+        )
     return tuple(out)
 
 

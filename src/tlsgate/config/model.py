@@ -37,10 +37,12 @@ class ListenAddress:
 class Upstream:
     host: str  # a name or an IP address; IPv6 without brackets, ready for connect()
     port: int
+    #: Speaks HTTP/2 in clear text (``h2c://``, prior knowledge): gRPC services.
+    h2c: bool = False
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'h2c' if self.h2c else 'http'}://{host}:{self.port}"
 
 
 @dataclass(frozen=True)

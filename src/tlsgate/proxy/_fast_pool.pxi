@@ -6,14 +6,20 @@
 # the same object for every request), and by value only the first time an object is seen, so
 # two equal upstreams (a reload builds new ones) still share one list, as in the pure pool.
 
-cdef Py_ssize_t MAX_IDLE_PER_UPSTREAM = 128
+cdef Py_ssize_t MAX_IDLE_PER_UPSTREAM = 512
 cdef double IDLE_TIMEOUT = 30.0
 # Identity entries kept before the table starts over (each reload of the configuration adds
 # its upstream objects; the value table stays the authority).
 cdef Py_ssize_t _MAX_IDENTITIES = 1024
 
 
+#: upstream.py's refusal of an HTTP/1.1 connection to an h2c:// upstream.
+H2C_ONLY = "this upstream speaks HTTP/2 (h2c://): only HTTP/2 clients reach it"
+
+
 async def _open(loop, upstream, double timeout):
+    if getattr(upstream, "h2c", False):
+        raise ConnectionRefusedError(H2C_ONLY)
     async with asyncio.timeout(timeout):
         _, protocol = await loop.create_connection(
             lambda: UpstreamConnection(upstream), upstream.host, upstream.port

@@ -25,6 +25,7 @@ from tlsgate.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
     from tlsgate.proxy.h2_connection import H2Connection
+    from tlsgate.proxy.h2c_upstream import H2cPool
     from tlsgate.proxy.protocol import ClientProtocol
 
 __all__ = ["Edge", "error_response"]
@@ -72,6 +73,8 @@ class Edge:
     #: The compiled connections' answers remembered across connections (who a peer address
     #: is, the route of a server name or Host: proxy/_fast_memo.pxi); None until the first.
     fast_memo: object = field(default=None, init=False, repr=False, compare=False)
+    #: Connections to h2c:// upstreams (made at the first h2c request).
+    h2c_pool: H2cPool | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.client_auth = {

@@ -31,7 +31,6 @@ from tlsgate.http import (
     Headers,
     LocalProtocolError,
     RemoteProtocolError,
-    Request,
     Response,
     chunk,
     last_chunk,
@@ -43,6 +42,9 @@ from tlsgate.proxy.deadline import Deadline
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.flow import DEADLINE_BODY, DEADLINE_UPSTREAM, PAUSE_UPSTREAM
+from tlsgate.proxy.h2_request import RequestRefused, h2_fields, request_from_fields
+from tlsgate.proxy.h2c_side import H2cSide, h2c_request_fields
+from tlsgate.proxy.h2c_upstream import H2cConnection
 from tlsgate.proxy.headers import request_head, response_headers
 from tlsgate.proxy.phase import (
     ABORT,
@@ -62,9 +64,10 @@ from tlsgate.proxy.upstream import UpstreamConnection
 from tlsgate.proxy.upstream_side import UpstreamSide
 
 if TYPE_CHECKING:
+    from tlsgate.http.h2_session import H2SessionAPI
     from tlsgate.proxy.h2_connection import H2Connection
 
-__all__ = ["HIGH_WATER", "H2Stream", "request_from_fields"]
+__all__ = ["HIGH_WATER", "H2Stream"]
 
 #: Response bytes queued on one stream (waiting for the client's window) above which its
 #: upstream is no longer read; it is read again once they fall under LOW_WATER.
@@ -78,74 +81,7 @@ _ROUTING_ERRORS = {
 _NO_BODY = BodyKind.NONE
 
 
-class RequestRefused(RemoteProtocolError):
-    """An h2 request the edge answers itself with ``status`` (it never goes upstream)."""
-
-
-def request_from_fields(
-    fields: Headers, *, ended: bool, max_body: int | None
-) -> tuple[Request, bytes]:
-    """The HTTP/1.1 request an h2 header block stands for, and its authority (the Host sent
-    upstream). The session already enforced RFC 9113 section 8.3's shape (pseudo-fields first,
-    present once, lower-case names, no connection-specific fields); what is checked here is what
-    an HTTP/1.1 upstream must not be handed: a CONNECT, a ``:path`` that is not origin-form, a
-    Host that disagrees with ``:authority``, a Content-Length that is not a number.
-
-    Cookie fields are joined with "; " (RFC 9113 8.2.3): HTTP/1.1 allows one Cookie field.
-    """
-    method = target = authority = b""
-    host = b""
-    headers: Headers = []
-    cookies: list[bytes] = []
-    length: int | None = None
-    expect = False
-    for name, value in fields:
-        if name[:1] == b":":
-            if name == b":method":
-                method = value
-            elif name == b":path":
-                target = value
-            elif name == b":authority":
-                authority = value
-            continue
-        if name == b"host":
-            host = value
-            continue
-        if name == b"cookie":
-            cookies.append(value)
-            continue
-        if name == b"content-length":
-            if not value.isdigit() or (length is not None and int(value) != length):
-                raise RequestRefused("invalid content-length", 400)
-            length = int(value)
-        elif name == b"expect" and value.lower() == b"100-continue":
-            expect = True
-        headers.append((name, value))
-    if method == b"CONNECT":
-        raise RequestRefused("CONNECT is not proxied over HTTP/2", 405)
-    if not (target[:1] == b"/" or (target == b"*" and method == b"OPTIONS")):
-        raise RequestRefused("the :path is not an origin-form target", 400)
-    if authority and host and host != authority:
-        raise RequestRefused("Host differs from :authority", 400)
-    authority = authority or host
-    if not authority:
-        raise RequestRefused("no :authority and no Host", 400)
-    if cookies:
-        headers.append((b"cookie", b"; ".join(cookies)))
-    headers.insert(0, (b"host", authority))
-    if max_body is not None and length is not None and length > max_body:
-        raise RequestRefused("request body larger than the limit", 413)
-    if ended:
-        body, length = _NO_BODY, (0 if length is None else length)
-        if length:
-            raise RequestRefused("content-length without a body", 400)
-    else:
-        body = BodyKind.LENGTH if length is not None else BodyKind.CHUNKED
-    request = Request(method, target, b"2", headers, body, length, True, None, expect)
-    return request, authority
-
-
-class H2Stream(UpstreamSide):
+class H2Stream(UpstreamSide, H2cSide):
     """One h2 request/response; the :class:`H2Connection` routes the session's events here."""
 
     def __init__(self, conn: H2Connection, stream_id: int) -> None:
@@ -168,6 +104,11 @@ class H2Stream(UpstreamSide):
         self._responded = False  # a final response head went to the session
         self._received = 0  # request body bytes, against the body limit
         self._local_error = ""  # why a request answered locally was refused (logged)
+        self._h2c: H2cConnection | None = None  # the h2c upstream carrying the stream
+        self._h2c_sid = 0
+        self._h2c_fields: Headers = []
+        self._up_credit = 0  # request flow bytes with nothing to send (padding), to return
+        self._down_credit = 0  # upstream response bytes acknowledged once the client reads
         self._status = 0
         self._head_only = False
 
@@ -201,6 +142,20 @@ class H2Stream(UpstreamSide):
                 x.process(ANSWER_LOCALLY)
                 self._local_after_body(x)
                 return
+        if route.site.upstreams and route.site.upstreams[0].h2c:
+            self._deadline.set(edge.timeouts.upstream_response, DEADLINE_UPSTREAM)
+            self._h2c_begin(
+                x,
+                h2c_request_fields(
+                    request,
+                    authority,
+                    self.h2.client,
+                    trusted=self.h2.trusted,
+                    via=route.site.via,
+                    client_cert=xfcc,
+                ),
+            )
+            return
         try:
             x.head = request_head(
                 request,
@@ -246,7 +201,7 @@ class H2Stream(UpstreamSide):
     def _send_end(self, trailers: Headers) -> None:
         x_status = self._status
         if trailers:
-            self.h2.session.send_trailers(self.stream_id, _h2_fields(trailers))
+            self.h2.session.send_trailers(self.stream_id, h2_fields(trailers))
         elif x_status not in (204, 304) and not self._head_only:
             self.h2.session.send_data(self.stream_id, b"", True)
 
@@ -258,6 +213,9 @@ class H2Stream(UpstreamSide):
         self._deadline.close()
         if x is None or x.phase in TERMINAL:
             return
+        self._x = x  # (for the h2c stream's accounting)
+        self._h2c_cancel()
+        self._x = None
         x.process(ABORT)
         conn = self._detach(x)
         if conn is not None:
@@ -266,6 +224,9 @@ class H2Stream(UpstreamSide):
 
     def window_opened(self) -> None:
         """The session sent some of this stream's queued bytes: read the upstream again."""
+        if self._h2c is not None:
+            self.h2c_window()
+            return
         if self._write_paused and self.h2.session.buffered(self.stream_id) < LOW_WATER:
             self._write_paused = False
             x = self._x
@@ -282,11 +243,30 @@ class H2Stream(UpstreamSide):
         elif not self._write_paused:
             x.conn.resume_reading()
 
+    # -- what H2cSide asks of its stream -------------------------------------------------------
+    @property
+    def session(self) -> H2SessionAPI:
+        return self.h2.session
+
+    def _body_pending(self) -> deque[tuple[bytes, int]]:
+        return self._body
+
+    def _request_trailers(self) -> Headers:
+        return self._trailers
+
+    def _client_fields(self, headers: Headers, x: Exchange) -> Headers:
+        assert x.route is not None
+        site = x.route.site
+        return h2_fields(response_headers(headers, hsts=self.edge.hsts_for(site), via=site.via))
+
     # -- what UpstreamSide asks of its client half ---------------------------------------------
     def _pump(self) -> None:
         """Send the client's queued body upstream as far as the exchange reads one."""
         x = self._x
         if x is None or x.phase not in READS_BODY:
+            return
+        if self._h2c is not None:
+            self._h2c_pump(x)
             return
         session = self.h2.session
         if x.phase is LOCAL:
@@ -389,7 +369,7 @@ class H2Stream(UpstreamSide):
             self._abort(x, 502, "upstream switched protocols (no upgrades over HTTP/2)")
             return False
         site = x.route.site
-        fields = _h2_fields(
+        fields = h2_fields(
             response_headers(response.headers, hsts=self.edge.hsts_for(site), via=site.via)
         )
         if status < 200:
@@ -425,6 +405,7 @@ class H2Stream(UpstreamSide):
             upstream = str(x.state.upstream) if x.state is not None else "-"
             metrics.upstream_failed(upstream, "unavailable" if status == 502 else "timeout")
         head_sent = x.phase in HEAD_SENT or self._responded
+        self._h2c_cancel()
         x.process(ABORT)
         conn = self._detach(x)
         if conn is not None:
@@ -518,14 +499,3 @@ class H2Stream(UpstreamSide):
                     site if x.route is not None else "",
                 )
             )
-
-
-def _h2_fields(headers: Headers) -> Headers:
-    """HTTP/1.1 fields as HTTP/2 allows them: the connection-specific ones dropped (RFC 9113
-    8.2.2; response_headers already removed the hop-by-hop set, this also catches trailers)."""
-    return [(n, v) for n, v in headers if n not in _CONNECTION_SPECIFIC]
-
-
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
-)

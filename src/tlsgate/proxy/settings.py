@@ -40,6 +40,9 @@ class UpstreamAddress(Protocol):
     @property
     def port(self) -> int: ...
 
+    @property
+    def h2c(self) -> bool: ...  # HTTP/2 in clear text (gRPC), else HTTP/1.1
+
 
 class ClientCertPolicy(Protocol):
     """A site's client-certificate settings as each request is admitted: whether a certificate

@@ -31,7 +31,11 @@ __all__ = [
     "UpstreamPool",
 ]
 
-MAX_IDLE_PER_UPSTREAM = 128
+#: Idle connections kept per upstream. An HTTP/2 client runs up to 128 streams on one
+#: connection, each needing an HTTP/1.1 upstream connection of its own while in flight; a pool
+#: smaller than the streams in flight would open a new connection for most of them.
+MAX_IDLE_PER_UPSTREAM = 512
+H2C_ONLY = "this upstream speaks HTTP/2 (h2c://): only HTTP/2 clients reach it"
 IDLE_TIMEOUT = 30.0
 _RESPONSE_LIMITS = Limits(max_header_bytes=64 * 1024, max_headers=200)
 
@@ -174,6 +178,10 @@ class UpstreamPool:
 
     async def connect(self, upstream: UpstreamAddress, timeout: float) -> UpstreamConnection:
         """A new connection; raises OSError or TimeoutError when the upstream is unreachable."""
+        if upstream.h2c:
+            # An HTTP/1.1 client's request to a gRPC (h2c) service: the service would answer
+            # with an HTTP/2 preface nobody here could read.
+            raise ConnectionRefusedError(H2C_ONLY)
         async with asyncio.timeout(timeout):
             _, protocol = await self.loop.create_connection(
                 lambda: UpstreamConnection(upstream), upstream.host, upstream.port
