@@ -9,8 +9,10 @@ CPU-second, read from /proc before and after each run. Tests:
 2. a full TLS 1.3 handshake per request ("Connection: close" + shim)     (requests/s)
 3. a resumed TLS 1.3 handshake per request ("Connection: close")         (requests/s)
 4. keep-alive, 1 MiB responses, 10 connections                          (MB/s)
+5. HTTP/2 keep-alive, 100-byte responses: h2load, 50 connections x 10 streams (requests/s);
+   the reference nginx then has `http2` on its listener (h2-keepalive)
 
-Modes: the default compares the proxies on the four tests; ``--workers-scaling`` runs each proxy
+Modes: the default compares the proxies on the five tests; ``--workers-scaling`` runs each proxy
 with 1 and 2 workers on both cores (test 1); ``--idle-conns N`` holds N idle keep-alive TLS
 connections and reports the proxy's resident memory per connection. ``--client-cert`` (and
 ``--haproxy``, the same path without the certificate) puts HAProxy between wrk and each proxy,

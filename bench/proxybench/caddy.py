@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from proxybench.common import HOST
+from proxybench.common import HOST, UPSTREAM_IDLE
 
 #: The placeholder `--proxy-cmd caddy` (or --caddy) that runs this configuration.
 CADDY_PLACEHOLDER = "caddy"
@@ -19,7 +19,8 @@ CADDY_PLACEHOLDER = "caddy"
 #: `auto_https off`: no ACME, no HTTP->HTTPS redirect listener; `protocols h1 h2`: no HTTP/3
 #: (it would listen on UDP too). TLS 1.2 + 1.3 with nginx's curves; Go picks the TLS 1.2 suites
 #: itself (all ECDHE with AEAD, the same family as Mozilla intermediate). The upstream keeps up to
-#: 64 idle connections for 300 s, as nginx's `keepalive 64`. Caddy's own log: warnings only.
+#: 64 idle connections for 300 s, as nginx's `keepalive 64` (both more with the HTTP/2 test:
+#: UPSTREAM_IDLE). Caddy's own log: warnings only.
 CADDY_CONF = """\
 {{
 	admin off
@@ -44,8 +45,8 @@ CADDY_CONF = """\
 	reverse_proxy {host}:{upstream_port} {{
 		transport http {{
 			keepalive 300s
-			keepalive_idle_conns 64
-			keepalive_idle_conns_per_host 64
+			keepalive_idle_conns {upstream_idle}
+			keepalive_idle_conns_per_host {upstream_idle}
 		}}
 	}}
 }}
@@ -84,6 +85,7 @@ def caddy_config(
     key: Path,
     client_ca: Path | None,
     access_log: Path | None,
+    upstream_idle: int = UPSTREAM_IDLE,
 ) -> Path:
     """Write the Caddyfile for one Caddy instance under ``prefix`` and return its path."""
     (prefix / "data").mkdir(parents=True, exist_ok=True)
@@ -92,6 +94,7 @@ def caddy_config(
         host=HOST,
         port=port,
         upstream_port=upstream_port,
+        upstream_idle=upstream_idle,
         cert=cert,
         key=key,
         client_auth=CADDY_CLIENT_AUTH.format(client_ca=client_ca) if client_ca else "",

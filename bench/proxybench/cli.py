@@ -18,9 +18,11 @@ from types import FrameType
 from proxybench.caddy import CADDY_PLACEHOLDER
 from proxybench.common import (
     CLIENT_SPIFFE,
+    H2_STREAMS,
     NGINX_PLACEHOLDER,
     OTHER_CPU_LIMIT,
     REPO,
+    UPSTREAM_IDLE,
     WARMUP_SECONDS,
     BenchError,
     loud,
@@ -32,7 +34,7 @@ from proxybench.proxies import ProxySpec
 from proxybench.report import environment, render_json, render_text
 from proxybench.results import Result
 from proxybench.services import check_content, client_context, make_certs, small_body
-from proxybench.wrk import Tools, make_tests
+from proxybench.wrk import H2_TEST, Tools, make_tests
 
 #: `LABEL=` before a template: a name, no spaces, braces or slashes (a template's first word
 #: is a path or a placeholder, so it never looks like one).
@@ -63,6 +65,21 @@ def proxy_specs(values: Sequence[str], label: str | None, *, caddy: bool) -> lis
             " give each LABEL=TEMPLATE a label of its own"
         )
     return specs
+
+
+def select_tests(spec: str | None, *, originated: bool) -> list[str]:
+    """--tests: the keys asked for, or all. HAProxy (``originated``: --haproxy, --client-cert)
+    speaks HTTP/1.1 to the proxies, so the HTTP/2 test runs only on the direct path: it is left
+    out of the default there, and refused when asked for."""
+    known = [t.key for t in make_tests(1, 1)]
+    if not spec:
+        return [k for k in known if not (originated and k == H2_TEST)]
+    keys = [t.strip() for t in spec.split(",") if t.strip()]
+    if unknown := set(keys) - set(known):
+        raise ValueError(f"--tests: unknown {sorted(unknown)}; known: {', '.join(known)}")
+    if originated and H2_TEST in keys:
+        raise ValueError(f"--tests {H2_TEST}: not with --haproxy or --client-cert")
+    return keys
 
 
 def positive_int(text: str) -> int:
@@ -121,10 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeat", type=positive_int, default=3, help="runs per cell; tables show the median"
     )
     parser.add_argument(
-        "--conns", type=positive_int, default=50, help="connections for tests 1-3 (default 50)"
+        "--conns",
+        type=positive_int,
+        default=50,
+        help="connections for tests 1-3 and the HTTP/2 test (default 50)",
     )
     parser.add_argument(
         "--bulk-conns", type=positive_int, default=10, help="connections for test 4 (default 10)"
+    )
+    parser.add_argument(
+        "--h2-streams",
+        type=positive_int,
+        default=H2_STREAMS,
+        help=f"concurrent streams per connection in the HTTP/2 test, h2load -m (default"
+        f" {H2_STREAMS})",
     )
     parser.add_argument(
         "--key-type",
@@ -137,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tests",
         default=None,
         help="comma-separated subset of: keepalive-100b, full-handshake, resumed-handshake,"
-        " keepalive-1m (default: all)",
+        f" keepalive-1m, {H2_TEST} (HTTP/2 with h2load) (default: all; with --haproxy or"
+        f" --client-cert all but {H2_TEST})",
     )
     parser.add_argument(
         "--wait-quiet",
@@ -214,16 +242,17 @@ def raise_nofile() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    known = [t.key for t in make_tests(1, 1)]
-    args.test_keys = known
-    if args.tests:
-        args.test_keys = [t.strip() for t in args.tests.split(",") if t.strip()]
-        if unknown := set(args.test_keys) - set(known):
-            parser.error(f"--tests: unknown {sorted(unknown)}; known: {', '.join(known)}")
     originated = args.haproxy or args.client_cert
+    try:
+        args.test_keys = select_tests(args.tests, originated=originated)
+    except ValueError as exc:
+        parser.error(str(exc))
     if originated and (args.workers_scaling or args.idle_conns):
         parser.error("--haproxy and --client-cert go with the comparison mode only")
-    for tool in ("nginx", "wrk", "taskset", "gcc") + (("haproxy",) if originated else ()):
+    # Only the comparison mode runs the tests; the others use HTTP/1.1 alone.
+    http2 = H2_TEST in args.test_keys and not (args.workers_scaling or args.idle_conns)
+    tools_needed = ("nginx", "wrk", "taskset", "gcc") + (("haproxy",) if originated else ())
+    for tool in tools_needed + (("h2load",) if http2 else ()):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not on PATH (scripts/install.sh --bench installs it)")
     if (os.cpu_count() or 1) < 2:
@@ -239,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     raise_nofile()
-    env = environment(haproxy=originated, caddy=any(s.kind == "caddy" for s in specs))
+    env = environment(haproxy=originated, caddy=any(s.kind == "caddy" for s in specs), h2load=http2)
     env["key_type"] = args.key_type
     result: Result
     with contextlib.ExitStack() as stack:
@@ -251,7 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(upstream.stop)
         check_content("upstream", upstream.port, None, small_body())
         tls = client_context(certs.root_ca, certs.client)
-        ctx = Context(tmp, certs, tls, upstream, tools, stack, args)
+        # With HTTP/2 a proxy has connections x streams requests in flight to the upstream.
+        idle = max(UPSTREAM_IDLE, args.conns * args.h2_streams) if http2 else UPSTREAM_IDLE
+        args.upstream_idle = idle
+        ctx = Context(tmp, certs, tls, upstream, tools, stack, args, http2, idle)
         if args.workers_scaling:
             result = run_scaling(ctx, specs)
         elif args.idle_conns:

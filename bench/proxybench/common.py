@@ -28,6 +28,12 @@ WARMUP_SECONDS = 2
 WRK_GRACE = 30.0
 #: Per-request timeout given to wrk (--timeout); a request slower than this is an error.
 WRK_REQUEST_TIMEOUT = "5s"
+#: The HTTP/2 test's concurrent streams per connection (h2load -m; --h2-streams).
+H2_STREAMS = 10
+#: Idle upstream connections the reference nginx (`keepalive`) and Caddy keep. With HTTP/2 the
+#: pool grows to the streams in flight (connections x streams): 500 requests in flight over a
+#: pool of 64 made the reference nginx open a new upstream connection for every other request.
+UPSTREAM_IDLE = 64
 #: A proxy using at least this much of its core is the bottleneck of its run.
 SATURATED = 0.90
 #: Other processes on the machine using more than this (in cores) during a run flag it.

@@ -16,6 +16,7 @@ from proxybench.common import (
     progress,
 )
 from proxybench.haproxy import HAPROXY_ROUTE
+from proxybench.nginx import upstream_accepts
 from proxybench.proxies import Target
 from proxybench.services import Service
 from proxybench.wrk import Test, Tools, WrkRun, check_run
@@ -23,7 +24,8 @@ from proxybench.wrk import Test, Tools, WrkRun, check_run
 
 @dataclass(frozen=True)
 class Sample:
-    """One measured wrk run against one proxy, with the CPU each side used during it."""
+    """One measured wrk (or h2load) run against one proxy, with the CPU each side used during
+    it."""
 
     proxy: str
     test: Test
@@ -35,6 +37,9 @@ class Sample:
     machine: MachineCpu  # the whole machine during the run
     problems: tuple[str, ...]
     originator_cpu: float = 0.0  # HAProxy in front of the proxy (--haproxy, --client-cert)
+    #: Connections the upstream accepted during the run: a proxy whose pool of idle upstream
+    #: connections is smaller than the requests it has in flight opens (and closes) some.
+    upstream_conns: int | None = None
 
     @property
     def units(self) -> float:
@@ -152,20 +157,24 @@ def measure(
     if quiet:
         wait_quiet(quiet)
     if warmup:
-        tools.wrk(target, test, warmup)
+        tools.load(target, test, warmup)
     if not proxy.alive():
         raise BenchError(f"{proxy.name} died during the warm-up:\n{proxy.log_tail()}")
+    accepts0 = upstream_accepts(upstream.port)
     stats0 = originator.stats() if originator else {}
     or0 = originator.service.cpu_seconds() if originator else 0.0
     cpu0, up0, cl0 = proxy.cpu_seconds(), upstream.cpu_seconds(), children_cpu_seconds()
     machine0, self0, t0 = MachineCpu.read(), time.process_time(), time.monotonic()
-    run = tools.wrk(target, test, seconds)
+    run = tools.load(target, test, seconds)
     wall = time.monotonic() - t0
     machine = MachineCpu.read() - machine0
     # The harness's own CPU (reading /proc, starting wrk) is not noise: take it out here.
     machine = replace(machine, tasks=machine.tasks - (time.process_time() - self0))
     cpu1, up1, cl1 = proxy.cpu_seconds(), upstream.cpu_seconds(), children_cpu_seconds()
     or1 = originator.service.cpu_seconds() if originator else 0.0
+    accepts1 = upstream_accepts(upstream.port)
+    # The second reading's own connection is in its count.
+    upstream_conns = accepts1 - accepts0 - 1 if accepts0 is not None and accepts1 else None
     side: list[str] = []
     if originator is not None:
         full, resumed, side = originator_counts(stats0, originator.stats(), HAPROXY_ROUTE[test.key])
@@ -186,13 +195,14 @@ def measure(
         machine=machine,
         problems=tuple(problems),
         originator_cpu=or1 - or0,
+        upstream_conns=upstream_conns,
     )
     unit = "MB/s" if test.bulk else "req/s"
     progress(
         f"  {label:<14} {test.label:<22} {sample.rate:>9,.0f} {unit:<5}"
         f" {sample.per_cpu:>8,.0f}/cpu-s  proxy {sample.proxy_util:.2f} cores,"
-        f" {'wrk+upstream+haproxy' if originator else 'wrk+upstream'} {sample.load_util:.2f},"
-        f" other {sample.other_util:.2f}"
+        f" {test.client}+upstream{'+haproxy' if originator else ''} {sample.load_util:.2f},"
+        f" other {sample.other_util:.2f}, new upstream conns {upstream_conns}"
     )
     for problem in sample.all_problems:
         loud(f"{label}, {test.label}: {problem}")

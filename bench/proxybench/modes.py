@@ -13,10 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxybench.common import ALL_CPUS, HOST, PROXY_CPUS, BenchError, loud, progress
+from proxybench.common import (
+    ALL_CPUS,
+    HOST,
+    PROXY_CPUS,
+    UPSTREAM_IDLE,
+    BenchError,
+    loud,
+    progress,
+)
 from proxybench.haproxy import start_originator
 from proxybench.measure import measure_clean
-from proxybench.proxies import ProxySpec, Target, check_client_auth, start_proxy
+from proxybench.proxies import ProxySpec, Target, check_client_auth, check_h2, start_proxy
 from proxybench.results import CompareResult, IdleReport, IdleResult, Row, ScalingResult, TestResult
 from proxybench.services import Certs, Service, check_content, client_context, http_get, small_body
 from proxybench.wrk import Tools, make_tests
@@ -33,6 +41,10 @@ class Context:
     tools: Tools
     stack: contextlib.ExitStack
     args: argparse.Namespace
+    #: The run has the HTTP/2 test: the reference nginx offers h2, every proxy must select it.
+    http2: bool = False
+    #: Idle upstream connections the reference nginx and Caddy keep (UPSTREAM_IDLE).
+    upstream_idle: int = UPSTREAM_IDLE
 
     def start(self, spec: ProxySpec, *, workers: int = 1, cpus: str = PROXY_CPUS) -> Service:
         service = start_proxy(
@@ -45,8 +57,17 @@ class Context:
             start_timeout=self.args.start_timeout,
             tls=self.tls,
             access_log=self.args.access_log,
+            http2=self.http2,
+            upstream_idle=self.upstream_idle,
         )
         self.stack.callback(service.stop)
+        if self.http2:
+            try:
+                check_h2(spec.label, service.port, client_context(self.certs.root_ca))
+                progress(f"  {spec.label} selects h2 when offered h2 and http/1.1 in ALPN")
+            except BaseException:
+                service.stop()
+                raise
         return service
 
     def target(self, spec: ProxySpec) -> Target:
@@ -100,7 +121,8 @@ def run_compare(ctx: Context, specs: Sequence[ProxySpec]) -> CompareResult:
     restarting keeps that from landing in every sample of one side.
     """
     args = ctx.args
-    tests = [t for t in make_tests(args.conns, args.bulk_conns) if t.key in args.test_keys]
+    tests = make_tests(args.conns, args.bulk_conns, args.h2_streams)
+    tests = [t for t in tests if t.key in args.test_keys]
     shim = None
     rows: dict[tuple[str, str], Row] = {}
     for number in range(args.repeat):

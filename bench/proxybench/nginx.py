@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 
-from procfs import free_port
+from procfs import free_port, tool_version
 from proxybench.common import HOST, LARGE_BODY, LOAD_CPUS, NGINX_CONNECTIONS
-from proxybench.services import Service, small_body, spawn, wait_ready
+from proxybench.services import Service, http_get, small_body, spawn, wait_ready
 
 NGINX_COMMON = """\
 user root;
@@ -49,6 +51,10 @@ http {{
             root {prefix}/www;
             default_type application/octet-stream;
         }}
+        # Only for the harness: connections accepted so far, read before and after each run.
+        location = /upstream-status {{
+            stub_status;
+        }}
     }}
 }}
 """
@@ -63,12 +69,12 @@ http {{
 {temp_paths}
     upstream backend {{
         server {host}:{upstream_port};
-        keepalive 64;
+        keepalive {upstream_idle};
         keepalive_requests 1000000;
         keepalive_timeout 300s;
     }}
     server {{
-        listen {host}:{port} ssl backlog=4096;
+        listen {host}:{port} ssl{listen_http2} backlog=4096;{http2_on}
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -100,6 +106,30 @@ http {{
 }}
 """
 )
+
+#: `http2 on;` replaced `listen ... http2` in nginx 1.25.1; the listen parameter still works there
+#: but is deprecated (a warning at start).
+NGINX_HTTP2_DIRECTIVE = (1, 25, 1)
+
+
+@functools.cache
+def nginx_version() -> tuple[int, ...] | None:
+    """The nginx on PATH's version, from ``nginx -v`` (None if it says none)."""
+    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", tool_version(["nginx", "-v"]))
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def nginx_http2(enabled: bool, version: tuple[int, ...] | None) -> dict[str, str]:
+    """PROXY_CONF's HTTP/2 switch (ALPN h2 next to http/1.1 on the TLS listener), only when the
+    run has the HTTP/2 test: ``listen ... ssl http2`` for nginx before 1.25.1 (Debian bookworm's
+    1.22, or an unknown version), ``http2 on;`` from 1.25.1. Clients that offer no ALPN h2 (wrk,
+    HAProxy, the harness's own checks) get HTTP/1.1 either way."""
+    if not enabled:
+        return {"listen_http2": "", "http2_on": ""}
+    if version is not None and version >= NGINX_HTTP2_DIRECTIVE:
+        return {"listen_http2": "", "http2_on": "\n        http2 on;"}
+    return {"listen_http2": " http2", "http2_on": ""}
+
 
 #: The reference nginx's access log: off, as tlsgate's `--access-log off`.
 NGINX_NO_ACCESS_LOG = "    access_log off;"
@@ -160,3 +190,14 @@ def start_upstream(tmp: Path, start_timeout: float) -> Service:
         service.stop()
         raise
     return service
+
+
+def upstream_accepts(port: int) -> int | None:
+    """Connections the upstream nginx has accepted so far (stub_status), None if it does not say.
+    The answer counts the connection that asked for it."""
+    try:
+        status, body = http_get(port, "/upstream-status", None)
+    except OSError:
+        return None
+    match = re.search(rb"server accepts handled requests\s+(\d+)", body)
+    return int(match.group(1)) if status == 200 and match else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import shlex
+import socket
 import ssl
 import time
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from procfs import free_port
 from proxybench.caddy import caddy_argv, caddy_config
-from proxybench.common import CLIENT_SPIFFE, HOST, REPO, BenchError, progress
+from proxybench.common import CLIENT_SPIFFE, HOST, REPO, UPSTREAM_IDLE, BenchError, progress
 from proxybench.haproxy import Originator
 from proxybench.nginx import (
     NGINX_ACCESS_LOG,
@@ -23,7 +24,9 @@ from proxybench.nginx import (
     PROXY_CONF,
     nginx_argv,
     nginx_common,
+    nginx_http2,
     nginx_prefix,
+    nginx_version,
 )
 from proxybench.services import (
     Certs,
@@ -70,9 +73,14 @@ def start_proxy(
     start_timeout: float,
     tls: ssl.SSLContext,
     access_log: bool = False,
+    http2: bool = False,
+    upstream_idle: int = UPSTREAM_IDLE,
 ) -> Service:
     """Start one proxy on a free port, pinned to ``cpus``, and check that it serves the upstream's
-    pages. With ``access_log``, the built-in ones log every request to a file (--access-log)."""
+    pages. With ``access_log``, the built-in ones log every request to a file (--access-log);
+    with ``http2`` (the run has the HTTP/2 test) the reference nginx offers h2 in ALPN (Caddy
+    and tlsgate do by default). ``upstream_idle``: the idle upstream connections the built-in
+    ones keep (nginx's ``keepalive``)."""
     slug = re.sub(r"[^a-z0-9]+", "-", spec.label.lower()).strip("-")
     name = f"{slug}-w{workers}-{next(_STARTS)}"
     port = free_port()
@@ -86,6 +94,7 @@ def start_proxy(
             key=certs.key,
             client_ca=certs.root_ca if certs.client else None,
             access_log=prefix / "access.log" if access_log else None,
+            upstream_idle=upstream_idle,
         )
         argv, log = caddy_argv(caddyfile, cpus), prefix / "output.log"
     elif spec.template is None:
@@ -94,12 +103,14 @@ def start_proxy(
             **nginx_common(prefix, workers),
             port=port,
             upstream_port=upstream.port,
+            upstream_idle=upstream_idle,
             cert=certs.fullchain,
             key=certs.key,
             ciphers=MOZILLA_INTERMEDIATE_CIPHERS,
             client_verify=(
                 NGINX_CLIENT_VERIFY.format(client_ca=certs.root_ca) if certs.client else ""
             ),
+            **nginx_http2(http2, nginx_version()),
             access_log=(
                 NGINX_ACCESS_LOG.format(path=prefix / "access.log")
                 if access_log
@@ -177,6 +188,24 @@ class Target:
         if self.originator is not None:
             self.originator.service.stop()
         self.proxy.stop()
+
+
+def check_h2(name: str, port: int, context: ssl.SSLContext) -> None:
+    """The HTTP/2 test: a client offering "h2,http/1.1" in ALPN, as browsers do, must get h2."""
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    try:
+        with (
+            socket.create_connection((HOST, port), timeout=10.0) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as sock,
+        ):
+            chosen = sock.selected_alpn_protocol()
+    except (OSError, ssl.SSLError) as exc:
+        raise BenchError(f"{name}: a TLS connection offering h2 failed: {exc}") from None
+    if chosen != "h2":
+        raise BenchError(
+            f"{name} chose {chosen or 'no protocol'} when offered h2 and http/1.1 in ALPN: the"
+            " HTTP/2 test (h2-keepalive) needs a proxy that serves h2; leave it out with --tests"
+        )
 
 
 def check_client_auth(name: str, port: int, anonymous: ssl.SSLContext) -> str:

@@ -29,7 +29,9 @@ from proxybench.results import (
 )
 
 
-def environment(*, haproxy: bool = False, caddy: bool = False) -> dict[str, object]:
+def environment(
+    *, haproxy: bool = False, caddy: bool = False, h2load: bool = False
+) -> dict[str, object]:
     cpu = cpu_model()
     wrk = tool_version(["wrk", "-v"]).split(" Copyright")[0]
     extra = {}
@@ -37,6 +39,8 @@ def environment(*, haproxy: bool = False, caddy: bool = False) -> dict[str, obje
         extra["haproxy"] = tool_version(["haproxy", "-v"]).split(" - ")[0]
     if caddy:
         extra["caddy"] = "caddy " + tool_version(["caddy", "version"]).split()[0]
+    if h2load:
+        extra["h2load"] = tool_version(["h2load", "--version"])
     return {
         "cpus": os.cpu_count(),
         "cpu": cpu or platform.processor(),
@@ -68,7 +72,8 @@ def header_lines(env: Mapping[str, object]) -> list[str]:
         + " certificate from tlsgate ca",
         f"{env['cpus']} CPUs ({env['cpu']}), kernel {env['kernel']};"
         f" {env['nginx']}, {env['wrk']}, {env['openssl']}"
-        + (f", {env['caddy']}" if "caddy" in env else ""),
+        + (f", {env['caddy']}" if "caddy" in env else "")
+        + (f", {env['h2load']}" if "h2load" in env else ""),
     ]
 
 
@@ -102,10 +107,19 @@ def render_compare(
         )
     if args.access_log:
         lines.append("access logs on: every proxy logs every request as a JSON line to a file")
+    h2 = next((t.test for t in result.tests if t.test.h2), None)
+    if h2 is not None:
+        lines.append(
+            f"{h2.label}: h2load -t1 -c{h2.connections} -m{h2.streams} on core {LOAD_CPUS}"
+            " instead of wrk, HTTP/2 by ALPN (h2 checked every run); the reference nginx has"
+            f" http2 on its listener; nginx and Caddy keep up to {args.upstream_idle} idle"
+            " upstream connections"
+        )
     lines.append("")
     lines += compare_table(result)
     if len(result.proxies) > 1:
         lines += ["", *ratio_table(result)]
+    lines += upstream_lines(result)
     lines += [
         "",
         "rate: requests/s (MB/s for 1 MiB: MB = 10^6 bytes read by wrk, headers included).",
@@ -119,6 +133,12 @@ def render_compare(
         "same ratio as 'ratio', to Caddy instead of nginx. In each round nginx runs between",
         "the proxies under test, so with one or two of them each runs right next to nginx.",
     ]
+    if h2 is not None:
+        lines += [
+            f"{h2.label}: requests are h2load's succeeded ones; p99 is over every request in",
+            "h2load's per-request log (--log-file; nearest rank), as h2load's report itself has",
+            "only min/max/mean/sd; load is h2load + upstream.",
+        ]
     if result.shim:
         lines.append(result.shim.describe() + ".")
     lines += spec_lines(args)
@@ -157,6 +177,21 @@ def compare_table(result: CompareResult) -> list[str]:
             cells.append(f"{fmt_ratio(vs_caddy):>8} {row.load:>5.2f}")
             lines.append(" ".join(cells) + ("  <-- FLAGGED" if row.problems else ""))
     return lines
+
+
+def upstream_lines(result: CompareResult) -> list[str]:
+    """The tests in which some proxy opened upstream connections during its measured runs (its
+    pool of idle ones was smaller than its requests in flight): how many, median per run."""
+    lines = []
+    for t in result.tests:
+        counts = [row.upstream_conns for row in t.rows]
+        if any(counts):
+            cells = ", ".join(
+                f"{label} {'-' if c is None else f'{c:,.0f}'}"
+                for label, c in zip(result.proxies, counts, strict=True)
+            )
+            lines.append(f"{t.test.label}: upstream connections opened per run: {cells}")
+    return ["", *lines] if lines else []
 
 
 def ratio_table(result: CompareResult) -> list[str]:
@@ -277,6 +312,11 @@ def sample_json(s: Sample) -> dict[str, object]:
         "errors": s.run.errors,
         "handshakes_full": s.run.full,
         "handshakes_resumed": s.run.resumed,
+        "upstream_connections_opened": s.upstream_conns,
+        "client": s.test.client,
+        "protocol": s.run.protocol,
+        "tls_version": s.run.tls_version,
+        "cipher": s.run.cipher,
         "problems": list(s.all_problems),
     }
 
@@ -328,7 +368,9 @@ def test_json(t: TestResult, result: CompareResult) -> dict[str, object]:
     return {
         "test": t.test.key,
         "unit": "MB" if t.test.bulk else "requests",
+        "client": t.test.client,
         "connections": t.test.connections,
+        "streams_per_connection": t.test.streams,
         "reference": row_json(t.rows[0]),
         "candidate": row_json(first.candidate),
         **comparison_json(first),
@@ -348,6 +390,8 @@ def render_json(result: Result, env: Mapping[str, object], args: argparse.Namesp
             "repeat": args.repeat,
             "conns": args.conns,
             "bulk_conns": args.bulk_conns,
+            "h2_streams": args.h2_streams,
+            "upstream_idle": args.upstream_idle,
             "proxy_cpus": PROXY_CPUS,
             "load_cpus": LOAD_CPUS,
             "client_cert": args.client_cert,

@@ -42,6 +42,12 @@ class Row:
         return self.median(lambda s: s.proxy_util)
 
     @property
+    def upstream_conns(self) -> float | None:
+        """Upstream connections the proxy opened per run, median (None: not counted)."""
+        counts = [s.upstream_conns for s in self.samples if s.upstream_conns is not None]
+        return statistics.median(counts) if counts else None
+
+    @property
     def load(self) -> float:
         return self.median(lambda s: s.load_util)
 

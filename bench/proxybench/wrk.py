@@ -1,4 +1,7 @@
-"""wrk: the load, its report scripts, the handshake shim, and what makes a run untrustworthy."""
+"""wrk: the load, its report scripts, the handshake shim, and what makes a run untrustworthy.
+
+The HTTP/2 test's load is h2load (proxybench/h2load.py), run from here too.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proxybench.common import (
+    H2_STREAMS,
     HEADER_ALLOWANCE,
     LARGE_BODY,
     LOAD_CPUS,
@@ -21,6 +25,7 @@ from proxybench.common import (
     WRK_REQUEST_TIMEOUT,
     BenchError,
 )
+from proxybench.h2load import check_protocol, h2load_argv, parse_h2load, parse_log
 
 if TYPE_CHECKING:
     from proxybench.proxies import Target
@@ -65,18 +70,39 @@ class Test:
     close: bool  # "Connection: close": one handshake per request
     full_handshakes: bool  # the shim drops the session before every reconnect
     body: int
+    h2: bool = False  # HTTP/2 over ALPN h2, driven by h2load instead of wrk
+    streams: int = 1  # concurrent requests per connection (h2load -m)
 
     @property
     def bulk(self) -> bool:
         return self.body >= LARGE_BODY
 
+    @property
+    def client(self) -> str:
+        return "h2load" if self.h2 else "wrk"
 
-def make_tests(conns: int, bulk_conns: int) -> list[Test]:
+
+#: The HTTP/2 test's key: h2load instead of wrk, and the reference nginx gets `http2`.
+H2_TEST = "h2-keepalive"
+
+
+def make_tests(conns: int, bulk_conns: int, h2_streams: int = H2_STREAMS) -> list[Test]:
     return [
         Test("keepalive-100b", "keep-alive, 100 B", "/100b", conns, False, False, SMALL_BODY),
         Test("full-handshake", "full handshake/req", "/100b", conns, True, True, SMALL_BODY),
         Test("resumed-handshake", "resumed handshake/req", "/100b", conns, True, False, SMALL_BODY),
         Test("keepalive-1m", "keep-alive, 1 MiB", "/1m", bulk_conns, False, False, LARGE_BODY),
+        Test(
+            H2_TEST,
+            "h2 keep-alive, 100 B",
+            "/100b",
+            conns,
+            False,
+            False,
+            SMALL_BODY,
+            h2=True,
+            streams=h2_streams,
+        ),
     ]
 
 
@@ -90,6 +116,11 @@ class WrkRun:
     p99_ms: float
     full: int | None  # completed client handshakes, from the shim (None: no count)
     resumed: int | None
+    # h2load only (the HTTP/2 test): what its first connection negotiated.
+    protocol: str | None = None
+    tls_version: str | None = None
+    cipher: str | None = None
+    slow: int = 0  # requests over 5 s (wrk counts those as "timeout" errors)
 
 
 @dataclass(frozen=True)
@@ -202,6 +233,67 @@ class Tools:
             full, resumed = int(counts["full"]), int(counts["resumed"])
         return out, full, resumed
 
+    def load(self, target: Target, test: Test, seconds: int) -> WrkRun:
+        """One run of ``test``'s load: h2load for the HTTP/2 test, wrk for the others."""
+        return self.h2load(target, test, seconds) if test.h2 else self.wrk(target, test, seconds)
+
+    def h2load(self, target: Target, test: Test, seconds: int) -> WrkRun:
+        """One bounded h2load run on core 1, straight to the proxy (no HAProxy, no shim: h2load
+        drives OpenSSL through SSL_do_handshake, which the shim does not count). Its per-request
+        log gives the latency percentiles; the log is removed afterwards."""
+        if target.originator is not None:
+            raise BenchError("the HTTP/2 test does not go through haproxy")
+        self.runs += 1
+        log = self.tmp / f"h2load-{self.runs}.tsv"
+        argv = ["taskset", "-c", LOAD_CPUS]
+        argv += h2load_argv(
+            f"{target.url(test)}{test.path}", test.connections, test.streams, seconds, log
+        )
+        try:
+            result = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=seconds + WRK_GRACE,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError(f"h2load did not finish within {seconds + WRK_GRACE:g} s") from exc
+        out = result.stdout.decode(errors="replace")
+        if result.returncode != 0:
+            raise BenchError(
+                f"h2load failed ({result.returncode}): {shlex.join(argv)}\n{out}\n"
+                f"{result.stderr.decode(errors='replace')}"
+            )
+        try:
+            report = parse_h2load(out)
+        except ValueError as exc:
+            raise BenchError(f"{exc}:\n{out}") from None
+        check_protocol(report, out)
+        try:
+            latency = parse_log(log.read_text())
+        finally:
+            log.unlink(missing_ok=True)
+        return WrkRun(
+            duration=report.duration,
+            requests=report.succeeded,
+            bytes=report.bytes_data,
+            errors={
+                "failed": report.failed,
+                "errored": report.errored,
+                "timeout": report.timeout,
+                "status": report.non_2xx,
+            },
+            p50_ms=latency.p50_ms,
+            p99_ms=latency.p99_ms,
+            full=None,
+            resumed=None,
+            protocol=report.protocol,
+            tls_version=report.tls_version,
+            cipher=report.cipher,
+            slow=latency.slow,
+        )
+
     def wrk(self, target: Target, test: Test, seconds: int) -> WrkRun:
         """Run one test. Behind HAProxy, wrk keeps its connections: HAProxy makes the TLS
         connections, one per request for the handshake tests, and closes them."""
@@ -258,8 +350,35 @@ class Tools:
         return ShimCheck(full_with, resumed_with, full_without, resumed_without, how)
 
 
+def check_h2_run(run: WrkRun, test: Test) -> list[str]:
+    """The HTTP/2 test's checks: h2load's error counts (status: a response that is not 2xx),
+    requests over 5 s, TLS 1.3, and the response bodies' bytes (DATA payloads: exactly the body
+    per request, plus what was in flight when the run stopped, at most connections x streams)."""
+    problems = []
+    if run.requests == 0:
+        problems.append("no request completed")
+    errors = {k: v for k, v in run.errors.items() if v}
+    if errors:
+        detail = ", ".join(f"{k} {v}" for k, v in errors.items())
+        problems.append(f"h2load errors: {detail} (status = responses that are not 2xx)")
+    if run.slow:
+        problems.append(f"{run.slow} requests took over 5 s")
+    if run.tls_version != "TLSv1.3":
+        problems.append(f"h2load's connection used {run.tls_version}, not TLSv1.3")
+    if run.requests:
+        low = run.requests * test.body
+        high = (run.requests + test.connections * test.streams) * test.body
+        if not low <= run.bytes <= high:
+            problems.append(
+                f"{run.bytes / run.requests:,.1f} body bytes per response, expected {test.body:,}"
+            )
+    return problems
+
+
 def check_run(run: WrkRun, test: Test) -> list[str]:
     """Everything that makes a run's figures untrustworthy, in words."""
+    if test.h2:
+        return check_h2_run(run, test)
     problems = []
     if run.requests == 0:
         problems.append("no request completed")
