@@ -21,7 +21,7 @@ tools=(openssl curl gcc)
 # Debian package for each tool the tests drive (command -> package).
 declare -A packages=([openssl]=openssl [curl]=curl [certbot]=certbot [lego]=lego [pebble]=pebble
   [nginx]=nginx [caddy]=caddy [wrk]=wrk [gcc]=gcc [haproxy]=haproxy [taskset]=util-linux [initdb]=postgresql
-  [nghttp]=nghttp2-client [h2load]=nghttp2-client)
+  [nghttp]=nghttp2-client [h2load]=nghttp2-client [chromium]=chromium [certutil]=libnss3-tools)
 for option in "$@"; do
   case "$option" in
     --test)
@@ -29,6 +29,7 @@ for option in "$@"; do
       tools+=(certbot lego pebble)  # real ACME clients and a reference ACME server
       tools+=(initdb)  # the PostgreSQL store's tests start a real server (initdb + pg_ctl)
       tools+=(nghttp h2load)  # HTTP/2 clients for the edge's h2 tests
+      tools+=(chromium certutil)  # a real browser over h2, trusting the test CA through NSS
       ;;
     --bench)
       tools+=(nginx caddy wrk gcc haproxy taskset h2load)
