@@ -342,3 +342,19 @@ def test_rst_frames_for_unknown_streams_are_harmless(serve: Serve) -> None:
     assert client.goaway is not None or client.closed or replies[0].status == 200
     proc = curl(serve, "--http2", f"https://localhost:{serve.port}/after")
     assert proc.stdout == "hello /after \n"
+
+
+def test_a_slow_upstream_is_504_on_its_stream_only(serve_factory: Any) -> None:
+    serve = serve_factory(config=config_text('["localhost"]', timeouts="upstream_response = 1"))
+    client = H2Client(serve.port, serve.root)
+    try:
+        slow = client.request("/slow/4")
+        fast = client.request("/hi")
+        replies = client.wait(slow, fast, timeout=15)
+        again = client.request("/again")
+        (after,) = client.wait(again)
+    finally:
+        client.close()
+    # 504, not the upstream's 200 after 4 s: the 1 s deadline fired (swept once a second).
+    assert [r.status for r in replies] == [504, 200]
+    assert after.status == 200  # the connection outlives one stream's timeout

@@ -87,7 +87,7 @@ cdef class _ClientCore:
 
     # -- asyncio callbacks: the client side --------------------------------------------------
     def connection_made(self, transport):
-        cdef TLSTransport tls
+        cdef TLSTransport tls = None
         cdef _Client client
         self.transport = transport
         if type(transport) is TLSTransport:

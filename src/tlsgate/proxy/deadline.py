@@ -11,8 +11,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["Deadline"]
+__all__ = ["Deadline", "Timeout"]
+
+
+class Timeout(Protocol):
+    """What an exchange asks of its deadline: :class:`Deadline`, or an HTTP/2 stream's, which
+    its connection sweeps (proxy/h2_connection.py)."""
+
+    kind: int
+
+    def set(self, seconds: float, kind: int) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Deadline:

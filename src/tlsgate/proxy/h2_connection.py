@@ -16,6 +16,7 @@ while the client's socket is full), a graceful GOAWAY when the worker drains, an
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import cast
 
 from tlsgate.http.h2_events import (
@@ -39,7 +40,10 @@ from tlsgate.proxy.h2_stream import H2Stream
 from tlsgate.proxy.headers import ClientInfo
 from tlsgate.proxy.routing import Route
 
-__all__ = ["H2Connection", "h2_settings"]
+__all__ = ["SWEEP", "H2Connection", "StreamDeadline", "h2_settings"]
+
+#: Seconds between looks at the streams' deadlines.
+SWEEP = 1.0
 
 
 def h2_settings(edge: Edge) -> H2Settings:
@@ -71,6 +75,9 @@ class H2Connection(asyncio.Protocol):
         self.write_paused = False
         self._going_away = False
         self._closing = False
+        self._flush_soon = False
+        self._timed: set[StreamDeadline] = set()  # the streams' deadlines, swept each second
+        self._sweeper: asyncio.TimerHandle | None = None
         self._deadline = Deadline(self.loop, self._on_idle)
 
     @property
@@ -85,7 +92,7 @@ class H2Connection(asyncio.Protocol):
         if self.edge.metrics is not None:
             self.edge.metrics.connected()
         self.session.initiate()
-        self.flush()
+        self._flush_now()
         self._deadline.set(self.edge.timeouts.header, DEADLINE_IDLE)
 
     def data_received(self, data: bytes) -> None:
@@ -95,9 +102,10 @@ class H2Connection(asyncio.Protocol):
         self._dispatch(events)
         if self.edge.draining:
             self.drain_notice()
-        self.flush()
         if self.session.ended and not self.streams:
-            self.close()
+            self.close()  # (its GOAWAY is written first)
+        else:
+            self.flush()
 
     def eof_received(self) -> bool | None:
         return None  # the client is done: close (its streams are abandoned in connection_lost)
@@ -106,6 +114,10 @@ class H2Connection(asyncio.Protocol):
         self.closed = True
         self.edge.connections.discard(self)
         self._deadline.close()
+        self._timed.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for stream in list(self.streams.values()):
             stream.client_reset()
         self.streams.clear()
@@ -164,11 +176,22 @@ class H2Connection(asyncio.Protocol):
 
     # -- what the streams call ---------------------------------------------------------------
     def flush(self) -> None:
-        """Write what the session has to send (one write per callback)."""
+        """Write what the session has to send, once per turn of the event loop: the responses
+        of the streams that upstream reads completed in one turn leave as one TLS write (one
+        record, one system call) instead of one each."""
+        if not self._flush_soon and not self.closed:
+            self._flush_soon = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_soon = False
         data = self.session.data_to_send()
         transport = self.transport
         if data and transport is not None and not self.closed:
             transport.write(data)
+
+    def deadline(self, stream: H2Stream) -> StreamDeadline:
+        return StreamDeadline(self, stream._on_deadline)
 
     def stream_done(self, stream: H2Stream) -> None:
         if self.streams.get(stream.stream_id) is stream:
@@ -181,7 +204,7 @@ class H2Connection(asyncio.Protocol):
         if not self._going_away:
             self._going_away = True
             self.session.goaway(NO_ERROR)
-            self.flush()
+            self._flush_now()
 
     def close(self) -> None:
         """End the connection now (a drain past its deadline, or nothing left to serve)."""
@@ -193,7 +216,7 @@ class H2Connection(asyncio.Protocol):
             if x is not None:
                 stream._abort(x, 503, "the server is shutting down")
         self.session.goaway(NO_ERROR)
-        self.flush()
+        self._flush_now()
         if self.transport is not None:
             self.transport.close()
 
@@ -202,11 +225,58 @@ class H2Connection(asyncio.Protocol):
         if self.streams or self.closed or self._closing:
             return
         if self.session.ended or self.edge.draining:
-            self.flush()
             self.close()
             return
         self._deadline.set(self.edge.timeouts.idle, DEADLINE_IDLE)
 
+    def _sweep(self) -> None:
+        self._sweeper = None
+        if self.closed:
+            return
+        now = self.loop.time()
+        for deadline in [d for d in self._timed if d.at <= now]:
+            deadline.fire()
+        if self._timed and not self.closed:
+            self._sweeper = self.loop.call_later(SWEEP, self._sweep)
+
     def _on_idle(self, kind: int) -> None:
         if not self.streams and not self.closed:
             self.close()
+
+
+class StreamDeadline:
+    """A stream's deadline (proxy/deadline.py's interface), without a loop timer of its own:
+    the connection sweeps its streams' deadlines once a second. A timer per stream cost a
+    ``call_at`` and a cancel per request; a second's precision is plenty for timeouts of
+    seconds to minutes."""
+
+    __slots__ = ("_conn", "_on_expiry", "at", "kind")
+
+    def __init__(self, conn: H2Connection, on_expiry: Callable[[int], None]) -> None:
+        self._conn = conn
+        self._on_expiry = on_expiry
+        self.at = 0.0
+        self.kind = 0
+
+    def set(self, seconds: float, kind: int) -> None:
+        conn = self._conn
+        self.at = conn.loop.time() + seconds
+        self.kind = kind
+        conn._timed.add(self)
+        if conn._sweeper is None and not conn.closed:
+            conn._sweeper = conn.loop.call_later(SWEEP, conn._sweep)
+
+    def clear(self) -> None:
+        self.kind = 0
+        self._conn._timed.discard(self)
+
+    cancel = clear
+
+    def close(self) -> None:
+        self.clear()
+
+    def fire(self) -> None:
+        kind, self.kind = self.kind, 0
+        self._conn._timed.discard(self)
+        if kind:
+            self._on_expiry(kind)

@@ -38,7 +38,6 @@ from tlsgate.http import (
 from tlsgate.http.h2_events import INTERNAL_ERROR, NO_ERROR
 from tlsgate.proxy.access_log import AccessRecord
 from tlsgate.proxy.client_identity import admit
-from tlsgate.proxy.deadline import Deadline
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.flow import DEADLINE_BODY, DEADLINE_UPSTREAM, PAUSE_UPSTREAM
@@ -94,7 +93,7 @@ class H2Stream(UpstreamSide, H2cSide):
         self.busy = True
         self._x: Exchange | None = None
         self._write_paused = False  # the stream's queued response is over HIGH_WATER
-        self._deadline = Deadline(self.loop, self._on_deadline)
+        self._deadline = conn.deadline(self)
         self._body: deque[tuple[bytes, int]] = deque()  # request DATA waiting for upstream
         self._trailers: Headers = []
         self._ended = False  # the client's half is complete
@@ -104,6 +103,7 @@ class H2Stream(UpstreamSide, H2cSide):
         self._responded = False  # a final response head went to the session
         self._received = 0  # request body bytes, against the body limit
         self._local_error = ""  # why a request answered locally was refused (logged)
+        self._data_ended = False  # the response's last DATA carried END_STREAM
         self._h2c: H2cConnection | None = None  # the h2c upstream carrying the stream
         self._h2c_sid = 0
         self._h2c_fields: Headers = []
@@ -329,17 +329,27 @@ class H2Stream(UpstreamSide, H2cSide):
             return
         session = self.h2.session
         sid = self.stream_id
-        for event in events:
+        last = len(events) - 1
+        for i, event in enumerate(events):
             kind = type(event)
             if kind is Data:
                 data = cast(Data, event).data
                 self._sent += len(data)
-                session.send_data(sid, data, False)
+                # The body's last bytes carry END_STREAM when the end came with them (a
+                # Content-Length body usually does): no empty DATA frame after them.
+                ends = (
+                    i < last
+                    and type(events[i + 1]) is EndOfMessage
+                    and not cast(EndOfMessage, events[i + 1]).trailers
+                )
+                session.send_data(sid, data, ends)
+                self._data_ended = ends
             elif kind is Response:
                 if not self._on_response(x, cast(Response, event)):
                     return
             elif kind is EndOfMessage:
-                self._send_end(cast(EndOfMessage, event).trailers)
+                if not self._data_ended:
+                    self._send_end(cast(EndOfMessage, event).trailers)
                 if not self._ended:
                     # The upstream answered before the client finished its body: the
                     # response is complete, so the client is asked to stop sending, without

@@ -34,7 +34,7 @@ from tlsgate.proxy.routing import UpstreamState
 
 if TYPE_CHECKING:
     from tlsgate.http.h2_session import H2SessionAPI
-    from tlsgate.proxy.deadline import Deadline
+    from tlsgate.proxy.deadline import Timeout
     from tlsgate.proxy.edge import Edge
 
 __all__ = ["H2cSide", "h2c_request_fields"]
@@ -88,7 +88,7 @@ class H2cSide:
     loop: asyncio.AbstractEventLoop
     stream_id: int
     _x: Exchange | None
-    _deadline: Deadline
+    _deadline: Timeout
     _ended: bool
     _h2c: H2cConnection | None
     _h2c_sid: int

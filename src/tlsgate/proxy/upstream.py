@@ -178,7 +178,7 @@ class UpstreamPool:
 
     async def connect(self, upstream: UpstreamAddress, timeout: float) -> UpstreamConnection:
         """A new connection; raises OSError or TimeoutError when the upstream is unreachable."""
-        if upstream.h2c:
+        if getattr(upstream, "h2c", False):  # (an address without the field is HTTP/1.1)
             # An HTTP/1.1 client's request to a gRPC (h2c) service: the service would answer
             # with an HTTP/2 preface nobody here could read.
             raise ConnectionRefusedError(H2C_ONLY)

@@ -24,7 +24,7 @@ from tlsgate.http import (
     last_chunk,
     serialize_response_head,
 )
-from tlsgate.proxy.deadline import Deadline
+from tlsgate.proxy.deadline import Timeout
 from tlsgate.proxy.edge import Edge
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.flow import DEADLINE_UPSTREAM, PAUSE_QUEUE, PAUSE_TUNNEL, PAUSE_UPSTREAM
@@ -60,7 +60,7 @@ class UpstreamSide:
     busy: bool
     _x: Exchange | None
     _write_paused: bool
-    _deadline: Deadline
+    _deadline: Timeout
 
     if TYPE_CHECKING:
 
