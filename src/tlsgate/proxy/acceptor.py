@@ -19,6 +19,7 @@ import socket
 import ssl
 from asyncio import sslproto
 from collections.abc import Callable
+from typing import cast
 
 from tlsgate.tls.clienthello import (
     MAX_CLIENT_HELLO,
@@ -189,6 +190,10 @@ def log_refusal(peer: str, reason: str, verify_message: str | None) -> None:
         )
 
 
+#: How long a refused client's last bytes are read and dropped before its socket is closed.
+LINGER = 2.0
+
+
 class AlertingSSLProtocol(sslproto.SSLProtocol):
     """asyncio's TLS protocol, but a failed handshake sends OpenSSL's alert before closing.
 
@@ -199,13 +204,53 @@ class AlertingSSLProtocol(sslproto.SSLProtocol):
     (same design as uvloop's, slower per read), so only mTLS sites use it.
     """
 
+    _lingering = False
+    _linger_exc: BaseException | None = None
+    _linger_timer: asyncio.TimerHandle | None = None
+
     def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
-        if handshake_exc is not None:
+        if handshake_exc is not None and not self._lingering:
             try:
                 self._process_outgoing()  # type: ignore[attr-defined]  # the alert
             except Exception:  # the socket may be gone already: nothing more to tell
                 pass
+            transport = cast("asyncio.WriteTransport | None", self._transport)
+            if transport is not None and transport.can_write_eof():
+                # Closing now, with the client's first request unread (a TLS 1.3 client sends
+                # it right after its Finished, an HTTP/2 preface at once), would answer with a
+                # reset, and the reset makes the client's kernel drop the alert. So: the alert,
+                # our FIN, and the client's last bytes dropped until it closes (or LINGER).
+                transport.write_eof()
+                timeout: asyncio.TimerHandle | None = self._handshake_timeout_handle  # type: ignore[has-type]
+                if timeout is not None:
+                    timeout.cancel()
+                    self._handshake_timeout_handle = None
+                self._lingering = True
+                self._linger_exc = handshake_exc
+                self._linger_timer = self._loop.call_later(LINGER, self._end_linger)
+                return
         super()._on_handshake_complete(handshake_exc)
+
+    def _end_linger(self) -> None:
+        if self._lingering:
+            self._lingering = False
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+            super()._on_handshake_complete(self._linger_exc)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if not self._lingering:  # (while lingering: read and dropped)
+            super().buffer_updated(nbytes)
+
+    def eof_received(self) -> None:
+        if self._lingering:
+            self._end_linger()
+            return
+        super().eof_received()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._end_linger()
+        super().connection_lost(exc)
 
 
 class ChallengeProtocol(asyncio.Protocol):

@@ -28,21 +28,27 @@ if TYPE_CHECKING:
     from tlsgate.proxy.h2c_upstream import H2cPool
     from tlsgate.proxy.protocol import ClientProtocol
 
-__all__ = ["Edge", "error_response"]
+__all__ = ["Edge", "error_fields", "error_response"]
 
 
-def error_response(status: int, *, close: bool = True, detail: str = "") -> bytes:
-    """A short text answer; ``detail`` (a 403's reason) must be safe to show the client."""
-    phrase = HTTPStatus(status).phrase
-    body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
+def error_fields(status: int, detail: str = "") -> tuple[Headers, bytes]:
+    """The edge's own short text answer, as fields and a body (HTTP/1.1 and HTTP/2 send the
+    same); ``detail`` (a 403's reason) must be safe to show the client."""
+    body = f"{status} {HTTPStatus(status).phrase}{': ' + detail if detail else ''}\n".encode()
     headers: Headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
     ]
+    return headers, body
+
+
+def error_response(status: int, *, close: bool = True, detail: str = "") -> bytes:
+    """:func:`error_fields` as HTTP/1.1 bytes."""
+    headers, body = error_fields(status, detail)
     if close:
         headers.append((b"connection", b"close"))
-    return serialize_response_head(status, phrase.encode(), headers) + body
+    return serialize_response_head(status, HTTPStatus(status).phrase.encode(), headers) + body
 
 
 @dataclass

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 from tlsgate.http import BodyKind, Request
+from tlsgate.proxy.access_log import AccessRecord
 from tlsgate.proxy.phase import PhaseMachine
 from tlsgate.proxy.routing import Route, UpstreamState
 from tlsgate.proxy.upstream import UpstreamConnection
 
-__all__ = ["Exchange"]
+if TYPE_CHECKING:
+    from tlsgate.proxy.edge import Edge
+
+__all__ = ["Exchange", "log_exchange"]
 
 
 class Exchange(PhaseMachine):
@@ -60,3 +67,32 @@ class Exchange(PhaseMachine):
         self.local_status = 0  # answered by the edge itself (404/421) once the body is read
         self.local_reason = ""  # said in that answer's body and logged (a 403's reason)
         self.tunnel_leftover = b""  # client bytes after an upgrade request's head
+
+
+def log_exchange(
+    edge: Edge, address: str, x: Exchange, status: int, sent: int, error: str = ""
+) -> None:
+    """An ended exchange's access-log line and metrics (both HTTP versions' exchanges end
+    here); ``sent``: the bytes the client was sent for it."""
+    if edge.metrics is None and edge.log is None:
+        return
+    duration = time.monotonic() - x.started
+    site = x.route.site.hosts[0] if x.route is not None else "-"
+    if edge.metrics is not None:
+        edge.metrics.observe(site, status, duration)
+    if edge.log is not None:
+        request = x.request
+        edge.log(
+            AccessRecord(
+                address,
+                request.method.decode("latin-1"),
+                request.target.decode("latin-1"),
+                x.host,
+                status,
+                sent,
+                str(x.state.upstream) if x.state is not None else "",
+                duration,
+                error,
+                site if x.route is not None else "",
+            )
+        )

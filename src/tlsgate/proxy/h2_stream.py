@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 from tlsgate.http import (
@@ -38,8 +37,8 @@ from tlsgate.http import (
 from tlsgate.http.h2_events import INTERNAL_ERROR, NO_ERROR
 from tlsgate.proxy.access_log import AccessRecord
 from tlsgate.proxy.client_identity import admit
-from tlsgate.proxy.edge import Edge
-from tlsgate.proxy.exchange import Exchange
+from tlsgate.proxy.edge import Edge, error_fields
+from tlsgate.proxy.exchange import Exchange, log_exchange
 from tlsgate.proxy.flow import DEADLINE_BODY, DEADLINE_UPSTREAM, PAUSE_UPSTREAM
 from tlsgate.proxy.h2_request import RequestRefused, h2_fields, request_from_fields
 from tlsgate.proxy.h2c_side import H2cSide, h2c_request_fields
@@ -443,13 +442,7 @@ class H2Stream(UpstreamSide, H2cSide):
             self._answer_locally(x)
 
     def _send_error(self, status: int, detail: str = "") -> None:
-        phrase = HTTPStatus(status).phrase
-        body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
-        fields: Headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
+        fields, body = error_fields(status, detail)
         session = self.h2.session
         session.respond(self.stream_id, status, fields, False)
         session.send_data(self.stream_id, body, True)
@@ -486,26 +479,6 @@ class H2Stream(UpstreamSide, H2cSide):
         self.h2.flush()
 
     def _log(self, x: Exchange, status: int, error: str = "") -> None:
-        edge = self.edge
-        if edge.metrics is None and edge.log is None:
-            return
-        duration = time.monotonic() - x.started
-        site = x.route.site.hosts[0] if x.route is not None else "-"
-        if edge.metrics is not None:
-            edge.metrics.observe(site, status, duration)
-        if edge.log is not None:
-            request = x.request
-            edge.log(
-                AccessRecord(
-                    self.h2.client.address,
-                    request.method.decode("latin-1"),
-                    request.target.decode("latin-1"),
-                    x.host,
-                    status,
-                    self._sent,
-                    str(x.state.upstream) if x.state is not None else "",
-                    duration,
-                    error or self._local_error,
-                    site if x.route is not None else "",
-                )
-            )
+        log_exchange(
+            self.edge, self.h2.client.address, x, status, self._sent, error or self._local_error
+        )

@@ -51,7 +51,7 @@ from tlsgate.proxy.access_log import AccessRecord
 from tlsgate.proxy.client_identity import admit, peer_identity
 from tlsgate.proxy.deadline import Deadline
 from tlsgate.proxy.edge import Edge, error_response
-from tlsgate.proxy.exchange import Exchange
+from tlsgate.proxy.exchange import Exchange, log_exchange
 from tlsgate.proxy.flow import (
     DEADLINE_BODY,
     DEADLINE_HEAD,
@@ -476,29 +476,7 @@ class ClientProtocol(UpstreamSide, asyncio.BufferedProtocol):
         self.close()
 
     def _log(self, x: Exchange, status: int, error: str = "") -> None:
-        edge = self.edge
-        if edge.metrics is None and edge.log is None:
-            return
-        duration = time.monotonic() - x.started
-        site = x.route.site.hosts[0] if x.route is not None else "-"
-        if edge.metrics is not None:
-            edge.metrics.observe(site, status, duration)
-        if edge.log is not None:
-            request = x.request
-            edge.log(
-                AccessRecord(
-                    self.client.address,
-                    request.method.decode("latin-1"),
-                    request.target.decode("latin-1"),
-                    x.host,
-                    status,
-                    self._sent - x.sent_before,
-                    str(x.state.upstream) if x.state is not None else "",
-                    duration,
-                    error,
-                    site if x.route is not None else "",
-                )
-            )
+        log_exchange(self.edge, self.client.address, x, status, self._sent - x.sent_before, error)
 
 
 PureClientProtocol = ClientProtocol
