@@ -244,6 +244,10 @@ class H2Connection(asyncio.Protocol):
             self.close()
 
 
+def _never(kind: int) -> None:
+    """A closed deadline's callback."""
+
+
 class StreamDeadline:
     """A stream's deadline (proxy/deadline.py's interface), without a loop timer of its own:
     the connection sweeps its streams' deadlines once a second. A timer per stream cost a
@@ -273,7 +277,11 @@ class StreamDeadline:
     cancel = clear
 
     def close(self) -> None:
+        """For good: it forgets its stream, whose bound method it held (a reference cycle
+        would keep the stream, its connection and the session's queued bytes alive until the
+        garbage collector's next full pass)."""
         self.clear()
+        self._on_expiry = _never
 
     def fire(self) -> None:
         kind, self.kind = self.kind, 0

@@ -68,9 +68,11 @@ if TYPE_CHECKING:
 __all__ = ["HIGH_WATER", "H2Stream"]
 
 #: Response bytes queued on one stream (waiting for the client's window) above which its
-#: upstream is no longer read; it is read again once they fall under LOW_WATER.
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
+#: upstream is no longer read; it is read again once they fall under LOW_WATER. Per client
+#: connection that bounds what waits at 128 streams x (HIGH_WATER + one upstream read): a
+#: client that opens streams for large responses and never reads costs that, not more.
+HIGH_WATER = 128 * 1024
+LOW_WATER = 32 * 1024
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _ROUTING_ERRORS = {
     404: "no site for this host",

@@ -46,7 +46,7 @@ _CONNECTION_SPECIFIC = frozenset(
 )  # fmt: skip
 #: Response bytes queued for the client above which the upstream's DATA is no longer
 #: acknowledged (its window closes until the client reads).
-_HIGH_WATER = 256 * 1024
+_HIGH_WATER = 128 * 1024
 
 
 def h2c_request_fields(
