@@ -358,3 +358,14 @@ def test_a_slow_upstream_is_504_on_its_stream_only(serve_factory: Any) -> None:
     # 504, not the upstream's 200 after 4 s: the 1 s deadline fired (swept once a second).
     assert [r.status for r in replies] == [504, 200]
     assert after.status == 200  # the connection outlives one stream's timeout
+
+
+def test_informational_responses_are_relayed(serve: Serve) -> None:
+    client = H2Client(serve.port, serve.root)
+    try:
+        (reply,) = client.wait(client.request("/hints"))
+    finally:
+        client.close()
+    assert [dict(block)[b":status"] for block in reply.informational] == [b"103"]
+    assert (b"link", b"</style.css>; rel=preload") in reply.informational[0]
+    assert reply.status == 200 and reply.body == b"hinted\n"

@@ -426,3 +426,15 @@ def test_a_port_another_process_listens_on_is_refused(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port}: it is already in use by another process" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "state").exists()  # checked before the state is created
+
+
+def test_interim_responses_reach_the_client_before_the_final_one(serve: Serve) -> None:
+    """103 Early Hints (or 100 Continue) from the upstream, then its response: both relayed.
+    The parser ends each message, the interim one too; that end is not the exchange's."""
+    out = raw_exchange(
+        serve, b"GET /hints HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    assert out.startswith(b"HTTP/1.1 103 ")
+    assert b"link: </style.css>; rel=preload\r\n" in out
+    final = out.index(b"HTTP/1.1 200 ")
+    assert out[final:].endswith(b"hinted\n")

@@ -145,6 +145,9 @@ class UpstreamProtocol(asyncio.Protocol):
                     101, b"", [(b"connection", b"upgrade"), (b"upgrade", b"websocket")]
                 )
             )
+        elif parts[0] == "hints":  # 103 Early Hints, then the response
+            t.write(serialize_response_head(103, b"", [(b"link", b"</style.css>; rel=preload")]))
+            self.send(200, b"hinted\n")
         elif parts[0] == "hsts":
             self.send(200, b"own\n", [(b"strict-transport-security", b"max-age=1")])
         else:

@@ -606,6 +606,8 @@ cdef class _ClientCore:
                 if not self._on_response(x, <_Resp>event):
                     return
             elif kind is _EOM:
+                if x.status == 0:
+                    continue  # the end of an interim (1xx) response: the final one follows
                 if x.chunked_out:
                     self._write(last_chunk((<_EOM>event).trailers))
                 request_read = x._phase != DUPLEX

@@ -349,6 +349,8 @@ class H2Stream(UpstreamSide, H2cSide):
                 if not self._on_response(x, cast(Response, event)):
                     return
             elif kind is EndOfMessage:
+                if x.status == 0:
+                    continue  # the end of an interim (1xx) response: the final one follows
                 if not self._data_ended:
                     self._send_end(cast(EndOfMessage, event).trailers)
                 if not self._ended:

@@ -142,6 +142,10 @@ class UpstreamSide:
                 if not self._on_response(x, cast(Response, event)):
                     return
             elif kind is EndOfMessage:
+                if x.status == 0:
+                    # The end of an interim response (100 Continue, 103 Early Hints: the
+                    # parser ends every message); the final response follows.
+                    continue
                 if x.chunked_out:
                     self._write(last_chunk(cast(EndOfMessage, event).trailers))
                 request_read = x.phase is not DUPLEX
