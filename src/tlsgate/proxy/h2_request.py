@@ -12,7 +12,7 @@ import re
 
 from tlsgate.http import BodyKind, Headers, RemoteProtocolError, Request
 
-__all__ = ["RequestRefused", "h2_fields", "request_from_fields"]
+__all__ = ["CONNECTION_SPECIFIC", "RequestRefused", "h2_fields", "request_from_fields"]
 
 _NO_BODY = BodyKind.NONE
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -92,9 +92,9 @@ def request_from_fields(
 def h2_fields(headers: Headers) -> Headers:
     """HTTP/1.1 fields as HTTP/2 allows them: the connection-specific ones dropped (RFC 9113
     8.2.2; response_headers already removed the hop-by-hop set, this also catches trailers)."""
-    return [(n, v) for n, v in headers if n not in _CONNECTION_SPECIFIC]
+    return [(n, v) for n, v in headers if n not in CONNECTION_SPECIFIC]
 
 
-_CONNECTION_SPECIFIC = frozenset(
+CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 )

@@ -110,8 +110,7 @@ class H2Stream(UpstreamSide, H2cSide):
         self._h2c_fields: Headers = []
         self._up_credit = 0  # request flow bytes with nothing to send (padding), to return
         self._down_credit = 0  # upstream response bytes acknowledged once the client reads
-        self._status = 0
-        self._head_only = False
+        self._head_ended = False  # the response head carried END_STREAM (no body follows)
 
     # -- the client's side (from the session, through the connection) -------------------------
     def begin(self, fields: Headers, ended: bool) -> None:
@@ -200,10 +199,9 @@ class H2Stream(UpstreamSide, H2cSide):
             self._pump()
 
     def _send_end(self, trailers: Headers) -> None:
-        x_status = self._status
         if trailers:
             self.h2.session.send_trailers(self.stream_id, h2_fields(trailers))
-        elif x_status not in (204, 304) and not self._head_only:
+        elif not self._head_ended:
             self.h2.session.send_data(self.stream_id, b"", True)
 
     def client_reset(self) -> None:
@@ -388,11 +386,10 @@ class H2Stream(UpstreamSide, H2cSide):
         if status < 200:
             session.respond(self.stream_id, status, fields, False)
             return True
-        x.status = self._status = status
-        self._head_only = x.request.method == b"HEAD"
+        x.status = status
         x.process(RESPONSE_HEAD)
         self._responded = True
-        empty = response.body is _NO_BODY
+        empty = self._head_ended = response.body is _NO_BODY
         self._sent += sum(len(n) + len(v) for n, v in fields)
         session.respond(self.stream_id, status, fields, empty)
         return True

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from tlsgate.http import Headers, Request
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.flow import DEADLINE_BODY, DEADLINE_UPSTREAM
+from tlsgate.proxy.h2_request import CONNECTION_SPECIFIC
 from tlsgate.proxy.h2c_upstream import H2cConnection, H2cPool
 from tlsgate.proxy.headers import ClientInfo, forwarded_request_headers
 from tlsgate.proxy.phase import (
@@ -39,11 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["H2cSide", "h2c_request_fields"]
 
-#: Fields HTTP/2 forbids (RFC 9113 8.2.2); ``te: trailers`` is added back when the client sent it.
-_CONNECTION_SPECIFIC = frozenset(
-    {b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-     b"upgrade", b"te"}
-)  # fmt: skip
+#: What the upstream stream must not carry: HTTP/2's connection-specific fields (RFC 9113
+#: 8.2.2) and Host (``:authority`` says it); ``te: trailers`` is added back when the client sent it.
+_NOT_FORWARDED = CONNECTION_SPECIFIC | {b"host"}
 #: Response bytes queued for the client above which the upstream's DATA is no longer
 #: acknowledged (its window closes until the client reads).
 _HIGH_WATER = 128 * 1024
@@ -74,7 +73,7 @@ def h2c_request_fields(
         (b":authority", authority),
         (b":path", request.target),
     ]
-    fields += [(n, v) for n, v in forwarded if n not in _CONNECTION_SPECIFIC]
+    fields += [(n, v) for n, v in forwarded if n not in _NOT_FORWARDED]
     if any(n == b"te" and v.strip().lower() == b"trailers" for n, v in request.headers):
         fields.append((b"te", b"trailers"))
     return fields
@@ -93,7 +92,7 @@ class H2cSide:
     _h2c: H2cConnection | None
     _h2c_sid: int
     _up_credit: int
-    _status: int
+    _head_ended: bool
     _responded: bool
     _sent: int
     _down_credit: int
@@ -204,7 +203,8 @@ class H2cSide:
             return
         assert x.route is not None and x.state is not None
         x.route.balancer.succeeded(x.state)
-        x.status = self._status = status
+        x.status = status
+        self._head_ended = ended
         x.process(RESPONSE_HEAD)
         self._responded = True
         self._sent += sum(len(n) + len(v) for n, v in fields)
